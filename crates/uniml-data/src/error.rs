@@ -83,3 +83,8 @@ macro_rules! bail {
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => { if !$cond { $crate::bail!($($arg)*) } };
 }
+
+/// Builds one [`Unsupported`] entry.
+pub fn error_unsupported(op: &str, domain: &str, node: &str, opset: i64, reason: impl Into<String>) -> Unsupported {
+    Unsupported { op: op.into(), domain: domain.into(), node: node.into(), opset, reason: reason.into() }
+}

@@ -9,7 +9,7 @@ mod shape;
 mod tensor;
 
 pub use dtype::{DType, Element};
-pub use error::{Error, Result};
+pub use error::{error_unsupported, Error, Result, Unsupported};
 pub use shape::{broadcast_shapes, Dim, Shape, SymbolicShape};
 pub use tensor::{Tensor, TensorView};
 

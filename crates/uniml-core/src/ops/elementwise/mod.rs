@@ -1,0 +1,1 @@
+//! elementwise ops (module files are added by the op family).

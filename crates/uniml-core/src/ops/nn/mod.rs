@@ -1,0 +1,1 @@
+//! nn ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! reduce ops (module files are added by the op family).

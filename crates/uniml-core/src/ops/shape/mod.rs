@@ -1,0 +1,1 @@
+//! shape ops (module files are added by the op family).
