@@ -120,7 +120,7 @@ def download(pkg, ver, tmp):
     pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-q", "-d", tmp, f"{pkg}=={ver}"]
     log(f"downloading {pkg}=={ver}")
-    if subprocess.run(pip + ["--only-binary=:all:"], stdout=sys.stderr).returncode != 0:
+    if subprocess.run(pip + ["--only-binary=:all:"], check=False, stdout=sys.stderr).returncode != 0:
         log(f"no wheel for {pkg}=={ver}; trying the sdist")
         subprocess.run(pip + ["--no-binary=:all:"], stdout=sys.stderr, check=True)
     (name,) = os.listdir(tmp)

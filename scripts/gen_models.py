@@ -66,7 +66,7 @@ class Builder:
                          strides=[stride, stride], pads=[p, p, p, p], group=groups)
 
     def bn(self, x, name, c):
-        u = lambda lo, hi: self.rng.uniform(lo, hi, c).astype(np.float32)  # noqa: E731
+        u = lambda lo, hi: self.rng.uniform(lo, hi, c).astype(np.float32)
         params = [self.const(f"{name}.{p}", a) for p, a in
                   (("scale", u(0.9, 1.1)), ("bias", u(-0.1, 0.1)), ("mean", u(-0.1, 0.1)), ("var", u(0.9, 1.1)))]
         return self.node("BatchNormalization", [x] + params, name, epsilon=1e-5)
