@@ -14,7 +14,9 @@ use crate::tensor_proto::{tensor_from_proto, ExternalData};
 
 /// Oldest and newest default-domain opsets this importer understands.
 pub const MIN_OPSET: i64 = 7;
-pub const MAX_OPSET: i64 = 23;
+/// Newest default-domain opset known (onnx 1.23 defines up to 28); ops whose
+/// semantics changed after a builder was written are rejected by that builder.
+pub const MAX_OPSET: i64 = 28;
 
 /// Knobs for importing.
 pub struct ImportOptions<'a> {
@@ -35,18 +37,28 @@ pub struct Imported {
 /// Imports a decoded model.
 pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
     if model.ir_version < 3 {
-        return Err(Error::InvalidModel(format!("IR version {} is not supported (need 3 or newer)", model.ir_version)));
+        return Err(Error::InvalidModel(format!(
+            "IR version {} is not supported (need 3 or newer)",
+            model.ir_version
+        )));
     }
     let mut opsets = BTreeMap::new();
     for o in &model.opset_import {
-        let d = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };
+        let d = if o.domain == "ai.onnx" {
+            String::new()
+        } else {
+            o.domain.clone()
+        };
         opsets.insert(d, o.version);
     }
     if model.ir_version >= 3 && opsets.is_empty() {
         // IR v3+ requires opset_import; be lenient and assume a recent one.
         opsets.insert(String::new(), MAX_OPSET);
     }
-    let graph = model.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
     let importer = GraphImporter { opsets: &opsets, opts };
     let mut ignored = Vec::new();
     let g = importer.import(graph, &[], &mut ignored)?;
@@ -54,7 +66,11 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Imported
         graph: g,
         ignored_attributes: ignored,
         opsets,
-        metadata: model.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect(),
+        metadata: model
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
     })
 }
 
@@ -89,11 +105,21 @@ pub fn tensor_type(tp: &TypeProto) -> Option<(Option<DType>, Option<SymbolicShap
 
 fn declared_fact(vi: &ValueInfoProto) -> Fact {
     use crate::proto::type_proto::Value as V;
-    let Some(tp) = vi.r#type.as_ref() else { return Fact::unknown() };
+    let Some(tp) = vi.r#type.as_ref() else {
+        return Fact::unknown();
+    };
     let is_sequence = matches!(tp.value, Some(V::SequenceType(_)));
     match tensor_type(tp) {
-        Some((dtype, shape)) => Fact { dtype, shape, konst: None, is_sequence },
-        None => Fact { is_sequence, ..Fact::unknown() },
+        Some((dtype, shape)) => Fact {
+            dtype,
+            shape,
+            konst: None,
+            is_sequence,
+        },
+        None => Fact {
+            is_sequence,
+            ..Fact::unknown()
+        },
     }
 }
 
@@ -139,8 +165,12 @@ impl GraphImporter<'_> {
             by_name.insert(vi.name.clone(), id);
             g.inputs.push(id);
         }
-        let declared: HashMap<&str, &ValueInfoProto> =
-            gp.value_info.iter().chain(gp.output.iter()).map(|v| (v.name.as_str(), v)).collect();
+        let declared: HashMap<&str, &ValueInfoProto> = gp
+            .value_info
+            .iter()
+            .chain(gp.output.iter())
+            .map(|v| (v.name.as_str(), v))
+            .collect();
 
         let mut unsupported = Vec::new();
         let mut outer_used: Vec<(usize, ValueId)> = Vec::new();
@@ -171,9 +201,14 @@ impl GraphImporter<'_> {
                 };
                 inputs.push(Some(id));
             }
-            let domain = if node.domain == "ai.onnx" { "" } else { node.domain.as_str() };
+            let domain = if node.domain == "ai.onnx" {
+                ""
+            } else {
+                node.domain.as_str()
+            };
             let opset = self.opsets.get(domain).copied().unwrap_or(0);
-            let const_inputs: Vec<Option<Arc<Tensor>>> = inputs.iter().map(|i| i.and_then(|v| g.konst(v).cloned())).collect();
+            let const_inputs: Vec<Option<Arc<Tensor>>> =
+                inputs.iter().map(|i| i.and_then(|v| g.konst(v).cloned())).collect();
             let mut ctx = NodeCtx::new(node, opset, const_inputs);
             ctx.subgraphs = Some(self);
             ctx.limit_bytes = self.opts.limit_bytes;
@@ -185,17 +220,32 @@ impl GraphImporter<'_> {
                     domain,
                     &node.name,
                     opset,
-                    if domain.is_empty() || domain == "ai.onnx.ml" { "no kernel for this op" } else { "unknown op domain" },
+                    if domain.is_empty() || domain == "ai.onnx.ml" {
+                        "no kernel for this op"
+                    } else {
+                        "unknown op domain"
+                    },
                 )])),
-                Some(_) if domain.is_empty() && !(MIN_OPSET..=MAX_OPSET).contains(&opset) => Err(Error::Unsupported(vec![
-                    error_unsupported(&node.op_type, domain, &node.name, opset, format!("opset {opset} is outside {MIN_OPSET}..={MAX_OPSET}")),
-                ])),
+                Some(_) if domain.is_empty() && !(MIN_OPSET..=MAX_OPSET).contains(&opset) => {
+                    Err(Error::Unsupported(vec![error_unsupported(
+                        &node.op_type,
+                        domain,
+                        &node.name,
+                        opset,
+                        format!("opset {opset} is outside {MIN_OPSET}..={MAX_OPSET}"),
+                    )]))
+                }
                 Some(build) => build(&ctx),
             };
             let op = match built {
                 Ok(op) => op,
                 Err(Error::Unsupported(list)) => {
                     unsupported.extend(list);
+                    // Keep resolving later nodes so every unsupported op is found in one pass.
+                    for name in node.output.iter().filter(|n| !n.is_empty()) {
+                        let id = g.add_value(name.clone(), Fact::unknown());
+                        by_name.insert(name.clone(), id);
+                    }
                     continue;
                 }
                 Err(e) => return Err(e.in_node(&node.name, &node.op_type)),
@@ -203,14 +253,27 @@ impl GraphImporter<'_> {
             let read = ctx.read_attrs.borrow();
             for a in &node.attribute {
                 if !read.contains(&a.name) {
-                    ignored.push(error_unsupported(&node.op_type, domain, &node.name, opset, format!("attribute '{}' is ignored", a.name)));
+                    ignored.push(error_unsupported(
+                        &node.op_type,
+                        domain,
+                        &node.name,
+                        opset,
+                        format!("attribute '{}' is ignored", a.name),
+                    ));
                 }
             }
             let mut outputs = Vec::with_capacity(node.output.len());
             for name in &node.output {
                 // Empty output names are optional outputs nobody reads.
-                let fact = declared.get(name.as_str()).map(|v| declared_fact(v)).unwrap_or_default();
-                let vname = if name.is_empty() { format!("{}:unused{}", node.name, outputs.len()) } else { name.clone() };
+                let fact = declared
+                    .get(name.as_str())
+                    .map(|v| declared_fact(v))
+                    .unwrap_or_default();
+                let vname = if name.is_empty() {
+                    format!("{}:unused{}", node.name, outputs.len())
+                } else {
+                    name.clone()
+                };
                 let id = g.add_value(vname, fact);
                 if !name.is_empty() {
                     by_name.insert(name.clone(), id);
@@ -240,7 +303,12 @@ impl GraphImporter<'_> {
                         g.inputs.push(id);
                         id
                     }
-                    None => return Err(Error::InvalidModel(format!("graph output '{}' is not produced by any node", vi.name))),
+                    None => {
+                        return Err(Error::InvalidModel(format!(
+                            "graph output '{}' is not produced by any node",
+                            vi.name
+                        )))
+                    }
                 },
             };
             g.outputs.push(id);

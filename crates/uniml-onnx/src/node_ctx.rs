@@ -32,7 +32,14 @@ pub struct NodeCtx<'a> {
 
 impl<'a> NodeCtx<'a> {
     pub fn new(node: &'a NodeProto, opset: i64, const_inputs: Vec<Option<Arc<Tensor>>>) -> Self {
-        NodeCtx { node, opset, const_inputs, read_attrs: RefCell::new(BTreeSet::new()), subgraphs: None, limit_bytes: u64::MAX }
+        NodeCtx {
+            node,
+            opset,
+            const_inputs,
+            read_attrs: RefCell::new(BTreeSet::new()),
+            subgraphs: None,
+            limit_bytes: u64::MAX,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -67,11 +74,21 @@ impl<'a> NodeCtx<'a> {
 
     /// An error for an attribute value or combination this engine does not support.
     pub fn unsupported(&self, reason: impl Into<String>) -> Error {
-        Error::Unsupported(vec![uniml_data::error_unsupported(&self.node.op_type, &self.node.domain, &self.node.name, self.opset, reason)])
+        Error::Unsupported(vec![uniml_data::error_unsupported(
+            &self.node.op_type,
+            &self.node.domain,
+            &self.node.name,
+            self.opset,
+            reason,
+        )])
     }
 
     pub fn invalid(&self, reason: impl std::fmt::Display) -> Error {
-        Error::Node { node: self.node.name.clone(), op: self.node.op_type.clone(), message: reason.to_string() }
+        Error::Node {
+            node: self.node.name.clone(),
+            op: self.node.op_type.clone(),
+            message: reason.to_string(),
+        }
     }
 
     pub fn int(&self, name: &str) -> Option<i64> {
@@ -99,19 +116,29 @@ impl<'a> NodeCtx<'a> {
         self.string(name).unwrap_or_else(|| default.to_string())
     }
     pub fn strings(&self, name: &str) -> Option<Vec<String>> {
-        self.attr(name).map(|a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        self.attr(name).map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
     }
     /// A tensor-valued attribute (e.g. `Constant.value`, `ConstantOfShape.value`).
     pub fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
         match self.attr(name).and_then(|a| a.t.as_ref()) {
-            Some(t) => crate::tensor_proto::tensor_from_proto(t, &crate::tensor_proto::NoExternalData, self.limit_bytes).map(Some),
+            Some(t) => {
+                crate::tensor_proto::tensor_from_proto(t, &crate::tensor_proto::NoExternalData, self.limit_bytes)
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
     /// A graph-valued attribute imported as a core graph; `outer_scope` lists
     /// names the body may read from the enclosing graph.
     pub fn graph(&self, name: &str, outer_scope: &[String]) -> Result<Option<uniml_core::Graph>> {
-        let Some(g) = self.attr(name).and_then(|a| a.g.as_ref()) else { return Ok(None) };
+        let Some(g) = self.attr(name).and_then(|a| a.g.as_ref()) else {
+            return Ok(None);
+        };
         match self.subgraphs {
             Some(imp) => imp.import_subgraph(g, outer_scope).map(Some),
             None => Err(self.unsupported("subgraphs are not available in this context")),

@@ -8,3 +8,7 @@ pub mod nn;
 pub mod reduce;
 pub mod shape;
 pub mod util;
+
+/// Graph rewrites contributed by op families, run after constant folding
+/// (e.g. BatchNormalization folded into Conv, activation fusion).
+pub const PASSES: &[crate::passes::Pass] = &[];

@@ -1,1 +1,30 @@
+//! Graph passes run at session creation: cheap, local rewrites that keep the
+//! graph valid after each step.
 
+mod dead;
+mod fold;
+mod identity;
+
+pub use dead::remove_dead_nodes;
+pub use fold::fold_constants;
+pub use identity::remove_identities;
+
+use uniml_data::Result;
+
+use crate::graph::Graph;
+
+/// A rewrite that can be listed and run by name (e.g. BN folding, activation fusion).
+pub type Pass = fn(&mut Graph) -> Result<bool>;
+
+/// Runs the standard optimisation pipeline; `extra` passes (defined by op
+/// families, e.g. BatchNormalization→Conv folding) run after constant folding.
+pub fn optimize(graph: &mut Graph, extra: &[Pass], fold_limit_bytes: u64) -> Result<()> {
+    remove_identities(graph)?;
+    fold_constants(graph, fold_limit_bytes)?;
+    for p in extra {
+        p(graph)?;
+    }
+    remove_dead_nodes(graph)?;
+    graph.infer_facts()?;
+    Ok(())
+}

@@ -15,7 +15,11 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<Builder> {
     if !domain.is_empty() {
         return None;
     }
-    FAMILIES.iter().flat_map(|f| f.iter()).find(|(name, _)| *name == op_type).map(|(_, b)| *b)
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .find(|(name, _)| *name == op_type)
+        .map(|(_, b)| *b)
 }
 
 /// Every op type with a builder, for `uniml check` and docs.

@@ -1,0 +1,66 @@
+use std::collections::HashMap;
+
+/// Where a session's kernels run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    #[default]
+    Cpu,
+    /// The GPU backend (wgpu); not built into this version: asking for it is an error.
+    Gpu,
+    /// GPU when available, else CPU (logged).
+    Auto,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            "auto" => Ok(Backend::Auto),
+            other => Err(format!("unknown backend '{other}' (expected cpu, gpu or auto)")),
+        }
+    }
+}
+
+/// Options for [`crate::Session`] creation.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Worker threads for kernels; 0 = all cores, 1 = run on the caller's thread.
+    pub threads: usize,
+    pub backend: Backend,
+    /// Upper bound for any single tensor (weights or intermediates) and for the
+    /// run-time buffer pool. Requests beyond it fail with `Error::MemoryLimit`.
+    pub memory_limit_bytes: u64,
+    /// Run graph optimisations (constant folding, BN folding, fusion).
+    pub optimize: bool,
+    /// External-data files by location (as named in the model). Natively,
+    /// `Session::from_file` fills this from files beside the model.
+    pub external_data: HashMap<String, Vec<u8>>,
+    /// Values for symbolic dims known ahead of time (others are taken from the inputs at run time).
+    pub dims: HashMap<String, usize>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            threads: 0,
+            backend: Backend::Cpu,
+            memory_limit_bytes: 4 << 30,
+            optimize: true,
+            external_data: HashMap::new(),
+            dims: HashMap::new(),
+        }
+    }
+}
+
+impl SessionOptions {
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit_bytes = bytes;
+        self
+    }
+}

@@ -1,0 +1,271 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use uniml_core::exec::ExecState;
+use uniml_core::op::ValueRef;
+use uniml_core::{Executor, Graph, Parallelism, Plan, Serial, Value};
+use uniml_data::{Dim, Error, Result, Tensor, TensorView, Unsupported};
+use uniml_onnx::tensor_proto::ExternalDataMap;
+use uniml_onnx::{import_model, ImportOptions};
+
+use crate::info::{io_info, IoInfo};
+use crate::options::{Backend, SessionOptions};
+
+/// A loaded, optimised and planned model, ready to `run` many times.
+///
+/// `Session` is `Send + Sync`; concurrent `run`s each use their own recycled
+/// buffer pool.
+pub struct Session {
+    graph: Graph,
+    plan: Plan,
+    inputs: Vec<IoInfo>,
+    outputs: Vec<IoInfo>,
+    metadata: Vec<(String, String)>,
+    ignored: Vec<Unsupported>,
+    states: Mutex<Vec<ExecState>>,
+    par: Box<dyn Parallelism>,
+    options: SessionOptions,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("inputs", &self.inputs).field("outputs", &self.outputs).finish()
+    }
+}
+
+impl Session {
+    /// Parses, imports, optimises and plans a model from ONNX bytes.
+    pub fn from_bytes(bytes: &[u8], options: SessionOptions) -> Result<Session> {
+        match options.backend {
+            Backend::Cpu | Backend::Auto => {}
+            Backend::Gpu => {
+                return Err(Error::Backend {
+                    backend: "gpu".into(),
+                    message: "this build of uniml has no GPU backend; use backend cpu or auto".into(),
+                })
+            }
+        }
+        let model = uniml_onnx::proto::decode_model(bytes)?;
+        let ext = ExternalDataMap(options.external_data.clone());
+        let imported = import_model(&model, &ImportOptions { external_data: &ext, limit_bytes: options.memory_limit_bytes })?;
+        let graph_proto = model.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
+        let inits: std::collections::HashSet<&str> = graph_proto.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<IoInfo> = graph_proto.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(io_info).collect();
+        let outputs: Vec<IoInfo> = graph_proto.output.iter().map(io_info).collect();
+        let mut graph = imported.graph;
+        // Shape inference is advisory at load time: a rule that cannot decide
+        // leaves facts unknown and kernels check shapes at run time.
+        let _ = graph.infer_facts();
+        if options.optimize {
+            uniml_core::passes::optimize(&mut graph, uniml_core::ops::PASSES, options.memory_limit_bytes).or_else(|e| match e {
+                // Optimisation failures never block loading; the unoptimised graph is still valid.
+                Error::MemoryLimit { .. } => Err(e),
+                _ => Ok(()),
+            })?;
+        }
+        let plan = Plan::new(&graph)?;
+        let par = make_parallelism(options.threads)?;
+        Ok(Session {
+            graph,
+            plan,
+            inputs,
+            outputs,
+            metadata: imported.metadata,
+            ignored: imported.ignored_attributes,
+            states: Mutex::new(Vec::new()),
+            par,
+            options,
+        })
+    }
+
+    /// Loads a model file; external data files are read from beside it.
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    pub fn from_file(path: impl AsRef<std::path::Path>, mut options: SessionOptions) -> Result<Session> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
+        let model = uniml_onnx::proto::decode_model(&bytes)?;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        for loc in external_locations(&model) {
+            if options.external_data.contains_key(&loc) {
+                continue;
+            }
+            let file = dir.join(&loc);
+            let data = std::fs::read(&file).map_err(|e| Error::ExternalData { location: loc.clone(), message: format!("cannot read {}: {e}", file.display()) })?;
+            options.external_data.insert(loc, data);
+        }
+        Self::from_bytes(&bytes, options)
+    }
+
+    pub fn inputs(&self) -> &[IoInfo] {
+        &self.inputs
+    }
+    pub fn outputs(&self) -> &[IoInfo] {
+        &self.outputs
+    }
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
+    }
+    /// Attributes present in the model that the engine ignores.
+    pub fn ignored_attributes(&self) -> &[Unsupported] {
+        &self.ignored
+    }
+    /// Number of nodes left after optimisation.
+    pub fn node_count(&self) -> usize {
+        self.graph.nodes.len()
+    }
+    /// Op name of each node after optimisation, in execution order.
+    pub fn planned_ops(&self) -> Vec<&'static str> {
+        self.plan.order.iter().map(|&n| self.graph.nodes[n].op.name()).collect()
+    }
+    /// Bytes of constant tensors (weights) held by the session.
+    pub fn weight_bytes(&self) -> u64 {
+        self.graph.constant_bytes()
+    }
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Runs the model on named tensor inputs; returns the outputs in model order.
+    pub fn run(&self, inputs: &[(&str, TensorView)]) -> Result<Vec<(String, Tensor)>> {
+        let vals: Vec<(&str, ValueRef)> = inputs.iter().map(|(n, t)| (*n, ValueRef::Tensor(t.clone()))).collect();
+        self.run_values(&vals)?
+            .into_iter()
+            .map(|(n, v)| match v {
+                Value::Tensor(t) => Ok((n, t)),
+                _ => Err(Error::Other(format!("output '{n}' is not a tensor; use run_values"))),
+            })
+            .collect()
+    }
+
+    /// Runs the model on named values (tensors, sequences, optionals).
+    pub fn run_values(&self, inputs: &[(&str, ValueRef)]) -> Result<Vec<(String, Value)>> {
+        let bound = self.bind_inputs(inputs)?;
+        let mut state = self.states.lock().map_err(|_| Error::Other("session state poisoned".into()))?.pop().unwrap_or_else(|| ExecState::new(self.options.memory_limit_bytes));
+        let result = Executor::new(&self.graph, &self.plan).run(&mut state, self.par.as_ref(), bound);
+        if let Ok(mut s) = self.states.lock() {
+            s.push(state);
+        }
+        let values = result?;
+        Ok(self.outputs.iter().map(|o| o.name.clone()).zip(values).collect())
+    }
+
+    /// Frees cached run-time buffers (they are re-created on the next run).
+    pub fn trim_memory(&self) {
+        if let Ok(mut s) = self.states.lock() {
+            s.clear();
+        }
+    }
+
+    /// Bytes held by the buffer pools (intermediates cached between runs): the peak seen.
+    pub fn pool_peak_bytes(&self) -> u64 {
+        self.states.lock().map(|s| s.iter().map(|st| st.pool.peak_bytes).max().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Checks names, dtypes, ranks and dims of the inputs (all problems at once)
+    /// and binds symbolic dims consistently across inputs.
+    fn bind_inputs<'a>(&self, given: &[(&str, ValueRef<'a>)]) -> Result<Vec<(usize, ValueRef<'a>)>> {
+        let mut problems: Vec<(String, String)> = Vec::new();
+        let mut syms: HashMap<&str, (usize, &str)> = HashMap::new();
+        for (name, v) in &self.options.dims {
+            syms.insert(name.as_str(), (*v, "session options"));
+        }
+        let by_name: HashMap<&str, &ValueRef> = given.iter().map(|(n, v)| (*n, v)).collect();
+        for (n, _) in given {
+            if !self.inputs.iter().any(|i| i.name == *n) {
+                let expected: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+                problems.push((n.to_string(), format!("the model has no such input (inputs are: {})", expected.join(", "))));
+            }
+        }
+        let mut bound = Vec::with_capacity(self.inputs.len());
+        for (idx, info) in self.inputs.iter().enumerate() {
+            let Some(v) = by_name.get(info.name.as_str()) else {
+                problems.push((info.name.clone(), format!("missing (expected {})", describe(info))));
+                continue;
+            };
+            if let ValueRef::Tensor(t) = v {
+                if let Some(dt) = info.dtype {
+                    if t.dtype() != dt && !info.is_sequence {
+                        problems.push((info.name.clone(), format!("expected dtype {dt}, got {}", t.dtype())));
+                    }
+                }
+                if let (Some(shape), false) = (&info.shape, info.is_sequence) {
+                    if shape.rank() != t.shape().len() {
+                        problems.push((info.name.clone(), format!("expected rank {} {shape}, got shape {:?}", shape.rank(), t.shape())));
+                    } else {
+                        for (axis, (d, &got)) in shape.0.iter().zip(t.shape()).enumerate() {
+                            match d {
+                                Dim::Known(k) if *k != got => {
+                                    problems.push((info.name.clone(), format!("dim {axis} must be {k} (shape {shape}), got {got} (shape {:?})", t.shape())))
+                                }
+                                Dim::Sym(s) => match syms.get(s.as_str()) {
+                                    Some((prev, from)) if *prev != got => problems.push((
+                                        info.name.clone(),
+                                        format!("dim {axis} is '{s}' = {got}, but '{s}' = {prev} from {from}"),
+                                    )),
+                                    Some(_) => {}
+                                    None => {
+                                        syms.insert(s.as_str(), (got, &info.name));
+                                    }
+                                },
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            let vid = self.graph.inputs.get(idx).copied();
+            match vid {
+                Some(vid) => bound.push((vid, (*v).clone())),
+                None => problems.push((info.name.clone(), "internal: input not bound in graph".into())),
+            }
+        }
+        match problems.len() {
+            0 => Ok(bound),
+            1 => {
+                let (name, problem) = problems.remove(0);
+                Err(Error::Input { name, problem })
+            }
+            _ => Err(Error::Input {
+                name: problems.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(", "),
+                problem: problems.iter().map(|(n, p)| format!("'{n}': {p}")).collect::<Vec<_>>().join("; "),
+            }),
+        }
+    }
+}
+
+fn describe(info: &IoInfo) -> String {
+    let dt = info.dtype.map(|d| d.name()).unwrap_or("any dtype");
+    match &info.shape {
+        Some(s) => format!("{dt} {s}"),
+        None => dt.to_string(),
+    }
+}
+
+fn make_parallelism(threads: usize) -> Result<Box<dyn Parallelism>> {
+    #[cfg(feature = "threads")]
+    {
+        let n = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        if n > 1 {
+            return Ok(Box::new(crate::threads::RayonPool::new(n)?));
+        }
+    }
+    let _ = threads;
+    Ok(Box::new(Serial))
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+fn external_locations(model: &uniml_onnx::proto::ModelProto) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(g) = &model.graph {
+        for t in &g.initializer {
+            if t.data_location == 1 {
+                if let Some(e) = t.external_data.iter().find(|e| e.key == "location") {
+                    if !out.contains(&e.value) {
+                        out.push(e.value.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
