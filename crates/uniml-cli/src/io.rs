@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use uniml::onnx::{decode_tensor, encode_sequence, encode_tensor, tensor_from_proto, tensor_to_proto, NoExternalData};
 use uniml::{Error, Result, Tensor, Value, ValueRef};
 
-use crate::{npy, read_file, EngineArgs};
+use uniml::npy;
+
+use crate::{read_file, EngineArgs};
 
 /// Reads one tensor from `.npy` or an ONNX TensorProto `.pb`, by content.
 pub fn read_tensor(path: &Path) -> Result<Tensor> {

@@ -10,7 +10,6 @@ use uniml::{Backend, Error, ModelInfo, Session, SessionOptions};
 mod bench;
 mod classify;
 mod io;
-mod npy;
 
 #[derive(Parser)]
 #[command(name = "uniml", version, about = "Run ONNX models on any device: inspect, check, run, bench")]

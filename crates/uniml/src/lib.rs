@@ -16,6 +16,8 @@
 //! implementation layers.
 
 mod info;
+/// Reading and writing NumPy `.npy` tensors (from and to bytes).
+pub mod npy;
 mod options;
 mod session;
 

@@ -1,6 +1,6 @@
 //! Minimal `.npy` (NumPy format v1/v2/v3) reading and writing for the CLI.
 
-use uniml::{DType, Error, Result, Tensor};
+use uniml_data::{DType, Error, Result, Tensor};
 
 fn dtype_from_descr(descr: &str) -> Option<DType> {
     let d = descr.trim_start_matches(['<', '|', '=']);
@@ -98,7 +98,7 @@ pub fn write(t: &Tensor) -> Result<Vec<u8>> {
 mod tests {
     #[test]
     fn roundtrip() {
-        let t = uniml::Tensor::from_slice(&[2, 3], &[1f32, 2., 3., 4., 5., 6.]).unwrap();
+        let t = uniml_data::Tensor::from_slice(&[2, 3], &[1f32, 2., 3., 4., 5., 6.]).unwrap();
         let back = super::read(&super::write(&t).unwrap()).unwrap();
         assert_eq!(back.shape(), &[2, 3]);
         assert_eq!(back.as_slice::<f32>().unwrap(), t.as_slice::<f32>().unwrap());
