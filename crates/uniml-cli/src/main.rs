@@ -194,9 +194,17 @@ fn check(model: &Path) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Err(Error::Unsupported(list)) => {
-            println!("{} unsupported construct(s) in {}:", list.len(), model.display());
+            // One line per distinct problem, with the nodes where it occurs.
+            let mut groups: std::collections::BTreeMap<(String, String, i64, String), Vec<String>> = Default::default();
             for u in &list {
-                println!("  {u}");
+                let domain = if u.domain.is_empty() { "ai.onnx".to_string() } else { u.domain.clone() };
+                groups.entry((domain, u.op.clone(), u.opset, u.reason.clone())).or_default().push(u.node.clone());
+            }
+            println!("{} unsupported construct(s) in {} ({} distinct):", list.len(), model.display(), groups.len());
+            for ((domain, op, opset, reason), nodes) in &groups {
+                let shown: Vec<&str> = nodes.iter().take(5).map(String::as_str).collect();
+                let more = if nodes.len() > 5 { format!(", … {} more", nodes.len() - 5) } else { String::new() };
+                println!("  {domain}::{op} (opset {opset}): {reason} — {} node(s): {}{more}", nodes.len(), shown.join(", "));
             }
             Ok(ExitCode::from(1))
         }

@@ -174,7 +174,15 @@ impl GraphImporter<'_> {
 
         let mut unsupported = Vec::new();
         let mut outer_used: Vec<(usize, ValueId)> = Vec::new();
-        for node in &gp.node {
+        for (index, node) in gp.node.iter().enumerate() {
+            // Unnamed nodes get a stable name, so every message can point at one.
+            let named;
+            let node = if node.name.is_empty() {
+                named = crate::proto::NodeProto { name: format!("{}_{index}", node.op_type), ..node.clone() };
+                &named
+            } else {
+                node
+            };
             // Resolve inputs, creating outer-scope inputs on first use.
             let mut inputs = Vec::with_capacity(node.input.len());
             for name in &node.input {
