@@ -18,10 +18,11 @@ ORT=1.32.0
 ONNX=1.23.2
 NUMPY=2.4.6
 PILLOW=13.0.0
+WASMTIME=50.0.1
 
 log() { echo "setup-python: $*" >&2; }
 
-CHECK="import onnxruntime, onnx, numpy, PIL, sys; sys.exit(0 if (onnxruntime.__version__, onnx.__version__, numpy.__version__, PIL.__version__) == ('$ORT', '$ONNX', '$NUMPY', '$PILLOW') else 1)"
+CHECK="import onnxruntime, onnx, numpy, PIL, wasmtime, sys; from importlib.metadata import version; sys.exit(0 if (onnxruntime.__version__, onnx.__version__, numpy.__version__, PIL.__version__, version('wasmtime')) == ('$ORT', '$ONNX', '$NUMPY', '$PILLOW', '$WASMTIME') else 1)"
 
 if [ -x "$PY" ] && ! "$PY" -c 'pass' 2>/dev/null; then
     log "$VENV is broken (interpreter does not start); recreating it"
@@ -35,9 +36,9 @@ fi
 if "$PY" -c "$CHECK" 2>/dev/null; then
     log "pinned packages already present"
 else
-    log "installing onnxruntime==$ORT onnx==$ONNX numpy==$NUMPY pillow==$PILLOW"
+    log "installing onnxruntime==$ORT onnx==$ONNX numpy==$NUMPY pillow==$PILLOW wasmtime==$WASMTIME"
     "$PY" -m pip install --disable-pip-version-check -q \
-        "onnxruntime==$ORT" "onnx==$ONNX" "numpy==$NUMPY" "pillow==$PILLOW" >&2
+        "onnxruntime==$ORT" "onnx==$ONNX" "numpy==$NUMPY" "pillow==$PILLOW" "wasmtime==$WASMTIME" >&2
     "$PY" -c "$CHECK" || { log "version check still fails after install"; exit 1; }
     log "done"
 fi

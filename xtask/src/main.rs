@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod conformance;
+mod wasm;
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
@@ -88,6 +89,8 @@ fn test() -> Result<(), String> {
     rustup_targets(&["wasm32-unknown-unknown", "wasm32-wasip2", "wasm32-wasip1"])?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-unknown-unknown"]))?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-wasip2"]))?;
+    step("golden models inside WebAssembly (wasm32-wasip1 under Wasmtime)");
+    wasm::golden()?;
     step("ONNX backend conformance (baseline may only go up)");
     conformance::run_all(true)?;
     Ok(())
@@ -100,8 +103,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
+        Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | models>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | models | wasm>");
             return ExitCode::from(2);
         }
     };

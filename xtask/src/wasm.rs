@@ -1,0 +1,42 @@
+//! Golden tests inside WebAssembly: the `run_npy` example built for
+//! wasm32-wasip1 runs under Wasmtime (PyPI `wasmtime`) and must give
+//! onnxruntime's answers and the native build's answers.
+
+use std::process::Command;
+
+use crate::{python, root, run, step, target_dir};
+
+const CASES: &[(&str, &str, &[&str])] = &[
+    ("digits", "models/digits8x8_cnn.onnx", &["digits-synthetic"]),
+    ("efficientnet-coffee", "models/efficientnet_lite0.onnx", &["image", "efficientnet", "testdata/coffee.png"]),
+];
+
+pub fn golden() -> Result<(), String> {
+    let py = python()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    step("building run_npy natively and for wasm32-wasip1");
+    run(Command::new(&cargo).args(["build", "-q", "-p", "uniml", "--example", "run_npy"]))?;
+    run(Command::new(&cargo).args(["build", "-q", "-p", "uniml", "--no-default-features", "--example", "run_npy", "--target", "wasm32-wasip1"]))?;
+    let native = target_dir().join("debug/examples/run_npy");
+    let wasm = target_dir().join("wasm32-wasip1/debug/examples/run_npy.wasm");
+    let work = root().join(".cache/wasm-golden");
+    for (name, model, make) in CASES {
+        step(&format!("wasm golden: {name}"));
+        let dir = work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = |s: &str| dir.join(s).display().to_string();
+        let mut mk = vec!["scripts/make_inputs.py".to_string()];
+        mk.extend(make.iter().map(|s| s.to_string()));
+        mk.push(d("in"));
+        run(Command::new(&py).args(&mk))?;
+        run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
+        run(Command::new(&native).args([model, &d("in"), &d("native")]))?;
+        let root_s = root().display().to_string();
+        let model_abs = root().join(model).display().to_string();
+        run(Command::new(&py).args(["scripts/run_wasi.py", &wasm.display().to_string(), "--dir", &root_s, "--", &model_abs, &d("in"), &d("wasm")]))?;
+        run(Command::new(&py).args(["scripts/compare_npy.py", &d("native"), &d("ref"), "1e-4", &format!("{name} native vs onnxruntime")]))?;
+        run(Command::new(&py).args(["scripts/compare_npy.py", &d("wasm"), &d("ref"), "1e-4", &format!("{name} wasm vs onnxruntime")]))?;
+        run(Command::new(&py).args(["scripts/compare_npy.py", &d("wasm"), &d("native"), "1e-5", &format!("{name} wasm vs native")]))?;
+    }
+    Ok(())
+}
