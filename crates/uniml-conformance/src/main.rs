@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     for dir in &dirs {
         let suite = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut cases: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("model.onnx").exists() || has_onnx(p)).collect(),
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir() && (p.join("model.onnx").exists() || has_onnx(p) || p.with_extension("onnx").exists())).collect(),
             Err(e) => {
                 eprintln!("cannot read {}: {e}", dir.display());
                 return ExitCode::from(2);
@@ -137,6 +137,11 @@ fn model_file(case: &Path) -> Option<PathBuf> {
     let m = case.join("model.onnx");
     if m.exists() {
         return Some(m);
+    }
+    // The onnx wheel's `light` suite keeps `light_x.onnx` beside the `light_x/` data folder.
+    let sibling = case.with_extension("onnx");
+    if sibling.exists() {
+        return Some(sibling);
     }
     std::fs::read_dir(case).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "onnx"))
 }

@@ -55,9 +55,21 @@ impl<'g> Executor<'g> {
     where
         'g: 'a,
     {
+        self.run_with_pool(&mut state.pool, par, inputs)
+    }
+
+    /// Like [`Executor::run`] with an explicit buffer pool (used by control-flow ops for their bodies).
+    pub fn run_with_pool<'a>(
+        &self,
+        pool: &mut BufferPool,
+        par: &dyn Parallelism,
+        inputs: Vec<(ValueId, ValueRef<'a>)>,
+    ) -> Result<Vec<Value>>
+    where
+        'g: 'a,
+    {
         let g = self.graph;
-        let fresh_before = state.pool.fresh_allocations;
-        let mut slots: Vec<Slot<'a>> = Vec::with_capacity(g.values.len());
+                let mut slots: Vec<Slot<'a>> = Vec::with_capacity(g.values.len());
         for v in &g.values {
             slots.push(match &v.fact.konst {
                 Some(t) => Slot::Borrowed(ValueRef::Tensor(t.view())),
@@ -87,7 +99,7 @@ impl<'g> Executor<'g> {
                         }),
                     });
                 }
-                let mut ctx = EvalCtx::new(par, &mut state.pool);
+                let mut ctx = EvalCtx::new(par, pool);
                 node.op.eval_values(&mut ctx, &args).map_err(|e| e.in_node(&node.name, node.op.name()))?
             };
             if outs.len() < node.outputs.len() {
@@ -102,7 +114,7 @@ impl<'g> Executor<'g> {
             }
             for &v in &self.plan.free_after[step] {
                 if let Slot::Owned(Value::Tensor(t)) = std::mem::replace(&mut slots[v], Slot::Empty) {
-                    state.pool.give(t);
+                    pool.give(t);
                 }
             }
         }
@@ -122,8 +134,7 @@ impl<'g> Executor<'g> {
                 Slot::Empty => return Err(Error::Other(format!("graph output '{}' was not computed", g.values[o].name))),
             });
         }
-        let _ = fresh_before;
-        Ok(result)
+                Ok(result)
     }
 }
 

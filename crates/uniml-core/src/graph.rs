@@ -10,6 +10,17 @@ use crate::op::{Fact, Op};
 pub type ValueId = usize;
 pub type NodeId = usize;
 
+/// A control-flow body (If branch, Loop/Scan body) with its plan. Its graph
+/// inputs are the formal inputs followed by values captured from the
+/// enclosing scope; `captures[i]` is the index, among the owning node's extra
+/// inputs (those after its formal inputs), that feeds captured value `i`.
+#[derive(Debug)]
+pub struct Subgraph {
+    pub graph: Graph,
+    pub plan: crate::plan::Plan,
+    pub captures: Vec<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ValueInfo {
     pub name: String,

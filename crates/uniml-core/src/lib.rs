@@ -16,7 +16,7 @@ pub mod passes;
 pub mod plan;
 
 pub use exec::{Executor, RunStats};
-pub use graph::{Graph, Node, NodeId, ValueId, ValueInfo};
+pub use graph::{Graph, Node, NodeId, Subgraph, ValueId, ValueInfo};
 pub use op::{EvalCtx, Fact, Op, Value};
 pub use parallel::{Parallelism, Serial};
 pub use plan::Plan;

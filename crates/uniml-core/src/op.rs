@@ -100,6 +100,16 @@ impl<'a> EvalCtx<'a> {
     pub fn alloc(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
         self.pool.take(dtype, shape)
     }
+    /// Runs a control-flow body on `inputs` (formal inputs, then captured values),
+    /// sharing this run's buffer pool and parallelism.
+    pub fn run_subgraph(&mut self, sub: &crate::graph::Subgraph, inputs: Vec<ValueRef<'_>>) -> Result<Vec<Value>> {
+        if inputs.len() != sub.graph.inputs.len() {
+            return Err(Error::Other(format!("subgraph expects {} inputs, got {}", sub.graph.inputs.len(), inputs.len())));
+        }
+        let bound = sub.graph.inputs.iter().copied().zip(inputs).collect();
+        crate::exec::Executor::new(&sub.graph, &sub.plan).run_with_pool(self.pool, self.par, bound)
+    }
+
     /// Returns a no-longer-needed temporary to the pool.
     pub fn release(&mut self, t: Tensor) {
         self.pool.give(t)

@@ -129,9 +129,14 @@ struct GraphImporter<'a> {
 }
 
 impl SubgraphImporter for GraphImporter<'_> {
-    fn import_subgraph(&self, g: &GraphProto, outer_scope: &[String]) -> Result<Graph> {
+    fn import_subgraph(&self, g: &GraphProto, outer_scope: &[String]) -> Result<(Graph, Vec<String>)> {
         let mut ignored = Vec::new();
-        self.import(g, outer_scope, &mut ignored)
+        let mut graph = self.import(g, outer_scope, &mut ignored)?;
+        let _ = graph.infer_facts();
+        // Captured values are the graph inputs after the formal ones.
+        let formal = g.input.iter().filter(|v| !g.initializer.iter().any(|i| i.name == v.name)).count();
+        let captured = graph.inputs[formal.min(graph.inputs.len())..].iter().map(|&v| graph.values[v].name.clone()).collect();
+        Ok((graph, captured))
     }
 }
 
@@ -220,6 +225,9 @@ impl GraphImporter<'_> {
             let mut ctx = NodeCtx::new(node, opset, const_inputs);
             ctx.subgraphs = Some(self);
             ctx.limit_bytes = self.opts.limit_bytes;
+            if node.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty()) {
+                ctx.scope = by_name.keys().cloned().chain(outer_scope.iter().cloned()).collect();
+            }
 
             // The visible scope of a subgraph body: everything defined so far.
             let built = match crate::ops::lookup(domain, &node.op_type) {
@@ -258,6 +266,21 @@ impl GraphImporter<'_> {
                 }
                 Err(e) => return Err(e.in_node(&node.name, &node.op_type)),
             };
+            // Values captured by subgraphs become extra inputs of this node.
+            for name in ctx.captures.borrow().iter() {
+                let id = match by_name.get(name) {
+                    Some(&id) => id,
+                    None if outer_scope.contains(name) => {
+                        let pos = outer_scope.iter().position(|o| o == name).unwrap_or(0);
+                        let id = g.add_value(name.clone(), Fact::unknown());
+                        by_name.insert(name.clone(), id);
+                        outer_used.push((pos, id));
+                        id
+                    }
+                    None => return Err(Error::InvalidModel(format!("subgraph of node '{}' reads undefined '{name}'", node.name))),
+                };
+                inputs.push(Some(id));
+            }
             let read = ctx.read_attrs.borrow();
             for a in &node.attribute {
                 if !read.contains(&a.name) {

@@ -14,8 +14,10 @@ use crate::proto::{AttributeProto, GraphProto, NodeProto};
 pub type Builder = fn(&NodeCtx) -> Result<Box<dyn Op>>;
 
 /// Imports a subgraph attribute (If/Loop/Scan bodies) into a core graph.
+/// Returns the graph and the outer-scope names it captured, in the order of
+/// its extra graph inputs.
 pub trait SubgraphImporter {
-    fn import_subgraph(&self, g: &GraphProto, outer_scope: &[String]) -> Result<uniml_core::Graph>;
+    fn import_subgraph(&self, g: &GraphProto, outer_scope: &[String]) -> Result<(uniml_core::Graph, Vec<String>)>;
 }
 
 pub struct NodeCtx<'a> {
@@ -28,6 +30,11 @@ pub struct NodeCtx<'a> {
     pub(crate) read_attrs: RefCell<BTreeSet<String>>,
     pub(crate) subgraphs: Option<&'a dyn SubgraphImporter>,
     pub(crate) limit_bytes: u64,
+    /// Names visible to subgraphs of this node (the enclosing scopes).
+    pub(crate) scope: Vec<String>,
+    /// Outer values captured by this node's subgraphs; the importer appends
+    /// them to the node's inputs, after the formal ones, in this order.
+    pub(crate) captures: RefCell<Vec<String>>,
 }
 
 impl<'a> NodeCtx<'a> {
@@ -39,6 +46,8 @@ impl<'a> NodeCtx<'a> {
             read_attrs: RefCell::new(BTreeSet::new()),
             subgraphs: None,
             limit_bytes: u64::MAX,
+            scope: Vec::new(),
+            captures: RefCell::new(Vec::new()),
         }
     }
 
@@ -133,16 +142,26 @@ impl<'a> NodeCtx<'a> {
             None => Ok(None),
         }
     }
-    /// A graph-valued attribute imported as a core graph; `outer_scope` lists
-    /// names the body may read from the enclosing graph.
-    pub fn graph(&self, name: &str, outer_scope: &[String]) -> Result<Option<uniml_core::Graph>> {
-        let Some(g) = self.attr(name).and_then(|a| a.g.as_ref()) else {
-            return Ok(None);
-        };
-        match self.subgraphs {
-            Some(imp) => imp.import_subgraph(g, outer_scope).map(Some),
-            None => Err(self.unsupported("subgraphs are not available in this context")),
-        }
+    /// A graph-valued attribute (If branch, Loop/Scan body) imported and
+    /// planned. Values it reads from enclosing graphs become extra inputs of
+    /// both the body and this node (see [`uniml_core::Subgraph`]).
+    pub fn graph(&self, name: &str) -> Result<Option<uniml_core::Subgraph>> {
+        let Some(g) = self.attr(name).and_then(|a| a.g.as_deref()) else { return Ok(None) };
+        let imp = self.subgraphs.ok_or_else(|| self.unsupported("subgraphs are not available in this context"))?;
+        let (graph, captured) = imp.import_subgraph(g, &self.scope)?;
+        let mut all = self.captures.borrow_mut();
+        let captures = captured
+            .into_iter()
+            .map(|n| match all.iter().position(|c| *c == n) {
+                Some(i) => i,
+                None => {
+                    all.push(n);
+                    all.len() - 1
+                }
+            })
+            .collect();
+        let plan = uniml_core::Plan::new(&graph)?;
+        Ok(Some(uniml_core::Subgraph { graph, plan, captures }))
     }
     /// The raw graph attribute (to find the names a body reads from outer scope).
     pub fn graph_proto(&self, name: &str) -> Option<&'a GraphProto> {
