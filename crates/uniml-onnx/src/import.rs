@@ -13,7 +13,7 @@ use crate::proto::{GraphProto, ModelProto, TypeProto, ValueInfoProto};
 use crate::tensor_proto::{tensor_from_proto, ExternalData};
 
 /// Oldest and newest default-domain opsets this importer understands.
-pub const MIN_OPSET: i64 = 7;
+pub const MIN_OPSET: i64 = 1;
 /// Newest default-domain opset known (onnx 1.23 defines up to 28); ops whose
 /// semantics changed after a builder was written are rejected by that builder.
 pub const MAX_OPSET: i64 = 28;

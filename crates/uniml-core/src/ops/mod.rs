@@ -3,10 +3,18 @@
 //! broadcasting and dtype dispatch lives in [`util`].
 
 pub mod constant;
+pub mod control;
 pub mod elementwise;
 pub mod nn;
+pub mod quant;
+pub mod random;
 pub mod reduce;
+pub mod rnn;
 pub mod shape;
+pub mod signal;
+pub mod text;
+pub mod transformer;
+pub mod vision;
 pub mod util;
 
 /// Graph rewrites contributed by op families, run after constant folding

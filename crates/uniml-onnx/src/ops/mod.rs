@@ -5,10 +5,18 @@
 use crate::node_ctx::Builder;
 
 mod constant;
+mod control;
 mod elementwise;
 mod nn;
+mod quant;
+mod random;
 mod reduce;
+mod rnn;
 mod shape;
+mod signal;
+mod text;
+mod transformer;
+mod vision;
 
 /// The builder for `op_type` in `domain` ("" is the default ONNX domain).
 pub fn lookup(domain: &str, op_type: &str) -> Option<Builder> {
@@ -29,4 +37,18 @@ pub fn supported_ops() -> Vec<&'static str> {
     v
 }
 
-const FAMILIES: &[&[(&str, Builder)]] = &[constant::OPS, elementwise::OPS, nn::OPS, reduce::OPS, shape::OPS];
+const FAMILIES: &[&[(&str, Builder)]] = &[
+    constant::OPS,
+    control::OPS,
+    elementwise::OPS,
+    nn::OPS,
+    quant::OPS,
+    random::OPS,
+    reduce::OPS,
+    rnn::OPS,
+    shape::OPS,
+    signal::OPS,
+    text::OPS,
+    transformer::OPS,
+    vision::OPS,
+];

@@ -1,0 +1,1 @@
+//! control ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! quant ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! random ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! rnn ops (module files are added by the op family).

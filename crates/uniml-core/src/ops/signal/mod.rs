@@ -1,0 +1,1 @@
+//! signal ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! text ops (module files are added by the op family).

@@ -1,0 +1,1 @@
+//! transformer ops (module files are added by the op family).

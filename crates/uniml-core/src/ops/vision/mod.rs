@@ -1,0 +1,1 @@
+//! vision ops (module files are added by the op family).

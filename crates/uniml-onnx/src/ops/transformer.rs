@@ -1,0 +1,5 @@
+//! ONNX builders for the transformer family.
+
+use crate::node_ctx::Builder;
+
+pub const OPS: &[(&str, Builder)] = &[];
