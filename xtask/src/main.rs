@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod conformance;
 mod wasm;
 
@@ -49,7 +50,7 @@ pub fn python() -> Result<PathBuf, String> {
     Ok(root().join(p))
 }
 
-fn models() -> Result<(), String> {
+pub fn models() -> Result<(), String> {
     let py = python()?;
     run(Command::new(&py).args(["scripts/fetch_models.py"]))?;
     run(Command::new(&py).args(["scripts/gen_models.py", "all", "--out", ".cache/models"]))
@@ -103,9 +104,10 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | models | wasm>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm>");
             return ExitCode::from(2);
         }
     };
