@@ -1,0 +1,167 @@
+//! wasm32 `simd128` microkernel, 4×8 (8 `v128` accumulators).  Compiled only
+//! when the build enables `simd128` (`-C target-feature=+simd128`); such a
+//! module cannot even be instantiated without SIMD support, so no run-time
+//! check is needed.  The element-wise helpers reuse the generic bodies, which
+//! LLVM vectorises to `v128` under the same target feature.
+
+use core::arch::wasm32::*;
+
+use super::generic::{axpy, dot, epi, panel_gemv_body};
+use super::{Kernel, KernelKind};
+use crate::epilogue::{exp_consts as ec, Activation, TileEpi};
+
+const MR: usize = 4;
+const NR: usize = 8;
+
+#[inline(always)]
+unsafe fn load(p: *const f32) -> v128 {
+    (p as *const v128).read_unaligned()
+}
+
+#[inline(always)]
+unsafe fn store(p: *mut f32, v: v128) {
+    (p as *mut v128).write_unaligned(v)
+}
+
+/// `exp` on 4 lanes, same algorithm as `epilogue::exp_approx` (no FMA in
+/// baseline simd128).
+#[inline(always)]
+fn exp4(x: v128) -> v128 {
+    // pmax(x, lo) = x < lo ? lo : x — NaN propagates, like the scalar code.
+    let x = f32x4_pmin(f32x4_pmax(x, f32x4_splat(ec::LO)), f32x4_splat(ec::HI));
+    let t = f32x4_add(f32x4_mul(x, f32x4_splat(ec::LOG2E)), f32x4_splat(ec::MAGIC));
+    let nf = f32x4_sub(t, f32x4_splat(ec::MAGIC));
+    let r = f32x4_sub(x, f32x4_mul(nf, f32x4_splat(ec::LN2_HI)));
+    let r = f32x4_sub(r, f32x4_mul(nf, f32x4_splat(ec::LN2_LO)));
+    let mut p = f32x4_splat(ec::P[0]);
+    for &coef in &ec::P[1..] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(coef));
+    }
+    let n = i32x4_sub(t, i32x4_splat(ec::MAGIC_BITS));
+    f32x4_mul(p, i32x4_shl(i32x4_add(n, i32x4_splat(127)), 23))
+}
+
+/// The activation on 4 lanes, with the scalar code's NaN behaviour.
+#[inline(always)]
+fn act4(v: v128, act: Activation) -> v128 {
+    let one = f32x4_splat(1.0);
+    match act {
+        Activation::None => v,
+        Activation::Relu => f32x4_pmax(v, f32x4_splat(0.0)),
+        Activation::Clip { min, max } => {
+            f32x4_pmin(f32x4_pmax(v, f32x4_splat(min)), f32x4_splat(max))
+        }
+        Activation::HardSwish => {
+            let t = f32x4_add(f32x4_mul(v, f32x4_splat(1.0 / 6.0)), f32x4_splat(0.5));
+            f32x4_mul(v, f32x4_pmin(f32x4_pmax(t, f32x4_splat(0.0)), one))
+        }
+        Activation::Sigmoid => f32x4_div(one, f32x4_add(one, exp4(f32x4_neg(v)))),
+        Activation::SiLU => f32x4_div(v, f32x4_add(one, exp4(f32x4_neg(v)))),
+    }
+}
+
+/// `M` rows × `NV` vectors (`4·NV` columns).
+///
+/// # Safety
+/// `a`: `k·M` floats, `b`: `k·4·NV` floats, `c`: an `M×4·NV` tile with row
+/// stride `ldc`; epilogue bias pointers `M` / `4·NV` floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukr_body<const M: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    // One k step per iteration: unrolling only adds live values, and the
+    // engine's register allocator (16 xmm on x86 hosts) starts spilling.
+    let mut acc = [[f32x4_splat(0.0); NV]; M];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..k {
+        let mut bv = [f32x4_splat(0.0); NV];
+        for (v, slot) in bv.iter_mut().enumerate() {
+            *slot = load(b.add(4 * v));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = v128_load32_splat(a.add(i) as *const u32);
+            for (r, &bvv) in row.iter_mut().zip(&bv) {
+                *r = f32x4_add(*r, f32x4_mul(ai, bvv));
+            }
+        }
+        a = a.add(M);
+        b = b.add(4 * NV);
+    }
+    let va = f32x4_splat(alpha);
+    let vb = f32x4_splat(beta);
+    let zero = f32x4_splat(0.0);
+    let mut bc = [zero; NV];
+    if let Some(e) = epi {
+        if !e.bias_col.is_null() {
+            for (v, slot) in bc.iter_mut().enumerate() {
+                *slot = load(e.bias_col.add(4 * v));
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let r = c.add(i * ldc);
+        for (v, &acc_v) in row.iter().enumerate() {
+            let mut x = f32x4_mul(va, acc_v);
+            if beta != 0.0 {
+                x = f32x4_add(x, f32x4_mul(vb, load(r.add(4 * v))));
+            }
+            if let Some(e) = epi {
+                let br = if e.bias_row.is_null() {
+                    zero
+                } else {
+                    f32x4_splat(*e.bias_row.add(i))
+                };
+                x = act4(f32x4_add(f32x4_add(x, br), bc[v]), e.act);
+            }
+            store(r.add(4 * v), x);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukr(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    ukr_body::<MR, { NR / 4 }>(k, a, b, c, ldc, alpha, beta, epi)
+}
+
+unsafe fn gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<NR>(k, panel, x, out)
+}
+
+unsafe fn gemv_mr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<MR>(k, panel, x, out)
+}
+
+pub(crate) fn kernel() -> Kernel {
+    Kernel {
+        kind: KernelKind::WasmSimd128,
+        name: "wasm simd128 4x8",
+        mr: MR,
+        nr: NR,
+        kc: 256,
+        mc: 64,
+        nc: 2048,
+        ukr,
+        gemv_nr,
+        gemv_mr,
+        epi,
+        dot,
+        axpy,
+    }
+}

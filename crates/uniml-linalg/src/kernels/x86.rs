@@ -1,0 +1,435 @@
+//! x86_64 microkernels: AVX2+FMA 6×16 (12 ymm accumulators) and AVX-512F
+//! 12×32 (24 zmm accumulators).  A table holding them is only built after
+//! `is_x86_feature_detected!` confirmed the features, which is what makes
+//! calling the `#[target_feature]` functions sound.
+
+use core::arch::x86_64::*;
+
+use super::generic::{axpy_body, dot_body, panel_gemv_body};
+use super::{Kernel, KernelKind};
+use crate::epilogue::{apply_tile, exp_consts as ec, Activation, TileEpi};
+
+// ---------------------------------------------------------------------------
+// AVX2 + FMA, 6×16.
+
+const AVX2_MR: usize = 6;
+const AVX2_NR: usize = 16;
+
+/// `exp` on 8 lanes, same algorithm as `epilogue::exp_approx`.
+#[inline(always)]
+unsafe fn exp256(x: __m256) -> __m256 {
+    // max/min return the second operand when one is NaN: NaN propagates.
+    let x = _mm256_min_ps(
+        _mm256_set1_ps(ec::HI),
+        _mm256_max_ps(_mm256_set1_ps(ec::LO), x),
+    );
+    let t = _mm256_fmadd_ps(x, _mm256_set1_ps(ec::LOG2E), _mm256_set1_ps(ec::MAGIC));
+    let nf = _mm256_sub_ps(t, _mm256_set1_ps(ec::MAGIC));
+    let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(ec::LN2_HI), x);
+    let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(ec::LN2_LO), r);
+    let mut p = _mm256_set1_ps(ec::P[0]);
+    for &coef in &ec::P[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(coef));
+    }
+    let n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(ec::MAGIC_BITS));
+    let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127)));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+}
+
+/// `1/d` for `d ≥ 1` (as in the sigmoid): 12-bit estimate + one Newton step
+/// (~22 bits), much cheaper than `vdivps`.
+#[inline(always)]
+unsafe fn recip256(d: __m256) -> __m256 {
+    let r = _mm256_rcp_ps(d);
+    _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0)), r)
+}
+
+/// The activation on one 8-lane vector.
+#[inline(always)]
+unsafe fn act256(v: __m256, act: Activation) -> __m256 {
+    let one = _mm256_set1_ps(1.0);
+    match act {
+        Activation::None => v,
+        Activation::Relu => _mm256_max_ps(_mm256_setzero_ps(), v),
+        Activation::Clip { min, max } => {
+            _mm256_min_ps(_mm256_set1_ps(max), _mm256_max_ps(_mm256_set1_ps(min), v))
+        }
+        Activation::HardSwish => {
+            let t = _mm256_fmadd_ps(v, _mm256_set1_ps(1.0 / 6.0), _mm256_set1_ps(0.5));
+            let t = _mm256_min_ps(one, _mm256_max_ps(_mm256_setzero_ps(), t));
+            _mm256_mul_ps(v, t)
+        }
+        Activation::Sigmoid => recip256(_mm256_add_ps(
+            one,
+            exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)),
+        )),
+        Activation::SiLU => _mm256_mul_ps(
+            v,
+            recip256(_mm256_add_ps(
+                one,
+                exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)),
+            )),
+        ),
+    }
+}
+
+/// # Safety
+/// AVX2+FMA available; `a`: `k·M` floats, `b`: `k·16` floats, `c`: `M×16`
+/// tile with row stride `ldc`; epilogue bias pointers `M` / 16 floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_body<const M: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    let mut c0 = [_mm256_setzero_ps(); M];
+    let mut c1 = [_mm256_setzero_ps(); M];
+    for i in 0..M {
+        let r = c.add(i * ldc);
+        _mm_prefetch::<_MM_HINT_T0>(r as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(r.add(15) as *const i8);
+    }
+    let mut a = a;
+    let mut b = b;
+    macro_rules! step {
+        ($off:expr) => {{
+            let b0 = _mm256_loadu_ps(b.add($off * 16));
+            let b1 = _mm256_loadu_ps(b.add($off * 16 + 8));
+            for i in 0..M {
+                let ai = _mm256_broadcast_ss(&*a.add($off * M + i));
+                c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+            }
+        }};
+    }
+    let mut p = k;
+    while p >= 4 {
+        step!(0);
+        step!(1);
+        step!(2);
+        step!(3);
+        a = a.add(4 * M);
+        b = b.add(4 * 16);
+        p -= 4;
+    }
+    while p > 0 {
+        step!(0);
+        a = a.add(M);
+        b = b.add(16);
+        p -= 1;
+    }
+    let va = _mm256_set1_ps(alpha);
+    let vb = _mm256_set1_ps(beta);
+    let zero = _mm256_setzero_ps();
+    let (bc0, bc1) = match epi {
+        Some(e) if !e.bias_col.is_null() => (
+            _mm256_loadu_ps(e.bias_col),
+            _mm256_loadu_ps(e.bias_col.add(8)),
+        ),
+        _ => (zero, zero),
+    };
+    for i in 0..M {
+        let r = c.add(i * ldc);
+        let mut v0 = _mm256_mul_ps(va, c0[i]);
+        let mut v1 = _mm256_mul_ps(va, c1[i]);
+        if beta != 0.0 {
+            v0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(r), v0);
+            v1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(r.add(8)), v1);
+        }
+        if let Some(e) = epi {
+            // Skipped adds of absent biases keep the (well predicted)
+            // branches but save FMA-port work when k is small.
+            if !e.bias_row.is_null() {
+                let br = _mm256_set1_ps(*e.bias_row.add(i));
+                v0 = _mm256_add_ps(v0, br);
+                v1 = _mm256_add_ps(v1, br);
+            }
+            if !e.bias_col.is_null() {
+                v0 = _mm256_add_ps(v0, bc0);
+                v1 = _mm256_add_ps(v1, bc1);
+            }
+            v0 = act256(v0, e.act);
+            v1 = act256(v1, e.act);
+        }
+        _mm256_storeu_ps(r, v0);
+        _mm256_storeu_ps(r.add(8), v1);
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_ukr(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    avx2_body::<AVX2_MR>(k, a, b, c, ldc, alpha, beta, epi)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<AVX2_NR>(k, panel, x, out)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_gemv_mr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<AVX2_MR>(k, panel, x, out)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_epi(
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    bias_row: *const f32,
+    bias_col: *const f32,
+    act: Activation,
+) {
+    apply_tile(c, ldc, rows, cols, bias_row, bias_col, act)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_dot(x: &[f32], y: &[f32]) -> f32 {
+    dot_body(x, y)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    axpy_body(alpha, x, y)
+}
+
+fn has_avx2_fma() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+pub(crate) fn avx2_kernel() -> Option<Kernel> {
+    if !has_avx2_fma() {
+        return None;
+    }
+    Some(Kernel {
+        kind: KernelKind::Avx2Fma,
+        name: "avx2+fma 6x16",
+        mr: AVX2_MR,
+        nr: AVX2_NR,
+        kc: 256,
+        mc: 144,
+        nc: 2048,
+        ukr: avx2_ukr,
+        gemv_nr: avx2_gemv_nr,
+        gemv_mr: avx2_gemv_mr,
+        epi: avx2_epi,
+        dot: avx2_dot,
+        axpy: avx2_axpy,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// AVX-512F, 12×32.
+
+const AVX512_MR: usize = 12;
+const AVX512_NR: usize = 32;
+
+/// `exp` on 16 lanes, same algorithm as `epilogue::exp_approx`.
+#[inline(always)]
+unsafe fn exp512(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_set1_ps(ec::HI),
+        _mm512_max_ps(_mm512_set1_ps(ec::LO), x),
+    );
+    let t = _mm512_fmadd_ps(x, _mm512_set1_ps(ec::LOG2E), _mm512_set1_ps(ec::MAGIC));
+    let nf = _mm512_sub_ps(t, _mm512_set1_ps(ec::MAGIC));
+    let r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(ec::LN2_HI), x);
+    let r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(ec::LN2_LO), r);
+    let mut p = _mm512_set1_ps(ec::P[0]);
+    for &coef in &ec::P[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(coef));
+    }
+    let n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(ec::MAGIC_BITS));
+    let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127)));
+    _mm512_mul_ps(p, _mm512_castsi512_ps(scale))
+}
+
+/// `1/d`: 14-bit estimate + one Newton step (~23 bits).
+#[inline(always)]
+unsafe fn recip512(d: __m512) -> __m512 {
+    let r = _mm512_rcp14_ps(d);
+    _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r)
+}
+
+/// The activation on one 16-lane vector.
+#[inline(always)]
+unsafe fn act512(v: __m512, act: Activation) -> __m512 {
+    let one = _mm512_set1_ps(1.0);
+    match act {
+        Activation::None => v,
+        Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), v),
+        Activation::Clip { min, max } => {
+            _mm512_min_ps(_mm512_set1_ps(max), _mm512_max_ps(_mm512_set1_ps(min), v))
+        }
+        Activation::HardSwish => {
+            let t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.0 / 6.0), _mm512_set1_ps(0.5));
+            let t = _mm512_min_ps(one, _mm512_max_ps(_mm512_setzero_ps(), t));
+            _mm512_mul_ps(v, t)
+        }
+        Activation::Sigmoid => recip512(_mm512_add_ps(
+            one,
+            exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)),
+        )),
+        Activation::SiLU => _mm512_mul_ps(
+            v,
+            recip512(_mm512_add_ps(
+                one,
+                exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)),
+            )),
+        ),
+    }
+}
+
+/// # Safety
+/// AVX-512F available; `a`: `k·M` floats, `b`: `k·32` floats, `c`: `M×32`
+/// tile with row stride `ldc`; epilogue bias pointers `M` / 32 floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_body<const M: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    let mut c0 = [_mm512_setzero_ps(); M];
+    let mut c1 = [_mm512_setzero_ps(); M];
+    for i in 0..M {
+        let r = c.add(i * ldc);
+        _mm_prefetch::<_MM_HINT_T0>(r as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(r.add(16) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(r.add(31) as *const i8);
+    }
+    let mut a = a;
+    let mut b = b;
+    macro_rules! step {
+        ($off:expr) => {{
+            let b0 = _mm512_loadu_ps(b.add($off * 32));
+            let b1 = _mm512_loadu_ps(b.add($off * 32 + 16));
+            for i in 0..M {
+                let ai = _mm512_set1_ps(*a.add($off * M + i));
+                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            }
+        }};
+    }
+    let mut p = k;
+    while p >= 4 {
+        step!(0);
+        step!(1);
+        step!(2);
+        step!(3);
+        a = a.add(4 * M);
+        b = b.add(4 * 32);
+        p -= 4;
+    }
+    while p > 0 {
+        step!(0);
+        a = a.add(M);
+        b = b.add(32);
+        p -= 1;
+    }
+    let va = _mm512_set1_ps(alpha);
+    let vb = _mm512_set1_ps(beta);
+    let zero = _mm512_setzero_ps();
+    let (bc0, bc1) = match epi {
+        Some(e) if !e.bias_col.is_null() => (
+            _mm512_loadu_ps(e.bias_col),
+            _mm512_loadu_ps(e.bias_col.add(16)),
+        ),
+        _ => (zero, zero),
+    };
+    for i in 0..M {
+        let r = c.add(i * ldc);
+        let mut v0 = _mm512_mul_ps(va, c0[i]);
+        let mut v1 = _mm512_mul_ps(va, c1[i]);
+        if beta != 0.0 {
+            v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r), v0);
+            v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r.add(16)), v1);
+        }
+        if let Some(e) = epi {
+            // Skipped adds of absent biases keep the (well predicted)
+            // branches but save FMA-port work when k is small.
+            if !e.bias_row.is_null() {
+                let br = _mm512_set1_ps(*e.bias_row.add(i));
+                v0 = _mm512_add_ps(v0, br);
+                v1 = _mm512_add_ps(v1, br);
+            }
+            if !e.bias_col.is_null() {
+                v0 = _mm512_add_ps(v0, bc0);
+                v1 = _mm512_add_ps(v1, bc1);
+            }
+            v0 = act512(v0, e.act);
+            v1 = act512(v1, e.act);
+        }
+        _mm512_storeu_ps(r, v0);
+        _mm512_storeu_ps(r.add(16), v1);
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_ukr(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    avx512_body::<AVX512_MR>(k, a, b, c, ldc, alpha, beta, epi)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<AVX512_NR>(k, panel, x, out)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_gemv_mr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
+    panel_gemv_body::<AVX512_MR>(k, panel, x, out)
+}
+
+pub(crate) fn avx512_kernel() -> Option<Kernel> {
+    if !(is_x86_feature_detected!("avx512f") && has_avx2_fma()) {
+        return None;
+    }
+    Some(Kernel {
+        kind: KernelKind::Avx512,
+        name: "avx512f 12x32",
+        mr: AVX512_MR,
+        nr: AVX512_NR,
+        kc: 256,
+        mc: 144,
+        nc: 2048,
+        ukr: avx512_ukr,
+        gemv_nr: avx512_gemv_nr,
+        gemv_mr: avx512_gemv_mr,
+        // The element-wise passes are memory-bound; the AVX2 builds do.
+        epi: avx2_epi,
+        dot: avx2_dot,
+        axpy: avx2_axpy,
+    })
+}
