@@ -220,13 +220,18 @@ pub trait Op: fmt::Debug + Send + Sync + Any {
     }
 
     fn as_any(&self) -> &dyn Any;
+    /// Mutable access for graph passes that rewrite an op in place (fusion).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// Implements `as_any` for an op type.
+/// Implements `as_any` and `as_any_mut` for an op type.
 #[macro_export]
 macro_rules! op_as_any {
     () => {
         fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
             self
         }
     };

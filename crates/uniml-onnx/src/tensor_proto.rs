@@ -151,7 +151,7 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
     let requested = if dtype == DType::String {
         p.string_data.iter().map(|s| s.len() as u64).sum()
     } else {
-        count.checked_mul(dtype.size() as u64).unwrap_or(u64::MAX)
+        count.saturating_mul(dtype.size() as u64)
     };
     if requested > limit {
         return Err(Error::MemoryLimit { what: format!("initializer '{name}'"), requested, limit });

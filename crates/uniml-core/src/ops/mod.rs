@@ -19,4 +19,4 @@ pub mod util;
 
 /// Graph rewrites contributed by op families, run after constant folding
 /// (e.g. BatchNormalization folded into Conv, activation fusion).
-pub const PASSES: &[crate::passes::Pass] = &[];
+pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_conv, crate::passes::fuse_conv_activation];

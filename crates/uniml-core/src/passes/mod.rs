@@ -1,10 +1,12 @@
 //! Graph passes run at session creation: cheap, local rewrites that keep the
 //! graph valid after each step.
 
+mod conv_fusion;
 mod dead;
 mod fold;
 mod identity;
 
+pub use conv_fusion::{fold_batchnorm_into_conv, fuse_conv_activation};
 pub use dead::remove_dead_nodes;
 pub use fold::fold_constants;
 pub use identity::remove_identities;

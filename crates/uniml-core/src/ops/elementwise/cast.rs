@@ -1,0 +1,396 @@
+//! `Cast` and `CastLike` between every supported dtype.
+//!
+//! Numbers follow numpy `astype` (floats truncate toward zero into integers,
+//! integers wrap, anything non-zero — NaN included — is `true`). Strings parse
+//! as numbers (`"inf"`, `"-INF"`, `"NaN"`, `"1e3"` …; integers also accept a
+//! float spelling, truncated) and numbers format like numpy `astype(str)`:
+//! shortest round-trip digits, scientific notation outside
+//! `[1e-4, 10^precision)` (precision 16 for f64, 6 for f32, 3 for f16/bf16),
+//! `nan`/`inf`, and `True`/`False` for bools.
+
+use uniml_data::{bail, bf16, f16, DType, Result, Tensor, TensorView};
+
+use super::kernel::map_unary;
+use super::num::{cast_elem, BoolElem, CastElem};
+use super::where_op::{pod, pod_mut};
+use crate::op::{input, EvalCtx, Fact, Op};
+
+/// Runs `$body` with `$T` bound to the element type of a non-string dtype
+/// (bool as [`BoolElem`]).
+macro_rules! dispatch_cast {
+    ($dtype:expr, $T:ident => $body:expr, _ => $fallback:expr) => {{
+        match $dtype {
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::F16 => {
+                type $T = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = bf16;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            DType::Bool => {
+                type $T = BoolElem;
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            _ => $fallback,
+        }
+    }};
+}
+
+/// `Cast(x)` to dtype `to`.
+#[derive(Debug, Clone)]
+pub struct Cast {
+    pub to: DType,
+}
+
+/// `CastLike(x, like)`: casts `x` to the dtype of `like`.
+#[derive(Debug, Clone, Default)]
+pub struct CastLike;
+
+fn numeric<S: CastElem, D: CastElem>(
+    ctx: &EvalCtx,
+    x: &TensorView,
+    out: &mut Tensor,
+) -> Result<()> {
+    let src = pod::<S>(x.as_bytes())?;
+    let dst = pod_mut::<D>(out.as_bytes_mut())?;
+    map_unary(ctx.par, src, dst, |&v| cast_elem::<S, D>(v))
+}
+
+/// Casts a tensor view to `to`, allocating the output from `ctx`.
+pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor> {
+    let from = x.dtype();
+    let mut out = ctx.alloc(to, x.shape())?;
+    if from == to {
+        if to == DType::String {
+            out.as_strings_mut()?.clone_from_slice(x.as_strings()?);
+        } else {
+            out.as_bytes_mut().copy_from_slice(x.as_bytes());
+        }
+    } else if from == DType::String {
+        let strs = x.as_strings()?;
+        dispatch_cast!(to, D => {
+            let dst = pod_mut::<D>(out.as_bytes_mut())?;
+            for (o, s) in dst.iter_mut().zip(strs) {
+                *o = parse::<D>(s, to)?;
+            }
+        }, _ => bail!("Cast cannot convert string to {to}"));
+    } else if to == DType::String {
+        let dst = out.as_strings_mut()?;
+        dispatch_cast!(from, S => {
+            for (o, &v) in dst.iter_mut().zip(pod::<S>(x.as_bytes())?) {
+                *o = format_elem(v, from);
+            }
+        }, _ => bail!("Cast cannot convert {from} to string"));
+    } else {
+        dispatch_cast!(from, S => dispatch_cast!(to, D => numeric::<S, D>(ctx, x, &mut out)?,
+            _ => bail!("Cast cannot convert to {to}")),
+            _ => bail!("Cast cannot convert from {from}"));
+    }
+    Ok(out)
+}
+
+/// Parses one string as element type `D`.
+fn parse<D: CastElem>(s: &str, to: DType) -> Result<D> {
+    let t = s.trim();
+    if to == DType::Bool {
+        match t.to_ascii_lowercase().as_str() {
+            "true" => return Ok(D::from_i128(1)),
+            "false" => return Ok(D::from_i128(0)),
+            _ => {}
+        }
+    }
+    if D::INTEGRAL {
+        if let Ok(v) = t.parse::<i128>() {
+            return Ok(D::from_i128(v));
+        }
+    }
+    match t.parse::<f64>() {
+        Ok(v) => Ok(D::from_f64c(v)),
+        Err(_) => bail!("Cast cannot parse string {s:?} as {to}"),
+    }
+}
+
+/// Formats one element like numpy `astype(str)`.
+fn format_elem<S: CastElem>(v: S, dt: DType) -> String {
+    match dt {
+        DType::Bool => (if v.to_i128() != 0 { "True" } else { "False" }).to_string(),
+        DType::F32 => format_float(&format!("{:e}", v.to_f64c() as f32), v.to_f64c(), 1e6),
+        DType::F64 => format_float(&format!("{:e}", v.to_f64c()), v.to_f64c(), 1e16),
+        DType::F16 => format_float(
+            &shortest_half(v.to_f64c(), |x| f16::from_f64(x).to_f64()),
+            v.to_f64c(),
+            1e3,
+        ),
+        DType::BF16 => format_float(
+            &shortest_half(v.to_f64c(), |x| bf16::from_f64(x).to_f64()),
+            v.to_f64c(),
+            1e3,
+        ),
+        _ => v.to_i128().to_string(),
+    }
+}
+
+/// Shortest scientific spelling of `v` that rounds back to `v` through `round`.
+fn shortest_half(v: f64, round: impl Fn(f64) -> f64) -> String {
+    for p in 0..8 {
+        let s = format!("{v:.p$e}");
+        if s.parse::<f64>().map(&round).ok() == Some(v) {
+            return s;
+        }
+    }
+    format!("{v:e}")
+}
+
+/// Lays out shortest digits (`sci` is Rust `{:e}` output, e.g. `-1.25e-5`)
+/// positionally or in C-style scientific notation, as numpy does.
+fn format_float(sci: &str, v: f64, upper: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let (neg, body) = match sci.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, sci),
+    };
+    let (mant, exp) = body.split_once('e').unwrap_or((body, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let mut digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    let a = v.abs();
+    if a != 0.0 && (a < 1e-4 || a >= upper) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push_str(&format!(
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        ));
+    } else if exp >= 0 {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            out.push_str(&"0".repeat(int_len - digits.len()));
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    } else {
+        out.push_str("0.");
+        out.push_str(&"0".repeat((-exp - 1) as usize));
+        out.push_str(&digits);
+    }
+    out
+}
+
+impl Op for Cast {
+    fn name(&self) -> &'static str {
+        "Cast"
+    }
+    fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
+        let Some(x) = inputs.first() else {
+            bail!("Cast needs an input")
+        };
+        Ok(vec![Fact {
+            dtype: Some(self.to),
+            shape: x.shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }])
+    }
+    fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
+        let x = input(inputs, 0, "Cast")?;
+        Ok(vec![cast_view(ctx, x, self.to)?])
+    }
+    crate::op_as_any!();
+}
+
+impl Op for CastLike {
+    fn name(&self) -> &'static str {
+        "CastLike"
+    }
+    fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
+        if inputs.len() != 2 {
+            bail!("CastLike needs 2 inputs, got {}", inputs.len());
+        }
+        Ok(vec![Fact {
+            dtype: inputs[1].dtype,
+            shape: inputs[0].shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }])
+    }
+    fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
+        let x = input(inputs, 0, "CastLike")?;
+        let like = input(inputs, 1, "CastLike")?;
+        Ok(vec![cast_view(ctx, x, like.dtype())?])
+    }
+    crate::op_as_any!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::BufferPool;
+    use crate::parallel::Serial;
+
+    fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&Serial, &mut pool);
+        Cast { to }
+            .eval(&mut ctx, &[Some(x.view())])
+            .map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn numeric_casts() {
+        let x = Tensor::from_slice(&[5], &[-1.5f32, 0.0, 2.7, 300.0, f32::NAN]).unwrap();
+        assert_eq!(
+            cast(&x, DType::I32).unwrap().to_vec::<i32>().unwrap(),
+            vec![-1, 0, 2, 300, 0]
+        );
+        assert_eq!(cast(&x, DType::U8).unwrap().to_vec::<u8>().unwrap()[3], 44);
+        assert_eq!(
+            cast(&x, DType::Bool).unwrap().as_bools().unwrap(),
+            &[true, false, true, true, true]
+        );
+        let h = cast(&x, DType::F16).unwrap();
+        assert_eq!(h.to_f64_vec().unwrap()[..4], [-1.5, 0.0, 2.69921875, 300.0]);
+        let b = Tensor::from_bools(&[2], &[true, false]).unwrap();
+        assert_eq!(
+            cast(&b, DType::F64).unwrap().to_vec::<f64>().unwrap(),
+            vec![1.0, 0.0]
+        );
+        let i = Tensor::from_slice(&[2], &[i64::MAX, -1]).unwrap();
+        assert_eq!(
+            cast(&i, DType::U64).unwrap().to_vec::<u64>().unwrap(),
+            vec![i64::MAX as u64, u64::MAX]
+        );
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        let x = Tensor::from_slice(
+            &[9],
+            &[
+                0.1f32,
+                1e10,
+                123456789.0,
+                1e-4,
+                -0.0,
+                f32::INFINITY,
+                100.0,
+                999999.0,
+                0.00011,
+            ],
+        )
+        .unwrap();
+        let s = cast(&x, DType::String).unwrap();
+        assert_eq!(
+            s.as_strings().unwrap(),
+            &[
+                "0.1",
+                "1e+10",
+                "1.2345679e+08",
+                "1e-04",
+                "-0.0",
+                "inf",
+                "100.0",
+                "999999.0",
+                "0.00011"
+            ]
+        );
+        let d = Tensor::from_slice(&[3], &[123456789.0f64, 1e16, 1.5e-5]).unwrap();
+        assert_eq!(
+            cast(&d, DType::String).unwrap().as_strings().unwrap(),
+            &["123456789.0", "1e+16", "1.5e-05"]
+        );
+        let h = Tensor::from_slice(&[2], &[f16::from_f64(123.456), f16::from_f64(1000.0)]).unwrap();
+        assert_eq!(
+            cast(&h, DType::String).unwrap().as_strings().unwrap(),
+            &["123.44", "1e+03"]
+        );
+        let strs = Tensor::from_strings(
+            &[5],
+            ["1.5", " -2 ", "inf", "-INF", "NaN"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+        .unwrap();
+        let f = cast(&strs, DType::F32).unwrap().to_vec::<f32>().unwrap();
+        assert_eq!(&f[..4], &[1.5, -2.0, f32::INFINITY, f32::NEG_INFINITY]);
+        assert!(f[4].is_nan());
+        let ints = Tensor::from_strings(&[2], vec!["42".into(), "7.9".into()]).unwrap();
+        assert_eq!(
+            cast(&ints, DType::I64).unwrap().to_vec::<i64>().unwrap(),
+            vec![42, 7]
+        );
+        let bad = Tensor::from_strings(&[1], vec!["abc".into()]).unwrap();
+        assert!(cast(&bad, DType::F32).is_err());
+        let b = Tensor::from_bools(&[2], &[true, false]).unwrap();
+        assert_eq!(
+            cast(&b, DType::String).unwrap().as_strings().unwrap(),
+            &["True", "False"]
+        );
+        let i = Tensor::from_slice(&[2], &[-5i8, 7]).unwrap();
+        assert_eq!(
+            cast(&i, DType::String).unwrap().as_strings().unwrap(),
+            &["-5", "7"]
+        );
+    }
+}

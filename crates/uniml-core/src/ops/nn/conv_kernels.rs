@@ -1,0 +1,297 @@
+//! f32 convolution kernels: pointwise GEMM, depthwise direct, im2col + GEMM.
+
+use uniml_data::{bail, Result};
+
+use super::depthwise::{depthwise_channels, Geo2};
+use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_rows, ARef, Epi, Mat, PackedA};
+use super::padding::Geometry;
+use super::FusedActivation;
+use crate::parallel::{par_chunks_mut, Parallelism};
+
+/// Resolved shape of one Conv application.
+#[derive(Clone, Debug)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c: usize,
+    pub m: usize,
+    pub group: usize,
+    pub geo: Geometry,
+}
+
+/// Conv weights packed per group as `M/group × (C/group · kernel)` GEMM operands.
+#[derive(Debug)]
+pub struct ConvPack {
+    groups: Vec<PackedA>,
+    k: usize,
+}
+
+impl ConvPack {
+    pub fn new(w: &[f32], m: usize, k: usize, group: usize) -> Option<ConvPack> {
+        if group == 0 || m % group != 0 || w.len() != m * k {
+            return None;
+        }
+        let mg = m / group;
+        if mg == 1 && group > 1 {
+            return None; // depthwise-like: the direct kernel reads the raw weights
+        }
+        let groups = (0..group).map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k))).collect();
+        Some(ConvPack { groups, k })
+    }
+}
+
+impl Geo2 {
+    fn from(g: &Geometry) -> Option<Geo2> {
+        match g.input.len() {
+            1 => Some(Geo2 {
+                h: 1,
+                w: g.input[0],
+                kh: 1,
+                kw: g.kernel[0],
+                oh: 1,
+                ow: g.output[0],
+                sh: 1,
+                sw: g.strides[0],
+                dh: 1,
+                dw: g.dilations[0],
+                ph: 0,
+                pw: g.pad_begin[0] as i64,
+            }),
+            2 => Some(Geo2 {
+                h: g.input[0],
+                w: g.input[1],
+                kh: g.kernel[0],
+                kw: g.kernel[1],
+                oh: g.output[0],
+                ow: g.output[1],
+                sh: g.strides[0],
+                sw: g.strides[1],
+                dh: g.dilations[0],
+                dw: g.dilations[1],
+                ph: g.pad_begin[0] as i64,
+                pw: g.pad_begin[1] as i64,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Range `[lo, hi)` of output positions `o` in `o0..o0+len` whose input
+/// position `o*s + off` lies in `0..size`, relative to `o0`.
+#[inline]
+fn valid_range(o0: usize, len: usize, s: usize, off: i64, size: usize) -> (usize, usize) {
+    let s = s as i64;
+    let o0 = o0 as i64;
+    // o*s + off >= 0  <=>  o >= ceil(-off / s)
+    let first = if off >= 0 { 0 } else { (-off + s - 1) / s };
+    // o*s + off <= size-1  <=>  o <= floor((size-1-off) / s)
+    let last_incl = size as i64 - 1 - off;
+    let end = if last_incl < 0 { 0 } else { last_incl / s + 1 };
+    let lo = (first - o0).clamp(0, len as i64) as usize;
+    let hi = (end - o0).clamp(lo as i64, len as i64) as usize;
+    (lo, hi)
+}
+
+/// Runs the convolution; `out` is `[n, m, out_spatial...]`, zero-filled or not.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_f32(
+    par: &dyn Parallelism,
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    pack: Option<&ConvPack>,
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) -> Result<()> {
+    let g = &s.geo;
+    let isz: usize = g.input.iter().product();
+    let osz: usize = g.output.iter().product();
+    let ksz: usize = g.kernel.iter().product();
+    let (cg, mg) = (s.c / s.group, s.m / s.group);
+    let kdim = cg * ksz;
+    if x.len() != s.n * s.c * isz || w.len() != s.m * kdim || out.len() != s.n * s.m * osz {
+        bail!("internal: Conv buffer sizes do not match the shapes");
+    }
+    if let Some(b) = bias {
+        if b.len() != s.m {
+            bail!("Conv bias has {} values, expected {}", b.len(), s.m);
+        }
+    }
+    if osz == 0 || s.n == 0 || s.m == 0 {
+        return Ok(());
+    }
+    let pack = pack.filter(|p| p.groups.len() == s.group && p.k == kdim);
+    let g2 = Geo2::from(g);
+    if cg == 1 && mg == 1 {
+        if let Some(g2) = g2 {
+            for b in 0..s.n {
+                depthwise_2d(par, &g2, &x[b * s.c * isz..(b + 1) * s.c * isz], w, bias, act, &mut out[b * s.m * osz..(b + 1) * s.m * osz]);
+            }
+            return Ok(());
+        }
+    }
+    let pointwise = g.kernel.iter().all(|&k| k == 1)
+        && g.strides.iter().all(|&v| v == 1)
+        && g.pad_begin.iter().chain(&g.pad_end).all(|&p| p == 0);
+    let threads = par.threads();
+    let rows_path = threads > 1 && osz < 64 * threads && mg >= 16;
+    for b in 0..s.n {
+        for gi in 0..s.group {
+            let xg = &x[(b * s.c + gi * cg) * isz..(b * s.c + (gi + 1) * cg) * isz];
+            let og = &mut out[(b * s.m + gi * mg) * osz..(b * s.m + (gi + 1) * mg) * osz];
+            let wg = Mat::new(&w[gi * mg * kdim..(gi + 1) * mg * kdim], mg, kdim);
+            let epi = Epi { bias_row: bias.map(|v| &v[gi * mg..(gi + 1) * mg]), act, ..Default::default() };
+            // Every element of the tile is written (values or padding zeros).
+            let fill = |j0: usize, n: usize, buf: &mut Vec<f32>| {
+                let buf = super::scratch_slice(buf, kdim * n);
+                match g2 {
+                    Some(g2) => im2col_2d(xg, cg, &g2, j0, n, buf),
+                    None => im2col_nd(xg, cg, g, j0, n, buf),
+                }
+            };
+            if rows_path {
+                if pointwise {
+                    par_gemm_rows(par, wg, Mat::new(xg, cg, osz), og, &epi);
+                } else {
+                    super::with_scratch(|buf| {
+                        fill(0, osz, buf);
+                        par_gemm_rows(par, wg, Mat::new(buf, kdim, osz), og, &epi);
+                    });
+                }
+                continue;
+            }
+            let a = match pack {
+                Some(p) => ARef::Packed(&p.groups[gi]),
+                None => ARef::Plain(wg),
+            };
+            let tile = col_tile(par, mg, osz, kdim);
+            if pointwise {
+                par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, _buf| Some(Mat::with_stride(&xg[j0..], cg, n, osz)));
+            } else {
+                par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, buf| {
+                    fill(j0, n, buf);
+                    None
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` (`cg·kh·kw × n`, row-major) with im2col columns for output
+/// pixels `j0..j0+n` (pixels in row-major output order).
+fn im2col_2d(x: &[f32], cg: usize, g: &Geo2, j0: usize, n: usize, buf: &mut [f32]) {
+    let plane = g.h * g.w;
+    let mut r = 0;
+    for ci in 0..cg {
+        let xp = &x[ci * plane..(ci + 1) * plane];
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let row = &mut buf[r * n..(r + 1) * n];
+                r += 1;
+                let off_w = (kw * g.dw) as i64 - g.pw;
+                let mut j = j0;
+                while j < j0 + n {
+                    let oh = j / g.ow;
+                    let ow0 = j % g.ow;
+                    let span = (g.ow - ow0).min(j0 + n - j);
+                    let dst = &mut row[j - j0..j - j0 + span];
+                    j += span;
+                    let ih = (oh * g.sh + kh * g.dh) as i64 - g.ph;
+                    if ih < 0 || ih >= g.h as i64 {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let xr = &xp[ih as usize * g.w..(ih as usize + 1) * g.w];
+                    let (lo, hi) = valid_range(ow0, span, g.sw, off_w, g.w);
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if hi > lo {
+                        let start = ((ow0 + lo) * g.sw) as i64 + off_w;
+                        let start = start as usize;
+                        if g.sw == 1 {
+                            dst[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
+                        } else {
+                            for (t, d) in dst[lo..hi].iter_mut().enumerate() {
+                                *d = xr[start + t * g.sw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Generic N-D im2col (3-D convs and up).
+fn im2col_nd(x: &[f32], cg: usize, g: &Geometry, j0: usize, n: usize, buf: &mut [f32]) {
+    let nd = g.input.len();
+    let ksz: usize = g.kernel.iter().product();
+    let isz: usize = g.input.iter().product();
+    let mut ki = vec![0usize; nd];
+    let mut oi = vec![0usize; nd];
+    for r in 0..cg * ksz {
+        let ci = r / ksz;
+        let mut rem = r % ksz;
+        for d in (0..nd).rev() {
+            ki[d] = rem % g.kernel[d];
+            rem /= g.kernel[d];
+        }
+        let mut rem = j0;
+        for d in (0..nd).rev() {
+            oi[d] = rem % g.output[d];
+            rem /= g.output[d];
+        }
+        let row = &mut buf[r * n..(r + 1) * n];
+        for v in row.iter_mut() {
+            let mut off = 0usize;
+            let mut inside = true;
+            for d in 0..nd {
+                let p = (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
+                if p < 0 || p >= g.input[d] as i64 {
+                    inside = false;
+                    break;
+                }
+                off = off * g.input[d] + p as usize;
+            }
+            *v = if inside { x[ci * isz + off] } else { 0.0 };
+            for d in (0..nd).rev() {
+                oi[d] += 1;
+                if oi[d] < g.output[d] {
+                    break;
+                }
+                oi[d] = 0;
+            }
+        }
+    }
+}
+
+/// Depthwise conv (one input and one output channel per group), one batch item.
+fn depthwise_2d(par: &dyn Parallelism, g: &Geo2, x: &[f32], w: &[f32], bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]) {
+    let osz = g.oh * g.ow;
+    let isz = g.h * g.w;
+    let ksz = g.kh * g.kw;
+    let c = out.len() / osz.max(1);
+    let per_task = c.div_ceil(par.threads().max(1) * 4).max(1);
+    par_chunks_mut(par, out, per_task * osz, &|t, chunk| {
+        let c0 = t * per_task;
+        let nc = chunk.len() / osz;
+        super::with_scratch(|scratch| {
+            depthwise_channels(g, &x[c0 * isz..(c0 + nc) * isz], &w[c0 * ksz..(c0 + nc) * ksz], bias.map(|b| &b[c0..c0 + nc]), act, chunk, scratch)
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn valid_ranges() {
+        // s=1, off=-1, size 4, outputs 0..5: valid o in 1..5
+        assert_eq!(valid_range(0, 5, 1, -1, 4), (1, 5));
+        // s=2, off=-1: o*2-1 in 0..4 => o in 1..=2
+        assert_eq!(valid_range(0, 4, 2, -1, 4), (1, 3));
+        assert_eq!(valid_range(2, 2, 2, -1, 4), (0, 1));
+        assert_eq!(valid_range(0, 3, 1, 10, 4), (0, 0));
+    }
+}

@@ -1,0 +1,362 @@
+//! Direct depthwise 2-D convolution (one input and one output channel per
+//! group), the hot spot of mobile CNNs.
+//!
+//! Per channel the input is copied once into a zero-padded, stride-phased
+//! scratch plane (`phase[p][j] = xpad[j·s + p]`), so that every kernel tap
+//! reads a contiguous run of the scratch row whatever the stride or dilation.
+//! Outputs are then accumulated in registers: tiles of 4 output rows × 8
+//! columns (four independent accumulation chains), written once. On x86-64
+//! the kernel is compiled a second time for AVX2+FMA and picked at run time.
+
+use super::FusedActivation;
+
+/// 2-D geometry (1-D convs use a unit height).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geo2 {
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: i64,
+    pub pw: i64,
+}
+
+const TW: usize = 8;
+const TR: usize = 4;
+
+/// Scratch layout for one channel.
+struct Layout {
+    /// Padded rows needed.
+    rows: usize,
+    /// Width of one phase row.
+    wq: usize,
+}
+
+fn layout(g: &Geo2) -> Layout {
+    let rows = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    let tiles = g.ow.div_ceil(TW);
+    let max_off = ((g.kw - 1) * g.dw) / g.sw;
+    Layout { rows, wq: tiles * TW + max_off + 1 }
+}
+
+/// Fills the padded, phased copy of one input plane.
+fn fill_scratch(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
+    let sw = g.sw;
+    for r in 0..l.rows {
+        let ih = r as i64 - g.ph;
+        let row = &mut s[r * sw * l.wq..(r + 1) * sw * l.wq];
+        if ih < 0 || ih >= g.h as i64 {
+            row.fill(0.0);
+            continue;
+        }
+        let xr = &x[ih as usize * g.w..(ih as usize + 1) * g.w];
+        if sw == 1 {
+            // Padded column c holds x[c - pw].
+            let lead = (g.pw.max(0) as usize).min(l.wq);
+            row[..lead].fill(0.0);
+            let start = (-g.pw).max(0) as usize; // first input column used
+            let n = g.w.saturating_sub(start).min(l.wq - lead);
+            row[lead..lead + n].copy_from_slice(&xr[start..start + n]);
+            row[lead + n..].fill(0.0);
+        } else {
+            for p in 0..sw {
+                let ph = &mut row[p * l.wq..(p + 1) * l.wq];
+                // Valid j: 0 <= j*sw + p - pw < w.
+                let lo_num = g.pw - p as i64;
+                let lo = if lo_num <= 0 { 0 } else { (lo_num as usize).div_ceil(sw) };
+                let hi_num = g.w as i64 + g.pw - p as i64; // j*sw < hi_num
+                let hi = if hi_num <= 0 { 0 } else { (hi_num as usize).div_ceil(sw) };
+                let (lo, hi) = (lo.min(l.wq), hi.min(l.wq).max(lo.min(l.wq)));
+                ph[..lo].fill(0.0);
+                ph[hi..].fill(0.0);
+                if hi > lo {
+                    let first = (lo * sw + p) as i64 - g.pw;
+                    let src = &xr[first as usize..];
+                    for (v, &x) in ph[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
+                        *v = x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output rows `oh0..oh0+R`, all column tiles.
+#[inline(always)]
+fn rows_block<const R: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
+    let sw = g.sw;
+    let mut t0 = 0;
+    while t0 < g.ow {
+        let mut acc = [[bias; TW]; R];
+        for kh in 0..g.kh {
+            for kw in 0..g.kw {
+                let wv = w[kh * g.kw + kw];
+                let d = kw * g.dw;
+                let (phase, off) = (d % sw, d / sw);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let pr = (oh0 + r) * g.sh + kh * g.dh;
+                    let base = (pr * sw + phase) * l.wq + off + t0;
+                    let src: &[f32; TW] = s[base..base + TW].try_into().expect("tile in scratch");
+                    for i in 0..TW {
+                        a[i] += wv * src[i];
+                    }
+                }
+            }
+        }
+        let n = TW.min(g.ow - t0);
+        for (r, a) in acc.iter().enumerate() {
+            let o = (oh0 + r) * g.ow + t0;
+            out[o..o + n].copy_from_slice(&a[..n]);
+        }
+        t0 += TW;
+    }
+}
+
+fn channel(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+    let l = layout(g);
+    let need = l.rows * g.sw * l.wq;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    fill_scratch(g, &l, x, scratch);
+    let mut oh = 0;
+    while oh + TR <= g.oh {
+        rows_block::<TR>(g, &l, scratch, w, bias, oh, out);
+        oh += TR;
+    }
+    while oh < g.oh {
+        rows_block::<1>(g, &l, scratch, w, bias, oh, out);
+        oh += 1;
+    }
+}
+
+fn channel_portable(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+    channel(g, x, w, bias, out, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn channel_avx2(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+    let l = layout(g);
+    let need = l.rows * g.sw * l.wq;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    if g.sw == 2 {
+        avx2::fill_scratch_s2(g, &l, x, scratch);
+    } else {
+        fill_scratch(g, &l, x, scratch);
+    }
+    let wide = g.ow > TW;
+    let mut oh = 0;
+    while oh + TR <= g.oh {
+        match (wide, g.kh, g.kw, g.dh, g.dw) {
+            (true, 3, 3, 1, 1) => avx2::rows_block_k::<TR, 2, 3>(g, &l, scratch, w, bias, oh, out),
+            (true, 5, 5, 1, 1) => avx2::rows_block_k::<TR, 2, 5>(g, &l, scratch, w, bias, oh, out),
+            (false, 3, 3, 1, 1) => avx2::rows_block_k::<TR, 1, 3>(g, &l, scratch, w, bias, oh, out),
+            (false, 5, 5, 1, 1) => avx2::rows_block_k::<TR, 1, 5>(g, &l, scratch, w, bias, oh, out),
+            (true, ..) => avx2::rows_block::<TR, 2>(g, &l, scratch, w, bias, oh, out),
+            (false, ..) => avx2::rows_block::<TR, 1>(g, &l, scratch, w, bias, oh, out),
+        }
+        oh += TR;
+    }
+    while oh < g.oh {
+        avx2::rows_block::<1, 2>(g, &l, scratch, w, bias, oh, out);
+        oh += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Geo2, Layout, TW};
+
+    /// Stride-2 phase split of one input plane: even and odd padded columns,
+    /// deinterleaved 16 at a time.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fill_scratch_s2(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
+        let pw = g.pw.max(0) as usize;
+        // Padded row: pw zeros, the input row, zeros; built in a small buffer first.
+        let padded_len = 2 * l.wq + 16;
+        let mut buf = vec![0f32; padded_len];
+        for r in 0..l.rows {
+            let ih = r as i64 - g.ph;
+            let row = &mut s[r * 2 * l.wq..(r + 1) * 2 * l.wq];
+            if ih < 0 || ih >= g.h as i64 {
+                row.fill(0.0);
+                continue;
+            }
+            let xr = &x[ih as usize * g.w..(ih as usize + 1) * g.w];
+            let n = g.w.min(padded_len.saturating_sub(pw));
+            buf[..pw.min(padded_len)].fill(0.0);
+            buf[pw..pw + n].copy_from_slice(&xr[..n]);
+            buf[pw + n..].fill(0.0);
+            let (even, odd) = row.split_at_mut(l.wq);
+            let mut j = 0;
+            let bp = buf.as_ptr();
+            while j + TW <= l.wq {
+                // SAFETY: 2*(j+8) <= 2*wq <= padded_len - 16.
+                let a = _mm256_loadu_ps(bp.add(2 * j));
+                let b = _mm256_loadu_ps(bp.add(2 * j + 8));
+                let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+                let o = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+                let e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
+                let o = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o)));
+                _mm256_storeu_ps(even[j..j + TW].as_mut_ptr(), e);
+                _mm256_storeu_ps(odd[j..j + TW].as_mut_ptr(), o);
+                j += TW;
+            }
+            while j < l.wq {
+                even[j] = buf[2 * j];
+                odd[j] = buf[2 * j + 1];
+                j += 1;
+            }
+        }
+    }
+
+    /// [`rows_block`] with a `K × K` undilated kernel known at compile time.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_block_k<const R: usize, const C: usize, const K: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
+        let sw = g.sw;
+        let sp = s.as_ptr();
+        let mut wv = [[_mm256_setzero_ps(); K]; K];
+        for kh in 0..K {
+            for kw in 0..K {
+                wv[kh][kw] = _mm256_set1_ps(w[kh * K + kw]);
+            }
+        }
+        let mut t0 = 0;
+        while t0 < g.ow {
+            let cols = C.min(g.ow.div_ceil(TW) - t0 / TW);
+            let mut acc = [[_mm256_set1_ps(bias); C]; R];
+            for kh in 0..K {
+                for r in 0..R {
+                    let pr = (oh0 + r) * g.sh + kh;
+                    let row = pr * sw * l.wq + t0;
+                    for kw in 0..K {
+                        let base = row + (kw % sw) * l.wq + kw / sw;
+                        for c in 0..C {
+                            if c < cols {
+                                debug_assert!(base + c * TW + TW <= s.len());
+                                // SAFETY: the scratch layout covers every tap of every tile.
+                                acc[r][c] = _mm256_fmadd_ps(wv[kh][kw], _mm256_loadu_ps(sp.add(base + c * TW)), acc[r][c]);
+                            }
+                        }
+                    }
+                }
+            }
+            store::<R, C>(g, &acc, cols, oh0, t0, out);
+            t0 += C * TW;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store<const R: usize, const C: usize>(g: &Geo2, acc: &[[__m256; C]; R], cols: usize, oh0: usize, t0: usize, out: &mut [f32]) {
+        for (r, a) in acc.iter().enumerate() {
+            for (c, v) in a.iter().enumerate().take(cols) {
+                let col = t0 + c * TW;
+                let n = TW.min(g.ow - col);
+                let o = (oh0 + r) * g.ow + col;
+                if n == TW {
+                    _mm256_storeu_ps(out[o..o + TW].as_mut_ptr(), *v);
+                } else {
+                    let mut tmp = [0f32; TW];
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), *v);
+                    out[o..o + n].copy_from_slice(&tmp[..n]);
+                }
+            }
+        }
+    }
+
+    /// Output rows `oh0..oh0+R`, `C` column tiles of 8 at a time.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_block<const R: usize, const C: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
+        let sw = g.sw;
+        let sp = s.as_ptr();
+        let mut t0 = 0;
+        while t0 < g.ow {
+            let cols = C.min(g.ow.div_ceil(TW) - t0 / TW);
+            let mut acc = [[_mm256_set1_ps(bias); C]; R];
+            for kh in 0..g.kh {
+                for kw in 0..g.kw {
+                    let wv = _mm256_set1_ps(w[kh * g.kw + kw]);
+                    let d = kw * g.dw;
+                    let (phase, off) = (d % sw, d / sw);
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let pr = (oh0 + r) * g.sh + kh * g.dh;
+                        let base = (pr * sw + phase) * l.wq + off + t0;
+                        for (c, v) in a.iter_mut().enumerate().take(cols) {
+                            debug_assert!(base + c * TW + TW <= s.len());
+                            // SAFETY: the scratch layout covers every tap of every tile (see `layout`).
+                            *v = _mm256_fmadd_ps(wv, _mm256_loadu_ps(sp.add(base + c * TW)), *v);
+                        }
+                    }
+                }
+            }
+            store::<R, C>(g, &acc, cols, oh0, t0, out);
+            t0 += C * TW;
+        }
+    }
+}
+
+type ChannelFn = fn(&Geo2, &[f32], &[f32], f32, &mut [f32], &mut Vec<f32>);
+
+fn pick() -> ChannelFn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features the function needs were just detected.
+            return |g, x, w, b, o, s| unsafe { channel_avx2(g, x, w, b, o, s) };
+        }
+    }
+    channel_portable
+}
+
+/// Depthwise conv of `out.len() / (oh·ow)` consecutive channels (`x`, `w`,
+/// `bias` start at the first of them), then bias and activation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise_channels(g: &Geo2, x: &[f32], w: &[f32], bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32], scratch: &mut Vec<f32>) {
+    let (isz, osz, ksz) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    if osz == 0 {
+        return;
+    }
+    let f = pick();
+    for (c, o) in out.chunks_mut(osz).enumerate() {
+        let b = bias.map_or(0.0, |b| b[c]);
+        f(g, &x[c * isz..(c + 1) * isz], &w[c * ksz..(c + 1) * ksz], b, o, scratch);
+        act.apply_slice(o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::test_util::{assert_close, rand_vec};
+
+    #[test]
+    fn portable_matches_dispatched() {
+        for &(h, w, k, s, d, p) in &[(9usize, 11usize, 3usize, 1usize, 1usize, 1i64), (12, 7, 5, 2, 1, 2), (6, 6, 3, 3, 2, 0), (10, 20, 4, 2, 3, 3)] {
+            let oh = (h + 2 * p as usize - (k - 1) * d - 1) / s + 1;
+            let ow = (w + 2 * p as usize - (k - 1) * d - 1) / s + 1;
+            let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: d, dw: d, ph: p, pw: p };
+            let x = rand_vec(h * w, 1);
+            let wt = rand_vec(k * k, 2);
+            let (mut a, mut b) = (vec![0f32; oh * ow], vec![0f32; oh * ow]);
+            let mut sc = Vec::new();
+            channel_portable(&g, &x, &wt, 0.5, &mut a, &mut sc);
+            pick()(&g, &x, &wt, 0.5, &mut b, &mut sc);
+            assert_close(&a, &b, 1e-5);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `MaxPool` (with optional `Indices`), `AveragePool` and `LpPool` over 1 to 3
+//! spatial dims (lower ranks run as 3-D with unit leading dims).
+
+use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
+
+use super::padding::{Geometry, Window};
+use super::{f32_data, with_f32_output};
+use crate::op::{input, EvalCtx, Fact, Op};
+use crate::parallel::par_chunks_mut;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PoolKind {
+    Max,
+    Average { count_include_pad: bool },
+    Lp { p: f32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub kernel_shape: Vec<usize>,
+    pub window: Window,
+    /// MaxPool `Indices` layout: 0 row-major, 1 column-major.
+    pub storage_order: i64,
+    /// Whether the node wants the `Indices` output (MaxPool only).
+    pub with_indices: bool,
+}
+
+impl Op for Pool {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Average { .. } => "AveragePool",
+            PoolKind::Lp { .. } => "LpPool",
+        }
+    }
+
+    fn output_facts(&self, inputs: &[&Fact], n: usize) -> Result<Vec<Fact>> {
+        let x = inputs.first().copied().cloned().unwrap_or_default();
+        let shape = match &x.shape {
+            Some(xs) => {
+                ensure!(xs.rank() == self.kernel_shape.len() + 2, "{} input rank {} does not match kernel_shape {:?}", self.name(), xs.rank(), self.kernel_shape);
+                let mut d = xs.0[..2].to_vec();
+                d.extend(self.window.output_dims(&xs.0[2..], &self.kernel_shape));
+                Some(SymbolicShape(d))
+            }
+            None => None,
+        };
+        let mut out = vec![Fact { dtype: x.dtype, shape: shape.clone(), konst: None, is_sequence: false }];
+        if n > 1 {
+            out.push(Fact { dtype: Some(DType::I64), shape, konst: None, is_sequence: false });
+        }
+        Ok(out)
+    }
+
+    fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
+        let x = input(inputs, 0, self.name())?;
+        let xs = x.shape();
+        let nd = self.kernel_shape.len();
+        ensure!(xs.len() == nd + 2, "{} input shape {xs:?} does not match kernel_shape {:?}", self.name(), self.kernel_shape);
+        ensure!((1..=3).contains(&nd), "{} supports 1 to 3 spatial dims, got {nd}", self.name());
+        match (self.kind, x.dtype()) {
+            (_, d) if d.is_float() => {}
+            (PoolKind::Max, DType::I8 | DType::U8) => {}
+            (_, d) => bail!("{} does not support {d} inputs", self.name()),
+        }
+        let geo = self.window.resolve(&xs[2..], &self.kernel_shape)?;
+        let mut out_shape = xs[..2].to_vec();
+        out_shape.extend_from_slice(&geo.output);
+        let xd = f32_data(x)?;
+        let planes = xs[0] * xs[1];
+        let tabs = Tabs::new(&geo);
+        let kind = self.kind;
+        let osz: usize = geo.output.iter().product();
+        let isz: usize = geo.input.iter().product();
+        let mut idx = if self.with_indices { Some(vec![0i64; planes * osz]) } else { None };
+        let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
+            if osz == 0 {
+                return Ok(());
+            }
+            match idx.as_mut() {
+                None => par_chunks_mut(ctx.par, out, osz, &|p, o| {
+                    pool_plane(kind, &tabs, &xd[p * isz..(p + 1) * isz], o, None);
+                }),
+                Some(iv) => {
+                    for (p, (o, ix)) in out.chunks_mut(osz).zip(iv.chunks_mut(osz)).enumerate() {
+                        pool_plane(kind, &tabs, &xd[p * isz..(p + 1) * isz], o, Some(ix));
+                        // Indices are flat over the whole input tensor.
+                        let base = (p * isz) as i64;
+                        ix.iter_mut().for_each(|v| *v += base);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut res = vec![y];
+        if let Some(mut iv) = idx {
+            if self.storage_order == 1 {
+                column_major_indices(&mut iv, &geo.input, isz);
+            }
+            res.push(Tensor::from_vec(&out_shape, iv)?);
+        }
+        Ok(res)
+    }
+
+    crate::op_as_any!();
+}
+
+/// Rewrites row-major in-plane offsets as column-major ones.
+fn column_major_indices(iv: &mut [i64], input: &[usize], isz: usize) {
+    for v in iv.iter_mut() {
+        let base = *v / isz.max(1) as i64 * isz as i64;
+        let mut r = (*v - base) as usize;
+        let mut coords = vec![0usize; input.len()];
+        for d in (0..input.len()).rev() {
+            coords[d] = r % input[d];
+            r /= input[d];
+        }
+        let mut off = 0usize;
+        for d in (0..input.len()).rev() {
+            off = off * input[d] + coords[d];
+        }
+        *v = base + off as i64;
+    }
+}
+
+/// Per spatial dim (padded to 3 dims), per output position: the valid kernel
+/// taps `[lo, hi)`, the first input position, and the tap count inside the padding.
+#[derive(Debug, Clone)]
+struct DimTab {
+    size: usize,
+    out: usize,
+    dil: usize,
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    start: Vec<i64>,
+    padded_count: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Tabs([DimTab; 3]);
+
+impl Tabs {
+    fn new(g: &Geometry) -> Tabs {
+        let nd = g.input.len();
+        let mk = |d: Option<usize>| -> DimTab {
+            let Some(d) = d else {
+                return DimTab { size: 1, out: 1, dil: 1, lo: vec![0], hi: vec![1], start: vec![0], padded_count: vec![1] };
+            };
+            let (size, k, s, dil, pb, pe) = (g.input[d], g.kernel[d], g.strides[d], g.dilations[d], g.pad_begin[d] as i64, g.pad_end[d] as i64);
+            let mut t = DimTab { size, out: g.output[d], dil, lo: vec![], hi: vec![], start: vec![], padded_count: vec![] };
+            for o in 0..g.output[d] {
+                let start = (o * s) as i64 - pb;
+                let taps = |lo_pos: i64, hi_pos: i64| {
+                    let (mut a, mut b) = (k, 0);
+                    for kk in 0..k {
+                        let p = start + (kk * dil) as i64;
+                        if p >= lo_pos && p < hi_pos {
+                            a = a.min(kk);
+                            b = b.max(kk + 1);
+                        }
+                    }
+                    if b < a {
+                        (0, 0)
+                    } else {
+                        (a, b)
+                    }
+                };
+                let (lo, hi) = taps(0, size as i64);
+                let (plo, phi) = taps(-pb, size as i64 + pe);
+                t.lo.push(lo);
+                t.hi.push(hi);
+                t.start.push(start);
+                t.padded_count.push(phi - plo);
+            }
+            t
+        };
+        let off = 3 - nd;
+        Tabs([0, 1, 2].map(|i| mk(if i < off { None } else { Some(i - off) })))
+    }
+}
+
+fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Option<&mut [i64]>) {
+    let [a, b, c] = &t.0;
+    let mut o = 0;
+    for oa in 0..a.out {
+        for ob in 0..b.out {
+            for oc in 0..c.out {
+                let (mut acc, mut best_i, mut n) = (0f32, -1i64, 0usize);
+                let mut best = f32::NEG_INFINITY;
+                for ka in a.lo[oa]..a.hi[oa] {
+                    let pa = (a.start[oa] + (ka * a.dil) as i64) as usize;
+                    for kb in b.lo[ob]..b.hi[ob] {
+                        let pb = (b.start[ob] + (kb * b.dil) as i64) as usize;
+                        let row = (pa * b.size + pb) * c.size;
+                        for kc in c.lo[oc]..c.hi[oc] {
+                            let pc = (c.start[oc] + (kc * c.dil) as i64) as usize;
+                            let v = x[row + pc];
+                            match kind {
+                                PoolKind::Max => {
+                                    if v > best || best_i < 0 {
+                                        best = v;
+                                        best_i = (row + pc) as i64;
+                                    }
+                                }
+                                PoolKind::Average { .. } => acc += v,
+                                PoolKind::Lp { p } => acc += if p == 2.0 { v * v } else { v.abs().powf(p) },
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+                out[o] = match kind {
+                    PoolKind::Max => {
+                        if best_i < 0 {
+                            0.0
+                        } else {
+                            best
+                        }
+                    }
+                    PoolKind::Average { count_include_pad } => {
+                        let d = if count_include_pad { a.padded_count[oa] * b.padded_count[ob] * c.padded_count[oc] } else { n };
+                        if d == 0 {
+                            0.0
+                        } else {
+                            acc / d as f32
+                        }
+                    }
+                    PoolKind::Lp { p } => {
+                        if p == 2.0 {
+                            acc.sqrt()
+                        } else {
+                            acc.powf(1.0 / p)
+                        }
+                    }
+                };
+                if let Some(ix) = idx.as_deref_mut() {
+                    ix[o] = best_i.max(0);
+                }
+                o += 1;
+            }
+        }
+    }
+}
+
+/// Output spatial dims for a symbolic input (used by the global pools too).
+pub(crate) fn unit_spatial(xs: &SymbolicShape) -> SymbolicShape {
+    let mut d = xs.0.clone();
+    for v in d.iter_mut().skip(2) {
+        *v = Dim::Known(1);
+    }
+    SymbolicShape(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::padding::AutoPad;
+    use crate::ops::nn::test_util::{run, t};
+
+    fn pool(kind: PoolKind, k: &[usize], window: Window) -> Pool {
+        Pool { kind, kernel_shape: k.to_vec(), window, storage_order: 0, with_indices: false }
+    }
+
+    #[test]
+    fn max_and_avg_2d() {
+        let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let y = run(&pool(PoolKind::Max, &[2, 2], Window::default()), &[Some(&x)]).unwrap();
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[5., 6., 8., 9.]);
+        let w = Window { pads: vec![1, 1, 1, 1], strides: vec![2, 2], ..Default::default() };
+        let y = run(&pool(PoolKind::Average { count_include_pad: false }, &[2, 2], w.clone()), &[Some(&x)]).unwrap();
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[1., 2.5, 5.5, 7.]);
+        let y = run(&pool(PoolKind::Average { count_include_pad: true }, &[2, 2], w), &[Some(&x)]).unwrap();
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[0.25, 1.25, 2.75, 7.0]);
+    }
+
+    #[test]
+    fn max_indices_and_same_pad() {
+        let x = t(&[1, 1, 2, 3], &[1., 9., 3., 4., 5., 6.]);
+        let mut p = pool(PoolKind::Max, &[2, 2], Window { auto_pad: AutoPad::SameUpper, ..Default::default() });
+        p.with_indices = true;
+        let y = run(&p, &[Some(&x)]).unwrap();
+        assert_eq!(y[0].shape(), &[1, 1, 2, 3]);
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[9., 9., 6., 5., 6., 6.]);
+        assert_eq!(y[1].as_slice::<i64>().unwrap(), &[1, 1, 5, 4, 5, 5]);
+        p.storage_order = 1;
+        let y = run(&p, &[Some(&x)]).unwrap();
+        assert_eq!(y[1].as_slice::<i64>().unwrap(), &[2, 2, 5, 3, 5, 5]);
+    }
+
+    #[test]
+    fn lp_and_errors() {
+        let x = t(&[1, 1, 2], &[3., 4.]);
+        let y = run(&pool(PoolKind::Lp { p: 2.0 }, &[2], Window::default()), &[Some(&x)]).unwrap();
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[5.]);
+        assert!(run(&pool(PoolKind::Max, &[2, 2], Window::default()), &[Some(&x)]).is_err());
+        assert!(run(&pool(PoolKind::Max, &[3], Window::default()), &[Some(&x)]).is_err());
+    }
+}

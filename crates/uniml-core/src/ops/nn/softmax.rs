@@ -1,0 +1,177 @@
+//! `Softmax`, `LogSoftmax`, `Hardmax` over one axis, or (opset < 13
+//! semantics, chosen by the builder) over all dims from `axis` on.
+//! Numerically stable (the max is subtracted before `exp`).
+
+use uniml_data::{bail, Result, Tensor, TensorView};
+
+use super::{float_data, with_f32_output};
+use crate::op::{input, EvalCtx, Fact, Op};
+use crate::ops::util::norm_axis;
+use crate::parallel::par_chunks_mut;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftmaxKind {
+    Softmax,
+    LogSoftmax,
+    Hardmax,
+}
+
+#[derive(Debug, Clone)]
+pub struct Softmax {
+    pub kind: SoftmaxKind,
+    pub axis: i64,
+    /// Normalise over the flattened dims `[axis..]` (opset < 13) instead of the single `axis`.
+    pub flatten_tail: bool,
+}
+
+impl Op for Softmax {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            SoftmaxKind::Softmax => "Softmax",
+            SoftmaxKind::LogSoftmax => "LogSoftmax",
+            SoftmaxKind::Hardmax => "Hardmax",
+        }
+    }
+    fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
+        let x = inputs.first().copied().cloned().unwrap_or_default();
+        Ok(vec![Fact { dtype: x.dtype, shape: x.shape, konst: None, is_sequence: false }])
+    }
+    fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
+        let x = input(inputs, 0, self.name())?;
+        let xs = x.shape();
+        if xs.is_empty() {
+            bail!("{} input must have rank >= 1", self.name());
+        }
+        let axis = norm_axis(self.axis, xs.len())?;
+        let outer: usize = xs[..axis].iter().product();
+        let (n, inner) = if self.flatten_tail {
+            (xs[axis..].iter().product::<usize>(), 1)
+        } else {
+            (xs[axis], xs[axis + 1..].iter().product::<usize>())
+        };
+        let xd = float_data(x, "input")?;
+        let kind = self.kind;
+        let y = with_f32_output(ctx, x.dtype(), xs, |ctx, out| {
+            let block = n * inner;
+            if block == 0 {
+                return Ok(());
+            }
+            let per = outer.div_ceil(ctx.par.threads().max(1) * 4).max(1);
+            par_chunks_mut(ctx.par, out, per * block, &|t, chunk| {
+                for (i, yo) in chunk.chunks_mut(block).enumerate() {
+                    let o = t * per + i;
+                    let xo = &xd[o * block..(o + 1) * block];
+                    if inner == 1 {
+                        row(kind, xo, yo);
+                    } else {
+                        strided(kind, xo, yo, n, inner);
+                    }
+                }
+            });
+            Ok(())
+        })?;
+        Ok(vec![y])
+    }
+    crate::op_as_any!();
+}
+
+fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    match kind {
+        SoftmaxKind::Hardmax => {
+            y.fill(0.0);
+            if let Some(i) = x.iter().position(|&v| v == max).or(if x.is_empty() { None } else { Some(0) }) {
+                y[i] = 1.0;
+            }
+        }
+        SoftmaxKind::Softmax => {
+            let mut sum = 0f32;
+            for (o, &v) in y.iter_mut().zip(x) {
+                let e = (v - max).exp();
+                *o = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            y.iter_mut().for_each(|o| *o *= inv);
+        }
+        SoftmaxKind::LogSoftmax => {
+            let sum: f32 = x.iter().map(|&v| (v - max).exp()).sum();
+            let lse = sum.ln();
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v - max - lse;
+            }
+        }
+    }
+}
+
+/// Softmax along a strided axis: element `(k, j)` at `k * inner + j`; vectorised over `j`.
+fn strided(kind: SoftmaxKind, x: &[f32], y: &mut [f32], n: usize, inner: usize) {
+    let mut max = vec![f32::NEG_INFINITY; inner];
+    for k in 0..n {
+        for (m, &v) in max.iter_mut().zip(&x[k * inner..(k + 1) * inner]) {
+            *m = m.max(v);
+        }
+    }
+    match kind {
+        SoftmaxKind::Hardmax => {
+            y.fill(0.0);
+            for j in 0..inner {
+                let k = (0..n).find(|&k| x[k * inner + j] == max[j]).unwrap_or(0);
+                y[k * inner + j] = 1.0;
+            }
+        }
+        SoftmaxKind::Softmax | SoftmaxKind::LogSoftmax => {
+            let mut sum = vec![0f32; inner];
+            for k in 0..n {
+                let r = k * inner..(k + 1) * inner;
+                for ((o, &v), (s, &m)) in y[r.clone()].iter_mut().zip(&x[r]).zip(sum.iter_mut().zip(&max)) {
+                    let e = (v - m).exp();
+                    *o = e;
+                    *s += e;
+                }
+            }
+            if kind == SoftmaxKind::Softmax {
+                let inv: Vec<f32> = sum.iter().map(|s| 1.0 / s).collect();
+                for k in 0..n {
+                    for (o, &iv) in y[k * inner..(k + 1) * inner].iter_mut().zip(&inv) {
+                        *o *= iv;
+                    }
+                }
+            } else {
+                let sub: Vec<f32> = sum.iter().zip(&max).map(|(s, m)| m + s.ln()).collect();
+                for k in 0..n {
+                    let r = k * inner..(k + 1) * inner;
+                    for ((o, &v), &s) in y[r.clone()].iter_mut().zip(&x[r]).zip(&sub) {
+                        *o = v - s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::test_util::{assert_close, run, t};
+
+    #[test]
+    fn softmax_axes() {
+        let x = t(&[2, 3], &[1., 2., 3., 1000., 1000., 1000.]);
+        let op = Softmax { kind: SoftmaxKind::Softmax, axis: -1, flatten_tail: false };
+        let y = run(&op, &[Some(&x)]).unwrap();
+        let e = [1f32.exp(), 2f32.exp(), 3f32.exp()];
+        let s: f32 = e.iter().sum();
+        assert_close(y[0].as_slice::<f32>().unwrap(), &[e[0] / s, e[1] / s, e[2] / s, 1. / 3., 1. / 3., 1. / 3.], 1e-6);
+        let op = Softmax { kind: SoftmaxKind::Softmax, axis: 0, flatten_tail: false };
+        let y = run(&op, &[Some(&t(&[2, 2], &[0., 1., 0., 1.]))]).unwrap();
+        assert_close(y[0].as_slice::<f32>().unwrap(), &[0.5; 4], 1e-6);
+        let op = Softmax { kind: SoftmaxKind::LogSoftmax, axis: 0, flatten_tail: true };
+        let y = run(&op, &[Some(&t(&[2, 2], &[0., 0., 0., 0.]))]).unwrap();
+        assert_close(y[0].as_slice::<f32>().unwrap(), &[-(4f32.ln()); 4], 1e-6);
+        let op = Softmax { kind: SoftmaxKind::Hardmax, axis: 0, flatten_tail: false };
+        let y = run(&op, &[Some(&t(&[2, 2], &[1., 3., 2., 3.]))]).unwrap();
+        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[0., 1., 1., 0.]);
+        assert!(run(&op, &[Some(&t(&[], &[1.]))]).is_err());
+    }
+}
