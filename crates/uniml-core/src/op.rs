@@ -141,23 +141,38 @@ impl BufferPool {
             return Err(Error::MemoryLimit { what: format!("a {dtype} tensor of shape {shape:?}"), requested: bytes, limit: self.limit_bytes });
         }
         if dtype != DType::String {
-            // Best fit: the smallest free buffer that holds `bytes`.
+            // Best fit: the smallest free buffer that holds `bytes`; else grow the
+            // largest free one, so the pool holds at most as many buffers as were
+            // ever live at once instead of accumulating every size seen.
             let mut best: Option<(usize, usize)> = None;
+            let mut largest: Option<(usize, usize)> = None;
             for (i, t) in self.free.iter().enumerate() {
                 let cap = t.heap_bytes();
                 if cap as u64 >= bytes && best.is_none_or(|(_, c)| cap < c) {
                     best = Some((i, cap));
+                }
+                if largest.is_none_or(|(_, c)| cap > c) {
+                    largest = Some((i, cap));
                 }
             }
             if let Some((i, _)) = best {
                 let t = self.free.swap_remove(i);
                 return t.recycle(dtype, shape);
             }
+            if let Some((i, cap)) = largest {
+                let grow = bytes - cap as u64;
+                if self.total_bytes.saturating_add(grow) <= self.limit_bytes {
+                    let t = self.free.swap_remove(i);
+                    self.fresh_allocations += 1;
+                    self.total_bytes += grow;
+                    self.peak_bytes = self.peak_bytes.max(self.total_bytes);
+                    return t.recycle(dtype, shape);
+                }
+            }
         }
         if self.total_bytes.saturating_add(bytes) > self.limit_bytes {
             // Drop cached free buffers before giving up.
-            self.free.clear();
-            self.total_bytes = 0;
+            self.trim();
         }
         self.fresh_allocations += 1;
         self.total_bytes = self.total_bytes.saturating_add(bytes);
