@@ -30,7 +30,7 @@ pub fn golden() -> Result<(), String> {
         mk.push(d("in"));
         run(Command::new(&py).args(&mk))?;
         run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
-        run(Command::new(&native).args([model, &d("in"), &d("native")]))?;
+        run(Command::new(&native).args([model.to_string(), d("in"), d("native")]))?;
         let root_s = root().display().to_string();
         let model_abs = root().join(model).display().to_string();
         run(Command::new(&py).args(["scripts/run_wasi.py", &wasm.display().to_string(), "--dir", &root_s, "--", &model_abs, &d("in"), &d("wasm")]))?;
