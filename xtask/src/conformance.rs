@@ -75,6 +75,13 @@ fn write_report(path: &std::path::Path, results: &[serde_json::Value]) -> Result
         passed: usize,
         reasons: BTreeMap<String, usize>,
     }
+    // Every op type seen in any test model: a test is attributed to the longest
+    // op name its test name starts with (so `_expanded` variants count for their op).
+    let all_ops: BTreeSet<String> = results
+        .iter()
+        .flat_map(|r| r["ops"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     let mut per_suite: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut per_op: BTreeMap<String, Row> = BTreeMap::new();
     for r in results {
@@ -90,12 +97,12 @@ fn write_report(path: &std::path::Path, results: &[serde_json::Value]) -> Result
         // A node test is attributed to the op its name starts with when one of its ops matches, else its first op.
         let ops: Vec<&str> = r["ops"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
         let lname = name.trim_start_matches("test_").replace('_', "").to_lowercase();
-        let op = ops
+        let op = all_ops
             .iter()
             .filter(|o| lname.starts_with(&o.to_lowercase()))
             .max_by_key(|o| o.len())
-            .or(ops.first())
-            .map(|s| s.to_string())
+            .cloned()
+            .or(ops.first().map(|s| s.to_string()))
             .unwrap_or_else(|| "?".into());
         let row = per_op.entry(op).or_default();
         row.tests += 1;
