@@ -20,6 +20,10 @@ pub fn golden() -> Result<(), String> {
     let native = target_dir().join("debug/examples/run_npy");
     let wasm = target_dir().join("wasm32-wasip1/debug/examples/run_npy.wasm");
     let work = root().join(".cache/wasm-golden");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    // WASI resolves paths inside preopened directories only, without following
+    // links out of them: preopen the real (canonical) folders.
+    let work = work.canonicalize().map_err(|e| e.to_string())?;
     for (name, model, make) in CASES {
         step(&format!("wasm golden: {name}"));
         let dir = work.join(name);
@@ -33,7 +37,8 @@ pub fn golden() -> Result<(), String> {
         run(Command::new(&native).args([model.to_string(), d("in"), d("native")]))?;
         let root_s = root().display().to_string();
         let model_abs = root().join(model).display().to_string();
-        run(Command::new(&py).args(["scripts/run_wasi.py", &wasm.display().to_string(), "--dir", &root_s, "--", &model_abs, &d("in"), &d("wasm")]))?;
+        let work_s = work.display().to_string();
+        run(Command::new(&py).args(["scripts/run_wasi.py", &wasm.display().to_string(), "--dir", &root_s, "--dir", &work_s, "--", &model_abs, &d("in"), &d("wasm")]))?;
         run(Command::new(&py).args(["scripts/compare_npy.py", &d("native"), &d("ref"), "1e-4", &format!("{name} native vs onnxruntime")]))?;
         run(Command::new(&py).args(["scripts/compare_npy.py", &d("wasm"), &d("ref"), "1e-4", &format!("{name} wasm vs onnxruntime")]))?;
         run(Command::new(&py).args(["scripts/compare_npy.py", &d("wasm"), &d("native"), "1e-5", &format!("{name} wasm vs native")]))?;
