@@ -7,9 +7,9 @@
 //! each op records its formal input count (`n_formal`).
 
 use uniml_core::ops::control::{
-    common::n_body_formal, ConcatFromSequence, If, Loop, OptionalGetElement, OptionalHasElement, OptionalOp, Scan,
-    SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert, SequenceLength, SequenceMap,
-    SplitToSequence,
+    common::n_body_formal, ConcatFromSequence, If, Loop, OptionalGetElement, OptionalHasElement,
+    OptionalOp, Scan, SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert,
+    SequenceLength, SequenceMap, SplitToSequence,
 };
 use uniml_core::{Op, Subgraph};
 use uniml_data::{DType, Result};
@@ -36,7 +36,8 @@ pub const OPS: &[(&str, Builder)] = &[
 
 /// A required body attribute.
 fn body(ctx: &NodeCtx, name: &str) -> Result<Subgraph> {
-    ctx.graph(name)?.ok_or_else(|| ctx.invalid(format!("the '{name}' graph attribute is missing")))
+    ctx.graph(name)?
+        .ok_or_else(|| ctx.invalid(format!("the '{name}' graph attribute is missing")))
 }
 
 fn if_op(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -51,14 +52,20 @@ fn if_op(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
             )));
         }
     }
-    Ok(Box::new(If { then_branch, else_branch, n_formal: ctx.n_inputs() }))
+    Ok(Box::new(If {
+        then_branch,
+        else_branch,
+        n_formal: ctx.n_inputs(),
+    }))
 }
 
 fn loop_op(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let body = body(ctx, "body")?;
     let n_formal = ctx.n_inputs();
     if n_formal < 2 {
-        return Err(ctx.invalid(format!("Loop needs inputs M and cond (possibly empty names), got {n_formal} inputs")));
+        return Err(ctx.invalid(format!(
+            "Loop needs inputs M and cond (possibly empty names), got {n_formal} inputs"
+        )));
     }
     let n = n_formal - 2;
     let formal = n_body_formal(&body);
@@ -73,7 +80,11 @@ fn loop_op(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         return Err(ctx.invalid(format!("the body has {outs} outputs, expected at least {} (condition and {n} loop-carried values)", 1 + n)));
     }
     if ctx.n_outputs() > outs - 1 {
-        return Err(ctx.invalid(format!("the node has {} outputs, the body provides {}", ctx.n_outputs(), outs - 1)));
+        return Err(ctx.invalid(format!(
+            "the node has {} outputs, the body provides {}",
+            ctx.n_outputs(),
+            outs - 1
+        )));
     }
     Ok(Box::new(Loop { body, n_formal }))
 }
@@ -85,7 +96,9 @@ fn directions(ctx: &NodeCtx, name: &str) -> Result<Vec<bool>> {
         .map(|&d| match d {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(ctx.invalid(format!("{name} entries must be 0 (forward) or 1 (reverse), got {other}"))),
+            other => Err(ctx.invalid(format!(
+                "{name} entries must be 0 (forward) or 1 (reverse), got {other}"
+            ))),
         })
         .collect()
 }
@@ -94,7 +107,9 @@ fn scan(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let body = body(ctx, "body")?;
     let n_formal = ctx.n_inputs();
     let batched = ctx.opset < 9;
-    let num_scan_inputs = ctx.int("num_scan_inputs").ok_or_else(|| ctx.invalid("num_scan_inputs is missing"))?;
+    let num_scan_inputs = ctx
+        .int("num_scan_inputs")
+        .ok_or_else(|| ctx.invalid("num_scan_inputs is missing"))?;
     let first = usize::from(batched);
     if num_scan_inputs < 1 || num_scan_inputs as u64 > n_formal.saturating_sub(first) as u64 {
         return Err(ctx.invalid(format!(
@@ -106,14 +121,24 @@ fn scan(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let n_states = n_formal - first - k;
     let formal = n_body_formal(&body);
     if formal != n_states + k {
-        return Err(ctx.invalid(format!("the body has {formal} inputs, expected {n_states} states + {k} scan inputs")));
+        return Err(ctx.invalid(format!(
+            "the body has {formal} inputs, expected {n_states} states + {k} scan inputs"
+        )));
     }
     if body.graph.outputs.len() < n_states {
-        return Err(ctx.invalid(format!("the body has {} outputs, expected at least {n_states} states", body.graph.outputs.len())));
+        return Err(ctx.invalid(format!(
+            "the body has {} outputs, expected at least {n_states} states",
+            body.graph.outputs.len()
+        )));
     }
     let n_scan_out = body.graph.outputs.len() - n_states;
     let (input_axes, input_reverse, output_axes, output_reverse) = if batched {
-        (vec![0; k], directions(ctx, "directions")?, Vec::new(), Vec::new())
+        (
+            vec![0; k],
+            directions(ctx, "directions")?,
+            Vec::new(),
+            Vec::new(),
+        )
     } else {
         let ia = ctx.ints("scan_input_axes").unwrap_or_else(|| vec![0; k]);
         let ir = directions(ctx, "scan_input_directions")?;
@@ -126,7 +151,8 @@ fn scan(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
                 ir.len()
             )));
         }
-        if (!oa.is_empty() && oa.len() != n_scan_out) || (!or.is_empty() && or.len() != n_scan_out) {
+        if (!oa.is_empty() && oa.len() != n_scan_out) || (!or.is_empty() && or.len() != n_scan_out)
+        {
             return Err(ctx.invalid(format!(
                 "scan_output_axes/scan_output_directions must have {n_scan_out} entries, got {}/{}",
                 oa.len(),
@@ -136,7 +162,10 @@ fn scan(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         (ia, ir, oa, or)
     };
     if batched && !input_reverse.is_empty() && input_reverse.len() != k {
-        return Err(ctx.invalid(format!("directions must have {k} entries, got {}", input_reverse.len())));
+        return Err(ctx.invalid(format!(
+            "directions must have {k} entries, got {}",
+            input_reverse.len()
+        )));
     }
     Ok(Box::new(Scan {
         body,
@@ -160,12 +189,20 @@ fn sequence_empty(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 }
 
 fn split_to_sequence(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(SplitToSequence { axis: ctx.int_or("axis", 0), keepdims: ctx.int_or("keepdims", 1) != 0 }))
+    Ok(Box::new(SplitToSequence {
+        axis: ctx.int_or("axis", 0),
+        keepdims: ctx.int_or("keepdims", 1) != 0,
+    }))
 }
 
 fn concat_from_sequence(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let axis = ctx.int("axis").ok_or_else(|| ctx.invalid("the 'axis' attribute is required"))?;
-    Ok(Box::new(ConcatFromSequence { axis, new_axis: ctx.int_or("new_axis", 0) != 0 }))
+    let axis = ctx
+        .int("axis")
+        .ok_or_else(|| ctx.invalid("the 'axis' attribute is required"))?;
+    Ok(Box::new(ConcatFromSequence {
+        axis,
+        new_axis: ctx.int_or("new_axis", 0) != 0,
+    }))
 }
 
 fn sequence_map(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -173,10 +210,16 @@ fn sequence_map(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let n_formal = ctx.n_inputs();
     let formal = n_body_formal(&body);
     if formal != n_formal || n_formal == 0 {
-        return Err(ctx.invalid(format!("the body has {formal} inputs, the node has {n_formal} (they must match)")));
+        return Err(ctx.invalid(format!(
+            "the body has {formal} inputs, the node has {n_formal} (they must match)"
+        )));
     }
     if body.graph.outputs.len() < ctx.n_outputs() {
-        return Err(ctx.invalid(format!("the body has {} outputs, the node has {}", body.graph.outputs.len(), ctx.n_outputs())));
+        return Err(ctx.invalid(format!(
+            "the body has {} outputs, the node has {}",
+            body.graph.outputs.len(),
+            ctx.n_outputs()
+        )));
     }
     Ok(Box::new(SequenceMap { body, n_formal }))
 }

@@ -36,13 +36,19 @@ fn dtype_attr(ctx: &NodeCtx, name: &str, allowed: &[DType]) -> Result<Option<DTy
         Some(c) => c,
     };
     let Ok(code32) = i32::try_from(code) else {
-        return Err(ctx.invalid(format!("attribute {name} = {code} is not a tensor data type")));
+        return Err(ctx.invalid(format!(
+            "attribute {name} = {code} is not a tensor data type"
+        )));
     };
     match DType::from_onnx_code(code32) {
         Some(d) if allowed.contains(&d) => Ok(Some(d)),
         Some(d) => Err(ctx.invalid(format!(
             "attribute {name} = {d} is not allowed here (expected one of {})",
-            allowed.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+            allowed
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         None => Err(ctx.unsupported(format!(
             "{name} {} is not supported (float8, int4, int2 and float4 types are not implemented)",
@@ -73,22 +79,46 @@ fn quantize_linear(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         let _ = ctx.int("saturate");
     }
     let output_dtype = if ctx.opset >= 21 {
-        dtype_attr(ctx, "output_dtype", &[DType::U8, DType::I8, DType::U16, DType::I16])?
+        dtype_attr(
+            ctx,
+            "output_dtype",
+            &[DType::U8, DType::I8, DType::U16, DType::I16],
+        )?
     } else {
         None
     };
-    let precision = if ctx.opset >= 23 { dtype_attr(ctx, "precision", &[DType::F32, DType::F16, DType::BF16])? } else { None };
+    let precision = if ctx.opset >= 23 {
+        dtype_attr(ctx, "precision", &[DType::F32, DType::F16, DType::BF16])?
+    } else {
+        None
+    };
     if let (Some(o), Some(z)) = (output_dtype, ctx.const_input(2)) {
         if z.dtype() != o {
-            return Err(ctx.invalid(format!("output_dtype {o} differs from the zero point's dtype {}", z.dtype())));
+            return Err(ctx.invalid(format!(
+                "output_dtype {o} differs from the zero point's dtype {}",
+                z.dtype()
+            )));
         }
     }
-    Ok(Box::new(QuantizeLinear { axis: axis(ctx), block_size: block_size(ctx)?, output_dtype, precision }))
+    Ok(Box::new(QuantizeLinear {
+        axis: axis(ctx),
+        block_size: block_size(ctx)?,
+        output_dtype,
+        precision,
+    }))
 }
 
 fn dequantize_linear(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let output_dtype = if ctx.opset >= 23 { dtype_attr(ctx, "output_dtype", &[DType::F32, DType::F16, DType::BF16])? } else { None };
-    Ok(Box::new(DequantizeLinear { axis: axis(ctx), block_size: block_size(ctx)?, output_dtype }))
+    let output_dtype = if ctx.opset >= 23 {
+        dtype_attr(ctx, "output_dtype", &[DType::F32, DType::F16, DType::BF16])?
+    } else {
+        None
+    };
+    Ok(Box::new(DequantizeLinear {
+        axis: axis(ctx),
+        block_size: block_size(ctx)?,
+        output_dtype,
+    }))
 }
 
 fn dynamic_quantize_linear(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -109,7 +139,11 @@ fn uints(ctx: &NodeCtx, name: &str) -> Result<Vec<usize>> {
         None => Ok(vec![]),
         Some(v) => v
             .iter()
-            .map(|&x| usize::try_from(x).map_err(|_| ctx.invalid(format!("attribute {name} must be non-negative, got {v:?}"))))
+            .map(|&x| {
+                usize::try_from(x).map_err(|_| {
+                    ctx.invalid(format!("attribute {name} must be non-negative, got {v:?}"))
+                })
+            })
             .collect(),
     }
 }
@@ -128,8 +162,11 @@ fn conv_attrs(ctx: &NodeCtx) -> Result<IntConvAttrs> {
         return Err(ctx.invalid(format!("group must be >= 1, got {group}")));
     }
     let s = ctx.string_or("auto_pad", "NOTSET");
-    let auto_pad = AutoPad::parse(&s)
-        .ok_or_else(|| ctx.unsupported(format!("auto_pad '{s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")))?;
+    let auto_pad = AutoPad::parse(&s).ok_or_else(|| {
+        ctx.unsupported(format!(
+            "auto_pad '{s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
+        ))
+    })?;
     let ks = positive(ctx, "kernel_shape")?;
     Ok(IntConvAttrs {
         kernel_shape: if ks.is_empty() { None } else { Some(ks) },

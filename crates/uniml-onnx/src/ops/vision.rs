@@ -55,9 +55,11 @@ fn roi_align(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         {
             "half_pixel" => true,
             "output_half_pixel" => false,
-            m => return Err(ctx.unsupported(format!(
+            m => {
+                return Err(ctx.unsupported(format!(
                 "coordinate_transformation_mode '{m}' is not one of half_pixel, output_half_pixel"
-            ))),
+            )))
+            }
         }
     } else {
         false

@@ -9,7 +9,11 @@ use crate::ops::util::norm_axis;
 
 /// The values a body captures from enclosing scopes, taken from the owning
 /// node's extra inputs (those after its `n_formal` formal inputs).
-pub fn captured<'a>(sub: &Subgraph, inputs: &[Option<ValueRef<'a>>], n_formal: usize) -> Result<Vec<ValueRef<'a>>> {
+pub fn captured<'a>(
+    sub: &Subgraph,
+    inputs: &[Option<ValueRef<'a>>],
+    n_formal: usize,
+) -> Result<Vec<ValueRef<'a>>> {
     sub.captures
         .iter()
         .map(|&c| match inputs.get(n_formal + c) {
@@ -34,7 +38,16 @@ pub fn body_output_facts(sub: &Subgraph) -> Vec<Fact> {
     sub.graph
         .outputs
         .iter()
-        .map(|&o| sub.graph.values.get(o).map(|v| Fact { konst: None, ..v.fact.clone() }).unwrap_or_default())
+        .map(|&o| {
+            sub.graph
+                .values
+                .get(o)
+                .map(|v| Fact {
+                    konst: None,
+                    ..v.fact.clone()
+                })
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -52,16 +65,28 @@ pub fn merge_facts(a: &Fact, b: &Fact) -> Fact {
     };
     let shape = match (&a.shape, &b.shape) {
         (Some(x), Some(y)) if x.rank() == y.rank() => Some(SymbolicShape(
-            x.0.iter().zip(&y.0).map(|(p, q)| if p == q { p.clone() } else { Dim::Unknown }).collect(),
+            x.0.iter()
+                .zip(&y.0)
+                .map(|(p, q)| if p == q { p.clone() } else { Dim::Unknown })
+                .collect(),
         )),
         _ => None,
     };
-    Fact { dtype, shape, konst: None, is_sequence: a.is_sequence || b.is_sequence }
+    Fact {
+        dtype,
+        shape,
+        konst: None,
+        is_sequence: a.is_sequence || b.is_sequence,
+    }
 }
 
 /// The single element of a condition tensor, as a bool.
 pub fn scalar_bool(t: &TensorView, what: &str) -> Result<bool> {
-    ensure!(t.len() == 1, "{what} must hold exactly one element, got shape {:?}", t.shape());
+    ensure!(
+        t.len() == 1,
+        "{what} must hold exactly one element, got shape {:?}",
+        t.shape()
+    );
     Ok(match t.dtype() {
         DType::Bool | DType::U8 | DType::I8 => t.as_bytes().first().is_some_and(|&b| b != 0),
         DType::String => bail!("{what} must be a bool tensor, got string"),
@@ -71,7 +96,11 @@ pub fn scalar_bool(t: &TensorView, what: &str) -> Result<bool> {
 
 /// The single element of an integer tensor (int64 or int32), as i64.
 pub fn scalar_i64(t: &TensorView, what: &str) -> Result<i64> {
-    ensure!(t.len() == 1, "{what} must hold exactly one element, got shape {:?}", t.shape());
+    ensure!(
+        t.len() == 1,
+        "{what} must hold exactly one element, got shape {:?}",
+        t.shape()
+    );
     let v = match t.dtype() {
         DType::I64 => t.as_slice::<i64>()?.first().copied(),
         DType::I32 => t.as_slice::<i32>()?.first().map(|&v| v as i64),
@@ -102,11 +131,17 @@ pub fn copy_view(ctx: &mut EvalCtx, x: &TensorView) -> Result<Tensor> {
 
 /// Copies `outer` rounds of one block from each source (block `k` has
 /// `inners[k]` elements) into `dst`, in order.
-fn copy_blocks<T: Clone>(dst: &mut [T], srcs: &[&[T]], outer: usize, inners: &[usize]) -> Result<()> {
+fn copy_blocks<T: Clone>(
+    dst: &mut [T],
+    srcs: &[&[T]],
+    outer: usize,
+    inners: &[usize],
+) -> Result<()> {
     let mut pos = 0;
     for o in 0..outer {
         for (s, &n) in srcs.iter().zip(inners) {
-            let (Some(src), Some(d)) = (s.get(o * n..(o + 1) * n), dst.get_mut(pos..pos + n)) else {
+            let (Some(src), Some(d)) = (s.get(o * n..(o + 1) * n), dst.get_mut(pos..pos + n))
+            else {
                 bail!("internal: block copy out of range");
             };
             d.clone_from_slice(src);
@@ -119,17 +154,35 @@ fn copy_blocks<T: Clone>(dst: &mut [T], srcs: &[&[T]], outer: usize, inners: &[u
 /// Concatenates `parts` along `axis`, or stacks them along a new axis
 /// inserted at `axis` when `new_axis` (then all parts must have one shape).
 /// Any dtype, strings included.
-pub fn concat(ctx: &mut EvalCtx, parts: &[TensorView], axis: i64, new_axis: bool) -> Result<Tensor> {
-    let Some(first) = parts.first() else { bail!("cannot concatenate an empty list of tensors") };
+pub fn concat(
+    ctx: &mut EvalCtx,
+    parts: &[TensorView],
+    axis: i64,
+    new_axis: bool,
+) -> Result<Tensor> {
+    let Some(first) = parts.first() else {
+        bail!("cannot concatenate an empty list of tensors")
+    };
     let dtype = first.dtype();
     let rank = first.shape().len();
-    ensure!(new_axis || rank > 0, "cannot concatenate scalars (rank 0) without new_axis");
+    ensure!(
+        new_axis || rank > 0,
+        "cannot concatenate scalars (rank 0) without new_axis"
+    );
     let out_rank = if new_axis { rank + 1 } else { rank };
     let axis = norm_axis(axis, out_rank)?;
     for (k, p) in parts.iter().enumerate() {
-        ensure!(p.dtype() == dtype, "element {k} has dtype {}, element 0 has {dtype}", p.dtype());
+        ensure!(
+            p.dtype() == dtype,
+            "element {k} has dtype {}, element 0 has {dtype}",
+            p.dtype()
+        );
         let same = p.shape().len() == rank
-            && p.shape().iter().zip(first.shape()).enumerate().all(|(d, (a, b))| a == b || (!new_axis && d == axis));
+            && p.shape()
+                .iter()
+                .zip(first.shape())
+                .enumerate()
+                .all(|(d, (a, b))| a == b || (!new_axis && d == axis));
         ensure!(
             same,
             "element {k} has shape {:?}, incompatible with element 0's {:?} for {} along axis {axis}",
@@ -145,10 +198,16 @@ pub fn concat(ctx: &mut EvalCtx, parts: &[TensorView], axis: i64, new_axis: bool
         out_shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
     }
     let outer: usize = first.shape()[..axis].iter().product();
-    let inners: Vec<usize> = parts.iter().map(|p| p.shape()[axis..].iter().product()).collect();
+    let inners: Vec<usize> = parts
+        .iter()
+        .map(|p| p.shape()[axis..].iter().product())
+        .collect();
     let mut out = ctx.alloc(dtype, &out_shape)?;
     if dtype == DType::String {
-        let srcs: Vec<&[String]> = parts.iter().map(|p| p.as_strings()).collect::<Result<_>>()?;
+        let srcs: Vec<&[String]> = parts
+            .iter()
+            .map(|p| p.as_strings())
+            .collect::<Result<_>>()?;
         copy_blocks(out.as_strings_mut()?, &srcs, outer, &inners)?;
     } else {
         let es = dtype.size();
@@ -161,16 +220,30 @@ pub fn concat(ctx: &mut EvalCtx, parts: &[TensorView], axis: i64, new_axis: bool
 
 /// The part `start..start + len` of `x` along `axis`; with `keep_dim` false
 /// (only when `len == 1`) the axis is removed.
-pub fn slice_axis(ctx: &mut EvalCtx, x: &TensorView, axis: usize, start: usize, len: usize, keep_dim: bool) -> Result<Tensor> {
+pub fn slice_axis(
+    ctx: &mut EvalCtx,
+    x: &TensorView,
+    axis: usize,
+    start: usize,
+    len: usize,
+    keep_dim: bool,
+) -> Result<Tensor> {
     let shape = x.shape();
-    ensure!(axis < shape.len(), "axis {axis} is out of range for rank {}", shape.len());
+    ensure!(
+        axis < shape.len(),
+        "axis {axis} is out of range for rank {}",
+        shape.len()
+    );
     let dim = shape[axis];
     ensure!(
         start.checked_add(len).is_some_and(|e| e <= dim),
         "slice {start}..{} is out of range for dimension {dim} (axis {axis})",
         start.saturating_add(len)
     );
-    ensure!(keep_dim || len == 1, "internal: removing axis {axis} needs a slice of length 1, got {len}");
+    ensure!(
+        keep_dim || len == 1,
+        "internal: removing axis {axis} needs a slice of length 1, got {len}"
+    );
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut out_shape = shape.to_vec();
@@ -180,11 +253,22 @@ pub fn slice_axis(ctx: &mut EvalCtx, x: &TensorView, axis: usize, start: usize, 
         out_shape.remove(axis);
     }
     let mut out = ctx.alloc(x.dtype(), &out_shape)?;
-    fn copy<T: Clone>(dst: &mut [T], src: &[T], outer: usize, dim: usize, start: usize, n: usize, inner: usize) -> Result<()> {
+    fn copy<T: Clone>(
+        dst: &mut [T],
+        src: &[T],
+        outer: usize,
+        dim: usize,
+        start: usize,
+        n: usize,
+        inner: usize,
+    ) -> Result<()> {
         let block = n * inner;
         for o in 0..outer {
             let from = (o * dim + start) * inner;
-            let (Some(s), Some(d)) = (src.get(from..from + block), dst.get_mut(o * block..(o + 1) * block)) else {
+            let (Some(s), Some(d)) = (
+                src.get(from..from + block),
+                dst.get_mut(o * block..(o + 1) * block),
+            ) else {
                 bail!("internal: slice copy out of range");
             };
             d.clone_from_slice(s);
@@ -192,10 +276,26 @@ pub fn slice_axis(ctx: &mut EvalCtx, x: &TensorView, axis: usize, start: usize, 
         Ok(())
     }
     if x.dtype() == DType::String {
-        copy(out.as_strings_mut()?, x.as_strings()?, outer, dim, start, len, inner)?;
+        copy(
+            out.as_strings_mut()?,
+            x.as_strings()?,
+            outer,
+            dim,
+            start,
+            len,
+            inner,
+        )?;
     } else {
         let es = x.dtype().size();
-        copy(out.as_bytes_mut(), x.as_bytes(), outer, dim, start, len, inner * es)?;
+        copy(
+            out.as_bytes_mut(),
+            x.as_bytes(),
+            outer,
+            dim,
+            start,
+            len,
+            inner * es,
+        )?;
     }
     Ok(out)
 }

@@ -4,7 +4,9 @@
 
 use uniml_data::{bail, Error, Result, Tensor, TensorView};
 
-use super::common::{body_is_pure, body_output_facts, captured, merge_facts, scalar_bool, tensor_of};
+use super::common::{
+    body_is_pure, body_output_facts, captured, merge_facts, scalar_bool, tensor_of,
+};
 use crate::graph::Subgraph;
 use crate::op::{EvalCtx, Fact, Op, Value, ValueRef};
 
@@ -38,7 +40,11 @@ impl Op for If {
             Some(Some(v)) => tensor_of(v, "If cond")?,
             _ => bail!("If: required input 0 (cond) is missing"),
         };
-        let branch = if scalar_bool(&cond, "If cond")? { &self.then_branch } else { &self.else_branch };
+        let branch = if scalar_bool(&cond, "If cond")? {
+            &self.then_branch
+        } else {
+            &self.else_branch
+        };
         let args = captured(branch, inputs, self.n_formal)?;
         ctx.run_subgraph(branch, args)
     }

@@ -7,8 +7,8 @@
 use uniml_data::{bail, Dim, Error, Result, SymbolicShape, Tensor, TensorView};
 
 use super::common::{
-    body_is_pure, body_output_facts, captured, concat, empty_stack, merge_facts, refs, release_value, scalar_bool,
-    scalar_i64, tensor_of,
+    body_is_pure, body_output_facts, captured, concat, empty_stack, merge_facts, refs,
+    release_value, scalar_bool, scalar_i64, tensor_of,
 };
 use crate::graph::Subgraph;
 use crate::op::{EvalCtx, Fact, Op, Value, ValueRef};
@@ -28,7 +28,11 @@ impl Loop {
     }
     /// Number of scan outputs of the body.
     pub fn n_scan(&self) -> usize {
-        self.body.graph.outputs.len().saturating_sub(1 + self.n_carried())
+        self.body
+            .graph
+            .outputs
+            .len()
+            .saturating_sub(1 + self.n_carried())
     }
 }
 
@@ -81,8 +85,15 @@ impl Op for Loop {
             Some(Some(v)) => scalar_bool(&tensor_of(v, "Loop cond")?, "Loop cond")?,
         };
         let caps = captured(&self.body, inputs, self.n_formal)?;
-        let initial: Vec<ValueRef> =
-            (0..n).map(|i| inputs.get(2 + i).cloned().flatten().unwrap_or(ValueRef::None)).collect();
+        let initial: Vec<ValueRef> = (0..n)
+            .map(|i| {
+                inputs
+                    .get(2 + i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or(ValueRef::None)
+            })
+            .collect();
         // Loop-carried values after the latest iteration (None before the first).
         let mut carried: Option<Vec<Value>> = None;
         let mut scans: Vec<Vec<Tensor>> = (0..k).map(|_| Vec::new()).collect();
@@ -101,7 +112,11 @@ impl Op for Loop {
             args.extend(caps.iter().cloned());
             let outs = ctx.run_subgraph(&self.body, args)?;
             if outs.len() < 1 + n + k {
-                bail!("the Loop body produced {} outputs, expected {}", outs.len(), 1 + n + k);
+                bail!(
+                    "the Loop body produced {} outputs, expected {}",
+                    outs.len(),
+                    1 + n + k
+                );
             }
             let mut outs = outs.into_iter();
             let c = outs.next().unwrap_or(Value::None);
@@ -122,7 +137,9 @@ impl Op for Loop {
                     _ => bail!("Loop scan output {j} must be a tensor"),
                 }
             }
-            it = it.checked_add(1).ok_or_else(|| Error::Other("Loop iteration count overflows int64".into()))?;
+            it = it
+                .checked_add(1)
+                .ok_or_else(|| Error::Other("Loop iteration count overflows int64".into()))?;
         }
         let mut results: Vec<Value> = match carried {
             Some(vals) => vals,
@@ -134,7 +151,8 @@ impl Op for Loop {
                 empty_stack(ctx, facts.get(1 + n + j).unwrap_or(&Fact::unknown()), 0)?
             } else {
                 let views: Vec<TensorView> = parts.iter().map(|t| t.view()).collect();
-                let t = concat(ctx, &views, 0, true).map_err(|e| Error::Other(format!("Loop scan output {j}: {e}")))?;
+                let t = concat(ctx, &views, 0, true)
+                    .map_err(|e| Error::Other(format!("Loop scan output {j}: {e}")))?;
                 parts.into_iter().for_each(|p| ctx.release(p));
                 t
             };

@@ -19,7 +19,9 @@ pub use if_op::If;
 pub use loop_op::Loop;
 pub use optional::{OptionalGetElement, OptionalHasElement, OptionalOp};
 pub use scan::Scan;
-pub use sequence::{SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert, SequenceLength};
+pub use sequence::{
+    SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert, SequenceLength,
+};
 pub use sequence_map::SequenceMap;
 pub use split_concat::{ConcatFromSequence, SplitToSequence};
 

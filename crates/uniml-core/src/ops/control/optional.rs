@@ -16,7 +16,13 @@ impl Op for OptionalOp {
         "Optional"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        Ok(vec![inputs.first().map(|f| Fact { konst: None, ..(*f).clone() }).unwrap_or_default()])
+        Ok(vec![inputs
+            .first()
+            .map(|f| Fact {
+                konst: None,
+                ..(*f).clone()
+            })
+            .unwrap_or_default()])
     }
     fn eval(&self, _ctx: &mut EvalCtx, _inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         Err(Error::Other("Optional needs eval_values".into()))
@@ -47,7 +53,10 @@ impl Op for OptionalHasElement {
         Err(Error::Other("OptionalHasElement needs eval_values".into()))
     }
     fn eval_values(&self, _ctx: &mut EvalCtx, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
-        let has = matches!(inputs.first(), Some(Some(ValueRef::Tensor(_) | ValueRef::Sequence(_))));
+        let has = matches!(
+            inputs.first(),
+            Some(Some(ValueRef::Tensor(_) | ValueRef::Sequence(_)))
+        );
         Ok(vec![Value::Tensor(Tensor::from_bools(&[], &[has])?)])
     }
     crate::op_as_any!();
@@ -63,7 +72,13 @@ impl Op for OptionalGetElement {
         "OptionalGetElement"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        Ok(vec![inputs.first().map(|f| Fact { konst: None, ..(*f).clone() }).unwrap_or_default()])
+        Ok(vec![inputs
+            .first()
+            .map(|f| Fact {
+                konst: None,
+                ..(*f).clone()
+            })
+            .unwrap_or_default()])
     }
     fn eval(&self, _ctx: &mut EvalCtx, _inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         Err(Error::Other("OptionalGetElement needs eval_values".into()))
@@ -72,7 +87,9 @@ impl Op for OptionalGetElement {
         Ok(vec![match inputs.first() {
             Some(Some(ValueRef::Tensor(t))) => Value::Tensor(copy_view(ctx, t)?),
             Some(Some(ValueRef::Sequence(s))) => Value::Sequence(s.to_vec()),
-            Some(Some(ValueRef::None)) | Some(None) | None => bail!("OptionalGetElement: the optional is empty"),
+            Some(Some(ValueRef::None)) | Some(None) | None => {
+                bail!("OptionalGetElement: the optional is empty")
+            }
         }])
     }
     crate::op_as_any!();

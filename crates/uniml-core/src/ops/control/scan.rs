@@ -13,7 +13,8 @@
 use uniml_data::{bail, ensure, DType, Dim, Error, Result, SymbolicShape, Tensor, TensorView};
 
 use super::common::{
-    body_is_pure, body_output_facts, captured, concat, empty_stack, refs, release_value, slice_axis, tensor_of,
+    body_is_pure, body_output_facts, captured, concat, empty_stack, refs, release_value,
+    slice_axis, tensor_of,
 };
 use crate::graph::Subgraph;
 use crate::op::{EvalCtx, Fact, Op, Value, ValueRef};
@@ -48,10 +49,15 @@ impl Scan {
         usize::from(self.batched)
     }
     fn n_states(&self) -> usize {
-        self.n_formal.saturating_sub(self.first_state() + self.num_scan_inputs)
+        self.n_formal
+            .saturating_sub(self.first_state() + self.num_scan_inputs)
     }
     fn n_scan_outputs(&self) -> usize {
-        self.body.graph.outputs.len().saturating_sub(self.n_states())
+        self.body
+            .graph
+            .outputs
+            .len()
+            .saturating_sub(self.n_states())
     }
 
     /// Runs the body `len` times; scan input `j` is sliced along `axes[j]`.
@@ -71,7 +77,11 @@ impl Scan {
         for t in 0..len {
             let mut slices = Vec::with_capacity(scans.len());
             for (j, (x, &axis)) in scans.iter().zip(axes).enumerate() {
-                let idx = if self.input_reverse.get(j).copied().unwrap_or(false) { len - 1 - t } else { t };
+                let idx = if self.input_reverse.get(j).copied().unwrap_or(false) {
+                    len - 1 - t
+                } else {
+                    t
+                };
                 slices.push(slice_axis(ctx, x, axis, idx, 1, false)?);
             }
             let mut args = Vec::with_capacity(n + slices.len() + caps.len());
@@ -84,7 +94,11 @@ impl Scan {
             let outs = ctx.run_subgraph(&self.body, args)?;
             slices.into_iter().for_each(|s| ctx.release(s));
             if outs.len() < n + k {
-                bail!("the Scan body produced {} outputs, expected {}", outs.len(), n + k);
+                bail!(
+                    "the Scan body produced {} outputs, expected {}",
+                    outs.len(),
+                    n + k
+                );
             }
             let mut outs = outs.into_iter();
             let new: Vec<Value> = outs.by_ref().take(n).collect();
@@ -102,11 +116,21 @@ impl Scan {
             Some(v) => v,
             None => states.iter().map(|v| v.to_owned()).collect(),
         };
-        Ok(Pass { states, scans: outs_acc })
+        Ok(Pass {
+            states,
+            scans: outs_acc,
+        })
     }
 
     /// Stacks the per-iteration values of scan output `j` along `axis`.
-    fn stack(&self, ctx: &mut EvalCtx, j: usize, mut parts: Vec<Tensor>, axis: i64, elem: &Fact) -> Result<Tensor> {
+    fn stack(
+        &self,
+        ctx: &mut EvalCtx,
+        j: usize,
+        mut parts: Vec<Tensor>,
+        axis: i64,
+        elem: &Fact,
+    ) -> Result<Tensor> {
         if parts.is_empty() {
             return empty_stack(ctx, elem, axis);
         }
@@ -114,7 +138,8 @@ impl Scan {
             parts.reverse();
         }
         let views: Vec<TensorView> = parts.iter().map(|t| t.view()).collect();
-        let out = concat(ctx, &views, axis, true).map_err(|e| Error::Other(format!("Scan output {j}: {e}")))?;
+        let out = concat(ctx, &views, axis, true)
+            .map_err(|e| Error::Other(format!("Scan output {j}: {e}")))?;
         parts.into_iter().for_each(|p| ctx.release(p));
         Ok(out)
     }
@@ -122,7 +147,9 @@ impl Scan {
     fn eval_unbatched(&self, ctx: &mut EvalCtx, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
         let n = self.n_states();
         let caps = captured(&self.body, inputs, self.n_formal)?;
-        let states: Vec<ValueRef> = (0..n).map(|i| inputs.get(i).cloned().flatten().unwrap_or(ValueRef::None)).collect();
+        let states: Vec<ValueRef> = (0..n)
+            .map(|i| inputs.get(i).cloned().flatten().unwrap_or(ValueRef::None))
+            .collect();
         let mut scans = Vec::with_capacity(self.num_scan_inputs);
         let mut axes = Vec::with_capacity(self.num_scan_inputs);
         let mut len = None;
@@ -131,12 +158,21 @@ impl Scan {
                 Some(Some(v)) => tensor_of(v, "Scan input")?,
                 _ => bail!("Scan: scan input {j} (node input {}) is missing", n + j),
             };
-            let axis = norm_axis(self.input_axes.get(j).copied().unwrap_or(0), x.shape().len())?;
-            ensure!(!x.shape().is_empty(), "Scan input {j} must have rank >= 1, got a scalar");
+            let axis = norm_axis(
+                self.input_axes.get(j).copied().unwrap_or(0),
+                x.shape().len(),
+            )?;
+            ensure!(
+                !x.shape().is_empty(),
+                "Scan input {j} must have rank >= 1, got a scalar"
+            );
             let l = x.shape()[axis];
             match len {
                 None => len = Some(l),
-                Some(l0) => ensure!(l0 == l, "Scan input {j} has length {l} along axis {axis}, scan input 0 has {l0}"),
+                Some(l0) => ensure!(
+                    l0 == l,
+                    "Scan input {j} has length {l} along axis {axis}, scan input 0 has {l0}"
+                ),
             }
             scans.push(x);
             axes.push(axis);
@@ -161,18 +197,31 @@ impl Scan {
                 Some(Some(v)) => tensor_of(v, "Scan input")?,
                 _ => bail!("Scan: input {} is missing", 1 + i),
             };
-            ensure!(!x.shape().is_empty(), "Scan (opset 8) input {} must have a batch axis, got a scalar", 1 + i);
+            ensure!(
+                !x.shape().is_empty(),
+                "Scan (opset 8) input {} must have a batch axis, got a scalar",
+                1 + i
+            );
             all.push(x);
         }
         let (batch, max_len) = match all.get(n) {
             Some(x) => {
-                ensure!(x.shape().len() >= 2, "Scan (opset 8) scan inputs need [batch, sequence, ...], got {:?}", x.shape());
+                ensure!(
+                    x.shape().len() >= 2,
+                    "Scan (opset 8) scan inputs need [batch, sequence, ...], got {:?}",
+                    x.shape()
+                );
                 (x.shape()[0], x.shape()[1])
             }
             None => bail!("Scan needs at least one scan input"),
         };
         for (i, x) in all.iter().enumerate() {
-            ensure!(x.shape()[0] == batch, "Scan input {} has batch size {}, expected {batch}", 1 + i, x.shape()[0]);
+            ensure!(
+                x.shape()[0] == batch,
+                "Scan input {} has batch size {}, expected {batch}",
+                1 + i,
+                x.shape()[0]
+            );
             if i >= n {
                 ensure!(
                     x.shape().len() >= 2 && x.shape()[1] == max_len,
@@ -185,10 +234,17 @@ impl Scan {
         let lens: Vec<usize> = match inputs.first() {
             Some(Some(ValueRef::Tensor(t))) => {
                 let v = read_i64s(t)?;
-                ensure!(v.len() == batch, "sequence_lens has {} entries, batch size is {batch}", v.len());
+                ensure!(
+                    v.len() == batch,
+                    "sequence_lens has {} entries, batch size is {batch}",
+                    v.len()
+                );
                 v.iter()
                     .map(|&l| {
-                        ensure!(l >= 0 && l as u64 <= max_len as u64, "sequence length {l} is outside 0..={max_len}");
+                        ensure!(
+                            l >= 0 && l as u64 <= max_len as u64,
+                            "sequence length {l} is outside 0..={max_len}"
+                        );
                         Ok(l as usize)
                     })
                     .collect::<Result<_>>()?
@@ -204,7 +260,10 @@ impl Scan {
             for x in &all {
                 sliced.push(slice_axis(ctx, x, 0, b, 1, false)?);
             }
-            let states: Vec<ValueRef> = sliced[..n].iter().map(|t| ValueRef::Tensor(t.view())).collect();
+            let states: Vec<ValueRef> = sliced[..n]
+                .iter()
+                .map(|t| ValueRef::Tensor(t.view()))
+                .collect();
             let scans: Vec<TensorView> = sliced[n..].iter().map(|t| t.view()).collect();
             let axes = vec![0; scans.len()];
             let pass = self.run_pass(ctx, states, &scans, &axes, len, &caps)?;
@@ -221,7 +280,8 @@ impl Scan {
         let mut results = Vec::with_capacity(n + k);
         for (i, parts) in state_parts.into_iter().chain(scan_parts).enumerate() {
             let views: Vec<TensorView> = parts.iter().map(|t| t.view()).collect();
-            let t = concat(ctx, &views, 0, true).map_err(|e| Error::Other(format!("Scan output {i}: {e}")))?;
+            let t = concat(ctx, &views, 0, true)
+                .map_err(|e| Error::Other(format!("Scan output {i}: {e}")))?;
             parts.into_iter().for_each(|p| ctx.release(p));
             results.push(Value::Tensor(t));
         }
@@ -231,11 +291,16 @@ impl Scan {
 
 /// Zero-pads `t` along its leading axis to `len` entries.
 fn pad_leading(ctx: &mut EvalCtx, t: Tensor, len: usize) -> Result<Tensor> {
-    let Some(&have) = t.shape().first() else { bail!("internal: padding a scalar") };
+    let Some(&have) = t.shape().first() else {
+        bail!("internal: padding a scalar")
+    };
     if have == len {
         return Ok(t);
     }
-    ensure!(have < len, "internal: scan output has {have} entries, more than {len}");
+    ensure!(
+        have < len,
+        "internal: scan output has {have} entries, more than {len}"
+    );
     let mut shape = t.shape().to_vec();
     shape[0] = len;
     let mut out = ctx.alloc(t.dtype(), &shape)?;
@@ -265,7 +330,10 @@ impl Op for Scan {
         let body = body_output_facts(&self.body);
         let scan0 = inputs.get(first + n).and_then(|f| f.shape.as_ref());
         let (batch_dim, len_dim) = if self.batched {
-            (scan0.and_then(|s| s.0.first().cloned()), scan0.and_then(|s| s.0.get(1).cloned()))
+            (
+                scan0.and_then(|s| s.0.first().cloned()),
+                scan0.and_then(|s| s.0.get(1).cloned()),
+            )
         } else {
             let len = scan0.and_then(|s| {
                 let a = norm_axis(self.input_axes.first().copied().unwrap_or(0), s.rank()).ok()?;
@@ -278,7 +346,10 @@ impl Op for Scan {
             let b = body.get(i).cloned().unwrap_or_default();
             let f = if i < n {
                 match inputs.get(first + i) {
-                    Some(init) if init.shape.is_some() => Fact { konst: None, ..(*init).clone() },
+                    Some(init) if init.shape.is_some() => Fact {
+                        konst: None,
+                        ..(*init).clone()
+                    },
                     _ => Fact {
                         dtype: b.dtype,
                         shape: if self.batched { None } else { b.shape },
@@ -293,12 +364,21 @@ impl Op for Scan {
                         d.insert(0, len_dim.clone().unwrap_or(Dim::Unknown));
                         d.insert(0, batch_dim.clone().unwrap_or(Dim::Unknown));
                     } else {
-                        let a = norm_axis(self.output_axes.get(i - n).copied().unwrap_or(0), d.len() + 1).ok()?;
+                        let a = norm_axis(
+                            self.output_axes.get(i - n).copied().unwrap_or(0),
+                            d.len() + 1,
+                        )
+                        .ok()?;
                         d.insert(a, len_dim.clone().unwrap_or(Dim::Unknown));
                     }
                     Some(SymbolicShape(d))
                 });
-                Fact { dtype: b.dtype, shape, konst: None, is_sequence: false }
+                Fact {
+                    dtype: b.dtype,
+                    shape,
+                    konst: None,
+                    is_sequence: false,
+                }
             };
             out.push(f);
         }

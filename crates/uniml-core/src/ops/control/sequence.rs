@@ -10,11 +10,18 @@ use super::common::{copy_view, merge_facts, scalar_i64, sequence_of, tensor_of};
 use crate::op::{EvalCtx, Fact, Op, Value, ValueRef};
 
 fn seq_fact(dtype: Option<DType>, shape: Option<SymbolicShape>) -> Fact {
-    Fact { dtype, shape, konst: None, is_sequence: true }
+    Fact {
+        dtype,
+        shape,
+        konst: None,
+        is_sequence: true,
+    }
 }
 
 fn needs_values(op: &str) -> Result<Vec<Tensor>> {
-    Err(Error::Other(format!("{op} needs eval_values (it works on sequences)")))
+    Err(Error::Other(format!(
+        "{op} needs eval_values (it works on sequences)"
+    )))
 }
 
 /// Resolves a possibly negative `position` against a sequence of `len`
@@ -36,7 +43,10 @@ fn resolve_position(pos: i64, len: usize, allow_end: bool, op: &str) -> Result<u
 fn position(inputs: &[Option<ValueRef>], i: usize, op: &str) -> Result<Option<i64>> {
     match inputs.get(i) {
         Some(Some(ValueRef::None)) | Some(None) | None => Ok(None),
-        Some(Some(v)) => Ok(Some(scalar_i64(&tensor_of(v, "position")?, &format!("{op} position"))?)),
+        Some(Some(v)) => Ok(Some(scalar_i64(
+            &tensor_of(v, "position")?,
+            &format!("{op} position"),
+        )?)),
     }
 }
 
@@ -71,11 +81,20 @@ impl Op for SequenceConstruct {
         "SequenceConstruct"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(first) = inputs.first() else { return Ok(vec![seq_fact(None, None)]) };
-        let mut f = Fact { is_sequence: false, konst: None, ..(*first).clone() };
+        let Some(first) = inputs.first() else {
+            return Ok(vec![seq_fact(None, None)]);
+        };
+        let mut f = Fact {
+            is_sequence: false,
+            konst: None,
+            ..(*first).clone()
+        };
         for x in &inputs[1..] {
             if let (Some(a), Some(b)) = (f.dtype, x.dtype) {
-                ensure!(a == b, "SequenceConstruct inputs must share a dtype, got {a} and {b}");
+                ensure!(
+                    a == b,
+                    "SequenceConstruct inputs must share a dtype, got {a} and {b}"
+                );
             }
             f = merge_facts(&f, x);
         }
@@ -85,7 +104,10 @@ impl Op for SequenceConstruct {
         needs_values(self.name())
     }
     fn eval_values(&self, _ctx: &mut EvalCtx, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
-        ensure!(!inputs.is_empty(), "SequenceConstruct needs at least one input");
+        ensure!(
+            !inputs.is_empty(),
+            "SequenceConstruct needs at least one input"
+        );
         let mut out = Vec::with_capacity(inputs.len());
         for (i, v) in inputs.iter().enumerate() {
             let t = match v {
@@ -93,7 +115,11 @@ impl Op for SequenceConstruct {
                 None => bail!("SequenceConstruct input {i} is missing"),
             };
             if let Some(first) = out.first().map(Tensor::dtype) {
-                ensure!(t.dtype() == first, "SequenceConstruct input {i} has dtype {}, input 0 has {first}", t.dtype());
+                ensure!(
+                    t.dtype() == first,
+                    "SequenceConstruct input {i} has dtype {}, input 0 has {first}",
+                    t.dtype()
+                );
             }
             out.push(t.to_owned());
         }
@@ -111,7 +137,11 @@ impl Op for SequenceAt {
         "SequenceAt"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let f = inputs.first().map(|f| Fact { dtype: f.dtype, shape: f.shape.clone(), ..Fact::default() });
+        let f = inputs.first().map(|f| Fact {
+            dtype: f.dtype,
+            shape: f.shape.clone(),
+            ..Fact::default()
+        });
         Ok(vec![f.unwrap_or_default()])
     }
     fn eval(&self, _ctx: &mut EvalCtx, _inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -119,7 +149,9 @@ impl Op for SequenceAt {
     }
     fn eval_values(&self, ctx: &mut EvalCtx, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
         let seq = sequence_of(inputs.first(), "SequenceAt input_sequence")?;
-        let Some(pos) = position(inputs, 1, "SequenceAt")? else { bail!("SequenceAt: position is missing") };
+        let Some(pos) = position(inputs, 1, "SequenceAt")? else {
+            bail!("SequenceAt: position is missing")
+        };
         let i = resolve_position(pos, seq.len(), false, "SequenceAt")?;
         Ok(vec![Value::Tensor(copy_view(ctx, &seq[i].view())?)])
     }
@@ -135,10 +167,15 @@ impl Op for SequenceInsert {
         "SequenceInsert"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let (Some(s), Some(t)) = (inputs.first(), inputs.get(1)) else { return Ok(vec![seq_fact(None, None)]) };
+        let (Some(s), Some(t)) = (inputs.first(), inputs.get(1)) else {
+            return Ok(vec![seq_fact(None, None)]);
+        };
         let dtype = s.dtype.or(t.dtype);
         if let (Some(a), Some(b)) = (s.dtype, t.dtype) {
-            ensure!(a == b, "SequenceInsert: the tensor's dtype {b} differs from the sequence's {a}");
+            ensure!(
+                a == b,
+                "SequenceInsert: the tensor's dtype {b} differs from the sequence's {a}"
+            );
         }
         let shape = merge_facts(s, t).shape;
         Ok(vec![seq_fact(dtype, shape)])
@@ -190,12 +227,20 @@ impl Op for SequenceErase {
     }
     fn eval_values(&self, _ctx: &mut EvalCtx, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
         let seq = sequence_of(inputs.first(), "SequenceErase input_sequence")?;
-        ensure!(!seq.is_empty(), "SequenceErase: cannot erase from an empty sequence");
+        ensure!(
+            !seq.is_empty(),
+            "SequenceErase: cannot erase from an empty sequence"
+        );
         let at = match position(inputs, 1, "SequenceErase")? {
             Some(p) => resolve_position(p, seq.len(), false, "SequenceErase")?,
             None => seq.len() - 1,
         };
-        let out = seq.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, t)| t.clone()).collect();
+        let out = seq
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != at)
+            .map(|(_, t)| t.clone())
+            .collect();
         Ok(vec![Value::Sequence(out)])
     }
     crate::op_as_any!();

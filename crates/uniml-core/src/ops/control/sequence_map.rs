@@ -25,7 +25,12 @@ impl Op for SequenceMap {
         Ok((0..n_outputs)
             .map(|i| {
                 let b = body.get(i).cloned().unwrap_or_default();
-                Fact { dtype: b.dtype, shape: b.shape, konst: None, is_sequence: true }
+                Fact {
+                    dtype: b.dtype,
+                    shape: b.shape,
+                    konst: None,
+                    is_sequence: true,
+                }
             })
             .collect())
     }
@@ -37,15 +42,19 @@ impl Op for SequenceMap {
         let n = seq.len();
         for i in 1..self.n_formal {
             if let Some(Some(ValueRef::Sequence(s))) = inputs.get(i) {
-                ensure!(s.len() == n, "SequenceMap: input {i} is a sequence of length {}, input 0 has length {n}", s.len());
+                ensure!(
+                    s.len() == n,
+                    "SequenceMap: input {i} is a sequence of length {}, input 0 has length {n}",
+                    s.len()
+                );
             }
         }
         let caps = captured(&self.body, inputs, self.n_formal)?;
         let m = self.body.graph.outputs.len();
         let mut outs: Vec<Vec<Tensor>> = (0..m).map(|_| Vec::with_capacity(n)).collect();
-        for it in 0..n {
+        for (it, elem) in seq.iter().enumerate() {
             let mut args = Vec::with_capacity(self.n_formal + caps.len());
-            args.push(ValueRef::Tensor(seq[it].view()));
+            args.push(ValueRef::Tensor(elem.view()));
             for i in 1..self.n_formal {
                 args.push(match inputs.get(i) {
                     Some(Some(ValueRef::Sequence(s))) => match s.get(it) {
@@ -58,7 +67,11 @@ impl Op for SequenceMap {
             }
             args.extend(caps.iter().cloned());
             let res = ctx.run_subgraph(&self.body, args)?;
-            ensure!(res.len() >= m, "the SequenceMap body produced {} outputs, expected {m}", res.len());
+            ensure!(
+                res.len() >= m,
+                "the SequenceMap body produced {} outputs, expected {m}",
+                res.len()
+            );
             for (j, v) in res.into_iter().take(m).enumerate() {
                 match v {
                     Value::Tensor(t) => outs[j].push(t),

@@ -22,17 +22,26 @@ impl Op for SplitToSequence {
         "SplitToSequence"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(x) = inputs.first() else { bail!("SplitToSequence needs an input") };
+        let Some(x) = inputs.first() else {
+            bail!("SplitToSequence needs an input")
+        };
         let shape = match (&x.shape, self.keepdims) {
             (Some(s), true) => {
                 let a = norm_axis(self.axis, s.rank())?;
                 let mut d = s.0.clone();
-                d[a] = Dim::Unknown;
+                if let Some(x) = d.get_mut(a) {
+                    *x = Dim::Unknown;
+                }
                 Some(SymbolicShape(d))
             }
             _ => None,
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: true }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: true,
+        }])
     }
     fn eval(&self, _ctx: &mut EvalCtx, _inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         Err(Error::Other("SplitToSequence needs eval_values".into()))
@@ -42,7 +51,10 @@ impl Op for SplitToSequence {
             Some(Some(v)) => tensor_of(v, "SplitToSequence input")?,
             _ => bail!("SplitToSequence: required input 0 is missing"),
         };
-        ensure!(!x.shape().is_empty(), "SplitToSequence needs an input of rank >= 1, got a scalar");
+        ensure!(
+            !x.shape().is_empty(),
+            "SplitToSequence needs an input of rank >= 1, got a scalar"
+        );
         let axis = norm_axis(self.axis, x.shape().len())?;
         let dim = x.shape()[axis];
         let split = match inputs.get(1) {
@@ -53,7 +65,10 @@ impl Op for SplitToSequence {
             None => (vec![1usize; dim], self.keepdims),
             Some(s) if s.shape().is_empty() => {
                 let v = read_i64s(&s)?.first().copied().unwrap_or(0);
-                ensure!(v > 0, "SplitToSequence: a scalar split must be positive, got {v}");
+                ensure!(
+                    v > 0,
+                    "SplitToSequence: a scalar split must be positive, got {v}"
+                );
                 let v = v as usize;
                 let mut lens = vec![v; dim / v];
                 if dim % v != 0 {
@@ -62,9 +77,16 @@ impl Op for SplitToSequence {
                 (lens, true)
             }
             Some(s) => {
-                ensure!(s.shape().len() == 1, "SplitToSequence: split must be a scalar or 1-D, got shape {:?}", s.shape());
+                ensure!(
+                    s.shape().len() == 1,
+                    "SplitToSequence: split must be a scalar or 1-D, got shape {:?}",
+                    s.shape()
+                );
                 let v = read_i64s(&s)?;
-                ensure!(v.iter().all(|&l| l >= 0), "SplitToSequence: split lengths must be >= 0, got {v:?}");
+                ensure!(
+                    v.iter().all(|&l| l >= 0),
+                    "SplitToSequence: split lengths must be >= 0, got {v:?}"
+                );
                 let total: i64 = v.iter().sum();
                 ensure!(
                     total == dim as i64,
@@ -98,7 +120,9 @@ impl Op for ConcatFromSequence {
         "ConcatFromSequence"
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(s) = inputs.first() else { bail!("ConcatFromSequence needs an input") };
+        let Some(s) = inputs.first() else {
+            bail!("ConcatFromSequence needs an input")
+        };
         let shape = match &s.shape {
             Some(e) => {
                 let rank = e.rank() + usize::from(self.new_axis);
@@ -113,7 +137,12 @@ impl Op for ConcatFromSequence {
             }
             None => None,
         };
-        Ok(vec![Fact { dtype: s.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: s.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
     fn eval(&self, _ctx: &mut EvalCtx, _inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         Err(Error::Other("ConcatFromSequence needs eval_values".into()))
@@ -122,7 +151,12 @@ impl Op for ConcatFromSequence {
         let seq = sequence_of(inputs.first(), "ConcatFromSequence input_sequence")?;
         ensure!(!seq.is_empty(), "ConcatFromSequence: the sequence is empty");
         let views: Vec<TensorView> = seq.iter().map(Tensor::view).collect();
-        Ok(vec![Value::Tensor(concat(ctx, &views, self.axis, self.new_axis)?)])
+        Ok(vec![Value::Tensor(concat(
+            ctx,
+            &views,
+            self.axis,
+            self.new_axis,
+        )?)])
     }
     crate::op_as_any!();
 }

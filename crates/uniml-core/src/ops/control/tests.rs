@@ -21,9 +21,15 @@ impl Op for AddT {
         let b = crate::op::input(inputs, 1, "AddT")?;
         let av = a.to_f64_vec()?;
         let bv = b.to_f64_vec()?;
-        let v: Vec<f64> = av.iter().enumerate().map(|(i, x)| x + bv[if bv.len() == 1 { 0 } else { i }]).collect();
+        let v: Vec<f64> = av
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x + bv[if bv.len() == 1 { 0 } else { i }])
+            .collect();
         Ok(vec![match a.dtype() {
-            DType::I64 => Tensor::from_vec(a.shape(), v.iter().map(|&x| x as i64).collect::<Vec<_>>())?,
+            DType::I64 => {
+                Tensor::from_vec(a.shape(), v.iter().map(|&x| x as i64).collect::<Vec<_>>())?
+            }
             _ => Tensor::from_vec(a.shape(), v.iter().map(|&x| x as f32).collect::<Vec<_>>())?,
         }])
     }
@@ -47,7 +53,11 @@ impl Op for LessT {
 
 fn sub(graph: Graph, captures: Vec<usize>) -> Subgraph {
     let plan = Plan::new(&graph).unwrap();
-    Subgraph { graph, plan, captures }
+    Subgraph {
+        graph,
+        plan,
+        captures,
+    }
 }
 
 fn run(op: &dyn Op, inputs: &[Option<ValueRef>]) -> Result<Vec<Value>> {
@@ -86,7 +96,11 @@ fn add_branch(konst: f32, capture: usize) -> Subgraph {
 #[test]
 fn if_picks_branch_and_feeds_captures() {
     // then: x + 1 (captures extra input 0), else: w + 10 (captures extra input 1).
-    let op = If { then_branch: add_branch(1.0, 0), else_branch: add_branch(10.0, 1), n_formal: 1 };
+    let op = If {
+        then_branch: add_branch(1.0, 0),
+        else_branch: add_branch(10.0, 1),
+        n_formal: 1,
+    };
     let x = t32(&[2], &[1.0, 2.0]);
     let w = t32(&[2], &[5.0, 6.0]);
     for (c, want) in [(true, vec![2.0, 3.0]), (false, vec![15.0, 16.0])] {
@@ -114,8 +128,18 @@ fn loop_body(with_limit: bool) -> Subgraph {
     let cond_out = g.add_value("cond_out", Fact::unknown());
     let acc_out = g.add_value("acc_out", Fact::new(DType::I64, SymbolicShape::known(&[1])));
     g.add_node("n", Box::new(AddT), vec![Some(i), Some(one)], vec![next]);
-    g.add_node("lt", Box::new(LessT), vec![Some(next), Some(lim)], vec![cond_out]);
-    g.add_node("acc", Box::new(AddT), vec![Some(acc), Some(i)], vec![acc_out]);
+    g.add_node(
+        "lt",
+        Box::new(LessT),
+        vec![Some(next), Some(lim)],
+        vec![cond_out],
+    );
+    g.add_node(
+        "acc",
+        Box::new(AddT),
+        vec![Some(acc), Some(i)],
+        vec![acc_out],
+    );
     g.inputs = vec![i, c, acc];
     g.outputs = vec![if with_limit { cond_out } else { c }, acc_out, acc_out];
     sub(g, vec![])
@@ -132,14 +156,20 @@ fn i64s(v: &Value) -> (Vec<usize>, Vec<i64>) {
 fn loop_trip_count_cond_and_scan_outputs() {
     let init = Tensor::from_slice(&[1], &[100i64]).unwrap();
     // M = 5, cond from the body stops after 3 iterations (i = 0, 1, 2).
-    let op = Loop { body: loop_body(true), n_formal: 3 };
+    let op = Loop {
+        body: loop_body(true),
+        n_formal: 3,
+    };
     let m = Tensor::scalar(5i64);
     let t = Tensor::from_bools(&[], &[true]).unwrap();
     let out = run(&op, &[tv(&m), tv(&t), tv(&init)]).unwrap();
     assert_eq!(i64s(&out[0]), (vec![1], vec![103]));
     assert_eq!(i64s(&out[1]), (vec![3, 1], vec![100, 101, 103]));
     // Only M (cond passes through): 4 iterations.
-    let op = Loop { body: loop_body(false), n_formal: 3 };
+    let op = Loop {
+        body: loop_body(false),
+        n_formal: 3,
+    };
     let m = Tensor::scalar(4i64);
     let out = run(&op, &[tv(&m), None, tv(&init)]).unwrap();
     assert_eq!(i64s(&out[0]), (vec![1], vec![106]));
@@ -158,7 +188,16 @@ fn loop_trip_count_cond_and_scan_outputs() {
     // A non-integer M is an error.
     let bad = t32(&[], &[1.0]);
     assert!(run(&op, &[tv(&bad), None, tv(&init)]).is_err());
-    let facts = op.output_facts(&[&Fact::unknown(), &Fact::unknown(), &Fact::new(DType::I64, SymbolicShape::known(&[1]))], 2).unwrap();
+    let facts = op
+        .output_facts(
+            &[
+                &Fact::unknown(),
+                &Fact::unknown(),
+                &Fact::new(DType::I64, SymbolicShape::known(&[1])),
+            ],
+            2,
+        )
+        .unwrap();
     assert_eq!(facts[0].dtype, Some(DType::I64));
     assert_eq!(facts[1].rank(), Some(2));
 }
@@ -194,7 +233,10 @@ fn scan_axes_and_directions() {
     let x = t32(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let out = run(&scan_op(false, 0, false, 0, false), &[tv(&init), tv(&x)]).unwrap();
     assert_eq!(f32s(&out[0]), (vec![2], vec![9.0, 12.0]));
-    assert_eq!(f32s(&out[1]), (vec![3, 2], vec![1.0, 2.0, 4.0, 6.0, 9.0, 12.0]));
+    assert_eq!(
+        f32s(&out[1]),
+        (vec![3, 2], vec![1.0, 2.0, 4.0, 6.0, 9.0, 12.0])
+    );
     // Reverse input: partial sums from the back.
     let out = run(&scan_op(false, 0, true, 0, false), &[tv(&init), tv(&x)]).unwrap();
     assert_eq!(f32s(&out[1]).1, vec![5.0, 6.0, 8.0, 10.0, 9.0, 12.0]);
@@ -203,7 +245,10 @@ fn scan_axes_and_directions() {
     assert_eq!(f32s(&out[1]).1, vec![9.0, 12.0, 4.0, 6.0, 1.0, 2.0]);
     // Output axis 1 (= -1): [2, 3].
     let out = run(&scan_op(false, 0, false, -1, false), &[tv(&init), tv(&x)]).unwrap();
-    assert_eq!(f32s(&out[1]), (vec![2, 3], vec![1.0, 4.0, 9.0, 2.0, 6.0, 12.0]));
+    assert_eq!(
+        f32s(&out[1]),
+        (vec![2, 3], vec![1.0, 4.0, 9.0, 2.0, 6.0, 12.0])
+    );
     // Input axis 1 on the transposed data gives the original sums.
     let xt = t32(&[2, 3], &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
     let out = run(&scan_op(false, 1, false, 0, false), &[tv(&init), tv(&xt)]).unwrap();
@@ -211,7 +256,13 @@ fn scan_axes_and_directions() {
     // Input axis out of range is an error.
     assert!(run(&scan_op(false, 2, false, 0, false), &[tv(&init), tv(&x)]).is_err());
     let facts = scan_op(false, 0, false, 0, false)
-        .output_facts(&[&Fact::new(DType::F32, SymbolicShape::known(&[2])), &Fact::new(DType::F32, SymbolicShape::known(&[3, 2]))], 2)
+        .output_facts(
+            &[
+                &Fact::new(DType::F32, SymbolicShape::known(&[2])),
+                &Fact::new(DType::F32, SymbolicShape::known(&[3, 2])),
+            ],
+            2,
+        )
         .unwrap();
     assert_eq!(facts[1].shape, Some(SymbolicShape::known(&[3, 2])));
 }
@@ -219,7 +270,10 @@ fn scan_axes_and_directions() {
 #[test]
 fn scan_opset8_batches_and_sequence_lens() {
     let init = t32(&[2, 2], &[0.0; 4]);
-    let x = t32(&[2, 3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    let x = t32(
+        &[2, 3, 2],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    );
     let op = scan_op(true, 0, false, 0, false);
     let out = run(&op, &[None, tv(&init), tv(&x)]).unwrap();
     assert_eq!(f32s(&out[0]), (vec![2, 2], vec![9.0, 12.0, 3.0, 3.0]));
@@ -228,7 +282,10 @@ fn scan_opset8_batches_and_sequence_lens() {
     let lens = Tensor::from_slice(&[2], &[3i64, 2]).unwrap();
     let out = run(&op, &[tv(&lens), tv(&init), tv(&x)]).unwrap();
     assert_eq!(f32s(&out[0]).1, vec![9.0, 12.0, 2.0, 2.0]);
-    assert_eq!(f32s(&out[1]).1, vec![1.0, 2.0, 4.0, 6.0, 9.0, 12.0, 1.0, 1.0, 2.0, 2.0, 0.0, 0.0]);
+    assert_eq!(
+        f32s(&out[1]).1,
+        vec![1.0, 2.0, 4.0, 6.0, 9.0, 12.0, 1.0, 1.0, 2.0, 2.0, 0.0, 0.0]
+    );
     let too_long = Tensor::from_slice(&[2], &[4i64, 2]).unwrap();
     assert!(run(&op, &[tv(&too_long), tv(&init), tv(&x)]).is_err());
 }
@@ -237,38 +294,67 @@ fn scan_opset8_batches_and_sequence_lens() {
 fn sequence_ops() {
     let a = t32(&[2], &[1.0, 2.0]);
     let b = t32(&[3], &[3.0, 4.0, 5.0]);
-    let s = run(&SequenceConstruct, &[tv(&a), tv(&b)]).unwrap().remove(0);
-    let Value::Sequence(seq) = &s else { panic!("not a sequence") };
+    let s = run(&SequenceConstruct, &[tv(&a), tv(&b)])
+        .unwrap()
+        .remove(0);
+    let Value::Sequence(seq) = &s else {
+        panic!("not a sequence")
+    };
     assert_eq!(seq.len(), 2);
     let sr = Some(ValueRef::Sequence(seq));
-    let len = run(&SequenceLength, &[sr.clone()]).unwrap();
+    let len = run(&SequenceLength, std::slice::from_ref(&sr)).unwrap();
     assert_eq!(i64s(&len[0]).1, vec![2]);
     let at = |p: i64| run(&SequenceAt, &[sr.clone(), tv(&Tensor::scalar(p))]);
     assert_eq!(f32s(&at(-1).unwrap()[0]).1, vec![3.0, 4.0, 5.0]);
     assert_eq!(f32s(&at(0).unwrap()[0]).1, vec![1.0, 2.0]);
     let err = at(2).unwrap_err().to_string();
-    assert!(err.contains("position 2") && err.contains("length 2"), "{err}");
+    assert!(
+        err.contains("position 2") && err.contains("length 2"),
+        "{err}"
+    );
     assert!(at(-3).is_err());
     // Insert at the front, then erase the last.
     let c = t32(&[1], &[9.0]);
-    let ins = run(&SequenceInsert, &[sr.clone(), tv(&c), tv(&Tensor::scalar(0i32))]).unwrap().remove(0);
+    let ins = run(
+        &SequenceInsert,
+        &[sr.clone(), tv(&c), tv(&Tensor::scalar(0i32))],
+    )
+    .unwrap()
+    .remove(0);
     let Value::Sequence(ins) = ins else { panic!() };
-    assert_eq!(ins.iter().map(|t| t.len()).collect::<Vec<_>>(), vec![1, 2, 3]);
-    let er = run(&SequenceErase, &[Some(ValueRef::Sequence(&ins))]).unwrap().remove(0);
+    assert_eq!(
+        ins.iter().map(|t| t.len()).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let er = run(&SequenceErase, &[Some(ValueRef::Sequence(&ins))])
+        .unwrap()
+        .remove(0);
     let Value::Sequence(er) = er else { panic!() };
     assert_eq!(er.iter().map(|t| t.len()).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(run(&SequenceInsert, &[sr.clone(), tv(&c), tv(&Tensor::scalar(3i64))]).is_err());
+    assert!(run(
+        &SequenceInsert,
+        &[sr.clone(), tv(&c), tv(&Tensor::scalar(3i64))]
+    )
+    .is_err());
     // Dtype mismatch on insert.
     let wrong = Tensor::scalar(1i64);
     assert!(run(&SequenceInsert, &[sr.clone(), tv(&wrong)]).is_err());
     // Empty sequences.
-    let e = run(&SequenceEmpty { dtype: DType::F32 }, &[]).unwrap().remove(0);
+    let e = run(&SequenceEmpty { dtype: DType::F32 }, &[])
+        .unwrap()
+        .remove(0);
     let Value::Sequence(e) = e else { panic!() };
     assert!(run(&SequenceErase, &[Some(ValueRef::Sequence(&e))]).is_err());
-    assert!(run(&SequenceAt, &[Some(ValueRef::Sequence(&e)), tv(&Tensor::scalar(0i64))]).is_err());
+    assert!(run(
+        &SequenceAt,
+        &[Some(ValueRef::Sequence(&e)), tv(&Tensor::scalar(0i64))]
+    )
+    .is_err());
     // A tensor where a sequence is expected.
     assert!(run(&SequenceLength, &[tv(&a)]).is_err());
-    let f = SequenceEmpty { dtype: DType::I32 }.output_facts(&[], 1).unwrap();
+    let f = SequenceEmpty { dtype: DType::I32 }
+        .output_facts(&[], 1)
+        .unwrap();
     assert!(f[0].is_sequence && f[0].dtype == Some(DType::I32));
 }
 
@@ -291,7 +377,10 @@ fn split_and_concat_sequences() {
     assert_eq!(parts[2].shape(), &[2]);
     let two = Tensor::scalar(2i64);
     let parts = split(Some(&two), 1, false).unwrap();
-    assert_eq!(parts.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>(), vec![vec![2, 2], vec![2, 1]]);
+    assert_eq!(
+        parts.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>(),
+        vec![vec![2, 2], vec![2, 1]]
+    );
     let lens = Tensor::from_slice(&[2], &[1i64, 2]).unwrap();
     let parts = split(Some(&lens), -1, true).unwrap();
     assert_eq!(parts[1].as_slice::<f32>().unwrap(), &[2.0, 3.0, 5.0, 6.0]);
@@ -302,13 +391,25 @@ fn split_and_concat_sequences() {
 
     // Concat back along axis 1, and stack along a new axis.
     let parts = split(Some(&lens), 1, true).unwrap();
-    let cat = ConcatFromSequence { axis: 1, new_axis: false };
+    let cat = ConcatFromSequence {
+        axis: 1,
+        new_axis: false,
+    };
     let out = run(&cat, &[Some(ValueRef::Sequence(&parts))]).unwrap();
-    assert_eq!(f32s(&out[0]), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    assert_eq!(
+        f32s(&out[0]),
+        (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    );
     let rows = split(None, 0, false).unwrap();
-    let stack = ConcatFromSequence { axis: -1, new_axis: true };
+    let stack = ConcatFromSequence {
+        axis: -1,
+        new_axis: true,
+    };
     let out = run(&stack, &[Some(ValueRef::Sequence(&rows))]).unwrap();
-    assert_eq!(f32s(&out[0]), (vec![3, 2], vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]));
+    assert_eq!(
+        f32s(&out[0]),
+        (vec![3, 2], vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0])
+    );
     // Mismatched shapes for stacking, empty sequence: errors.
     assert!(run(&stack, &[Some(ValueRef::Sequence(&parts))]).is_err());
     assert!(run(&stack, &[Some(ValueRef::Sequence(&[]))]).is_err());
@@ -317,8 +418,16 @@ fn split_and_concat_sequences() {
     let seq = vec![s.clone(), s];
     let out = run(&cat, &[Some(ValueRef::Sequence(&seq))]).err();
     assert!(out.is_some(), "axis 1 is out of range for rank 1");
-    let cat0 = ConcatFromSequence { axis: 0, new_axis: false };
-    let Value::Tensor(t) = run(&cat0, &[Some(ValueRef::Sequence(&seq))]).unwrap().remove(0) else { panic!() };
+    let cat0 = ConcatFromSequence {
+        axis: 0,
+        new_axis: false,
+    };
+    let Value::Tensor(t) = run(&cat0, &[Some(ValueRef::Sequence(&seq))])
+        .unwrap()
+        .remove(0)
+    else {
+        panic!()
+    };
     assert_eq!(t.as_strings().unwrap(), &["a", "b", "a", "b"]);
 }
 
@@ -332,17 +441,38 @@ fn sequence_map_per_element_and_broadcast() {
     g.add_node("add", Box::new(AddT), vec![Some(x), Some(y)], vec![z]);
     g.inputs = vec![x, y];
     g.outputs = vec![z];
-    let op = SequenceMap { body: sub(g, vec![]), n_formal: 2 };
+    let op = SequenceMap {
+        body: sub(g, vec![]),
+        n_formal: 2,
+    };
     let seq = vec![t32(&[1], &[1.0]), t32(&[2], &[2.0, 3.0])];
     let ten = t32(&[], &[10.0]);
     let out = run(&op, &[Some(ValueRef::Sequence(&seq)), tv(&ten)]).unwrap();
-    let Value::Sequence(s) = &out[0] else { panic!() };
+    let Value::Sequence(s) = &out[0] else {
+        panic!()
+    };
     assert_eq!(s[1].as_slice::<f32>().unwrap(), &[12.0, 13.0]);
-    let out = run(&op, &[Some(ValueRef::Sequence(&seq)), Some(ValueRef::Sequence(&seq))]).unwrap();
-    let Value::Sequence(s) = &out[0] else { panic!() };
+    let out = run(
+        &op,
+        &[
+            Some(ValueRef::Sequence(&seq)),
+            Some(ValueRef::Sequence(&seq)),
+        ],
+    )
+    .unwrap();
+    let Value::Sequence(s) = &out[0] else {
+        panic!()
+    };
     assert_eq!(s[1].as_slice::<f32>().unwrap(), &[4.0, 6.0]);
     let short = vec![t32(&[1], &[1.0])];
-    assert!(run(&op, &[Some(ValueRef::Sequence(&seq)), Some(ValueRef::Sequence(&short))]).is_err());
+    assert!(run(
+        &op,
+        &[
+            Some(ValueRef::Sequence(&seq)),
+            Some(ValueRef::Sequence(&short))
+        ]
+    )
+    .is_err());
     assert!(op.output_facts(&[], 1).unwrap()[0].is_sequence);
 }
 
@@ -360,6 +490,9 @@ fn optionals() {
     let wrapped = run(&OptionalOp, &[tv(&a)]).unwrap().remove(0);
     assert_eq!(f32s(&wrapped).1, vec![1.0]);
     assert!(matches!(run(&OptionalOp, &[None]).unwrap()[0], Value::None));
-    assert_eq!(f32s(&run(&OptionalGetElement, &[tv(&a)]).unwrap()[0]).1, vec![1.0]);
+    assert_eq!(
+        f32s(&run(&OptionalGetElement, &[tv(&a)]).unwrap()[0]).1,
+        vec![1.0]
+    );
     assert!(run(&OptionalGetElement, &[Some(ValueRef::None)]).is_err());
 }

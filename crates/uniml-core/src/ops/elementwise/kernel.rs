@@ -299,14 +299,13 @@ pub fn map_ternary<A: Sync, B: Sync, C: Sync, O: Send>(
     Ok(())
 }
 
+/// Test helper: a parallelism that runs tasks serially (in reverse order) but
+/// reports several threads, so the chunked code paths run in unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parallel::Serial;
-    use uniml_data::broadcast_shapes;
+pub(crate) mod test_par {
+    use crate::parallel::Parallelism;
 
-    /// A parallelism that runs tasks serially but reports many threads, so the chunked path runs.
-    struct FakePar;
+    pub struct FakePar;
     impl Parallelism for FakePar {
         fn threads(&self) -> usize {
             4
@@ -315,6 +314,15 @@ mod tests {
             (0..tasks).rev().for_each(f)
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallel::Serial;
+    use uniml_data::broadcast_shapes;
+
+    use super::test_par::FakePar;
 
     fn naive(a: &[i64], ash: &[usize], b: &[i64], bsh: &[usize]) -> (Vec<i64>, Vec<usize>) {
         let out = broadcast_shapes(&[ash, bsh]).unwrap();

@@ -559,6 +559,26 @@ mod tests {
     }
 
     #[test]
+    fn parallel_chunks_match_serial() {
+        use crate::ops::elementwise::kernel::test_par::FakePar;
+        let xs: Vec<f32> = (0..200_001)
+            .map(|i| (i % 1000) as f32 * 0.01 - 5.0)
+            .collect();
+        let x = Tensor::from_slice(&[xs.len()], &xs).unwrap();
+        let serial = run(UnaryOp::Tanh, x.clone()).unwrap();
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&FakePar, &mut pool);
+        let par = Unary::new(UnaryOp::Tanh)
+            .eval(&mut ctx, &[Some(x.view())])
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            serial.to_vec::<f32>().unwrap(),
+            par.to_vec::<f32>().unwrap()
+        );
+    }
+
+    #[test]
     fn half_and_ints() {
         let x = Tensor::from_slice(
             &[3],

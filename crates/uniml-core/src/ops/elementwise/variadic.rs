@@ -149,7 +149,7 @@ mod tests {
             r.to_vec::<f32>().unwrap(),
             vec![2., 5. / 3., 4. / 3., 10. / 3., 3., 8. / 3.]
         );
-        let r = run(VariadicOp::Sum, &[a.clone()]).unwrap();
+        let r = run(VariadicOp::Sum, std::slice::from_ref(&a)).unwrap();
         assert_eq!(r.to_vec::<f32>().unwrap(), vec![3., 2., 1.]);
         let i = Tensor::from_slice(&[2], &[1i32, 9]).unwrap();
         assert_eq!(

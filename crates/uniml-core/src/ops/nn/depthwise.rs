@@ -153,22 +153,26 @@ unsafe fn channel_avx2(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32
     } else {
         fill_scratch(g, &l, x, scratch);
     }
+    // Up to 8 independent accumulator chains: 8 rows x 1 tile, or 4 rows x 2 tiles.
     let wide = g.ow > TW;
+    let rmax = if wide { 4 } else { 8 };
+    let k = if g.dh == 1 && g.dw == 1 && g.kh == g.kw { g.kh } else { 0 };
     let mut oh = 0;
-    while oh + TR <= g.oh {
-        match (wide, g.kh, g.kw, g.dh, g.dw) {
-            (true, 3, 3, 1, 1) => avx2::rows_block_k::<TR, 2, 3>(g, &l, scratch, w, bias, oh, out),
-            (true, 5, 5, 1, 1) => avx2::rows_block_k::<TR, 2, 5>(g, &l, scratch, w, bias, oh, out),
-            (false, 3, 3, 1, 1) => avx2::rows_block_k::<TR, 1, 3>(g, &l, scratch, w, bias, oh, out),
-            (false, 5, 5, 1, 1) => avx2::rows_block_k::<TR, 1, 5>(g, &l, scratch, w, bias, oh, out),
-            (true, ..) => avx2::rows_block::<TR, 2>(g, &l, scratch, w, bias, oh, out),
-            (false, ..) => avx2::rows_block::<TR, 1>(g, &l, scratch, w, bias, oh, out),
-        }
-        oh += TR;
-    }
     while oh < g.oh {
-        avx2::rows_block::<1, 2>(g, &l, scratch, w, bias, oh, out);
-        oh += 1;
+        let rows = rmax.min(g.oh - oh);
+        match (wide, k, g.sw.min(3) * (g.sw == g.sh) as usize) {
+            (true, 3, 1) => avx2::rows_block_k::<4, 2, 3, 1>(g, &l, scratch, w, bias, oh, rows, out),
+            (true, 3, 2) => avx2::rows_block_k::<4, 2, 3, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (true, 5, 1) => avx2::rows_block_k::<4, 2, 5, 1>(g, &l, scratch, w, bias, oh, rows, out),
+            (true, 5, 2) => avx2::rows_block_k::<4, 2, 5, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (false, 3, 1) => avx2::rows_block_k::<8, 1, 3, 1>(g, &l, scratch, w, bias, oh, rows, out),
+            (false, 3, 2) => avx2::rows_block_k::<8, 1, 3, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (false, 5, 1) => avx2::rows_block_k::<8, 1, 5, 1>(g, &l, scratch, w, bias, oh, rows, out),
+            (false, 5, 2) => avx2::rows_block_k::<8, 1, 5, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (true, ..) => avx2::rows_block::<4, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (false, ..) => avx2::rows_block::<8, 1>(g, &l, scratch, w, bias, oh, rows, out),
+        }
+        oh += rows;
     }
 }
 
@@ -222,47 +226,61 @@ mod avx2 {
         }
     }
 
-    /// [`rows_block`] with a `K × K` undilated kernel known at compile time.
+    /// [`rows_block`] with a `K × K` undilated kernel and stride `S` known at
+    /// compile time: one weight broadcast feeds all `R × C` accumulators.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_block_k<const R: usize, const C: usize, const K: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
-        let sw = g.sw;
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows_block_k<const R: usize, const C: usize, const K: usize, const S: usize>(
+        g: &Geo2,
+        l: &Layout,
+        s: &[f32],
+        w: &[f32],
+        bias: f32,
+        oh0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) {
+        debug_assert!(g.sw == S && g.sh == S && w.len() >= K * K);
         let sp = s.as_ptr();
-        let mut wv = [[_mm256_setzero_ps(); K]; K];
-        for kh in 0..K {
-            for kw in 0..K {
-                wv[kh][kw] = _mm256_set1_ps(w[kh * K + kw]);
-            }
-        }
+        let wp = w.as_ptr();
         let mut t0 = 0;
         while t0 < g.ow {
             let cols = C.min(g.ow.div_ceil(TW) - t0 / TW);
             let mut acc = [[_mm256_set1_ps(bias); C]; R];
             for kh in 0..K {
-                for r in 0..R {
-                    let pr = (oh0 + r) * g.sh + kh;
-                    let row = pr * sw * l.wq + t0;
-                    for kw in 0..K {
-                        let base = row + (kw % sw) * l.wq + kw / sw;
-                        for c in 0..C {
-                            if c < cols {
-                                debug_assert!(base + c * TW + TW <= s.len());
-                                // SAFETY: the scratch layout covers every tap of every tile.
-                                acc[r][c] = _mm256_fmadd_ps(wv[kh][kw], _mm256_loadu_ps(sp.add(base + c * TW)), acc[r][c]);
+                // Start of padded row (oh0 + r)·S + kh, phase 0, at this tile.
+                let mut rowp = [sp; R];
+                for (r, p) in rowp.iter_mut().enumerate() {
+                    let pr = (oh0 + r.min(rows - 1)) * S + kh;
+                    *p = sp.add(pr * S * l.wq + t0);
+                }
+                for kw in 0..K {
+                    let wv = _mm256_set1_ps(*wp.add(kh * K + kw));
+                    let off = (kw % S) * l.wq + kw / S;
+                    for r in 0..R {
+                        if r < rows {
+                            for c in 0..C {
+                                if c < cols {
+                                    // SAFETY: the scratch layout covers every tap of every tile.
+                                    let v = _mm256_loadu_ps(rowp[r].add(off + c * TW));
+                                    acc[r][c] = _mm256_fmadd_ps(wv, v, acc[r][c]);
+                                }
                             }
                         }
                     }
                 }
             }
-            store::<R, C>(g, &acc, cols, oh0, t0, out);
+            store::<R, C>(g, &acc, rows, cols, oh0, t0, out);
             t0 += C * TW;
         }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store<const R: usize, const C: usize>(g: &Geo2, acc: &[[__m256; C]; R], cols: usize, oh0: usize, t0: usize, out: &mut [f32]) {
-        for (r, a) in acc.iter().enumerate() {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store<const R: usize, const C: usize>(g: &Geo2, acc: &[[__m256; C]; R], rows: usize, cols: usize, oh0: usize, t0: usize, out: &mut [f32]) {
+        for (r, a) in acc.iter().enumerate().take(rows) {
             for (c, v) in a.iter().enumerate().take(cols) {
                 let col = t0 + c * TW;
                 let n = TW.min(g.ow - col);
@@ -281,7 +299,8 @@ mod avx2 {
     /// Output rows `oh0..oh0+R`, `C` column tiles of 8 at a time.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_block<const R: usize, const C: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows_block<const R: usize, const C: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, rows: usize, out: &mut [f32]) {
         let sw = g.sw;
         let sp = s.as_ptr();
         let mut t0 = 0;
@@ -293,7 +312,7 @@ mod avx2 {
                     let wv = _mm256_set1_ps(w[kh * g.kw + kw]);
                     let d = kw * g.dw;
                     let (phase, off) = (d % sw, d / sw);
-                    for (r, a) in acc.iter_mut().enumerate() {
+                    for (r, a) in acc.iter_mut().enumerate().take(rows) {
                         let pr = (oh0 + r) * g.sh + kh * g.dh;
                         let base = (pr * sw + phase) * l.wq + off + t0;
                         for (c, v) in a.iter_mut().enumerate().take(cols) {
@@ -304,7 +323,7 @@ mod avx2 {
                     }
                 }
             }
-            store::<R, C>(g, &acc, cols, oh0, t0, out);
+            store::<R, C>(g, &acc, rows, cols, oh0, t0, out);
             t0 += C * TW;
         }
     }
@@ -346,7 +365,7 @@ mod tests {
 
     #[test]
     fn portable_matches_dispatched() {
-        for &(h, w, k, s, d, p) in &[(9usize, 11usize, 3usize, 1usize, 1usize, 1i64), (12, 7, 5, 2, 1, 2), (6, 6, 3, 3, 2, 0), (10, 20, 4, 2, 3, 3)] {
+        for &(h, w, k, s, d, p) in &[(9usize, 11usize, 3usize, 1usize, 1usize, 1i64), (12, 7, 5, 2, 1, 2), (6, 6, 3, 3, 2, 0), (10, 20, 4, 2, 3, 3), (14, 14, 5, 1, 1, 2), (7, 7, 5, 1, 1, 2), (28, 28, 3, 2, 1, 1), (56, 56, 5, 2, 1, 2), (7, 7, 3, 1, 1, 1)] {
             let oh = (h + 2 * p as usize - (k - 1) * d - 1) / s + 1;
             let ow = (w + 2 * p as usize - (k - 1) * d - 1) / s + 1;
             let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: d, dw: d, ph: p, pw: p };

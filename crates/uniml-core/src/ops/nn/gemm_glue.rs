@@ -264,11 +264,13 @@ pub fn par_gemm_rows(par: &dyn Parallelism, a: Mat, b: Mat, c: &mut [f32], epi: 
         gemm(m, n, k, a, b, c, n, epi);
         return;
     }
+    // B is shared by every row block: pack it once.
+    let pb = PackedB::pack(b);
     let rows = m.div_ceil(threads * 2).max(4);
     par_chunks_mut(par, &mut c[..m * n], rows * n, &|t, chunk| {
         let i0 = t * rows;
         let mr = chunk.len() / n;
-        gemm(mr, n, k, a.rows_range(i0, mr), b, chunk, n, &epi.rows(i0));
+        gemm_packed_b(mr, a.rows_range(i0, mr), &pb, chunk, n, &epi.rows(i0));
     });
 }
 

@@ -10,7 +10,8 @@
 use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
 
 use super::igemm::{fill_a_row, igemm, kpairs, NC};
-use super::matmul::{par_requantize, qlinear_out_dtype, single};
+use super::matmul::{qlinear_out_dtype, single};
+use super::requant::{requantize, Mult};
 use super::{read_scales, read_zero_points};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::nn::padding::{Geometry, Window};
@@ -37,56 +38,117 @@ struct Shape {
 
 impl IntConvAttrs {
     fn output_shape(&self, x: &Fact, w: &Fact) -> Result<Option<SymbolicShape>> {
-        let (Some(xs), Some(ws)) = (&x.shape, &w.shape) else { return Ok(None) };
-        ensure!(xs.rank() >= 3, "input must have rank >= 3 (N, C, spatial...), got {xs}");
-        ensure!(ws.rank() == xs.rank(), "weight rank {} differs from input rank {}", ws.rank(), xs.rank());
+        let (Some(xs), Some(ws)) = (&x.shape, &w.shape) else {
+            return Ok(None);
+        };
+        ensure!(
+            xs.rank() >= 3,
+            "input must have rank >= 3 (N, C, spatial...), got {xs}"
+        );
+        ensure!(
+            ws.rank() == xs.rank(),
+            "weight rank {} differs from input rank {}",
+            ws.rank(),
+            xs.rank()
+        );
         let kernel: Option<Vec<usize>> = match &self.kernel_shape {
             Some(k) => Some(k.clone()),
             None => ws.0[2..].iter().map(Dim::known).collect(),
         };
         let mut dims = vec![xs.0[0].clone(), ws.0[0].clone()];
         match kernel {
-            Some(k) if k.len() == xs.rank() - 2 => dims.extend(self.window.output_dims(&xs.0[2..], &k)),
+            Some(k) if k.len() == xs.rank() - 2 => {
+                dims.extend(self.window.output_dims(&xs.0[2..], &k))
+            }
             _ => dims.extend((2..xs.rank()).map(|_| Dim::Unknown)),
         }
         Ok(Some(SymbolicShape(dims)))
     }
 
     fn shape(&self, xs: &[usize], ws: &[usize]) -> Result<Shape> {
-        ensure!(xs.len() >= 3, "input must have rank >= 3 (N, C, spatial...), got shape {xs:?}");
-        ensure!(ws.len() == xs.len(), "weight shape {ws:?} must have the input's rank {}", xs.len());
+        ensure!(
+            xs.len() >= 3,
+            "input must have rank >= 3 (N, C, spatial...), got shape {xs:?}"
+        );
+        ensure!(
+            ws.len() == xs.len(),
+            "weight shape {ws:?} must have the input's rank {}",
+            xs.len()
+        );
         let group = self.group.max(1);
         let (n, c, m, cg) = (xs[0], xs[1], ws[0], ws[1]);
-        ensure!(c == cg * group, "input has {c} channels but weight {ws:?} with group {group} expects {}", cg * group);
-        ensure!(m % group == 0, "{m} output channels are not divisible by group {group}");
+        ensure!(
+            c == cg * group,
+            "input has {c} channels but weight {ws:?} with group {group} expects {}",
+            cg * group
+        );
+        ensure!(
+            m % group == 0,
+            "{m} output channels are not divisible by group {group}"
+        );
         if let Some(k) = &self.kernel_shape {
-            ensure!(k.as_slice() == &ws[2..], "kernel_shape {k:?} does not match weight shape {ws:?}");
+            ensure!(
+                k.as_slice() == &ws[2..],
+                "kernel_shape {k:?} does not match weight shape {ws:?}"
+            );
         }
         let geo = self.window.resolve(&xs[2..], &ws[2..])?;
         let mut out = vec![n, m];
         out.extend_from_slice(&geo.output);
-        Ok(Shape { n, c, m, group, geo, out })
+        Ok(Shape {
+            n,
+            c,
+            m,
+            group,
+            geo,
+            out,
+        })
     }
 }
 
 fn check_8bit(t: &TensorView, what: &str) -> Result<()> {
-    ensure!(matches!(t.dtype(), DType::U8 | DType::I8), "{what} must be int8 or uint8, got {}", t.dtype());
+    ensure!(
+        matches!(t.dtype(), DType::U8 | DType::I8),
+        "{what} must be int8 or uint8, got {}",
+        t.dtype()
+    );
     Ok(())
 }
 
 /// Zero points of `t`'s operand: checked dtype, `len` values (1 = per tensor; else `allowed`).
-fn zero_points(z: Option<&TensorView>, dtype: DType, allowed: usize, what: &str) -> Result<Vec<i32>> {
+fn zero_points(
+    z: Option<&TensorView>,
+    dtype: DType,
+    allowed: usize,
+    what: &str,
+) -> Result<Vec<i32>> {
     let Some(z) = z else { return Ok(vec![0]) };
-    ensure!(z.dtype() == dtype, "{what} has dtype {}, expected {dtype} like its operand", z.dtype());
+    ensure!(
+        z.dtype() == dtype,
+        "{what} has dtype {}, expected {dtype} like its operand",
+        z.dtype()
+    );
     let v = read_zero_points(z, what)?;
-    ensure!(v.len() == 1 || v.len() == allowed && z.shape().len() == 1, "{what} must be a scalar or hold {allowed} values, got shape {:?}", z.shape());
+    ensure!(
+        v.len() == 1 || v.len() == allowed && z.shape().len() == 1,
+        "{what} must be a scalar or hold {allowed} values, got shape {:?}",
+        z.shape()
+    );
     Ok(v)
 }
 
 fn to_i16(t: &TensorView, zp: i32) -> Result<Vec<i16>> {
     Ok(match t.dtype() {
-        DType::U8 => t.as_slice::<u8>()?.iter().map(|&v| (v as i32 - zp) as i16).collect(),
-        DType::I8 => t.as_slice::<i8>()?.iter().map(|&v| (v as i32 - zp) as i16).collect(),
+        DType::U8 => t
+            .as_slice::<u8>()?
+            .iter()
+            .map(|&v| (v as i32 - zp) as i16)
+            .collect(),
+        DType::I8 => t
+            .as_slice::<i8>()?
+            .iter()
+            .map(|&v| (v as i32 - zp) as i16)
+            .collect(),
         other => bail!("expected int8 or uint8, got {other}"),
     })
 }
@@ -107,7 +169,11 @@ fn int_conv(
     let wz = zero_points(w_zp, w.dtype(), s.m, "w_zero_point")?;
     let xd = to_i16(x, xz[0])?;
     let g = &s.geo;
-    let (isz, osz, ksz): (usize, usize, usize) = (g.input.iter().product(), g.output.iter().product(), g.kernel.iter().product());
+    let (isz, osz, ksz): (usize, usize, usize) = (
+        g.input.iter().product(),
+        g.output.iter().product(),
+        g.kernel.iter().product(),
+    );
     let (cg, mg) = (s.c / s.group, s.m / s.group);
     let kdim = cg * ksz;
     let kp = kpairs(kdim);
@@ -119,7 +185,12 @@ fn int_conv(
             let wd = w.as_slice::<$t>()?;
             for (co, dst) in wp.chunks_mut(lda.max(1)).enumerate().take(s.m) {
                 let z = wz[if wz.len() == 1 { 0 } else { co }];
-                fill_a_row(dst, wd[co * kdim..(co + 1) * kdim].iter().map(|&v| (v as i32 - z) as i16));
+                fill_a_row(
+                    dst,
+                    wd[co * kdim..(co + 1) * kdim]
+                        .iter()
+                        .map(|&v| (v as i32 - z) as i16),
+                );
             }
         }};
     }
@@ -131,7 +202,7 @@ fn int_conv(
     if osz == 0 || s.n == 0 || s.m == 0 {
         return Ok((s, out));
     }
-    let cols = Im2Col::new(g, cg);
+    let cols = Im2Col::new(g);
     // Column tiles of whole GEMM tiles, keeping the packed columns near 1 MiB.
     let tile = ((1usize << 19) / lda.max(1)).div_ceil(NC).max(1) * NC;
     let tile = tile.min(osz);
@@ -146,7 +217,18 @@ fn int_conv(
                 let tw = tile.min(osz - j0);
                 let bt = &mut buf[..kp * 2 * tw];
                 cols.fill(ctx, xg, kdim, j0, tw, bt);
-                igemm(ctx.par, mg, kp, tw, wg, lda, bt, 2 * tw, &mut od[ob + j0..], osz)?;
+                igemm(
+                    ctx.par,
+                    mg,
+                    kp,
+                    tw,
+                    wg,
+                    lda,
+                    bt,
+                    2 * tw,
+                    &mut od[ob + j0..],
+                    osz,
+                )?;
             }
         }
     }
@@ -163,13 +245,18 @@ struct Im2Col<'g> {
 }
 
 impl<'g> Im2Col<'g> {
-    fn new(g: &'g Geometry, _cg: usize) -> Self {
+    fn new(g: &'g Geometry) -> Self {
         let nd = g.input.len();
         let mut istride = vec![1usize; nd];
         for d in (0..nd.saturating_sub(1)).rev() {
             istride[d] = istride[d + 1] * g.input[d + 1];
         }
-        Im2Col { g, istride, isz: g.input.iter().product(), ksz: g.kernel.iter().product() }
+        Im2Col {
+            g,
+            istride,
+            isz: g.input.iter().product(),
+            ksz: g.kernel.iter().product(),
+        }
     }
 
     /// Fills `buf` (`kpairs(kdim)` pair-rows of `2·tw`) with the patches of output
@@ -177,28 +264,35 @@ impl<'g> Im2Col<'g> {
     fn fill(&self, ctx: &EvalCtx, x: &[i16], kdim: usize, j0: usize, tw: usize, buf: &mut [i16]) {
         let pairs_per_task = (1usize << 14).div_ceil(2 * tw).max(1);
         par_chunks_mut(ctx.par, buf, pairs_per_task * 2 * tw, &|t, chunk| {
+            // The pair's two rows, extracted contiguously, then interleaved.
+            let (mut r0, mut r1) = (vec![0i16; tw], vec![0i16; tw]);
             for (pi, prow) in chunk.chunks_mut(2 * tw).enumerate() {
                 let p = t * pairs_per_task + pi;
-                for r in 0..2 {
+                for (r, tmp) in [&mut r0, &mut r1].into_iter().enumerate() {
                     let kk = 2 * p + r;
                     if kk < kdim {
-                        self.row(x, kk, j0, tw, prow, r);
+                        self.row(x, kk, j0, tmp);
                     } else {
-                        (0..tw).for_each(|j| prow[2 * j + r] = 0);
+                        tmp.fill(0);
                     }
+                }
+                for ((d, &a), &b) in prow.chunks_exact_mut(2).zip(&r0).zip(&r1) {
+                    d[0] = a;
+                    d[1] = b;
                 }
             }
         });
     }
 
-    /// One im2col row (input channel `kk / ksz`, kernel offset `kk % ksz`),
-    /// written to `dst[2j + r]`.
-    fn row(&self, x: &[i16], kk: usize, j0: usize, tw: usize, dst: &mut [i16], r: usize) {
+    /// One im2col row (input channel `kk / ksz`, kernel offset `kk % ksz`)
+    /// for output positions `j0..j0 + dst.len()`.
+    fn row(&self, x: &[i16], kk: usize, j0: usize, dst: &mut [i16]) {
         let g = self.g;
+        let tw = dst.len();
         let nd = g.input.len();
         let last = nd - 1;
         let (ci, mut kr) = (kk / self.ksz, kk % self.ksz);
-        // Kernel coordinates, and input offsets along each dim per unit kernel step.
+        // Kernel coordinates of this row.
         let mut kc = [0usize; 8];
         let mut kc_big = vec![];
         let kcs: &mut [usize] = if nd <= 8 {
@@ -212,8 +306,8 @@ impl<'g> Im2Col<'g> {
             kr /= g.kernel[d];
         }
         let plane = &x[ci * self.isz..(ci + 1) * self.isz];
-        let (ow, s, dil, pad, iw) = (g.output[last], g.strides[last], g.dilations[last], g.pad_begin[last] as i64, g.input[last] as i64);
-        let koff = (kcs[last] * dil) as i64 - pad;
+        let (ow, s, iw) = (g.output[last], g.strides[last], g.input[last] as i64);
+        let koff = (kcs[last] * g.dilations[last]) as i64 - g.pad_begin[last] as i64;
         let mut j = 0;
         while j < tw {
             let pos = j0 + j;
@@ -225,20 +319,46 @@ impl<'g> Im2Col<'g> {
             for d in (0..last).rev() {
                 let od = rem % g.output[d];
                 rem /= g.output[d];
-                let i = (od * g.strides[d] + kcs[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
+                let i =
+                    (od * g.strides[d] + kcs[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
                 base = match base {
-                    Some(b) if i >= 0 && i < g.input[d] as i64 => Some(b + i as usize * self.istride[d]),
+                    Some(b) if i >= 0 && i < g.input[d] as i64 => {
+                        Some(b + i as usize * self.istride[d])
+                    }
                     _ => None,
                 };
             }
-            let out = &mut dst[2 * j..2 * (j + run)];
+            let out = &mut dst[j..j + run];
             match base {
-                None => (0..run).for_each(|q| out[2 * q + r] = 0),
+                None => out.fill(0),
                 Some(b) => {
                     let src = &plane[b..b + iw as usize];
-                    for q in 0..run {
-                        let i = ((o0 + q) * s) as i64 + koff;
-                        out[2 * q + r] = if i >= 0 && i < iw { src[i as usize] } else { 0 };
+                    // Positions q with 0 <= first + q·s < iw are inside the input row.
+                    let si = s as i64;
+                    let first = (o0 * s) as i64 + koff;
+                    let lo = if first >= 0 {
+                        0
+                    } else {
+                        ((-first + si - 1) / si) as usize
+                    }
+                    .min(run);
+                    let hi = if iw - 1 - first < 0 {
+                        0
+                    } else {
+                        ((iw - 1 - first) / si + 1) as usize
+                    }
+                    .clamp(lo, run);
+                    out[..lo].fill(0);
+                    out[hi..].fill(0);
+                    if hi > lo {
+                        let i0 = (first + (lo as i64) * si) as usize;
+                        if s == 1 {
+                            out[lo..hi].copy_from_slice(&src[i0..i0 + (hi - lo)]);
+                        } else {
+                            for (o, q) in out[lo..hi].iter_mut().zip((i0..).step_by(s)) {
+                                *o = src[q];
+                            }
+                        }
                     }
                 }
             }
@@ -258,7 +378,12 @@ impl Op for ConvInteger {
 
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let get = |i: usize| inputs.get(i).copied().cloned().unwrap_or_default();
-        Ok(vec![Fact { dtype: Some(DType::I32), shape: self.0.output_shape(&get(0), &get(1))?, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: Some(DType::I32),
+            shape: self.0.output_shape(&get(0), &get(1))?,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -286,15 +411,27 @@ impl Op for QLinearConv {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let get = |i: usize| inputs.get(i).copied().cloned().unwrap_or_default();
         let dtype = qlinear_out_dtype(get(7).dtype, get(0).dtype)?;
-        Ok(vec![Fact { dtype, shape: self.0.output_shape(&get(0), &get(3))?, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype,
+            shape: self.0.output_shape(&get(0), &get(3))?,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         const OP: &str = "QLinearConv";
         let opt = |i: usize| inputs.get(i).and_then(|t| t.as_ref());
-        let (x, x_s, w, w_s, y_s) = (input(inputs, 0, OP)?, input(inputs, 1, OP)?, input(inputs, 3, OP)?, input(inputs, 4, OP)?, input(inputs, 6, OP)?);
+        let (x, x_s, w, w_s, y_s) = (
+            input(inputs, 0, OP)?,
+            input(inputs, 1, OP)?,
+            input(inputs, 3, OP)?,
+            input(inputs, 4, OP)?,
+            input(inputs, 6, OP)?,
+        );
         let y_zp = opt(7);
-        let out_dt = qlinear_out_dtype(y_zp.map(|z| z.dtype()), Some(x.dtype()))?.unwrap_or(DType::U8);
+        let out_dt =
+            qlinear_out_dtype(y_zp.map(|z| z.dtype()), Some(x.dtype()))?.unwrap_or(DType::U8);
         let xs = single(&read_scales(x_s, "x_scale", false)?, "x_scale")?;
         let ys = single(&read_scales(y_s, "y_scale", false)?, "y_scale")?;
         let yz = match y_zp {
@@ -303,20 +440,49 @@ impl Op for QLinearConv {
         };
         let (s, mut acc) = int_conv(ctx, &self.0, x, opt(2), w, opt(5))?;
         let ws = read_scales(w_s, "w_scale", false)?;
-        ensure!(ws.len() == 1 || ws.len() == s.m, "w_scale must be a scalar or hold {} values, got {}", s.m, ws.len());
-        let mult: Vec<f64> = (0..s.m).map(|co| (xs * ws[if ws.len() == 1 { 0 } else { co }] / ys) as f64).collect();
+        ensure!(
+            ws.len() == 1 || ws.len() == s.m,
+            "w_scale must be a scalar or hold {} values, got {}",
+            s.m,
+            ws.len()
+        );
+        let mult: Vec<f64> = (0..s.m)
+            .map(|co| (xs * ws[if ws.len() == 1 { 0 } else { co }] / ys) as f64)
+            .collect();
         let osz: usize = s.geo.output.iter().product();
         if let Some(b) = opt(8) {
-            ensure!(b.dtype() == DType::I32, "bias B must be int32, got {}", b.dtype());
+            ensure!(
+                b.dtype() == DType::I32,
+                "bias B must be int32, got {}",
+                b.dtype()
+            );
             let bias = b.as_slice::<i32>()?;
-            ensure!(bias.len() == s.m, "bias B has {} values, expected {}", bias.len(), s.m);
-            for (e, v) in acc.as_slice_mut::<i32>()?.iter_mut().enumerate() {
-                *v = v.wrapping_add(bias[(e / osz.max(1)) % s.m]);
+            ensure!(
+                bias.len() == s.m,
+                "bias B has {} values, expected {}",
+                bias.len(),
+                s.m
+            );
+            for (r, plane) in acc
+                .as_slice_mut::<i32>()?
+                .chunks_mut(osz.max(1))
+                .enumerate()
+            {
+                let b = bias[r % s.m];
+                plane.iter_mut().for_each(|v| *v = v.wrapping_add(b));
             }
         }
         let mut y = ctx.alloc(out_dt, &s.out)?;
-        let m = s.m;
-        par_requantize(ctx, &mut y, acc.as_slice::<i32>()?, &|e| mult[(e / osz.max(1)) % m], yz)?;
+        requantize(
+            ctx,
+            &mut y,
+            acc.as_slice::<i32>()?,
+            Mult::PerRow {
+                row: osz,
+                vals: &mult,
+            },
+            yz,
+        )?;
         ctx.release(acc);
         Ok(vec![y])
     }
@@ -332,7 +498,14 @@ mod tests {
     use crate::parallel::{Parallelism, Serial};
 
     /// Direct N-D integer convolution from the definition (inputs already centered).
-    fn naive(xs: &[usize], x: &[i32], ws: &[usize], w: &[i32], group: usize, win: &Window) -> (Vec<usize>, Vec<i32>) {
+    fn naive(
+        xs: &[usize],
+        x: &[i32],
+        ws: &[usize],
+        w: &[i32],
+        group: usize,
+        win: &Window,
+    ) -> (Vec<usize>, Vec<i32>) {
         let geo = win.resolve(&xs[2..], &ws[2..]).unwrap();
         let (n, c, m) = (xs[0], xs[1], ws[0]);
         let (cg, mg) = (c / group, m / group);
@@ -363,12 +536,14 @@ mod tests {
                             let mut off = 0usize;
                             let mut ok = true;
                             for d in 0..nd {
-                                let p = (oi[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64 - geo.pad_begin[d] as i64;
+                                let p = (oi[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64
+                                    - geo.pad_begin[d] as i64;
                                 ok &= p >= 0 && p < xs[2 + d] as i64;
                                 off = off * xs[2 + d] + p.max(0) as usize;
                             }
                             if ok {
-                                acc += x[(bi * c + g * cg + ci) * isz + off] * w[(co * cg + ci) * ksz + kk];
+                                acc += x[(bi * c + g * cg + ci) * isz + off]
+                                    * w[(co * cg + ci) * ksz + kk];
                             }
                         }
                     }
@@ -385,14 +560,24 @@ mod tests {
         let nx: usize = xs.iter().product();
         let nw: usize = ws.iter().product();
         let xv: Vec<u8> = (0..nx).map(|i| ((i * 31 + seed * 7) % 256) as u8).collect();
-        let wv: Vec<i8> = (0..nw).map(|i| ((i * 57 + seed) % 256) as u8 as i8).collect();
+        let wv: Vec<i8> = (0..nw)
+            .map(|i| ((i * 57 + seed) % 256) as u8 as i8)
+            .collect();
         let xz = (seed * 13 % 256) as u8;
         let wz: Vec<i8> = (0..ws[0]).map(|i| (i as i8).wrapping_mul(5)).collect();
         let per = ws[1..].iter().product::<usize>();
         let xc: Vec<i32> = xv.iter().map(|&v| v as i32 - xz as i32).collect();
-        let wc: Vec<i32> = wv.iter().enumerate().map(|(i, &v)| v as i32 - wz[i / per] as i32).collect();
+        let wc: Vec<i32> = wv
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as i32 - wz[i / per] as i32)
+            .collect();
         let (os, want) = naive(xs, &xc, ws, &wc, group, &win);
-        let op = ConvInteger(IntConvAttrs { kernel_shape: None, window: win, group });
+        let op = ConvInteger(IntConvAttrs {
+            kernel_shape: None,
+            window: win,
+            group,
+        });
         let inputs = [
             Tensor::from_slice(xs, &xv).unwrap(),
             Tensor::from_slice(ws, &wv).unwrap(),
@@ -403,20 +588,93 @@ mod tests {
         for par in [&Serial as &dyn Parallelism, &FakePar] {
             let y = run_with(par, &op, &refs).unwrap();
             assert_eq!(y[0].shape(), &os[..]);
-            assert_eq!(y[0].as_slice::<i32>().unwrap(), &want[..], "x {xs:?} w {ws:?} group {group}");
+            assert_eq!(
+                y[0].as_slice::<i32>().unwrap(),
+                &want[..],
+                "x {xs:?} w {ws:?} group {group}"
+            );
         }
     }
 
     #[test]
     fn matches_naive() {
-        let pads = |p: usize, nd: usize| Window { pads: vec![p; 2 * nd], ..Default::default() };
+        let pads = |p: usize, nd: usize| Window {
+            pads: vec![p; 2 * nd],
+            ..Default::default()
+        };
         check(&[1, 1, 3, 3], &[1, 1, 2, 2], 1, Window::default(), 0);
         check(&[2, 3, 5, 6], &[4, 3, 3, 3], 1, pads(1, 2), 1);
-        check(&[1, 4, 9, 8], &[6, 2, 3, 2], 2, Window { strides: vec![2, 1], dilations: vec![1, 2], pads: vec![1, 0, 2, 1], ..Default::default() }, 2);
-        check(&[1, 6, 7, 7], &[6, 1, 3, 3], 6, Window { auto_pad: AutoPad::SameUpper, strides: vec![2, 2], ..Default::default() }, 3);
+        check(
+            &[1, 4, 9, 8],
+            &[6, 2, 3, 2],
+            2,
+            Window {
+                strides: vec![2, 1],
+                dilations: vec![1, 2],
+                pads: vec![1, 0, 2, 1],
+                ..Default::default()
+            },
+            2,
+        );
+        check(
+            &[1, 6, 7, 7],
+            &[6, 1, 3, 3],
+            6,
+            Window {
+                auto_pad: AutoPad::SameUpper,
+                strides: vec![2, 2],
+                ..Default::default()
+            },
+            3,
+        );
         check(&[1, 3, 7, 7], &[5, 3, 1, 1], 1, Window::default(), 4);
-        check(&[2, 3, 11], &[4, 3, 3], 1, Window { strides: vec![2], pads: vec![1, 2], ..Default::default() }, 5);
-        check(&[1, 2, 4, 5, 6], &[3, 2, 2, 3, 2], 1, Window { pads: vec![1, 0, 1, 0, 1, 1], dilations: vec![2, 1, 1], ..Default::default() }, 6);
+        check(
+            &[2, 3, 11],
+            &[4, 3, 3],
+            1,
+            Window {
+                strides: vec![2],
+                pads: vec![1, 2],
+                ..Default::default()
+            },
+            5,
+        );
+        check(
+            &[1, 2, 4, 5, 6],
+            &[3, 2, 2, 3, 2],
+            1,
+            Window {
+                pads: vec![1, 0, 1, 0, 1, 1],
+                dilations: vec![2, 1, 1],
+                ..Default::default()
+            },
+            6,
+        );
+        // Pads wider than the kernel reach, strides and dilations on the innermost dim.
+        check(
+            &[1, 2, 5, 7],
+            &[2, 2, 2, 3],
+            1,
+            Window {
+                strides: vec![2, 3],
+                dilations: vec![2, 2],
+                pads: vec![3, 4, 2, 5],
+                ..Default::default()
+            },
+            9,
+        );
+        check(
+            &[2, 2, 9],
+            &[4, 1, 2],
+            2,
+            Window {
+                strides: vec![4],
+                dilations: vec![3],
+                pads: vec![5, 6],
+                ..Default::default()
+            },
+            10,
+        );
         // Several column tiles and a k-dim above one GEMM block.
         check(&[1, 32, 24, 30], &[8, 32, 3, 3], 1, pads(1, 2), 7);
         check(&[1, 3, 40, 40], &[2, 3, 1, 1], 1, Window::default(), 8);
@@ -426,13 +684,41 @@ mod tests {
     fn conv_integer_onnx_example() {
         let x = Tensor::from_slice(&[1, 1, 3, 3], &[2u8, 3, 4, 5, 6, 7, 8, 9, 10]).unwrap();
         let w = Tensor::from_slice(&[1, 1, 2, 2], &[1u8, 1, 1, 1]).unwrap();
-        let op = ConvInteger(IntConvAttrs { group: 1, window: Window { pads: vec![1; 4], ..Default::default() }, kernel_shape: None });
+        let op = ConvInteger(IntConvAttrs {
+            group: 1,
+            window: Window {
+                pads: vec![1; 4],
+                ..Default::default()
+            },
+            kernel_shape: None,
+        });
         let y = run(&op, &[Some(&x), Some(&w), Some(&Tensor::scalar(1u8)), None]).unwrap();
-        assert_eq!(y[0].as_slice::<i32>().unwrap(), &[1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9]);
+        assert_eq!(
+            y[0].as_slice::<i32>().unwrap(),
+            &[1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9]
+        );
         // Errors, not panics.
-        assert!(run(&op, &[Some(&x), Some(&Tensor::from_slice(&[1, 2, 2, 2], &[1u8; 8]).unwrap()), None, None]).is_err());
+        assert!(run(
+            &op,
+            &[
+                Some(&x),
+                Some(&Tensor::from_slice(&[1, 2, 2, 2], &[1u8; 8]).unwrap()),
+                None,
+                None
+            ]
+        )
+        .is_err());
         assert!(run(&op, &[Some(&x), Some(&w), Some(&Tensor::scalar(1i8)), None]).is_err());
-        assert!(run(&op, &[Some(&x), Some(&w), Some(&Tensor::from_slice(&[2], &[1u8, 2]).unwrap()), None]).is_err());
+        assert!(run(
+            &op,
+            &[
+                Some(&x),
+                Some(&w),
+                Some(&Tensor::from_slice(&[2], &[1u8, 2]).unwrap()),
+                None
+            ]
+        )
+        .is_err());
         let xf = Tensor::from_slice(&[1, 1, 3, 3], &[0f32; 9]).unwrap();
         assert!(run(&op, &[Some(&xf), Some(&w), None, None]).is_err());
     }
@@ -440,8 +726,9 @@ mod tests {
     #[test]
     fn qlinear_conv_onnx_example() {
         let xv: [u8; 49] = [
-            255, 174, 162, 25, 203, 168, 58, 15, 59, 237, 95, 129, 0, 64, 56, 242, 153, 221, 168, 12, 166, 232, 178, 186, 195, 237, 162, 237, 188, 39, 124, 77, 80,
-            102, 43, 127, 230, 21, 83, 41, 40, 134, 255, 154, 92, 141, 42, 148, 247,
+            255, 174, 162, 25, 203, 168, 58, 15, 59, 237, 95, 129, 0, 64, 56, 242, 153, 221, 168,
+            12, 166, 232, 178, 186, 195, 237, 162, 237, 188, 39, 124, 77, 80, 102, 43, 127, 230,
+            21, 83, 41, 40, 134, 255, 154, 92, 141, 42, 148, 247,
         ];
         let inputs = [
             Tensor::from_slice(&[1, 1, 7, 7], &xv).unwrap(),
@@ -454,10 +741,18 @@ mod tests {
             Tensor::scalar(123u8),
         ];
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();
-        let y = run(&QLinearConv(IntConvAttrs { group: 1, ..Default::default() }), &refs).unwrap();
+        let y = run(
+            &QLinearConv(IntConvAttrs {
+                group: 1,
+                ..Default::default()
+            }),
+            &refs,
+        )
+        .unwrap();
         let want: [u8; 49] = [
-            0, 81, 93, 230, 52, 87, 197, 240, 196, 18, 160, 126, 255, 191, 199, 13, 102, 34, 87, 243, 89, 23, 77, 69, 60, 18, 93, 18, 67, 216, 131, 178, 175, 153,
-            212, 128, 25, 234, 172, 214, 215, 121, 0, 101, 163, 114, 213, 107, 8,
+            0, 81, 93, 230, 52, 87, 197, 240, 196, 18, 160, 126, 255, 191, 199, 13, 102, 34, 87,
+            243, 89, 23, 77, 69, 60, 18, 93, 18, 67, 216, 131, 178, 175, 153, 212, 128, 25, 234,
+            172, 214, 215, 121, 0, 101, 163, 114, 213, 107, 8,
         ];
         assert_eq!(y[0].as_slice::<u8>().unwrap(), &want);
     }
@@ -468,10 +763,17 @@ mod tests {
         let ws = [3usize, 2, 3, 3];
         let xv: Vec<i8> = (0..32).map(|i| (i as i8).wrapping_mul(11)).collect();
         let wv: Vec<i8> = (0..54).map(|i| (i as i8).wrapping_mul(7)).collect();
-        let win = Window { pads: vec![1; 4], ..Default::default() };
+        let win = Window {
+            pads: vec![1; 4],
+            ..Default::default()
+        };
         let xc: Vec<i32> = xv.iter().map(|&v| v as i32 - 2).collect();
         let wz = [0i8, 1, -1];
-        let wc: Vec<i32> = wv.iter().enumerate().map(|(i, &v)| v as i32 - wz[i / 18] as i32).collect();
+        let wc: Vec<i32> = wv
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as i32 - wz[i / 18] as i32)
+            .collect();
         let (os, acc) = naive(&xs, &xc, &ws, &wc, 1, &win);
         let (xsc, wsc, ysc) = (0.02f32, [0.01f32, 0.03, 0.05], 0.5f32);
         let bias = [100i32, -200, 300];
@@ -496,13 +798,22 @@ mod tests {
             Tensor::from_slice(&[3], &bias).unwrap(),
         ];
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();
-        let op = QLinearConv(IntConvAttrs { group: 1, window: win, kernel_shape: Some(vec![3, 3]) });
+        let op = QLinearConv(IntConvAttrs {
+            group: 1,
+            window: win,
+            kernel_shape: Some(vec![3, 3]),
+        });
         let y = run(&op, &refs).unwrap();
         assert_eq!(y[0].shape(), &os[..]);
         assert_eq!(y[0].as_slice::<i8>().unwrap(), &want[..]);
         let f = op
             .output_facts(
-                &[&Fact::new(DType::I8, SymbolicShape::known(&xs)), &Fact::unknown(), &Fact::unknown(), &Fact::new(DType::I8, SymbolicShape::known(&ws))],
+                &[
+                    &Fact::new(DType::I8, SymbolicShape::known(&xs)),
+                    &Fact::unknown(),
+                    &Fact::unknown(),
+                    &Fact::new(DType::I8, SymbolicShape::known(&ws)),
+                ],
                 1,
             )
             .unwrap();

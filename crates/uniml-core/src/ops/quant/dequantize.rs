@@ -22,7 +22,11 @@ pub struct DequantizeLinear {
 
 impl Default for DequantizeLinear {
     fn default() -> Self {
-        DequantizeLinear { axis: 1, block_size: 0, output_dtype: None }
+        DequantizeLinear {
+            axis: 1,
+            block_size: 0,
+            output_dtype: None,
+        }
     }
 }
 
@@ -74,7 +78,12 @@ impl Op for DequantizeLinear {
             (None, Some(s)) => Some(self.out_dtype(s)?),
             (None, None) => None,
         };
-        Ok(vec![Fact { dtype, shape: x.shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype,
+            shape: x.shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -86,7 +95,12 @@ impl Op for DequantizeLinear {
         let scale = read_scales(s, "x_scale", false)?;
         let zps = match zp {
             Some(z) => {
-                ensure!(z.dtype() == x.dtype(), "x_zero_point dtype {} differs from x dtype {}", z.dtype(), x.dtype());
+                ensure!(
+                    z.dtype() == x.dtype(),
+                    "x_zero_point dtype {} differs from x dtype {}",
+                    z.dtype(),
+                    x.dtype()
+                );
                 check_zero_point_shape(s.shape(), z.shape())?;
                 read_zero_points(z, "x_zero_point")?
             }
@@ -99,14 +113,28 @@ impl Op for DequantizeLinear {
             layout.params()
         );
         let mut out = ctx.alloc(out_dt, x.shape())?;
-        let k = Kernel { layout: &layout, scale: &scale, zp: &zps };
+        let k = Kernel {
+            layout: &layout,
+            scale: &scale,
+            zp: &zps,
+        };
         macro_rules! go {
             ($t:ty) => {{
                 let xd = x.as_slice::<$t>()?;
                 match out_dt {
                     DType::F32 => k.run(ctx, xd, out.as_slice_mut::<f32>()?, |v| v),
-                    DType::F16 => k.run(ctx, xd, out.as_slice_mut::<half::f16>()?, half::f16::from_f32),
-                    DType::BF16 => k.run(ctx, xd, out.as_slice_mut::<half::bf16>()?, half::bf16::from_f32),
+                    DType::F16 => k.run(
+                        ctx,
+                        xd,
+                        out.as_slice_mut::<half::f16>()?,
+                        half::f16::from_f32,
+                    ),
+                    DType::BF16 => k.run(
+                        ctx,
+                        xd,
+                        out.as_slice_mut::<half::bf16>()?,
+                        half::bf16::from_f32,
+                    ),
                     other => bail!("DequantizeLinear cannot produce {other}"),
                 }
             }};
@@ -117,7 +145,9 @@ impl Op for DequantizeLinear {
             DType::U16 => go!(u16),
             DType::I16 => go!(i16),
             DType::I32 => go!(i32),
-            other => bail!("DequantizeLinear input must be (u)int8, (u)int16 or int32, got {other}"),
+            other => {
+                bail!("DequantizeLinear input must be (u)int8, (u)int16 or int32, got {other}")
+            }
         }
         Ok(vec![out])
     }
@@ -132,24 +162,31 @@ struct Kernel<'a> {
 }
 
 impl Kernel<'_> {
-    fn run<X: QIn, Y: Element>(&self, ctx: &EvalCtx, x: &[X], y: &mut [Y], conv: impl Fn(f32) -> Y + Sync) {
+    fn run<X: QIn, Y: Element>(
+        &self,
+        ctx: &EvalCtx,
+        x: &[X],
+        y: &mut [Y],
+        conv: impl Fn(f32) -> Y + Sync,
+    ) {
         par_chunks_mut(ctx.par, y, CHUNK, &|ci, chunk| {
             let start = ci * CHUNK;
-            self.layout.for_runs(start, chunk.len(), |off, len, p, step| {
-                let xs = &x[start + off..start + off + len];
-                let ys = &mut chunk[off..off + len];
-                let (scale, zp) = (&self.scale[p..], &self.zp[p..]);
-                if step == 0 {
-                    let (s, z) = (scale[0], zp[0]);
-                    for (o, &v) in ys.iter_mut().zip(xs) {
-                        *o = conv(v.centered(z) * s);
+            self.layout
+                .for_runs(start, chunk.len(), |off, len, p, step| {
+                    let xs = &x[start + off..start + off + len];
+                    let ys = &mut chunk[off..off + len];
+                    let (scale, zp) = (&self.scale[p..], &self.zp[p..]);
+                    if step == 0 {
+                        let (s, z) = (scale[0], zp[0]);
+                        for (o, &v) in ys.iter_mut().zip(xs) {
+                            *o = conv(v.centered(z) * s);
+                        }
+                    } else {
+                        for (j, (o, &v)) in ys.iter_mut().zip(xs).enumerate() {
+                            *o = conv(v.centered(zp[j * step]) * scale[j * step]);
+                        }
                     }
-                } else {
-                    for (j, (o, &v)) in ys.iter_mut().zip(xs).enumerate() {
-                        *o = conv(v.centered(zp[j * step]) * scale[j * step]);
-                    }
-                }
-            });
+                });
         });
     }
 }
@@ -167,29 +204,62 @@ mod tests {
     #[test]
     fn per_tensor_axis_and_blocked() {
         let x = Tensor::from_slice(&[4], &[0u8, 3, 128, 255]).unwrap();
-        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), Some(&Tensor::scalar(128u8))).unwrap();
+        let y = dq(
+            &DequantizeLinear::default(),
+            &x,
+            &Tensor::scalar(2.0f32),
+            Some(&Tensor::scalar(128u8)),
+        )
+        .unwrap();
         assert_eq!(y.as_slice::<f32>().unwrap(), &[-256.0, -250.0, 0.0, 254.0]);
         // int32 without zero point; large values stay exact in the difference.
         let x = Tensor::from_slice(&[3], &[i32::MAX, i32::MIN, 5]).unwrap();
-        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(1.0f32), None).unwrap();
-        assert_eq!(y.as_slice::<f32>().unwrap(), &[i32::MAX as f32, i32::MIN as f32, 5.0]);
+        let y = dq(
+            &DequantizeLinear::default(),
+            &x,
+            &Tensor::scalar(1.0f32),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            y.as_slice::<f32>().unwrap(),
+            &[i32::MAX as f32, i32::MIN as f32, 5.0]
+        );
         // Per axis (axis 1 of [2, 3, 2]).
         let xv: Vec<i16> = (0..12).map(|i| i * 100 - 600).collect();
         let x = Tensor::from_slice(&[2, 3, 2], &xv).unwrap();
         let s = Tensor::from_slice(&[3], &[0.5f32, 2.0, 4.0]).unwrap();
         let z = Tensor::from_slice(&[3], &[1i16, -2, 3]).unwrap();
         let y = dq(&DequantizeLinear::default(), &x, &s, Some(&z)).unwrap();
-        let want: Vec<f32> = (0..12).map(|i| (xv[i] as f32 - [1.0, -2.0, 3.0][(i / 2) % 3]) * [0.5, 2.0, 4.0][(i / 2) % 3]).collect();
+        let want: Vec<f32> = (0..12)
+            .map(|i| (xv[i] as f32 - [1.0, -2.0, 3.0][(i / 2) % 3]) * [0.5, 2.0, 4.0][(i / 2) % 3])
+            .collect();
         assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
-        let y = run_with(&FakePar, &DequantizeLinear::default(), &[Some(&x), Some(&s), Some(&z)]).unwrap();
+        let y = run_with(
+            &FakePar,
+            &DequantizeLinear::default(),
+            &[Some(&x), Some(&s), Some(&z)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &want[..]);
         // Blocked along axis 1 of [2, 5], block 2 (3 blocks), float16 scales → float16 output.
         let xv: Vec<i8> = (0..10).map(|i| i as i8 * 3 - 10).collect();
-        let sv: Vec<f16> = (0..6).map(|i| f16::from_f32(0.5 * (i + 1) as f32)).collect();
+        let sv: Vec<f16> = (0..6)
+            .map(|i| f16::from_f32(0.5 * (i + 1) as f32))
+            .collect();
         let zv: Vec<i8> = (0..6).map(|i| i as i8 - 3).collect();
-        let op = DequantizeLinear { axis: 1, block_size: 2, output_dtype: None };
-        let y = dq(&op, &Tensor::from_slice(&[2, 5], &xv).unwrap(), &Tensor::from_slice(&[2, 3], &sv).unwrap(), Some(&Tensor::from_slice(&[2, 3], &zv).unwrap()))
-            .unwrap();
+        let op = DequantizeLinear {
+            axis: 1,
+            block_size: 2,
+            output_dtype: None,
+        };
+        let y = dq(
+            &op,
+            &Tensor::from_slice(&[2, 5], &xv).unwrap(),
+            &Tensor::from_slice(&[2, 3], &sv).unwrap(),
+            Some(&Tensor::from_slice(&[2, 3], &zv).unwrap()),
+        )
+        .unwrap();
         assert_eq!(y.dtype(), DType::F16);
         let want: Vec<f16> = (0..10)
             .map(|i| {
@@ -199,9 +269,21 @@ mod tests {
             .collect();
         assert_eq!(y.as_slice::<f16>().unwrap(), &want[..]);
         // output_dtype overrides the scale dtype.
-        let op = DequantizeLinear { output_dtype: Some(DType::BF16), ..Default::default() };
-        let y = dq(&op, &Tensor::from_slice(&[1], &[3u8]).unwrap(), &Tensor::scalar(0.5f32), None).unwrap();
-        assert_eq!(y.as_slice::<half::bf16>().unwrap(), &[half::bf16::from_f32(1.5)]);
+        let op = DequantizeLinear {
+            output_dtype: Some(DType::BF16),
+            ..Default::default()
+        };
+        let y = dq(
+            &op,
+            &Tensor::from_slice(&[1], &[3u8]).unwrap(),
+            &Tensor::scalar(0.5f32),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            y.as_slice::<half::bf16>().unwrap(),
+            &[half::bf16::from_f32(1.5)]
+        );
     }
 
     #[test]
@@ -210,9 +292,24 @@ mod tests {
         let op = DequantizeLinear::default();
         assert!(dq(&op, &x, &Tensor::scalar(1.0f32), Some(&Tensor::scalar(0i8))).is_err());
         assert!(dq(&op, &x, &Tensor::scalar(1i32), None).is_err());
-        assert!(dq(&op, &Tensor::from_slice(&[1], &[1.0f32]).unwrap(), &Tensor::scalar(1.0f32), None).is_err());
-        assert!(dq(&op, &x, &Tensor::from_slice(&[3], &[1.0f32; 3]).unwrap(), None).is_err());
-        let op = DequantizeLinear { output_dtype: Some(DType::I32), ..Default::default() };
+        assert!(dq(
+            &op,
+            &Tensor::from_slice(&[1], &[1.0f32]).unwrap(),
+            &Tensor::scalar(1.0f32),
+            None
+        )
+        .is_err());
+        assert!(dq(
+            &op,
+            &x,
+            &Tensor::from_slice(&[3], &[1.0f32; 3]).unwrap(),
+            None
+        )
+        .is_err());
+        let op = DequantizeLinear {
+            output_dtype: Some(DType::I32),
+            ..Default::default()
+        };
         assert!(dq(&op, &x, &Tensor::scalar(1.0f32), None).is_err());
     }
 }

@@ -22,6 +22,27 @@ pub fn dynamic_params(min: f32, max: f32) -> (f32, f32) {
     (scale, rint_clamped(zp))
 }
 
+/// `(min(0, min x), max(0, max x))`, ignoring NaNs; 8 lanes so it vectorizes.
+fn min_max(x: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = ([0f32; 8], [0f32; 8]);
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+        }
+    }
+    for (i, &v) in rest.iter().enumerate() {
+        lo[i] = if v < lo[i] { v } else { lo[i] };
+        hi[i] = if v > hi[i] { v } else { hi[i] };
+    }
+    (
+        lo.iter().fold(0f32, |a, &b| a.min(b)),
+        hi.iter().fold(0f32, |a, &b| a.max(b)),
+    )
+}
+
 impl Op for DynamicQuantizeLinear {
     fn name(&self) -> &'static str {
         "DynamicQuantizeLinear"
@@ -30,10 +51,18 @@ impl Op for DynamicQuantizeLinear {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         if let Some(d) = x.dtype {
-            ensure!(d == DType::F32, "DynamicQuantizeLinear input must be float, got {d}");
+            ensure!(
+                d == DType::F32,
+                "DynamicQuantizeLinear input must be float, got {d}"
+            );
         }
         Ok(vec![
-            Fact { dtype: Some(DType::U8), shape: x.shape, konst: None, is_sequence: false },
+            Fact {
+                dtype: Some(DType::U8),
+                shape: x.shape,
+                konst: None,
+                is_sequence: false,
+            },
             Fact::new(DType::F32, SymbolicShape::known(&[])),
             Fact::new(DType::U8, SymbolicShape::known(&[])),
         ])
@@ -41,13 +70,13 @@ impl Op for DynamicQuantizeLinear {
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "DynamicQuantizeLinear")?;
-        ensure!(x.dtype() == DType::F32, "DynamicQuantizeLinear input must be float, got {}", x.dtype());
+        ensure!(
+            x.dtype() == DType::F32,
+            "DynamicQuantizeLinear input must be float, got {}",
+            x.dtype()
+        );
         let xd = x.as_slice::<f32>()?;
-        let (mut lo, mut hi) = (0f32, 0f32);
-        for &v in xd {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
+        let (lo, hi) = min_max(xd);
         let (scale, zp) = dynamic_params(lo, hi);
         let mut y = ctx.alloc(DType::U8, x.shape())?;
         par_chunks_mut(ctx.par, y.as_slice_mut::<u8>()?, CHUNK, &|ci, chunk| {
@@ -80,7 +109,10 @@ mod tests {
         assert_eq!(r[2].as_slice::<u8>().unwrap(), &[255]);
         let x = Tensor::from_slice(&[2, 3], &[1.0f32, 2.1, 1.3, 2.5, 3.34, 4.0]).unwrap();
         let r = run(&DynamicQuantizeLinear, &[Some(&x)]).unwrap();
-        assert_eq!(r[0].as_slice::<u8>().unwrap(), &[64, 134, 83, 159, 213, 255]);
+        assert_eq!(
+            r[0].as_slice::<u8>().unwrap(),
+            &[64, 134, 83, 159, 213, 255]
+        );
         assert_eq!(r[2].as_slice::<u8>().unwrap(), &[0]);
         // All zeros and empty input: scale 1/255, zero point 0.
         let x = Tensor::from_slice(&[0], &[0f32; 0]).unwrap();

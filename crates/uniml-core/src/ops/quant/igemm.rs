@@ -64,15 +64,42 @@ pub fn igemm(
     c: &mut [i32],
     ldc: usize,
 ) -> Result<()> {
+    igemm_with(par, pick_tile_fn(), m, kp, n, a, lda, b, ldb, c, ldc)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn igemm_with(
+    par: &dyn Parallelism,
+    tile_fn: TileFn,
+    m: usize,
+    kp: usize,
+    n: usize,
+    a: &[i16],
+    lda: usize,
+    b: &[i16],
+    ldb: usize,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<()> {
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let fits = |len: usize, rows: usize, ld: usize, w: usize| rows == 0 || ld >= w && (rows - 1) * ld + w <= len;
-    if !fits(a.len(), m, lda, 2 * kp) || !fits(b.len(), kp, ldb, 2 * n) || !fits(c.len(), m, ldc, n) {
+    let fits = |len: usize, rows: usize, ld: usize, w: usize| {
+        rows == 0 || ld >= w && (rows - 1) * ld + w <= len
+    };
+    if !fits(a.len(), m, lda, 2 * kp) || !fits(b.len(), kp, ldb, 2 * n) || !fits(c.len(), m, ldc, n)
+    {
         bail!("internal: integer GEMM operands too small for {m}x{kp}x{n}");
     }
-    let args = Args { kp, a, lda, b, ldb, c: SyncPtr(c.as_mut_ptr()), ldc };
-    let tile_fn = pick_tile_fn();
+    let args = Args {
+        kp,
+        a,
+        lda,
+        b,
+        ldb,
+        c: SyncPtr(c.as_mut_ptr()),
+        ldc,
+    };
     let col_tiles = n.div_ceil(NC);
     let threads = par.threads();
     let work = m * n * kp.max(1);
@@ -125,7 +152,79 @@ unsafe fn tile_portable(t: &Args, i0: usize, i1: usize, j0: usize, j1: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn tile_avx2(t: &Args, i0: usize, i1: usize, j0: usize, j1: usize) {
-    tile(t, i0, i1, j0, j1)
+    let nc = j1 - j0;
+    let n16 = nc / 16 * 16;
+    if t.kp == 0 || n16 == 0 || i1 - i0 < 4 {
+        return tile(t, i0, i1, j0, j1);
+    }
+    // SAFETY (caller): row r of the tile is c[r·ldc + j0 .. + nc], inside C and exclusively ours.
+    let row = |r: usize, a: usize, b: usize| unsafe {
+        std::slice::from_raw_parts_mut(t.c.get().add(r * t.ldc + j0 + a), b - a)
+    };
+    let mut p0 = 0;
+    while p0 < t.kp {
+        let p1 = (p0 + KC).min(t.kp);
+        let first = p0 == 0;
+        let mut i = i0;
+        while i + 4 <= i1 {
+            for j in (0..n16).step_by(16) {
+                micro_4x16_avx2(t, i, j0 + j, p0, p1, first);
+            }
+            if n16 < nc {
+                let rows = [
+                    row(i, n16, nc),
+                    row(i + 1, n16, nc),
+                    row(i + 2, n16, nc),
+                    row(i + 3, n16, nc),
+                ];
+                kernel4(t, rows, i, j0 + n16, p0, p1, first);
+            }
+            i += 4;
+        }
+        while i < i1 {
+            kernel1(t, row(i, 0, nc), i, j0, p0, p1, first);
+            i += 1;
+        }
+        p0 = p1;
+    }
+}
+
+/// `C[i..i+4, j..j+16] (+)= A[i..i+4, pairs p0..p1] · B[pairs p0..p1, j..j+16]`
+/// with `vpmaddwd`: each i32 lane gets `a0·b0 + a1·b1` of one k-pair.
+///
+/// # Safety
+/// AVX2 must be available; rows `i..i+4`, columns `j..j+16` and pairs
+/// `p0..p1` must be inside the operands checked by [`igemm`], and the C block
+/// not written concurrently.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn micro_4x16_avx2(t: &Args, i: usize, j: usize, p0: usize, p1: usize, first: bool) {
+    use std::arch::x86_64::*;
+    let cp = |r: usize| t.c.get().add((i + r) * t.ldc + j) as *mut __m256i;
+    let mut acc = [[_mm256_setzero_si256(); 2]; 4];
+    if !first {
+        for (r, a) in acc.iter_mut().enumerate() {
+            a[0] = _mm256_loadu_si256(cp(r));
+            a[1] = _mm256_loadu_si256(cp(r).add(1));
+        }
+    }
+    let (ap, bp) = (t.a.as_ptr(), t.b.as_ptr());
+    for p in p0..p1 {
+        let brow = bp.add(p * t.ldb + 2 * j) as *const __m256i;
+        let b0 = _mm256_loadu_si256(brow);
+        let b1 = _mm256_loadu_si256(brow.add(1));
+        for (r, a) in acc.iter_mut().enumerate() {
+            // The pair (a[2p], a[2p+1]) as one i32, broadcast.
+            let pair =
+                _mm256_set1_epi32((ap.add((i + r) * t.lda + 2 * p) as *const i32).read_unaligned());
+            a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(pair, b0));
+            a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(pair, b1));
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        _mm256_storeu_si256(cp(r), a[0]);
+        _mm256_storeu_si256(cp(r).add(1), a[1]);
+    }
 }
 
 /// One tile of C, blocked over k-pairs.
@@ -133,7 +232,8 @@ unsafe fn tile_avx2(t: &Args, i0: usize, i1: usize, j0: usize, j1: usize) {
 unsafe fn tile(t: &Args, i0: usize, i1: usize, j0: usize, j1: usize) {
     let nc = j1 - j0;
     // SAFETY (caller): row r of the tile is c[r·ldc + j0 .. + nc], inside C and exclusively ours.
-    let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(t.c.get().add(r * t.ldc + j0), nc) };
+    let row =
+        |r: usize| unsafe { std::slice::from_raw_parts_mut(t.c.get().add(r * t.ldc + j0), nc) };
     if t.kp == 0 {
         (i0..i1).for_each(|r| row(r).fill(0));
         return;
@@ -234,36 +334,63 @@ mod tests {
         let mut c = vec![0i32; m * n];
         for i in 0..m {
             for j in 0..n {
-                c[i * n + j] = (0..k).map(|q| a[i * k + q] as i32 * b[q * n + j] as i32).fold(0i32, |s, v| s.wrapping_add(v));
+                c[i * n + j] = (0..k)
+                    .map(|q| a[i * k + q] as i32 * b[q * n + j] as i32)
+                    .fold(0i32, |s, v| s.wrapping_add(v));
             }
         }
         c
     }
 
     fn check(m: usize, k: usize, n: usize, par: &dyn Parallelism) {
-        let a: Vec<i16> = (0..m * k).map(|i| ((i * 7919 + 13) % 511) as i16 - 255).collect();
-        let b: Vec<i16> = (0..k * n).map(|i| ((i * 104_729 + 7) % 511) as i16 - 255).collect();
+        let a: Vec<i16> = (0..m * k)
+            .map(|i| ((i * 7919 + 13) % 511) as i16 - 255)
+            .collect();
+        let b: Vec<i16> = (0..k * n)
+            .map(|i| ((i * 104_729 + 7) % 511) as i16 - 255)
+            .collect();
         let kp = kpairs(k);
         let mut ap = vec![0i16; m * 2 * kp];
         for i in 0..m {
-            fill_a_row(&mut ap[i * 2 * kp..(i + 1) * 2 * kp], a[i * k..(i + 1) * k].iter().copied());
+            fill_a_row(
+                &mut ap[i * 2 * kp..(i + 1) * 2 * kp],
+                a[i * k..(i + 1) * k].iter().copied(),
+            );
         }
         let mut bp = vec![7i16; kp * 2 * n];
         pack_b(k, n, &mut bp, |q, j| b[q * n + j]);
         // Wider C rows (ldc > n) and garbage in C must not matter.
         let ldc = n + 3;
-        let mut c = vec![-1i32; m * ldc];
-        igemm(par, m, kp, n, &ap, 2 * kp, &bp, 2 * n, &mut c, ldc).unwrap();
         let want = naive(m, k, n, &a, &b);
-        for i in 0..m {
-            assert_eq!(&c[i * ldc..i * ldc + n], &want[i * n..(i + 1) * n], "row {i} of {m}x{k}x{n}");
-            assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -1));
+        // The dispatched kernel (AVX2 where available) and the portable one.
+        for tile_fn in [pick_tile_fn(), tile_portable as TileFn] {
+            let mut c = vec![-1i32; m * ldc];
+            igemm_with(par, tile_fn, m, kp, n, &ap, 2 * kp, &bp, 2 * n, &mut c, ldc).unwrap();
+            for i in 0..m {
+                assert_eq!(
+                    &c[i * ldc..i * ldc + n],
+                    &want[i * n..(i + 1) * n],
+                    "row {i} of {m}x{k}x{n}"
+                );
+                assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -1));
+            }
         }
     }
 
     #[test]
     fn matches_naive() {
-        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 4, 4), (9, 3, 300), (17, 301, 33), (64, 257, 513), (5, 0, 3), (70, 64, 600)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 4, 4),
+            (9, 3, 300),
+            (17, 301, 33),
+            (64, 257, 513),
+            (5, 0, 3),
+            (70, 64, 600),
+            (8, 16, 16),
+            (6, 300, 40),
+        ] {
             check(m, k, n, &Serial);
             check(m, k, n, &FakePar);
         }
@@ -271,13 +398,24 @@ mod tests {
 
     #[test]
     fn accumulation_wraps_without_panicking() {
-        let (k, n) = (4, 1);
-        let a = vec![i16::MIN; 2 * kpairs(k)];
-        let mut b = vec![0i16; kpairs(k) * 2 * n];
+        // 3 products of 2^30 each (k odd: one zero pad) wrap to -2^30, in every kernel.
+        let (m, k, n) = (4, 3, 16);
+        let kp = kpairs(k);
+        let mut a = vec![0i16; m * 2 * kp];
+        for i in 0..m {
+            fill_a_row(
+                &mut a[i * 2 * kp..(i + 1) * 2 * kp],
+                std::iter::repeat(i16::MIN).take(k),
+            );
+        }
+        let mut b = vec![0i16; kp * 2 * n];
         pack_b(k, n, &mut b, |_, _| i16::MIN);
+        for tile_fn in [pick_tile_fn(), tile_portable as TileFn] {
+            let mut c = vec![0i32; m * n];
+            igemm_with(&Serial, tile_fn, m, kp, n, &a, 2 * kp, &b, 2 * n, &mut c, n).unwrap();
+            assert!(c.iter().all(|&v| v == 3i32.wrapping_mul(1 << 30)));
+        }
         let mut c = vec![0i32; 1];
-        igemm(&Serial, 1, kpairs(k), n, &a, 4, &b, 2, &mut c, 1).unwrap();
-        assert_eq!(c[0], 4i32.wrapping_mul(1 << 30));
         assert!(igemm(&Serial, 2, 2, 1, &a, 4, &b, 2, &mut c, 1).is_err());
     }
 }

@@ -6,18 +6,25 @@
 //! set to 1 (`[..., M, 1]`; a 1-D vector of M values is per row); those of B
 //! against B's shape with dim -2 set to 1 (`[..., 1, N]`; a 1-D vector is per column).
 
-use uniml_data::{bail, broadcast_shapes, ensure, DType, Element, Result, SymbolicShape, Tensor, TensorView};
+use uniml_data::{
+    bail, broadcast_shapes, ensure, DType, Element, Result, SymbolicShape, Tensor, TensorView,
+};
 
 use super::igemm::{fill_a_row, igemm, kpairs, pack_b};
+use super::requant::{requantize, Mult};
 use super::{read_scales, read_zero_points, round_to};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::util::{broadcast_symbolic, for_each_broadcast};
-use crate::parallel::par_chunks_mut;
 
 /// Symbolic output shape of a numpy matmul (None when unknown).
 pub(crate) fn matmul_shape(a: &Fact, b: &Fact) -> Result<Option<SymbolicShape>> {
-    let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else { return Ok(None) };
-    ensure!(sa.rank() >= 1 && sb.rank() >= 1, "matmul operands must have rank >= 1, got {sa} and {sb}");
+    let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {
+        return Ok(None);
+    };
+    ensure!(
+        sa.rank() >= 1 && sb.rank() >= 1,
+        "matmul operands must have rank >= 1, got {sa} and {sb}"
+    );
     let ba = SymbolicShape(sa.0[..sa.rank().saturating_sub(2)].to_vec());
     let bb = SymbolicShape(sb.0[..sb.rank().saturating_sub(2)].to_vec());
     let mut d = broadcast_symbolic(&[&ba, &bb])?.0;
@@ -27,7 +34,10 @@ pub(crate) fn matmul_shape(a: &Fact, b: &Fact) -> Result<Option<SymbolicShape>> 
     if sb.rank() >= 2 {
         d.push(sb.0[sb.rank() - 1].clone());
     }
-    if let (Some(ka), Some(kb)) = (sa.0[sa.rank() - 1].known(), sb.0[sb.rank().saturating_sub(2)].known()) {
+    if let (Some(ka), Some(kb)) = (
+        sa.0[sa.rank() - 1].known(),
+        sb.0[sb.rank().saturating_sub(2)].known(),
+    ) {
         ensure!(ka == kb, "matmul inner dims differ: {sa} x {sb}");
     }
     Ok(Some(SymbolicShape(d)))
@@ -49,9 +59,20 @@ struct MmPlan {
 }
 
 fn plan(sa: &[usize], sb: &[usize]) -> Result<MmPlan> {
-    ensure!(!sa.is_empty() && !sb.is_empty(), "matmul operands must have rank >= 1, got {sa:?} and {sb:?}");
-    let a2: Vec<usize> = if sa.len() == 1 { vec![1, sa[0]] } else { sa.to_vec() };
-    let b2: Vec<usize> = if sb.len() == 1 { vec![sb[0], 1] } else { sb.to_vec() };
+    ensure!(
+        !sa.is_empty() && !sb.is_empty(),
+        "matmul operands must have rank >= 1, got {sa:?} and {sb:?}"
+    );
+    let a2: Vec<usize> = if sa.len() == 1 {
+        vec![1, sa[0]]
+    } else {
+        sa.to_vec()
+    };
+    let b2: Vec<usize> = if sb.len() == 1 {
+        vec![sb[0], 1]
+    } else {
+        sb.to_vec()
+    };
     let (ra, rb) = (a2.len(), b2.len());
     let (m, k, kb, n) = (a2[ra - 2], a2[ra - 1], b2[rb - 2], b2[rb - 1]);
     ensure!(k == kb, "matmul inner dims differ: {sa:?} x {sb:?}");
@@ -67,21 +88,45 @@ fn plan(sa: &[usize], sb: &[usize]) -> Result<MmPlan> {
         out_shape.push(n);
     }
     let (a_batches, b_batches) = (ba.iter().product(), bb.iter().product());
-    Ok(MmPlan { m, k, n, a2, b2, a_batches, b_batches, out_shape, pairs })
+    Ok(MmPlan {
+        m,
+        k,
+        n,
+        a2,
+        b2,
+        a_batches,
+        b_batches,
+        out_shape,
+        pairs,
+    })
 }
 
 impl MmPlan {
     /// A parameter (zero point or scale) of A expanded to one value per (A batch, row).
-    fn a_param<T: Copy + Default>(&self, vals: &[T], shape: &[usize], what: &str) -> Result<Vec<T>> {
+    fn a_param<T: Copy + Default>(
+        &self,
+        vals: &[T],
+        shape: &[usize],
+        what: &str,
+    ) -> Result<Vec<T>> {
         let mut target = self.a2.clone();
         let r = target.len();
         target[r - 1] = 1;
-        let shape: Vec<usize> = if shape.len() == 1 && shape[0] != 1 { vec![shape[0], 1] } else { shape.to_vec() };
+        let shape: Vec<usize> = if shape.len() == 1 && shape[0] != 1 {
+            vec![shape[0], 1]
+        } else {
+            shape.to_vec()
+        };
         expand(vals, &shape, &target, what)
     }
 
     /// A parameter of B expanded to one value per (B batch, column).
-    fn b_param<T: Copy + Default>(&self, vals: &[T], shape: &[usize], what: &str) -> Result<Vec<T>> {
+    fn b_param<T: Copy + Default>(
+        &self,
+        vals: &[T],
+        shape: &[usize],
+        what: &str,
+    ) -> Result<Vec<T>> {
         let mut target = self.b2.clone();
         let r = target.len();
         target[r - 2] = 1;
@@ -92,9 +137,16 @@ impl MmPlan {
     fn pack_a<T: Element + Into<i32>>(&self, a: &[T], zp: &[i32]) -> Vec<i16> {
         let (k, w) = (self.k, 2 * kpairs(self.k));
         let mut out = vec![0i16; self.a_batches * self.m * w];
-        for (r, dst) in out.chunks_mut(w.max(1)).enumerate().take(self.a_batches * self.m) {
+        for (r, dst) in out
+            .chunks_mut(w.max(1))
+            .enumerate()
+            .take(self.a_batches * self.m)
+        {
             let z = zp[r];
-            fill_a_row(dst, a[r * k..(r + 1) * k].iter().map(|&v| (v.into() - z) as i16));
+            fill_a_row(
+                dst,
+                a[r * k..(r + 1) * k].iter().map(|&v| (v.into() - z) as i16),
+            );
         }
         out
     }
@@ -106,7 +158,9 @@ impl MmPlan {
         let mut out = vec![0i16; self.b_batches * per];
         for bi in 0..self.b_batches {
             let (src, z) = (&b[bi * k * n..(bi + 1) * k * n], &zp[bi * n..(bi + 1) * n]);
-            pack_b(k, n, &mut out[bi * per..(bi + 1) * per], |q, j| (src[q * n + j].into() - z[j]) as i16);
+            pack_b(k, n, &mut out[bi * per..(bi + 1) * per], |q, j| {
+                (src[q * n + j].into() - z[j]) as i16
+            });
         }
         out
     }
@@ -122,22 +176,45 @@ impl MmPlan {
         for (bi, &(ia, ib)) in self.pairs.iter().enumerate() {
             let ab = &a[ia * m * lda..(ia + 1) * m * lda];
             let bb = &b[ib * per_b..(ib + 1) * per_b];
-            igemm(ctx.par, m, kp, n, ab, lda, bb, 2 * n, &mut c[bi * m * n..(bi + 1) * m * n], n)?;
+            igemm(
+                ctx.par,
+                m,
+                kp,
+                n,
+                ab,
+                lda,
+                bb,
+                2 * n,
+                &mut c[bi * m * n..(bi + 1) * m * n],
+                n,
+            )?;
         }
         Ok(())
     }
 }
 
 /// Broadcasts `vals` of `shape` to `target` (numpy rules, `shape` may not be larger).
-fn expand<T: Copy + Default>(vals: &[T], shape: &[usize], target: &[usize], what: &str) -> Result<Vec<T>> {
+fn expand<T: Copy + Default>(
+    vals: &[T],
+    shape: &[usize],
+    target: &[usize],
+    what: &str,
+) -> Result<Vec<T>> {
     let total: usize = target.iter().product();
     if vals.len() == 1 {
         return Ok(vec![vals[0]; total]);
     }
     let ok = shape.len() <= target.len()
-        && shape.iter().rev().zip(target.iter().rev()).all(|(&s, &t)| s == 1 || s == t)
+        && shape
+            .iter()
+            .rev()
+            .zip(target.iter().rev())
+            .all(|(&s, &t)| s == 1 || s == t)
         && vals.len() == shape.iter().product::<usize>();
-    ensure!(ok, "{what} of shape {shape:?} does not broadcast to {target:?}");
+    ensure!(
+        ok,
+        "{what} of shape {shape:?} does not broadcast to {target:?}"
+    );
     let mut out = vec![T::default(); total];
     for_each_broadcast(target, [shape], |o, [i]| out[o] = vals[i]);
     Ok(out)
@@ -148,14 +225,22 @@ fn zero_points(t: Option<&TensorView>, dtype: DType, what: &str) -> Result<(Vec<
     match t {
         None => Ok((vec![0], vec![])),
         Some(z) => {
-            ensure!(z.dtype() == dtype, "{what} has dtype {}, expected {dtype} like its operand", z.dtype());
+            ensure!(
+                z.dtype() == dtype,
+                "{what} has dtype {}, expected {dtype} like its operand",
+                z.dtype()
+            );
             Ok((read_zero_points(z, what)?, z.shape().to_vec()))
         }
     }
 }
 
 fn check_8bit(t: &TensorView, op: &str, what: &str) -> Result<()> {
-    ensure!(matches!(t.dtype(), DType::U8 | DType::I8), "{op} {what} must be int8 or uint8, got {}", t.dtype());
+    ensure!(
+        matches!(t.dtype(), DType::U8 | DType::I8),
+        "{op} {what} must be int8 or uint8, got {}",
+        t.dtype()
+    );
     Ok(())
 }
 
@@ -198,8 +283,16 @@ impl Op for MatMulInteger {
     }
 
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let (a, b) = (inputs.first().copied().cloned().unwrap_or_default(), inputs.get(1).copied().cloned().unwrap_or_default());
-        Ok(vec![Fact { dtype: Some(DType::I32), shape: matmul_shape(&a, &b)?, konst: None, is_sequence: false }])
+        let (a, b) = (
+            inputs.first().copied().cloned().unwrap_or_default(),
+            inputs.get(1).copied().cloned().unwrap_or_default(),
+        );
+        Ok(vec![Fact {
+            dtype: Some(DType::I32),
+            shape: matmul_shape(&a, &b)?,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -219,18 +312,14 @@ impl Op for MatMulInteger {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QLinearMatMul;
 
-/// Round half to even of `v` clamped to `±2^40` (branch-free).
-#[inline(always)]
-pub(crate) fn rint64_clamped(v: f64) -> f64 {
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-    (v.clamp(-1.0e12, 1.0e12) + MAGIC) - MAGIC
-}
-
 /// The output dtype of a QLinear op: its output zero point's, else the input's.
 pub(crate) fn qlinear_out_dtype(y_zp: Option<DType>, x: Option<DType>) -> Result<Option<DType>> {
     let dt = y_zp.or(x);
     if let Some(d) = dt {
-        ensure!(matches!(d, DType::U8 | DType::I8), "quantized output must be int8 or uint8, got {d}");
+        ensure!(
+            matches!(d, DType::U8 | DType::I8),
+            "quantized output must be int8 or uint8, got {d}"
+        );
     }
     Ok(dt)
 }
@@ -251,16 +340,32 @@ impl Op for QLinearMatMul {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let get = |i: usize| inputs.get(i).copied().cloned().unwrap_or_default();
         let dtype = qlinear_out_dtype(get(7).dtype, get(0).dtype)?;
-        Ok(vec![Fact { dtype, shape: matmul_shape(&get(0), &get(3))?, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype,
+            shape: matmul_shape(&get(0), &get(3))?,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         const OP: &str = "QLinearMatMul";
         let opt = |i: usize| inputs.get(i).and_then(|t| t.as_ref());
-        let (a, a_s, b, b_s, y_s) = (input(inputs, 0, OP)?, input(inputs, 1, OP)?, input(inputs, 3, OP)?, input(inputs, 4, OP)?, input(inputs, 6, OP)?);
+        let (a, a_s, b, b_s, y_s) = (
+            input(inputs, 0, OP)?,
+            input(inputs, 1, OP)?,
+            input(inputs, 3, OP)?,
+            input(inputs, 4, OP)?,
+            input(inputs, 6, OP)?,
+        );
         let y_zp = opt(7);
-        let out_dt = qlinear_out_dtype(y_zp.map(|z| z.dtype()), Some(a.dtype()))?.unwrap_or(DType::U8);
-        let prec = if a_s.dtype() == b_s.dtype() && b_s.dtype() == y_s.dtype() { a_s.dtype() } else { DType::F32 };
+        let out_dt =
+            qlinear_out_dtype(y_zp.map(|z| z.dtype()), Some(a.dtype()))?.unwrap_or(DType::U8);
+        let prec = if a_s.dtype() == b_s.dtype() && b_s.dtype() == y_s.dtype() {
+            a_s.dtype()
+        } else {
+            DType::F32
+        };
         let ys = single(&read_scales(y_s, "y_scale", false)?, "y_scale")?;
         let yz = match y_zp {
             Some(z) => single(&read_zero_points(z, "y_zero_point")?, "y_zero_point")? as f64,
@@ -277,47 +382,21 @@ impl Op for QLinearMatMul {
         let cd = c.as_slice::<i32>()?;
         let uniform = sa.iter().all(|&v| v == sa[0]) && sb.iter().all(|&v| v == sb[0]);
         if uniform && !sa.is_empty() && !sb.is_empty() {
-            let k = mult(0, 0, 0, 0);
-            par_requantize(ctx, &mut y, cd, &|_| k, yz)?;
+            requantize(ctx, &mut y, cd, Mult::Const(mult(0, 0, 0, 0)), yz)?;
         } else {
-            let pairs = &p.pairs;
-            par_requantize(ctx, &mut y, cd, &|e| {
-                let (bi, r) = (e / (m * n), e % (m * n));
-                let (ia, ib) = pairs[bi];
-                mult(ia, r / n, ib, r % n)
-            }, yz)?;
+            let mut table = Vec::with_capacity(cd.len());
+            for &(ia, ib) in &p.pairs {
+                for i in 0..m {
+                    table.extend((0..n).map(|j| mult(ia, i, ib, j)));
+                }
+            }
+            requantize(ctx, &mut y, cd, Mult::Table(&table), yz)?;
         }
         ctx.release(c);
         Ok(vec![y])
     }
 
     crate::op_as_any!();
-}
-
-/// [`requantize_into`] split over tasks; `mult(e)` takes the flat output index.
-pub(crate) fn par_requantize(ctx: &EvalCtx, y: &mut Tensor, c: &[i32], mult: &(dyn Fn(usize) -> f64 + Sync), zp: f64) -> Result<()> {
-    const CHUNK: usize = 1 << 15;
-    let dt = y.dtype();
-    let lohi = match dt {
-        DType::U8 => (0.0, 255.0),
-        DType::I8 => (-128.0, 127.0),
-        other => bail!("quantized output must be int8 or uint8, got {other}"),
-    };
-    macro_rules! go {
-        ($t:ty) => {
-            par_chunks_mut(ctx.par, y.as_slice_mut::<$t>()?, CHUNK, &|ci, chunk| {
-                let base = ci * CHUNK;
-                for (i, (o, &v)) in chunk.iter_mut().zip(&c[base..]).enumerate() {
-                    *o = (rint64_clamped(v as f64 * mult(base + i)) + zp).clamp(lohi.0, lohi.1) as $t;
-                }
-            })
-        };
-    }
-    match dt {
-        DType::U8 => go!(u8),
-        _ => go!(i8),
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -333,7 +412,9 @@ mod tests {
         for (bi, &(ia, ib)) in p.pairs.iter().enumerate() {
             for i in 0..m {
                 for j in 0..n {
-                    y[(bi * m + i) * n + j] = (0..k).map(|q| a[(ia * m + i) * k + q] * b[(ib * k + q) * n + j]).sum();
+                    y[(bi * m + i) * n + j] = (0..k)
+                        .map(|q| a[(ia * m + i) * k + q] * b[(ib * k + q) * n + j])
+                        .sum();
                 }
             }
         }
@@ -348,25 +429,50 @@ mod tests {
         let zb = Tensor::scalar(0u8);
         let y = run(&MatMulInteger, &[Some(&a), Some(&b), Some(&za), Some(&zb)]).unwrap();
         assert_eq!(y[0].shape(), &[4, 2]);
-        assert_eq!(y[0].as_slice::<i32>().unwrap(), &[-38, -83, -44, -98, -50, -113, -56, -128]);
+        assert_eq!(
+            y[0].as_slice::<i32>().unwrap(),
+            &[-38, -83, -44, -98, -50, -113, -56, -128]
+        );
     }
 
     #[test]
     fn batched_broadcast_and_per_row_col_zero_points() {
-        let cases: &[(&[usize], &[usize])] = &[(&[3], &[3]), (&[3], &[2, 3, 4]), (&[2, 3, 4], &[4]), (&[5, 1, 3, 4], &[2, 4, 6]), (&[2, 3, 4], &[4, 5]), (&[1, 2, 7, 33], &[3, 1, 33, 9]), (&[40, 70], &[70, 300])];
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3], &[3]),
+            (&[3], &[2, 3, 4]),
+            (&[2, 3, 4], &[4]),
+            (&[5, 1, 3, 4], &[2, 4, 6]),
+            (&[2, 3, 4], &[4, 5]),
+            (&[1, 2, 7, 33], &[3, 1, 33, 9]),
+            (&[40, 70], &[70, 300]),
+        ];
         for (ci, &(sa, sb)) in cases.iter().enumerate() {
             let na: usize = sa.iter().product();
             let nb: usize = sb.iter().product();
             let av: Vec<u8> = (0..na).map(|i| ((i * 37 + ci) % 256) as u8).collect();
-            let bv: Vec<i8> = (0..nb).map(|i| ((i * 91 + 3 * ci) % 256) as u8 as i8).collect();
+            let bv: Vec<i8> = (0..nb)
+                .map(|i| ((i * 91 + 3 * ci) % 256) as u8 as i8)
+                .collect();
             let p = plan(sa, sb).unwrap();
             // Per-row A zero point (1-D of M when A is 2-D, else per tensor) and per-column B zero point.
             let zav: Vec<u8> = (0..p.m).map(|i| (i * 5 + 100) as u8).collect();
             let zbv: Vec<i8> = (0..p.n).map(|j| (j as i8).wrapping_sub(3)).collect();
-            let (za, zas): (Vec<u8>, Vec<usize>) = if sa.len() == 2 { (zav.clone(), vec![p.m]) } else { (vec![zav[0]], vec![]) };
-            let (zb, zbs): (Vec<i8>, Vec<usize>) = if sb.len() >= 2 { (zbv.clone(), vec![p.n]) } else { (vec![zbv[0]], vec![]) };
-            let ai: Vec<i32> = (0..na).map(|e| av[e] as i32 - za[if za.len() == 1 { 0 } else { (e / p.k) % p.m }] as i32).collect();
-            let bi: Vec<i32> = (0..nb).map(|e| bv[e] as i32 - zb[if zb.len() == 1 { 0 } else { e % p.n }] as i32).collect();
+            let (za, zas): (Vec<u8>, Vec<usize>) = if sa.len() == 2 {
+                (zav.clone(), vec![p.m])
+            } else {
+                (vec![zav[0]], vec![])
+            };
+            let (zb, zbs): (Vec<i8>, Vec<usize>) = if sb.len() >= 2 {
+                (zbv.clone(), vec![p.n])
+            } else {
+                (vec![zbv[0]], vec![])
+            };
+            let ai: Vec<i32> = (0..na)
+                .map(|e| av[e] as i32 - za[if za.len() == 1 { 0 } else { (e / p.k) % p.m }] as i32)
+                .collect();
+            let bi: Vec<i32> = (0..nb)
+                .map(|e| bv[e] as i32 - zb[if zb.len() == 1 { 0 } else { e % p.n }] as i32)
+                .collect();
             let (os, want) = naive(sa, &ai, sb, &bi);
             let inputs = [
                 Tensor::from_slice(sa, &av).unwrap(),
@@ -375,7 +481,10 @@ mod tests {
                 Tensor::from_slice(&zbs, &zb).unwrap(),
             ];
             let refs: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();
-            for par in [&crate::parallel::Serial as &dyn crate::parallel::Parallelism, &FakePar] {
+            for par in [
+                &crate::parallel::Serial as &dyn crate::parallel::Parallelism,
+                &FakePar,
+            ] {
                 let y = run_with(par, &MatMulInteger, &refs).unwrap();
                 assert_eq!(y[0].shape(), &os[..], "case {ci}");
                 assert_eq!(y[0].as_slice::<i32>().unwrap(), &want[..], "case {ci}");
@@ -394,17 +503,38 @@ mod tests {
         let bi: Vec<i32> = (0..8).map(|e| bv[e] as i32 - zbv[e % 2] as i32).collect();
         let (_, want) = naive(&[2, 3, 4], &ai, &[4, 2], &bi);
         let t = |s: &[usize], v: &[u8]| Tensor::from_slice(s, v).unwrap();
-        let y = run(&MatMulInteger, &[Some(&t(&[2, 3, 4], &av)), Some(&t(&[4, 2], &bv)), Some(&t(&[2, 3, 1], &zav)), Some(&t(&[1, 2], &zbv))]).unwrap();
+        let y = run(
+            &MatMulInteger,
+            &[
+                Some(&t(&[2, 3, 4], &av)),
+                Some(&t(&[4, 2], &bv)),
+                Some(&t(&[2, 3, 1], &zav)),
+                Some(&t(&[1, 2], &zbv)),
+            ],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<i32>().unwrap(), &want[..]);
         // A zero point varying along K is rejected.
-        assert!(run(&MatMulInteger, &[Some(&t(&[2, 3, 4], &av)), Some(&t(&[4, 2], &bv)), Some(&t(&[1, 4], &zav[..4])), None]).is_err());
+        assert!(run(
+            &MatMulInteger,
+            &[
+                Some(&t(&[2, 3, 4], &av)),
+                Some(&t(&[4, 2], &bv)),
+                Some(&t(&[1, 4], &zav[..4])),
+                None
+            ]
+        )
+        .is_err());
     }
 
     #[test]
     fn qlinear_matmul_matches_onnx_example() {
         let t8 = |s: &[usize], v: &[u8]| Tensor::from_slice(s, v).unwrap();
         let a = t8(&[2, 4], &[208, 236, 0, 238, 3, 214, 255, 29]);
-        let b = t8(&[4, 3], &[152, 51, 244, 60, 26, 255, 0, 127, 246, 127, 254, 247]);
+        let b = t8(
+            &[4, 3],
+            &[152, 51, 244, 60, 26, 255, 0, 127, 246, 127, 254, 247],
+        );
         let inputs = [
             a,
             Tensor::from_slice(&[1], &[0.0066f32]).unwrap(),
@@ -445,7 +575,9 @@ mod tests {
         let want: Vec<i8> = (0..m * n)
             .map(|e| {
                 let (i, j) = (e / n, e % n);
-                let c: i32 = (0..k).map(|q| (av[i * k + q] as i32 - za[i]) * (bv[q * n + j] as i32 - zb[j])).sum();
+                let c: i32 = (0..k)
+                    .map(|q| (av[i * k + q] as i32 - za[i]) * (bv[q * n + j] as i32 - zb[j]))
+                    .sum();
                 let mult = (sa[i] * sb[j] / ys) as f64;
                 ((c as f64 * mult).round_ties_even() - 5.0).clamp(-128.0, 127.0) as i8
             })
@@ -469,7 +601,9 @@ mod tests {
         assert_eq!(f[0].dtype, Some(DType::I32));
         let u = Fact::unknown();
         let z = Fact::dtype_only(Some(DType::I8));
-        let f = QLinearMatMul.output_facts(&[&a, &u, &u, &b, &u, &u, &u, &z], 1).unwrap();
+        let f = QLinearMatMul
+            .output_facts(&[&a, &u, &u, &b, &u, &u, &u, &z], 1)
+            .unwrap();
         assert_eq!(f[0].dtype, Some(DType::I8));
     }
 }

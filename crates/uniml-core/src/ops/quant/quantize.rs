@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use uniml_data::{bail, ensure, DType, Result, Tensor, TensorView};
 
-use super::{check_zero_point_shape, read_scales, read_zero_points, round_to, saturate, QInt, QuantLayout};
+use super::{
+    check_zero_point_shape, read_scales, read_zero_points, round_to, saturate, QInt, QuantLayout,
+};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::parallel::par_chunks_mut;
 
@@ -26,14 +28,21 @@ pub struct QuantizeLinear {
 
 impl Default for QuantizeLinear {
     fn default() -> Self {
-        QuantizeLinear { axis: 1, block_size: 0, output_dtype: None, precision: None }
+        QuantizeLinear {
+            axis: 1,
+            block_size: 0,
+            output_dtype: None,
+            precision: None,
+        }
     }
 }
 
 impl QuantizeLinear {
     fn out_dtype(&self, zp: Option<DType>) -> Result<DType> {
         let dt = match (zp, self.output_dtype) {
-            (Some(z), Some(o)) if z != o => bail!("output_dtype {o} differs from the zero point's dtype {z}"),
+            (Some(z), Some(o)) if z != o => {
+                bail!("output_dtype {o} differs from the zero point's dtype {z}")
+            }
             (Some(z), _) => z,
             (None, Some(o)) => o,
             (None, None) => DType::U8,
@@ -54,7 +63,12 @@ impl Op for QuantizeLinear {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         let zp = inputs.get(2).and_then(|f| f.dtype);
-        Ok(vec![Fact { dtype: Some(self.out_dtype(zp)?), shape: x.shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: Some(self.out_dtype(zp)?),
+            shape: x.shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -68,11 +82,17 @@ impl Op for QuantizeLinear {
             matches!(prec, DType::F32 | DType::F16 | DType::BF16 | DType::I32),
             "QuantizeLinear precision must be float, float16 or bfloat16, got {prec}"
         );
-        let scale: Vec<f32> = read_scales(s, "y_scale", true)?.into_iter().map(|v| round_to(prec, v)).collect();
+        let scale: Vec<f32> = read_scales(s, "y_scale", true)?
+            .into_iter()
+            .map(|v| round_to(prec, v))
+            .collect();
         let zps: Vec<f32> = match zp {
             Some(z) => {
                 check_zero_point_shape(s.shape(), z.shape())?;
-                read_zero_points(z, "y_zero_point")?.into_iter().map(|v| v as f32).collect()
+                read_zero_points(z, "y_zero_point")?
+                    .into_iter()
+                    .map(|v| v as f32)
+                    .collect()
             }
             None => vec![0.0; scale.len()],
         };
@@ -84,11 +104,21 @@ impl Op for QuantizeLinear {
         );
         let xd: Cow<[f32]> = match x.dtype() {
             DType::F32 => Cow::Borrowed(x.as_slice::<f32>()?),
-            DType::F16 | DType::BF16 | DType::I32 => Cow::Owned(x.to_f64_vec()?.into_iter().map(|v| v as f32).collect()),
-            other => bail!("QuantizeLinear input must be float, float16, bfloat16 or int32, got {other}"),
+            DType::F16 | DType::BF16 | DType::I32 => {
+                Cow::Owned(x.to_f64_vec()?.into_iter().map(|v| v as f32).collect())
+            }
+            other => {
+                bail!("QuantizeLinear input must be float, float16, bfloat16 or int32, got {other}")
+            }
         };
         let mut out = ctx.alloc(out_dt, x.shape())?;
-        let k = Kernel { layout: &layout, x: &xd, scale: &scale, zp: &zps, prec };
+        let k = Kernel {
+            layout: &layout,
+            x: &xd,
+            scale: &scale,
+            zp: &zps,
+            prec,
+        };
         match out_dt {
             DType::U8 => k.run(ctx, out.as_slice_mut::<u8>()?),
             DType::I8 => k.run(ctx, out.as_slice_mut::<i8>()?),
@@ -114,11 +144,12 @@ impl Kernel<'_> {
     fn run<Y: QInt>(&self, ctx: &EvalCtx, y: &mut [Y]) {
         par_chunks_mut(ctx.par, y, CHUNK, &|ci, chunk| {
             let start = ci * CHUNK;
-            self.layout.for_runs(start, chunk.len(), |off, len, p, step| {
-                let xs = &self.x[start + off..start + off + len];
-                let ys = &mut chunk[off..off + len];
-                self.run_slice(xs, ys, p, step);
-            });
+            self.layout
+                .for_runs(start, chunk.len(), |off, len, p, step| {
+                    let xs = &self.x[start + off..start + off + len];
+                    let ys = &mut chunk[off..off + len];
+                    self.run_slice(xs, ys, p, step);
+                });
         });
     }
 
@@ -159,20 +190,36 @@ mod tests {
 
     #[test]
     fn per_tensor_rounds_half_even_and_saturates() {
-        let x = Tensor::from_slice(&[8], &[0.0f32, 2.0, 3.0, 1000.0, -254.0, -1000.0, 5.0, -5.0]).unwrap();
+        let x = Tensor::from_slice(
+            &[8],
+            &[0.0f32, 2.0, 3.0, 1000.0, -254.0, -1000.0, 5.0, -5.0],
+        )
+        .unwrap();
         let s = Tensor::scalar(2.0f32);
         let z = Tensor::scalar(128u8);
         let y = q(&QuantizeLinear::default(), &x, &s, Some(&z)).unwrap();
-        assert_eq!(y.as_slice::<u8>().unwrap(), &[128, 129, 130, 255, 1, 0, 130, 126]);
+        assert_eq!(
+            y.as_slice::<u8>().unwrap(),
+            &[128, 129, 130, 255, 1, 0, 130, 126]
+        );
         // No zero point: uint8 by default, int16 through output_dtype.
         let y = q(&QuantizeLinear::default(), &x, &s, None).unwrap();
         assert_eq!(y.as_slice::<u8>().unwrap(), &[0, 1, 2, 255, 0, 0, 2, 0]);
-        let op = QuantizeLinear { output_dtype: Some(DType::I16), ..Default::default() };
+        let op = QuantizeLinear {
+            output_dtype: Some(DType::I16),
+            ..Default::default()
+        };
         let y = q(&op, &x, &s, None).unwrap();
-        assert_eq!(y.as_slice::<i16>().unwrap(), &[0, 1, 2, 500, -127, -500, 2, -2]);
+        assert_eq!(
+            y.as_slice::<i16>().unwrap(),
+            &[0, 1, 2, 500, -127, -500, 2, -2]
+        );
         let z = Tensor::scalar(-3i8);
         let y = q(&QuantizeLinear::default(), &x, &s, Some(&z)).unwrap();
-        assert_eq!(y.as_slice::<i8>().unwrap(), &[-3, -2, -1, 127, -128, -128, -1, -5]);
+        assert_eq!(
+            y.as_slice::<i8>().unwrap(),
+            &[-3, -2, -1, 127, -128, -128, -1, -5]
+        );
     }
 
     #[test]
@@ -183,8 +230,17 @@ mod tests {
         let xt = Tensor::from_slice(&xs, &x).unwrap();
         let sa = [0.5f32, 1.5, 3.0];
         let za = [10u8, 128, 250];
-        let op = QuantizeLinear { axis: 1, ..Default::default() };
-        let y = q(&op, &xt, &Tensor::from_slice(&[3], &sa).unwrap(), Some(&Tensor::from_slice(&[3], &za).unwrap())).unwrap();
+        let op = QuantizeLinear {
+            axis: 1,
+            ..Default::default()
+        };
+        let y = q(
+            &op,
+            &xt,
+            &Tensor::from_slice(&[3], &sa).unwrap(),
+            Some(&Tensor::from_slice(&[3], &za).unwrap()),
+        )
+        .unwrap();
         let want: Vec<u8> = (0..24)
             .map(|i| {
                 let c = (i / 4) % 3;
@@ -192,13 +248,32 @@ mod tests {
             })
             .collect();
         assert_eq!(y.as_slice::<u8>().unwrap(), &want[..]);
-        let y2 = run_with(&FakePar, &op, &[Some(&xt), Some(&Tensor::from_slice(&[3], &sa).unwrap()), Some(&Tensor::from_slice(&[3], &za).unwrap())]).unwrap();
+        let y2 = run_with(
+            &FakePar,
+            &op,
+            &[
+                Some(&xt),
+                Some(&Tensor::from_slice(&[3], &sa).unwrap()),
+                Some(&Tensor::from_slice(&[3], &za).unwrap()),
+            ],
+        )
+        .unwrap();
         assert_eq!(y2[0].as_slice::<u8>().unwrap(), &want[..]);
 
         let sb: Vec<f32> = (0..12).map(|i| 0.25 + i as f32 * 0.5).collect(); // [2, 3, 2]
         let zb: Vec<i8> = (0..12).map(|i| i as i8 - 6).collect();
-        let op = QuantizeLinear { axis: -1, block_size: 3, ..Default::default() };
-        let y = q(&op, &xt, &Tensor::from_slice(&[2, 3, 2], &sb).unwrap(), Some(&Tensor::from_slice(&[2, 3, 2], &zb).unwrap())).unwrap();
+        let op = QuantizeLinear {
+            axis: -1,
+            block_size: 3,
+            ..Default::default()
+        };
+        let y = q(
+            &op,
+            &xt,
+            &Tensor::from_slice(&[2, 3, 2], &sb).unwrap(),
+            Some(&Tensor::from_slice(&[2, 3, 2], &zb).unwrap()),
+        )
+        .unwrap();
         let want: Vec<i8> = (0..24)
             .map(|i| {
                 let (row, a) = (i / 4, i % 4);
@@ -210,33 +285,78 @@ mod tests {
         // Blocked on axis 0 of a [5, 2] tensor with block 2: 3 blocks, last one short.
         let x: Vec<f32> = (0..10).map(|i| i as f32 * 10.0).collect();
         let s: Vec<f32> = vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
-        let op = QuantizeLinear { axis: 0, block_size: 2, ..Default::default() };
-        let y = q(&op, &Tensor::from_slice(&[5, 2], &x).unwrap(), &Tensor::from_slice(&[3, 2], &s).unwrap(), None).unwrap();
-        let want: Vec<u8> =
-            (0..10).map(|i| ((x[i] / s[(i / 2 / 2) * 2 + i % 2]).round_ties_even()).clamp(0.0, 255.0) as u8).collect();
+        let op = QuantizeLinear {
+            axis: 0,
+            block_size: 2,
+            ..Default::default()
+        };
+        let y = q(
+            &op,
+            &Tensor::from_slice(&[5, 2], &x).unwrap(),
+            &Tensor::from_slice(&[3, 2], &s).unwrap(),
+            None,
+        )
+        .unwrap();
+        let want: Vec<u8> = (0..10)
+            .map(|i| {
+                ((x[i] / s[(i / 2 / 2) * 2 + i % 2]).round_ties_even()).clamp(0.0, 255.0) as u8
+            })
+            .collect();
         assert_eq!(y.as_slice::<u8>().unwrap(), &want[..]);
     }
 
     #[test]
     fn half_inputs_and_precision() {
-        let x = Tensor::from_slice(&[3], &[f16::from_f32(3.0), f16::from_f32(-7.0), f16::from_f32(1000.0)]).unwrap();
+        let x = Tensor::from_slice(
+            &[3],
+            &[
+                f16::from_f32(3.0),
+                f16::from_f32(-7.0),
+                f16::from_f32(1000.0),
+            ],
+        )
+        .unwrap();
         let s = Tensor::scalar(f16::from_f32(2.0));
-        let y = q(&QuantizeLinear::default(), &x, &s, Some(&Tensor::scalar(0i8))).unwrap();
+        let y = q(
+            &QuantizeLinear::default(),
+            &x,
+            &s,
+            Some(&Tensor::scalar(0i8)),
+        )
+        .unwrap();
         assert_eq!(y.as_slice::<i8>().unwrap(), &[2, -4, 127]);
         // int32 input.
         let x = Tensor::from_slice(&[3], &[5i32, -5, 7]).unwrap();
-        let y = q(&QuantizeLinear::default(), &x, &Tensor::scalar(2.0f32), Some(&Tensor::scalar(0i8))).unwrap();
+        let y = q(
+            &QuantizeLinear::default(),
+            &x,
+            &Tensor::scalar(2.0f32),
+            Some(&Tensor::scalar(0i8)),
+        )
+        .unwrap();
         assert_eq!(y.as_slice::<i8>().unwrap(), &[2, -2, 4]);
         // f16 precision: 2049 / 1 rounds to 2048 in f16 before quantizing.
         let x = Tensor::from_slice(&[1], &[2049.0f32]).unwrap();
-        let op = QuantizeLinear { precision: Some(DType::F16), ..Default::default() };
-        let y = q(&op, &x, &Tensor::scalar(1.0f32), Some(&Tensor::scalar(0u16))).unwrap();
+        let op = QuantizeLinear {
+            precision: Some(DType::F16),
+            ..Default::default()
+        };
+        let y = q(
+            &op,
+            &x,
+            &Tensor::scalar(1.0f32),
+            Some(&Tensor::scalar(0u16)),
+        )
+        .unwrap();
         assert_eq!(y.as_slice::<u16>().unwrap(), &[2048]);
     }
 
     #[test]
     fn facts_and_errors() {
-        let op = QuantizeLinear { output_dtype: Some(DType::I8), ..Default::default() };
+        let op = QuantizeLinear {
+            output_dtype: Some(DType::I8),
+            ..Default::default()
+        };
         let xf = Fact::new(DType::F32, uniml_data::SymbolicShape::known(&[2, 3]));
         let f = op.output_facts(&[&xf, &Fact::unknown()], 1).unwrap();
         assert_eq!(f[0].dtype, Some(DType::I8));
@@ -245,13 +365,40 @@ mod tests {
         let x = Tensor::from_slice(&[2, 3], &[0.0f32; 6]).unwrap();
         // Wrong per-axis length, wrong zero point shape, bad dtypes: errors, not panics.
         let op = QuantizeLinear::default();
-        assert!(q(&op, &x, &Tensor::from_slice(&[2], &[1.0f32, 2.0]).unwrap(), None).is_err());
-        assert!(q(&op, &x, &Tensor::from_slice(&[3], &[1.0f32; 3]).unwrap(), Some(&Tensor::scalar(0u8))).is_err());
-        assert!(q(&op, &x, &Tensor::scalar(1.0f32), Some(&Tensor::scalar(0i32))).is_err());
+        assert!(q(
+            &op,
+            &x,
+            &Tensor::from_slice(&[2], &[1.0f32, 2.0]).unwrap(),
+            None
+        )
+        .is_err());
+        assert!(q(
+            &op,
+            &x,
+            &Tensor::from_slice(&[3], &[1.0f32; 3]).unwrap(),
+            Some(&Tensor::scalar(0u8))
+        )
+        .is_err());
+        assert!(q(
+            &op,
+            &x,
+            &Tensor::scalar(1.0f32),
+            Some(&Tensor::scalar(0i32))
+        )
+        .is_err());
         assert!(q(&op, &x, &Tensor::scalar(1u8), None).is_err());
         let xi = Tensor::from_slice(&[2], &[1u8, 2]).unwrap();
         assert!(q(&op, &xi, &Tensor::scalar(1.0f32), None).is_err());
-        let op = QuantizeLinear { block_size: 2, ..Default::default() };
-        assert!(q(&op, &x, &Tensor::from_slice(&[2, 1], &[1.0f32; 2]).unwrap(), None).is_err());
+        let op = QuantizeLinear {
+            block_size: 2,
+            ..Default::default()
+        };
+        assert!(q(
+            &op,
+            &x,
+            &Tensor::from_slice(&[2, 1], &[1.0f32; 2]).unwrap(),
+            None
+        )
+        .is_err());
     }
 }

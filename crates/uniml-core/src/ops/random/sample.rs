@@ -131,8 +131,15 @@ impl Op for Multinomial {
             "Multinomial needs at least one class, got {xs:?}"
         );
         let logits = x.to_f64_vec()?;
+        ensure!(
+            matches!(self.dtype, DType::I32 | DType::I64),
+            "Multinomial output dtype must be int32 or int64, got {}",
+            self.dtype
+        );
+        // Allocate first: the pool enforces the session's memory limit.
+        let mut out = ctx.alloc(self.dtype, &[batch, self.sample_size])?;
         let mut rng = self.seeds.next_rng();
-        let mut picks = Vec::with_capacity(batch * self.sample_size);
+        let mut picks = Vec::with_capacity(out.len());
         let mut cdf = vec![0.0f64; classes];
         for row in logits.chunks_exact(classes.max(1)).take(batch) {
             let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -152,7 +159,6 @@ impl Op for Multinomial {
                 picks.push(k as i64);
             }
         }
-        let mut out = ctx.alloc(self.dtype, &[batch, self.sample_size])?;
         match self.dtype {
             DType::I64 => out.as_slice_mut::<i64>()?.copy_from_slice(&picks),
             DType::I32 => out

@@ -451,7 +451,8 @@ mod tests {
     fn all_axis_combinations_match_naive() {
         let x = x234();
         let xs = x.to_vec::<f32>().unwrap();
-        let kinds: [(ReduceKind, fn(&[f32]) -> f32); 6] = [
+        type Naive = fn(&[f32]) -> f32;
+        let kinds: [(ReduceKind, Naive); 6] = [
             (ReduceKind::Sum, |g| g.iter().sum()),
             (ReduceKind::Max, |g| {
                 g.iter().cloned().fold(f32::NEG_INFINITY, f32::max)
@@ -582,6 +583,30 @@ mod tests {
         assert_eq!(r.to_vec::<u64>().unwrap(), vec![u64::MAX]);
         let s = Tensor::from_strings(&[1], vec!["a".into()]).unwrap();
         assert!(run_op(&Reduce::new(ReduceKind::Sum, None, false, false), &s, None).is_err());
+    }
+
+    #[test]
+    fn parallel_chunks_match_serial() {
+        use crate::ops::elementwise::kernel::test_par::FakePar;
+        let x = Tensor::from_vec(
+            &[3, 300, 301],
+            (0..270_900).map(|i| ((i * 7) % 23) as f32 - 11.0).collect(),
+        )
+        .unwrap();
+        for axes in [vec![2], vec![1], vec![0], vec![0, 2]] {
+            for kind in [ReduceKind::Sum, ReduceKind::Max, ReduceKind::LogSumExp] {
+                let op = Reduce::new(kind, Some(axes.clone()), false, false);
+                let serial = run_op(&op, &x, None).unwrap();
+                let mut pool = BufferPool::new(u64::MAX);
+                let mut ctx = EvalCtx::new(&FakePar, &mut pool);
+                let par = op.eval(&mut ctx, &[Some(x.view())]).unwrap().remove(0);
+                assert_eq!(
+                    serial.to_vec::<f32>().unwrap(),
+                    par.to_vec::<f32>().unwrap(),
+                    "{kind:?} {axes:?}"
+                );
+            }
+        }
     }
 
     #[test]

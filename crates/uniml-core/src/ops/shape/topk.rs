@@ -70,16 +70,17 @@ fn topk_lanes<T: PartialOrd + Copy + Default + uniml_data::Element>(
             let base = o * d * inner + i;
             if k * 4 <= d {
                 // Small k: keep candidates better than a threshold (the k-th
-                // best so far), pruning to k whenever 2k accumulate; most
+                // best so far), pruning to k whenever `cap` accumulate; most
                 // elements are rejected by one comparison.
                 let mut thr: Option<(T, usize)> = None;
+                let cap = (2 * k).max(k + 64);
                 for j in 0..d {
                     let c = (src[base + j * inner], j);
                     if thr.as_ref().is_some_and(|t| cmp(&c, t) != Ordering::Less) {
                         continue;
                     }
                     lane.push(c);
-                    if lane.len() == 2 * k {
+                    if lane.len() == cap {
                         lane.select_nth_unstable_by(k - 1, cmp);
                         lane.truncate(k);
                         thr = lane.last().copied();

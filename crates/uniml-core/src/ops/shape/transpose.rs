@@ -195,9 +195,24 @@ unsafe fn tile_sse_u32(
     }
 }
 
+/// Output rows transposed together: enough to read whole cache lines of the
+/// source, few enough that the written rows stay within the write buffers.
+/// When there are few rows in all (`n_rows <= 64`), all go together so each
+/// source row is read once.
+fn group_rows(row_len: usize, n_rows: usize) -> usize {
+    if n_rows <= 64 {
+        return n_rows.max(1);
+    }
+    match row_len {
+        0..=15 => 64,
+        16..=255 => 32,
+        _ => 16,
+    }
+}
+
 /// Tiled transpose where the input's innermost axis (stride 1) becomes the
 /// output's second-to-last axis: output rows of length `L` (last axis, source
-/// stride `os[last]`) are produced in groups of up to 32 along that axis.
+/// stride `os[last]`) are produced in groups (see [`group_rows`]) along that axis.
 /// `out_shape`/`os` are the output dims and their source strides.
 fn transpose_tiled<T: Copy + Send + Sync>(
     par: &dyn Parallelism,
@@ -206,9 +221,9 @@ fn transpose_tiled<T: Copy + Send + Sync>(
     os: &[usize],
     dst: &mut [T],
 ) {
-    const BS: usize = 32;
     let rank = out_shape.len();
     let (nj, nl) = (out_shape[rank - 2], out_shape[rank - 1]);
+    let bs = group_rows(nl, nj);
     let sl = os[rank - 1];
     if nj == 0 || nl == 0 || dst.is_empty() {
         return;
@@ -220,7 +235,7 @@ fn transpose_tiled<T: Copy + Send + Sync>(
     }
     let outer = &out_shape[..rank - 2];
     let outer_st = &os[..rank - 2];
-    let rows_per_task = (PAR_GRAIN / nl).max(1).div_ceil(BS) * BS;
+    let rows_per_task = (PAR_GRAIN / nl).max(1).div_ceil(bs) * bs;
     par_chunks_mut(par, dst, rows_per_task * nl, &|t, chunk| {
         let row0 = t * rows_per_task;
         let nrows = chunk.len() / nl;
@@ -233,7 +248,7 @@ fn transpose_tiled<T: Copy + Send + Sync>(
                 base += (q % outer[a]) * outer_st[a];
                 q /= outer[a];
             }
-            let cnt = BS.min(nrows - r).min(nj - oj);
+            let cnt = bs.min(nrows - r).min(nj - oj);
             // SAFETY: rows r..r+cnt of the chunk exist; source offsets are
             // bounded by `max_off`, checked above.
             unsafe {
@@ -362,10 +377,10 @@ fn transpose_tiled_strided<T: Copy + Send + Sync>(
     j: usize,
     dst: &mut [T],
 ) {
-    const BS: usize = 32;
     let rank = out_shape.len();
     let ost = strides(out_shape);
     let (nj, nl, sl) = (out_shape[j], out_shape[rank - 1], os[rank - 1]);
+    let bs = group_rows(nl, nj);
     let max_off: usize = out_shape.iter().zip(os).map(|(&d, &s)| (d - 1) * s).sum();
     if dst.is_empty() || max_off >= src.len() || dst.len() != numel(out_shape) {
         return;
@@ -387,7 +402,7 @@ fn transpose_tiled_strided<T: Copy + Send + Sync>(
             let db: usize = others.iter().zip(&idx).map(|(&a, &i)| i * ost[a]).sum();
             let mut oj = 0;
             while oj < nj {
-                let cnt = BS.min(nj - oj);
+                let cnt = bs.min(nj - oj);
                 // SAFETY: source offsets are bounded by `max_off` (checked
                 // above); destination offsets stay inside this chunk, which
                 // holds every output index with this axis-0 coordinate.

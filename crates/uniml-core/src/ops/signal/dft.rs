@@ -408,6 +408,39 @@ mod tests {
     }
 
     #[test]
+    fn parallel_split_matches_serial() {
+        use super::super::test_util::run_par;
+        let vals: Vec<f32> = (0..7 * 13 * 2)
+            .map(|v| ((v * 7919) % 101) as f32 * 0.01)
+            .collect();
+        let x = Tensor::from_slice(&[7, 13, 2], &vals).unwrap();
+        for op in [
+            Dft {
+                axis: 1,
+                inverse: false,
+                onesided: false,
+            },
+            Dft {
+                axis: 0,
+                inverse: true,
+                onesided: true,
+            },
+        ] {
+            let a = run(&op, &[Some(&x)]).unwrap();
+            let b = run_par(&op, &[Some(&x)]).unwrap();
+            assert_eq!(a[0].to_f64_vec().unwrap(), b[0].to_f64_vec().unwrap());
+        }
+        let sig = Tensor::from_slice(&[3, 40, 1], &vals[..120]).unwrap();
+        let step = Tensor::scalar(3i64);
+        let fl = Tensor::scalar(9i64);
+        let op = super::super::stft::Stft { onesided: true };
+        let a = run(&op, &[Some(&sig), Some(&step), None, Some(&fl)]).unwrap();
+        let b = run_par(&op, &[Some(&sig), Some(&step), None, Some(&fl)]).unwrap();
+        assert_eq!(a[0].shape(), &[3, 11, 5, 2]);
+        assert_eq!(a[0].to_f64_vec().unwrap(), b[0].to_f64_vec().unwrap());
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         let x = Tensor::from_slice(&[2, 3], &[0f32; 6]).unwrap();
         assert!(run(

@@ -100,9 +100,12 @@ impl Op for MelWeightMatrix {
         );
         ensure!(dft_length >= 1, "dft_length must be >= 1, got {dft_length}");
         let (mels, dft) = (num_mel_bins as usize, dft_length as usize);
-        let vals = mel_weights(mels, dft, sample_rate, lower, upper)?;
+        // Allocate first: the pool enforces the session's memory limit.
         let mut out = ctx.alloc(self.dtype, &[dft / 2 + 1, mels])?;
-        store_f64(&vals, &mut out)?;
+        store_f64(
+            &mel_weights(mels, dft, sample_rate, lower, upper)?,
+            &mut out,
+        )?;
         Ok(vec![out])
     }
 

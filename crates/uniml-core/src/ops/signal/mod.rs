@@ -170,6 +170,24 @@ pub(crate) mod test_util {
         op.eval(&mut ctx, &views)
     }
 
+    /// Reports 3 threads and runs tasks in reverse order, to exercise task splitting.
+    pub struct Fake3;
+    impl crate::parallel::Parallelism for Fake3 {
+        fn threads(&self) -> usize {
+            3
+        }
+        fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            (0..tasks).rev().for_each(f)
+        }
+    }
+
+    pub fn run_par(op: &dyn Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&Fake3, &mut pool);
+        let views: Vec<_> = inputs.iter().map(|t| t.map(|t| t.view())).collect();
+        op.eval(&mut ctx, &views)
+    }
+
     pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         assert_eq!(got.len(), want.len(), "lengths differ: {got:?} vs {want:?}");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {

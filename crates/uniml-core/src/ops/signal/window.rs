@@ -85,9 +85,9 @@ impl Op for Window {
         let size = scalar_int(input(inputs, 0, self.name())?, "window size")?;
         ensure!(size >= 0, "{} size must be >= 0, got {size}", self.name());
         let size = size as usize;
-        let vals = self.values(size);
+        // Allocate first: the pool enforces the session's memory limit.
         let mut out = ctx.alloc(self.dtype, &[size])?;
-        store_f64(&vals, &mut out)?;
+        store_f64(&self.values(size), &mut out)?;
         Ok(vec![out])
     }
 

@@ -17,6 +17,8 @@ use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::nn::{f32_data, store_f32};
 use crate::parallel::{par_chunks_mut, SyncPtr};
 
+use super::round_to;
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Attention {
     pub is_causal: bool,
@@ -32,6 +34,9 @@ pub struct Attention {
     /// Window bounds around the absolute query position (-1: unbounded).
     pub left_window: i64,
     pub right_window: i64,
+    /// Type the softmax runs in (`softmax_precision`); `None`: the input type.
+    /// f16/bf16 are emulated step by step in f32, f32/f64 run in f32.
+    pub softmax_dtype: Option<DType>,
 }
 
 /// Resolved sizes of one call.
@@ -85,16 +90,6 @@ fn dims_of(op: &Attention, q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims
     }
 }
 
-/// Rounds f32 values to the precision of `dt` (f16/bf16), as the reference
-/// does when it casts intermediate results back to the input type.
-fn round_to(dt: DType, xs: &mut [f32]) {
-    match dt {
-        DType::F16 => xs.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32()),
-        DType::BF16 => xs.iter_mut().for_each(|x| *x = bf16::from_f32(*x).to_f32()),
-        _ => {}
-    }
-}
-
 /// The additive mask as f32 with broadcast strides over `[batch, q_heads, sq, mask_len]`.
 struct Mask {
     data: Vec<f32>,
@@ -126,7 +121,7 @@ impl Mask {
             strides[i] = if full[i] == 1 { 0 } else { own[i] };
         }
         let data = match m.dtype() {
-            DType::Bool => m.as_slice::<u8>()?.iter().map(|&b| if b != 0 { 0.0 } else { f32::NEG_INFINITY }).collect(),
+            DType::Bool => m.as_bytes().iter().map(|&b| if b != 0 { 0.0 } else { f32::NEG_INFINITY }).collect(),
             DType::String => bail!("Attention: attn_mask must be bool or numeric, got string"),
             _ => f32_data(m)?.into_owned(),
         };
@@ -185,8 +180,11 @@ impl Attention {
     }
 }
 
-/// Stable softmax of one row in place (a row whose maximum is `-inf` becomes zeros).
-pub(crate) fn softmax_row(row: &mut [f32]) {
+/// Stable softmax of one row in place (a row whose maximum is `-inf` becomes
+/// zeros, a row holding NaN becomes NaN). For `F16`/`BF16` every step is
+/// rounded to that type like numpy does on such arrays (bf16 sums round after
+/// each addition, f16 sums accumulate in f32).
+pub(crate) fn softmax_row(row: &mut [f32], dt: DType) {
     let mut m = f32::NEG_INFINITY;
     let mut nan = false;
     for &v in row.iter() {
@@ -204,14 +202,41 @@ pub(crate) fn softmax_row(row: &mut [f32]) {
         row.fill(0.0);
         return;
     }
-    let mut s = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - m).exp();
-        s += *v;
-    }
-    let inv = 1.0 / s;
-    for v in row.iter_mut() {
-        *v *= inv;
+    match dt {
+        DType::F16 | DType::BF16 => {
+            for v in row.iter_mut() {
+                *v -= m;
+            }
+            round_to(dt, row);
+            for v in row.iter_mut() {
+                *v = v.exp();
+            }
+            round_to(dt, row);
+            let mut s = 0f32;
+            for &v in row.iter() {
+                s += v;
+                if dt == DType::BF16 {
+                    s = bf16::from_f32(s).to_f32();
+                }
+            }
+            let mut s = [s];
+            round_to(dt, &mut s);
+            for v in row.iter_mut() {
+                *v /= s[0];
+            }
+            round_to(dt, row);
+        }
+        _ => {
+            let mut s = 0f32;
+            for v in row.iter_mut() {
+                *v = (*v - m).exp();
+                s += *v;
+            }
+            let inv = 1.0 / s;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
     }
 }
 
@@ -344,7 +369,7 @@ impl Op for Attention {
         let (b_, qh, kvh, sq, d, dv) = (dm.batch, dm.qh, dm.kvh, dm.sq, dm.d, dm.dv);
         let group = qh / kvh;
 
-        let qf = f32_data(q)?;
+        let mut qf = f32_data(q)?;
         let mut kall = vec![0f32; b_ * kvh * t * d];
         let mut vall = vec![0f32; b_ * kvh * t * dv];
         let pkf = match pk {
@@ -358,18 +383,36 @@ impl Op for Attention {
         concat_cache(&f32_data(k)?, pkf.as_deref(), &dm, d, &mut kall);
         concat_cache(&f32_data(v)?, pvf.as_deref(), &dm, dv, &mut vall);
 
-        let scale = self.scale.unwrap_or(1.0 / (d as f32).sqrt());
-        let mut sqrt_s = [scale.sqrt()];
-        round_to(dt, &mut sqrt_s);
-        let alpha = sqrt_s[0] * sqrt_s[0];
+        // Q and K are each scaled by sqrt(scale) (rounded to the input type).
+        let scale = self.scale.map_or(1.0 / (d as f64).sqrt(), |s| s as f64);
+        let lp = matches!(dt, DType::F16 | DType::BF16);
+        let sqrt_s = match dt {
+            DType::F16 => f16::from_f64(scale.sqrt()).to_f32(),
+            DType::BF16 => bf16::from_f64(scale.sqrt()).to_f32(),
+            _ => scale.sqrt() as f32,
+        };
+        // f16/bf16 follow the reference's rounding of every intermediate:
+        // scaled copies of Q and K, then an unscaled product.
+        let (alpha, kscaled) = if lp {
+            let mut qs = qf.into_owned();
+            qs.iter_mut().for_each(|x| *x *= sqrt_s);
+            round_to(dt, &mut qs);
+            qf = std::borrow::Cow::Owned(qs);
+            let mut ks = kall.clone();
+            ks.iter_mut().for_each(|x| *x *= sqrt_s);
+            round_to(dt, &mut ks);
+            (1.0, Some(ks))
+        } else {
+            (sqrt_s * sqrt_s, None)
+        };
+        let sm_dt = self.softmax_dtype.unwrap_or(dt);
 
-        let want_qk = true;
-        let mut qk_out = if want_qk { vec![0f32; b_ * qh * sq * t] } else { vec![] };
+        let mut qk_out = vec![0f32; b_ * qh * sq * t];
         let qk_ptr = SyncPtr(qk_out.as_mut_ptr());
         let mut y = vec![0f32; b_ * qh * sq * dv];
         let mode = self.qk_matmul_output_mode;
         let dm_c = dm;
-        let (qf, kall_r, vall_r) = (&qf[..], &kall[..], &vall[..]);
+        let (qf, kall_r, vall_r) = (&qf[..], kscaled.as_deref().unwrap_or(&kall[..]), &vall[..]);
         let (mask_r, nonpad_r) = (mask.as_ref(), nonpad.as_deref());
         par_chunks_mut(ctx.par, &mut y, (sq * dv).max(1), &|task, yb| {
             let (b, h) = (task / qh, task % qh);
@@ -383,9 +426,21 @@ impl Op for Attention {
                     la::sgemm(sq, t, d, alpha, a, kb, 0.0, &mut s, t);
                 }
             }
+            round_to(dt, &mut s);
             if self.softcap > 0.0 {
                 let c = self.softcap;
-                s.iter_mut().for_each(|x| *x = c * (*x / c).tanh());
+                if lp {
+                    for x in s.iter_mut() {
+                        let mut v = [*x / c];
+                        round_to(dt, &mut v);
+                        v[0] = v[0].tanh();
+                        round_to(dt, &mut v);
+                        *x = v[0] * c;
+                    }
+                    round_to(dt, &mut s);
+                } else {
+                    s.iter_mut().for_each(|x| *x = c * (*x / c).tanh());
+                }
             }
             let mut bias = vec![0f32; t];
             let mut masked_rows = vec![false; sq];
@@ -400,13 +455,14 @@ impl Op for Attention {
                 for (x, &bv) in row.iter_mut().zip(&bias) {
                     *x += bv;
                 }
+                round_to(dt, row);
                 if mode == 2 {
                     unsafe { copy_to(qk_ptr, ((b * qh + h) * sq + i) * t, row) };
                 }
                 if masked_rows[i] {
                     row.fill(0.0);
                 } else {
-                    softmax_row(row);
+                    softmax_row(row, sm_dt);
                 }
                 round_to(dt, row);
                 if mode == 3 {
@@ -461,4 +517,135 @@ impl Op for Attention {
 /// no other task may access that range concurrently.
 unsafe fn copy_to(base: SyncPtr<f32>, off: usize, row: &[f32]) {
     std::ptr::copy_nonoverlapping(row.as_ptr(), base.get().add(off), row.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::test_util::{assert_close, rand_vec, run, t, FakePar};
+
+    /// Naive 4-D attention with GQA, an additive [sq, total] mask, causal
+    /// (offset = past) and past K/V.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(q: &[f32], k: &[f32], v: &[f32], pk: &[f32], pv: &[f32], mask: Option<&[f32]>, causal: bool, dims: (usize, usize, usize, usize, usize, usize, usize, usize)) -> Vec<f32> {
+        let (b_, qh, kvh, sq, skv, p, d, dv) = dims;
+        let t = p + skv;
+        let scale = 1.0 / (d as f32).sqrt();
+        let kat = |b: usize, h: usize, j: usize, x: usize| if j < p { pk[((b * kvh + h) * p + j) * d + x] } else { k[((b * kvh + h) * skv + j - p) * d + x] };
+        let vat = |b: usize, h: usize, j: usize, x: usize| if j < p { pv[((b * kvh + h) * p + j) * dv + x] } else { v[((b * kvh + h) * skv + j - p) * dv + x] };
+        let mut y = vec![0f32; b_ * qh * sq * dv];
+        for b in 0..b_ {
+            for h in 0..qh {
+                let kh = h / (qh / kvh);
+                for i in 0..sq {
+                    let mut sc: Vec<f32> = (0..t)
+                        .map(|j| {
+                            let mut s = (0..d).map(|x| q[((b * qh + h) * sq + i) * d + x] * kat(b, kh, j, x)).sum::<f32>() * scale;
+                            if let Some(m) = mask {
+                                s += m[i * t + j];
+                            }
+                            if causal && j > i + p {
+                                s = f32::NEG_INFINITY;
+                            }
+                            s
+                        })
+                        .collect();
+                    let m = sc.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = sc.iter_mut().map(|x| {
+                        *x = (*x - m).exp();
+                        *x
+                    }).sum();
+                    for x in 0..dv {
+                        y[((b * qh + h) * sq + i) * dv + x] = (0..t).map(|j| sc[j] / sum * vat(b, kh, j, x)).sum();
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn gqa_causal_mask_and_past_match_naive() {
+        let (b_, qh, kvh, sq, skv, p, d, dv) = (2, 4, 2, 3, 2, 2, 4, 5);
+        let t_ = p + skv;
+        let q = rand_vec(b_ * qh * sq * d, 1);
+        let k = rand_vec(b_ * kvh * skv * d, 2);
+        let v = rand_vec(b_ * kvh * skv * dv, 3);
+        let pk = rand_vec(b_ * kvh * p * d, 4);
+        let pv = rand_vec(b_ * kvh * p * dv, 5);
+        let mask = rand_vec(sq * t_, 6);
+        let want = naive(&q, &k, &v, &pk, &pv, Some(&mask), true, (b_, qh, kvh, sq, skv, p, d, dv));
+        let op = Attention { is_causal: true, left_window: -1, right_window: -1, ..Default::default() };
+        let ins = [
+            t(&[b_, qh, sq, d], &q),
+            t(&[b_, kvh, skv, d], &k),
+            t(&[b_, kvh, skv, dv], &v),
+            t(&[sq, t_], &mask),
+            t(&[b_, kvh, p, d], &pk),
+            t(&[b_, kvh, p, dv], &pv),
+        ];
+        let out = crate::ops::nn::test_util::run_with(&FakePar, &op, &ins.iter().map(Some).collect::<Vec<_>>()).unwrap();
+        assert_close(out[0].as_slice::<f32>().unwrap(), &want, 1e-5);
+        assert_eq!(out[1].shape(), &[b_, kvh, t_, d]);
+        // present_key = concat(past_key, K) along the sequence.
+        assert_eq!(&out[1].as_slice::<f32>().unwrap()[..p * d], &pk[..p * d]);
+        assert_eq!(&out[1].as_slice::<f32>().unwrap()[p * d..t_ * d], &k[..skv * d]);
+    }
+
+    #[test]
+    fn three_d_layout_matches_four_d() {
+        let (b_, h, s, d) = (1, 2, 3, 4);
+        let q4 = rand_vec(b_ * h * s * d, 7);
+        let k4 = rand_vec(b_ * h * s * d, 8);
+        let v4 = rand_vec(b_ * h * s * d, 9);
+        let to3 = |x: &[f32]| {
+            let mut o = vec![0f32; x.len()];
+            for hh in 0..h {
+                for ss in 0..s {
+                    for dd in 0..d {
+                        o[ss * h * d + hh * d + dd] = x[(hh * s + ss) * d + dd];
+                    }
+                }
+            }
+            o
+        };
+        let op4 = Attention { left_window: -1, right_window: -1, ..Default::default() };
+        let y4 = run(&op4, &[Some(&t(&[1, h, s, d], &q4)), Some(&t(&[1, h, s, d], &k4)), Some(&t(&[1, h, s, d], &v4))]).unwrap();
+        let op3 = Attention { q_num_heads: Some(h), kv_num_heads: Some(h), left_window: -1, right_window: -1, ..Default::default() };
+        let y3 = run(&op3, &[Some(&t(&[1, s, h * d], &to3(&q4))), Some(&t(&[1, s, h * d], &to3(&k4))), Some(&t(&[1, s, h * d], &to3(&v4)))]).unwrap();
+        assert_eq!(y3[0].shape(), &[1, s, h * d]);
+        assert_close(y3[0].as_slice::<f32>().unwrap(), &to3(y4[0].as_slice::<f32>().unwrap()), 1e-6);
+        // 3-D without head counts is an error.
+        assert!(run(&op4, &[Some(&t(&[1, s, h * d], &q4)), Some(&t(&[1, s, h * d], &k4)), Some(&t(&[1, s, h * d], &v4))]).is_err());
+    }
+
+    #[test]
+    fn fully_masked_rows_are_zero_and_probabilities_exposed() {
+        let q = t(&[1, 1, 2, 1], &[1.0, 2.0]);
+        let k = t(&[1, 1, 2, 1], &[1.0, -1.0]);
+        let v = t(&[1, 1, 2, 1], &[3.0, 5.0]);
+        let mask = Tensor::from_bools(&[2, 2], &[false, false, true, true]).unwrap();
+        let op = Attention { qk_matmul_output_mode: 3, left_window: -1, right_window: -1, ..Default::default() };
+        let out = run(&op, &[Some(&q), Some(&k), Some(&v), Some(&mask)]).unwrap();
+        let y = out[0].as_slice::<f32>().unwrap();
+        assert_eq!(y[0], 0.0);
+        let (a, b) = (2.0f32, -2.0f32);
+        let pa = 1.0 / (1.0 + (b - a).exp());
+        assert_close(&y[1..], &[pa * 3.0 + (1.0 - pa) * 5.0], 1e-6);
+        assert_close(out[3].as_slice::<f32>().unwrap(), &[0.0, 0.0, pa, 1.0 - pa], 1e-6);
+        // A mask that does not broadcast is an error.
+        let bad = t(&[3, 2], &[0.0; 6]);
+        assert!(run(&op, &[Some(&q), Some(&k), Some(&v), Some(&bad)]).is_err());
+    }
+
+    #[test]
+    fn sliding_window_limits_keys() {
+        // One query position per key; left window 0 + causal: each query sees only itself.
+        let q = t(&[1, 1, 3, 1], &[1.0, 1.0, 1.0]);
+        let k = t(&[1, 1, 3, 1], &[0.5, 0.1, 0.9]);
+        let v = t(&[1, 1, 3, 1], &[1.0, 2.0, 3.0]);
+        let op = Attention { is_causal: true, left_window: 0, right_window: -1, ..Default::default() };
+        let out = run(&op, &[Some(&q), Some(&k), Some(&v)]).unwrap();
+        assert_close(out[0].as_slice::<f32>().unwrap(), &[1.0, 2.0, 3.0], 1e-6);
+    }
 }

@@ -91,21 +91,21 @@ impl Op for AffineGrid {
             r + 1
         );
         let spatial: Vec<usize> = size[2..].iter().map(|&v| v as usize).collect();
-        let points: usize = spatial.iter().product();
+        let Some(points) = spatial.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+            bail!("{op}: size {size:?} is too large");
+        };
         let mut out_shape = vec![n];
         out_shape.extend_from_slice(&spatial);
         out_shape.push(r);
-        // Base coordinates in output order (x = innermost dim first).
-        let axes: Vec<Vec<f64>> = spatial
-            .iter()
-            .map(|&d| (0..d).map(|i| self.base(i, d)).collect())
-            .collect();
         let th = theta.to_f64_vec()?;
         let y = dispatch_float!(theta.dtype(), F => {
             with_output::<F>(ctx, theta.dtype(), &out_shape, |ctx, out| {
                 if points == 0 || r == 0 {
                     return Ok(());
                 }
+                // Base coordinates per spatial dim (computed once the output exists).
+                let axes: Vec<Vec<f64>> =
+                    spatial.iter().map(|&d| (0..d).map(|i| self.base(i, d)).collect()).collect();
                 par_chunks_mut(ctx.par, out, points * r, &|b, ob| {
                     let t = &th[b * r * (r + 1)..(b + 1) * r * (r + 1)];
                     let mut idx = vec![0usize; r];

@@ -188,8 +188,7 @@ impl Op for DeformConv {
             let bd = match bias { Some(b) => Some(F::load(b)?), None => None };
             let md = match mask { Some(m) => Some(F::load(m)?), None => None };
             with_output::<F>(ctx, x.dtype(), &out_shape, |ctx, out| {
-                self.run::<F>(ctx, g, &xd, &wd, &od, bd.as_deref(), md.as_deref(), out);
-                Ok(())
+                self.run::<F>(ctx, g, &xd, &wd, &od, bd.as_deref(), md.as_deref(), out)
             })?
         }, _ => bail!("{op}: X must be a float tensor, got {}", x.dtype()));
         Ok(vec![y])
@@ -210,7 +209,7 @@ impl DeformConv {
         bias: Option<&[F]>,
         mask: Option<&[F]>,
         out: &mut [F],
-    ) {
+    ) -> Result<()> {
         let taps = g.kh * g.kw;
         let p = g.oh * g.ow;
         let og = self.offset_group.max(1);
@@ -220,9 +219,15 @@ impl DeformConv {
         let ocg = g.oc / groups;
         let k = cg * taps;
         if p == 0 || g.oc == 0 {
-            return;
+            return Ok(());
         }
-        let mut col = vec![F::ZERO; g.c * taps * p];
+        let Some(col_len) = g.c.checked_mul(taps).and_then(|v| v.checked_mul(p)) else {
+            bail!(
+                "DeformConv: the {}x{taps}x{p} sample matrix is too large",
+                g.c
+            );
+        };
+        let mut col = vec![F::ZERO; col_len];
         for n in 0..g.n {
             // im2col with deformed bilinear samples: row (ic, i, j), column (oy, ox).
             par_chunks_mut(ctx.par, &mut col, taps * p, &|ic, rows| {
@@ -270,6 +275,7 @@ impl DeformConv {
                 }
             }
         }
+        Ok(())
     }
 }
 

@@ -105,8 +105,7 @@ impl Op for RoiAlign {
             let xd = F::load(x)?;
             let rd = F::load(rois)?;
             with_output::<F>(ctx, x.dtype(), &out_shape, |ctx, out| {
-                self.run::<F>(ctx, &xd, xs, &rd, &batch, out);
-                Ok(())
+                self.run::<F>(ctx, &xd, xs, &rd, &batch, out)
             })?
         }, _ => bail!("{op}: X must be a float tensor, got {}", x.dtype()));
         Ok(vec![y])
@@ -115,7 +114,59 @@ impl Op for RoiAlign {
     crate::op_as_any!();
 }
 
+/// Samples of one bin above this are refused (they would need gigabytes).
+const MAX_BIN_SAMPLES: usize = 1 << 22;
+
+/// Per-ROI sampling geometry.
+#[derive(Clone, Copy)]
+struct RoiGeo<F> {
+    start_h: F,
+    start_w: F,
+    bin_h: F,
+    bin_w: F,
+    grid_h: usize,
+    grid_w: usize,
+}
+
 impl RoiAlign {
+    fn roi_geometry<F: Float>(&self, r: &[F]) -> Result<RoiGeo<F>> {
+        let scale = F::from_f64(self.spatial_scale as f64);
+        let offset = if self.half_pixel {
+            F::from_f64(0.5)
+        } else {
+            F::ZERO
+        };
+        let (sw, sh) = (r[0] * scale - offset, r[1] * scale - offset);
+        let (ew, eh) = (r[2] * scale - offset, r[3] * scale - offset);
+        let (mut rw, mut rh) = (ew - sw, eh - sh);
+        if !self.half_pixel {
+            // Force malformed ROIs to be 1x1.
+            rw = if rw > F::ONE { rw } else { F::ONE };
+            rh = if rh > F::ONE { rh } else { F::ONE };
+        }
+        let (ph, pw) = (self.output_height.max(1), self.output_width.max(1));
+        let grid = |size: F, pooled: usize| -> usize {
+            if self.sampling_ratio > 0 {
+                self.sampling_ratio
+            } else {
+                (size / F::from_usize(pooled)).ceil().to_i64().max(0) as usize
+            }
+        };
+        let (grid_h, grid_w) = (grid(rh, ph), grid(rw, pw));
+        ensure!(
+            grid_h.checked_mul(grid_w).is_some_and(|n| n <= MAX_BIN_SAMPLES),
+            "RoiAlign: ROI {r:?} needs a {grid_h}x{grid_w} sampling grid per bin, more than {MAX_BIN_SAMPLES} samples"
+        );
+        Ok(RoiGeo {
+            start_h: sh,
+            start_w: sw,
+            bin_h: rh / F::from_usize(ph),
+            bin_w: rw / F::from_usize(pw),
+            grid_h,
+            grid_w,
+        })
+    }
+
     fn run<F: Float>(
         &self,
         ctx: &EvalCtx,
@@ -124,97 +175,82 @@ impl RoiAlign {
         rois: &[F],
         batch: &[i64],
         out: &mut [F],
-    ) {
+    ) -> Result<()> {
         let (c, h, w) = (xs[1], xs[2], xs[3]);
         let (ph, pw) = (self.output_height, self.output_width);
         let plane = ph * pw;
-        if plane == 0 || c == 0 {
-            return;
+        if plane == 0 || c == 0 || out.is_empty() {
+            return Ok(());
         }
-        let scale = F::from_f64(self.spatial_scale as f64);
-        let offset = if self.half_pixel {
-            F::from_f64(0.5)
-        } else {
-            F::ZERO
-        };
-        // One task per ROI: the samples are shared by all channels.
+        let geos = rois
+            .chunks_exact(4)
+            .map(|r| self.roi_geometry(r))
+            .collect::<Result<Vec<_>>>()?;
+        let (hf, wf) = (F::from_usize(h), F::from_usize(w));
+        let half = F::from_f64(0.5);
+        // One task per ROI; each bin's samples are computed once and shared by all channels.
         par_chunks_mut(ctx.par, out, c * plane, &|n, yb| {
-            let r = &rois[n * 4..n * 4 + 4];
-            let (sw, sh) = (r[0] * scale - offset, r[1] * scale - offset);
-            let (ew, eh) = (r[2] * scale - offset, r[3] * scale - offset);
-            let (mut rw, mut rh) = (ew - sw, eh - sh);
-            if !self.half_pixel {
-                rw = if rw > F::ONE { rw } else { F::ONE };
-                rh = if rh > F::ONE { rh } else { F::ONE };
-            }
-            let bin_h = rh / F::from_usize(ph);
-            let bin_w = rw / F::from_usize(pw);
-            let grid = |size: F, pooled: usize| -> usize {
-                if self.sampling_ratio > 0 {
-                    self.sampling_ratio
-                } else {
-                    (size / F::from_usize(pooled)).ceil().to_i64().max(0) as usize
-                }
-            };
-            let (gh, gw) = (grid(rh, ph), grid(rw, pw));
+            let g = geos[n];
+            let (gh, gw) = (g.grid_h, g.grid_w);
             let count = F::from_usize((gh * gw).max(1));
-            let mut samples = Vec::with_capacity(plane * gh * gw);
-            let (hf, wf) = (F::from_usize(h), F::from_usize(w));
-            let half = F::from_f64(0.5);
+            let mut samples = Vec::with_capacity(gh * gw);
+            let b = batch[n] as usize;
             for py in 0..ph {
                 for px in 0..pw {
+                    samples.clear();
                     for iy in 0..gh {
-                        let yy = sh
-                            + F::from_usize(py) * bin_h
-                            + (F::from_usize(iy) + half) * bin_h / F::from_usize(gh);
+                        let yy = g.start_h
+                            + F::from_usize(py) * g.bin_h
+                            + (F::from_usize(iy) + half) * g.bin_h / F::from_usize(gh);
                         for ix in 0..gw {
-                            let xx = sw
-                                + F::from_usize(px) * bin_w
-                                + (F::from_usize(ix) + half) * bin_w / F::from_usize(gw);
+                            let xx = g.start_w
+                                + F::from_usize(px) * g.bin_w
+                                + (F::from_usize(ix) + half) * g.bin_w / F::from_usize(gw);
                             samples.push(bilinear_sample(yy, xx, h, w, hf, wf));
                         }
                     }
-                }
-            }
-            let b = batch[n] as usize;
-            let per_bin = gh * gw;
-            for ch in 0..c {
-                let xp = &x[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
-                let yp = &mut yb[ch * plane..(ch + 1) * plane];
-                for (bin, y) in yp.iter_mut().enumerate() {
-                    let ss = &samples[bin * per_bin..(bin + 1) * per_bin];
-                    *y = match self.mode {
-                        RoiPool::Avg => {
-                            let mut acc = F::ZERO;
-                            for s in ss {
-                                acc += s.w[0] * xp[s.pos[0]]
-                                    + s.w[1] * xp[s.pos[1]]
-                                    + s.w[2] * xp[s.pos[2]]
-                                    + s.w[3] * xp[s.pos[3]];
-                            }
-                            acc / count
-                        }
-                        RoiPool::Max => {
-                            let mut acc: Option<F> = None;
-                            for s in ss {
-                                let mut v = s.w[0] * xp[s.pos[0]];
-                                for k in 1..4 {
-                                    let t = s.w[k] * xp[s.pos[k]];
-                                    if t > v {
-                                        v = t;
-                                    }
-                                }
-                                acc = Some(match acc {
-                                    Some(a) if a >= v => a,
-                                    _ => v,
-                                });
-                            }
-                            acc.unwrap_or(F::ZERO)
-                        }
-                    };
+                    let bin = py * pw + px;
+                    for ch in 0..c {
+                        let xp = &x[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                        yb[ch * plane + bin] = self.pool(&samples, xp, count);
+                    }
                 }
             }
         });
+        Ok(())
+    }
+
+    #[inline]
+    fn pool<F: Float>(&self, samples: &[Sample<F>], xp: &[F], count: F) -> F {
+        match self.mode {
+            RoiPool::Avg => {
+                let mut acc = F::ZERO;
+                for s in samples {
+                    acc += s.w[0] * xp[s.pos[0]]
+                        + s.w[1] * xp[s.pos[1]]
+                        + s.w[2] * xp[s.pos[2]]
+                        + s.w[3] * xp[s.pos[3]];
+                }
+                acc / count
+            }
+            RoiPool::Max => {
+                let mut acc: Option<F> = None;
+                for s in samples {
+                    let mut v = s.w[0] * xp[s.pos[0]];
+                    for k in 1..4 {
+                        let t = s.w[k] * xp[s.pos[k]];
+                        if t > v {
+                            v = t;
+                        }
+                    }
+                    acc = Some(match acc {
+                        Some(a) if a >= v => a,
+                        _ => v,
+                    });
+                }
+                acc.unwrap_or(F::ZERO)
+            }
+        }
     }
 }
 
