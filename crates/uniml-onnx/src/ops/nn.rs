@@ -4,7 +4,9 @@
 
 use uniml_core::ops::nn::batchnorm::BatchNorm;
 use uniml_core::ops::nn::conv::Conv;
+use uniml_core::ops::nn::conv_integer::ConvInteger;
 use uniml_core::ops::nn::conv_transpose::ConvTranspose;
+use uniml_core::ops::nn::deform_conv::DeformConv;
 use uniml_core::ops::nn::depth_space::{DepthSpace, DepthSpaceKind};
 use uniml_core::ops::nn::gemm::Gemm;
 use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
@@ -35,6 +37,8 @@ pub const OPS: &[(&str, Builder)] = &[
     ("MatMul", matmul),
     ("MatMulInteger", matmul_integer),
     ("ConvTranspose", conv_transpose),
+    ("ConvInteger", conv_integer),
+    ("DeformConv", deform_conv),
     ("MaxUnpool", max_unpool),
     ("BatchNormalization", batch_norm),
     ("InstanceNormalization", instance_norm),
@@ -169,6 +173,33 @@ fn matmul(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 
 fn matmul_integer(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     Ok(Box::new(MatMulInteger))
+}
+
+fn conv_integer(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    let group = ctx.int_or("group", 1);
+    if group < 1 {
+        return Err(ctx.invalid(format!("group must be >= 1, got {group}")));
+    }
+    let ks = positive(ctx, "kernel_shape")?;
+    let conv = Conv::new(if ks.is_empty() { None } else { Some(ks) }, window(ctx, true, false)?, group as usize);
+    Ok(Box::new(ConvInteger { conv }))
+}
+
+fn deform_conv(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    let group = ctx.int_or("group", 1);
+    let offset_group = ctx.int_or("offset_group", 1);
+    if group < 1 || offset_group < 1 {
+        return Err(ctx.invalid(format!("group ({group}) and offset_group ({offset_group}) must be >= 1")));
+    }
+    let ks = positive(ctx, "kernel_shape")?;
+    Ok(Box::new(DeformConv {
+        kernel_shape: if ks.is_empty() { None } else { Some(ks) },
+        strides: positive(ctx, "strides")?,
+        dilations: positive(ctx, "dilations")?,
+        pads: uints(ctx, "pads")?,
+        group: group as usize,
+        offset_group: offset_group as usize,
+    }))
 }
 
 fn conv_transpose(ctx: &NodeCtx) -> Result<Box<dyn Op>> {

@@ -239,7 +239,13 @@ pub fn apply_axis(par: &dyn Parallelism, x: &[f32], shape: &[usize], axis: usize
         for (i, ob) in chunk.chunks_mut(block).enumerate() {
             let o = task * per + i;
             let xb = &x[o * nin * inner..(o + 1) * nin * inner];
-            if inner == 1 {
+            if inner == 1 && n == 2 {
+                let (i0, i1) = (&idx[..nout], &idx[nout..2 * nout]);
+                let (w0, w1) = (&wts[..nout], &wts[nout..2 * nout]);
+                for ((o, (&a, &b)), (&wa, &wb)) in ob.iter_mut().zip(i0.iter().zip(i1)).zip(w0.iter().zip(w1)) {
+                    *o = wa * xb[a] + wb * xb[b];
+                }
+            } else if inner == 1 {
                 // A gather along the innermost axis.
                 for k in 0..n {
                     let (ix, w) = (&idx[k * nout..(k + 1) * nout], &wts[k * nout..(k + 1) * nout]);
