@@ -48,8 +48,13 @@ impl SentenceEmbedder {
     /// encoder whose inputs are `input_ids` / `attention_mask` (/ `token_type_ids` if present),
     /// int64 `[batch, seq]`. Sentences are truncated to [`DEFAULT_MAX_LENGTH`] tokens
     /// (see [`SentenceEmbedder::with_max_length`]); a batch is padded to its longest sentence.
-    pub fn new(tokenizer_json: &[u8], model: &[u8], options: SessionOptions) -> Result<Self, Error> {
-        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| err(format!("cannot load tokenizer.json: {e}")))?;
+    pub fn new(
+        tokenizer_json: &[u8],
+        model: &[u8],
+        options: SessionOptions,
+    ) -> Result<Self, Error> {
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| err(format!("cannot load tokenizer.json: {e}")))?;
         // The file's own padding (often Fixed(128)) is replaced by padding to the batch's longest.
         tokenizer.with_padding(None);
         let session = Session::from_bytes(model, options)?;
@@ -57,27 +62,50 @@ impl SentenceEmbedder {
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name.as_str()).collect();
         for needed in ["input_ids", "attention_mask"] {
             if !input_names.contains(&needed) {
-                return Err(err(format!("model has no input {needed:?} (inputs: {input_names:?})")));
+                return Err(err(format!(
+                    "model has no input {needed:?} (inputs: {input_names:?})"
+                )));
             }
         }
-        if let Some(other) = input_names.iter().find(|n| !matches!(**n, "input_ids" | "attention_mask" | "token_type_ids")) {
-            return Err(err(format!("model input {other:?} is not one of input_ids / attention_mask / token_type_ids")));
+        if let Some(other) = input_names
+            .iter()
+            .find(|n| !matches!(**n, "input_ids" | "attention_mask" | "token_type_ids"))
+        {
+            return Err(err(format!(
+                "model input {other:?} is not one of input_ids / attention_mask / token_type_ids"
+            )));
         }
         let use_token_type_ids = input_names.contains(&"token_type_ids");
 
         let token_output = session
             .outputs()
             .iter()
-            .find(|o| o.dtype == Some(DType::F32) && !o.is_sequence && o.shape.as_ref().map(|s| s.rank()) == Some(3))
+            .find(|o| {
+                o.dtype == Some(DType::F32)
+                    && !o.is_sequence
+                    && o.shape.as_ref().map(|s| s.rank()) == Some(3)
+            })
             .map(|o| o.name.clone());
         let all_declared = session.outputs().iter().all(|o| o.shape.is_some());
         if token_output.is_none() && all_declared {
             let outs: Vec<String> = session.outputs().iter().map(|o| o.to_string()).collect();
-            return Err(err(format!("model has no rank-3 float32 token-embedding output (outputs: {outs:?})")));
+            return Err(err(format!(
+                "model has no rank-3 float32 token-embedding output (outputs: {outs:?})"
+            )));
         }
 
-        let pad_id = tokenizer.get_padding().map(|p| p.pad_id as i64).unwrap_or(0);
-        let mut me = SentenceEmbedder { tokenizer, session, max_length: 0, pad_id, use_token_type_ids, token_output };
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id as i64)
+            .unwrap_or(0);
+        let mut me = SentenceEmbedder {
+            tokenizer,
+            session,
+            max_length: 0,
+            pad_id,
+            use_token_type_ids,
+            token_output,
+        };
         me.set_max_length(DEFAULT_MAX_LENGTH)?;
         Ok(me)
     }
@@ -93,7 +121,10 @@ impl SentenceEmbedder {
             return Err(err("max_length must be at least 1"));
         }
         self.tokenizer
-            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                ..Default::default()
+            }))
             .map_err(|e| err(format!("cannot set truncation to {max_length}: {e}")))?;
         self.max_length = max_length;
         Ok(())
@@ -110,7 +141,10 @@ impl SentenceEmbedder {
 
     /// Token ids of one sentence (special tokens added, truncated, not padded).
     pub fn token_ids(&self, sentence: &str) -> Result<Vec<i64>, Error> {
-        let enc = self.tokenizer.encode(sentence, true).map_err(|e| err(format!("tokenizer failed on {sentence:?}: {e}")))?;
+        let enc = self
+            .tokenizer
+            .encode(sentence, true)
+            .map_err(|e| err(format!("tokenizer failed on {sentence:?}: {e}")))?;
         Ok(enc.get_ids().iter().map(|&i| i as i64).collect())
     }
 
@@ -123,16 +157,31 @@ impl SentenceEmbedder {
         // Encode one at a time (no rayon thread pool needed, so this also runs on wasm32).
         let mut encodings = Vec::with_capacity(sentences.len());
         for s in sentences {
-            encodings.push(self.tokenizer.encode(*s, true).map_err(|e| err(format!("tokenizer failed on {s:?}: {e}")))?);
+            encodings.push(
+                self.tokenizer
+                    .encode(*s, true)
+                    .map_err(|e| err(format!("tokenizer failed on {s:?}: {e}")))?,
+            );
         }
         let batch = encodings.len();
-        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let seq = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut ids = vec![self.pad_id; batch * seq];
         let mut mask = vec![0i64; batch * seq];
         let mut types = vec![0i64; batch * seq];
         for (b, enc) in encodings.iter().enumerate() {
             let row = b * seq;
-            for (t, ((&id, &m), &ty)) in enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate() {
+            for (t, ((&id, &m), &ty)) in enc
+                .get_ids()
+                .iter()
+                .zip(enc.get_attention_mask())
+                .zip(enc.get_type_ids())
+                .enumerate()
+            {
                 ids[row + t] = id as i64;
                 mask[row + t] = m as i64;
                 types[row + t] = ty as i64;
@@ -150,17 +199,30 @@ impl SentenceEmbedder {
         let outputs = self.session.run(&inputs)?;
         let hidden_states = match &self.token_output {
             Some(name) => outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t),
-            None => outputs.iter().find(|(_, t)| t.dtype() == DType::F32 && t.rank() == 3).map(|(_, t)| t),
+            None => outputs
+                .iter()
+                .find(|(_, t)| t.dtype() == DType::F32 && t.rank() == 3)
+                .map(|(_, t)| t),
         }
         .ok_or_else(|| err("the model produced no rank-3 float32 token-embedding output"))?;
 
         let out_shape = hidden_states.shape();
         if out_shape.len() != 3 || out_shape[0] != batch || out_shape[1] != seq {
-            return Err(err(format!("token-embedding output has shape {out_shape:?}, expected [{batch}, {seq}, hidden]")));
+            return Err(err(format!(
+                "token-embedding output has shape {out_shape:?}, expected [{batch}, {seq}, hidden]"
+            )));
         }
         let hidden = out_shape[2];
         let data = hidden_states.as_slice::<f32>()?;
-        Ok((0..batch).map(|b| masked_mean(&data[b * seq * hidden..(b + 1) * seq * hidden], &mask[b * seq..(b + 1) * seq], hidden)).collect())
+        Ok((0..batch)
+            .map(|b| {
+                masked_mean(
+                    &data[b * seq * hidden..(b + 1) * seq * hidden],
+                    &mask[b * seq..(b + 1) * seq],
+                    hidden,
+                )
+            })
+            .collect())
     }
 }
 
