@@ -10,8 +10,12 @@ mod bench;
 mod conformance;
 mod wasm;
 
+/// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
+/// `cargo run`): a binary reused from a shared target dir may have been built
+/// in another checkout, whose compile-time path is stale.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 pub fn target_dir() -> PathBuf {

@@ -16,8 +16,15 @@ use uniml_onnx::tensor_proto::{
     dims_from_type, tensor_from_proto, tensor_to_proto, ExternalData, ExternalDataMap, NoExternalData,
 };
 
-const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits8x8_cnn.onnx");
-const EFFNET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/efficientnet_lite0.onnx");
+const DIGITS: &str = "digits8x8_cnn.onnx";
+const EFFNET: &str = "efficientnet_lite0.onnx";
+
+/// A bundled model's path, from the run-time manifest dir (a test binary reused
+/// from a shared target dir may have been compiled in another checkout).
+fn bundled(name: &str) -> std::path::PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    manifest.join("../../models").join(name)
+}
 const NO_LIMIT: u64 = u64::MAX;
 
 // ---- A global allocator that records the largest single allocation of the current thread, so
@@ -71,7 +78,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn digits_model_decodes_with_the_facts_onnx_reports() {
-    let bytes = std::fs::read(DIGITS).unwrap();
+    let bytes = std::fs::read(bundled(DIGITS)).unwrap();
     let m = proto::decode_model(&bytes).unwrap();
     assert_eq!(m.ir_version, 8); // fact
     assert_eq!(m.producer_name, "train_digits_cnn"); // fact
@@ -126,7 +133,7 @@ fn digits_model_decodes_with_the_facts_onnx_reports() {
 
 #[test]
 fn efficientnet_decodes_with_the_facts_onnx_reports() {
-    let bytes = std::fs::read(EFFNET).unwrap();
+    let bytes = std::fs::read(bundled(EFFNET)).unwrap();
     let m = proto::decode_model(&bytes).unwrap();
     assert_eq!(m.ir_version, 8); // fact
     assert_eq!(m.producer_name, "effnet_lite0_to_onnx"); // fact
@@ -395,7 +402,7 @@ fn typed_fields_match_raw_data_for_every_numeric_dtype() {
 
 #[test]
 fn truncated_models_are_errors_not_panics() {
-    let bytes = std::fs::read(DIGITS).unwrap();
+    let bytes = std::fs::read(bundled(DIGITS)).unwrap();
     // Every prefix near both ends (where the headers and the final opset_import live), and a
     // stride through the middle. The model ends with its only opset_import, so no proper
     // prefix is a complete model: all must fail.
@@ -455,7 +462,7 @@ fn garbage_and_mutated_models_never_panic() {
         let _ = proto::decode_map(&junk);
     }
     // Mutated real model: whatever still decodes must convert (or fail) cleanly.
-    let model = std::fs::read(DIGITS).unwrap();
+    let model = std::fs::read(bundled(DIGITS)).unwrap();
     let mut decoded = 0;
     for _ in 0..400 {
         let mut m = model.clone();

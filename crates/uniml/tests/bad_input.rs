@@ -1,6 +1,8 @@
 //! Bad input never panics: malformed bytes, unsupported ops, wrong inputs and
 //! oversized requests each give a typed error that names the problem.
 
+mod common;
+
 use uniml::onnx::proto::{self, ModelProto};
 use uniml::{DType, Error, Session, SessionOptions, Tensor, TensorView};
 
@@ -67,7 +69,7 @@ fn truncated_and_garbage_bytes_are_invalid_model_errors() {
     }
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     assert!(matches!(Session::from_bytes(&garbage, SessionOptions::default()), Err(Error::InvalidModel(_))));
-    let digits = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits8x8_cnn.onnx")).unwrap();
+    let digits = std::fs::read(common::root().join("models/digits8x8_cnn.onnx")).unwrap();
     for cut in (0..digits.len()).step_by(997) {
         assert!(Session::from_bytes(&digits[..cut], SessionOptions::default()).is_err(), "prefix {cut} of digits must fail");
     }

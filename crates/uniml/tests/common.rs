@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    // Run-time path first: a test binary reused from a shared target dir may
+    // have been compiled in another checkout.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../..").canonicalize().expect("repo root")
 }
 
 /// The pinned venv's python; created by `scripts/setup-python.sh` (run by `cargo xtask test`).

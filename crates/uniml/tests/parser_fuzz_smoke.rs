@@ -3,6 +3,8 @@
 //! load or fail with an error, never panic. The open-ended run is
 //! `cargo +nightly fuzz run parse_model` in `fuzz/`.
 
+mod common;
+
 use uniml::{Session, SessionOptions};
 
 fn load(bytes: &[u8]) {
@@ -13,7 +15,7 @@ fn load(bytes: &[u8]) {
 
 #[test]
 fn mutated_models_never_panic() {
-    let seed_model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits8x8_cnn.onnx")).unwrap();
+    let seed_model = std::fs::read(common::root().join("models/digits8x8_cnn.onnx")).unwrap();
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut rnd = move || {
         state ^= state << 13;

@@ -62,7 +62,11 @@ fn uints(ctx: &NodeCtx, name: &str) -> Result<Vec<usize>> {
         None => Ok(vec![]),
         Some(v) => v
             .iter()
-            .map(|&x| usize::try_from(x).map_err(|_| ctx.invalid(format!("attribute {name} must be non-negative, got {v:?}"))))
+            .map(|&x| {
+                usize::try_from(x).map_err(|_| {
+                    ctx.invalid(format!("attribute {name} must be non-negative, got {v:?}"))
+                })
+            })
             .collect(),
     }
 }
@@ -77,14 +81,22 @@ fn positive(ctx: &NodeCtx, name: &str) -> Result<Vec<usize>> {
 
 fn auto_pad(ctx: &NodeCtx) -> Result<AutoPad> {
     let s = ctx.string_or("auto_pad", "NOTSET");
-    AutoPad::parse(&s).ok_or_else(|| ctx.unsupported(format!("auto_pad '{s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")))
+    AutoPad::parse(&s).ok_or_else(|| {
+        ctx.unsupported(format!(
+            "auto_pad '{s}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
+        ))
+    })
 }
 
 /// Window attributes; `dilations`/`ceil_mode` only where the opset defines them.
 fn window(ctx: &NodeCtx, with_dilations: bool, with_ceil: bool) -> Result<Window> {
     Ok(Window {
         strides: positive(ctx, "strides")?,
-        dilations: if with_dilations { positive(ctx, "dilations")? } else { vec![] },
+        dilations: if with_dilations {
+            positive(ctx, "dilations")?
+        } else {
+            vec![]
+        },
         pads: uints(ctx, "pads")?,
         auto_pad: auto_pad(ctx)?,
         ceil_mode: with_ceil && ctx.int_or("ceil_mode", 0) != 0,
@@ -97,24 +109,44 @@ fn conv(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         return Err(ctx.invalid(format!("group must be >= 1, got {group}")));
     }
     let ks = positive(ctx, "kernel_shape")?;
-    let op = Conv::new(if ks.is_empty() { None } else { Some(ks) }, window(ctx, true, false)?, group as usize);
+    let op = Conv::new(
+        if ks.is_empty() { None } else { Some(ks) },
+        window(ctx, true, false)?,
+        group as usize,
+    );
     if let Some(w) = ctx.const_input(1) {
         op.prepack(w);
     }
     Ok(Box::new(op))
 }
 
-fn pool(ctx: &NodeCtx, kind: PoolKind, with_dilations: bool, with_ceil: bool) -> Result<Box<dyn Op>> {
+fn pool(
+    ctx: &NodeCtx,
+    kind: PoolKind,
+    with_dilations: bool,
+    with_ceil: bool,
+) -> Result<Box<dyn Op>> {
     let kernel_shape = positive(ctx, "kernel_shape")?;
     if kernel_shape.is_empty() {
         return Err(ctx.invalid("kernel_shape is required"));
     }
-    let storage_order = if kind == PoolKind::Max { ctx.int_or("storage_order", 0) } else { 0 };
+    let storage_order = if kind == PoolKind::Max {
+        ctx.int_or("storage_order", 0)
+    } else {
+        0
+    };
     if !(0..=1).contains(&storage_order) {
         return Err(ctx.invalid(format!("storage_order must be 0 or 1, got {storage_order}")));
     }
-    let with_indices = kind == PoolKind::Max && ctx.node.output.get(1).is_some_and(|s| !s.is_empty());
-    Ok(Box::new(Pool { kind, kernel_shape, window: window(ctx, with_dilations, with_ceil)?, storage_order, with_indices }))
+    let with_indices =
+        kind == PoolKind::Max && ctx.node.output.get(1).is_some_and(|s| !s.is_empty());
+    Ok(Box::new(Pool {
+        kind,
+        kernel_shape,
+        window: window(ctx, with_dilations, with_ceil)?,
+        storage_order,
+        with_indices,
+    }))
 }
 
 fn max_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -123,7 +155,12 @@ fn max_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 
 fn average_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let count_include_pad = ctx.int_or("count_include_pad", 0) != 0;
-    pool(ctx, PoolKind::Average { count_include_pad }, ctx.opset >= 19, ctx.opset >= 10)
+    pool(
+        ctx,
+        PoolKind::Average { count_include_pad },
+        ctx.opset >= 19,
+        ctx.opset >= 10,
+    )
 }
 
 fn lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -131,15 +168,24 @@ fn lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     if p < 1 {
         return Err(ctx.invalid(format!("p must be >= 1, got {p}")));
     }
-    pool(ctx, PoolKind::Lp { p: p as f32 }, ctx.opset >= 18, ctx.opset >= 18)
+    pool(
+        ctx,
+        PoolKind::Lp { p: p as f32 },
+        ctx.opset >= 18,
+        ctx.opset >= 18,
+    )
 }
 
 fn global_average_pool(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(GlobalPool { kind: GlobalPoolKind::Average }))
+    Ok(Box::new(GlobalPool {
+        kind: GlobalPoolKind::Average,
+    }))
 }
 
 fn global_max_pool(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(GlobalPool { kind: GlobalPoolKind::Max }))
+    Ok(Box::new(GlobalPool {
+        kind: GlobalPoolKind::Max,
+    }))
 }
 
 fn global_lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -147,7 +193,9 @@ fn global_lp_pool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     if p < 1 {
         return Err(ctx.invalid(format!("p must be >= 1, got {p}")));
     }
-    Ok(Box::new(GlobalPool { kind: GlobalPoolKind::Lp { p: p as f32 } }))
+    Ok(Box::new(GlobalPool {
+        kind: GlobalPoolKind::Lp { p: p as f32 },
+    }))
 }
 
 fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -181,7 +229,11 @@ fn conv_integer(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         return Err(ctx.invalid(format!("group must be >= 1, got {group}")));
     }
     let ks = positive(ctx, "kernel_shape")?;
-    let conv = Conv::new(if ks.is_empty() { None } else { Some(ks) }, window(ctx, true, false)?, group as usize);
+    let conv = Conv::new(
+        if ks.is_empty() { None } else { Some(ks) },
+        window(ctx, true, false)?,
+        group as usize,
+    );
     Ok(Box::new(ConvInteger { conv }))
 }
 
@@ -189,7 +241,9 @@ fn deform_conv(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let group = ctx.int_or("group", 1);
     let offset_group = ctx.int_or("offset_group", 1);
     if group < 1 || offset_group < 1 {
-        return Err(ctx.invalid(format!("group ({group}) and offset_group ({offset_group}) must be >= 1")));
+        return Err(ctx.invalid(format!(
+            "group ({group}) and offset_group ({offset_group}) must be >= 1"
+        )));
     }
     let ks = positive(ctx, "kernel_shape")?;
     Ok(Box::new(DeformConv {
@@ -208,8 +262,16 @@ fn conv_transpose(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         return Err(ctx.invalid(format!("group must be >= 1, got {group}")));
     }
     let ks = positive(ctx, "kernel_shape")?;
-    let pads = if ctx.has_attr("pads") { Some(uints(ctx, "pads")?) } else { None };
-    let output_shape = if ctx.has_attr("output_shape") { Some(uints(ctx, "output_shape")?) } else { None };
+    let pads = if ctx.has_attr("pads") {
+        Some(uints(ctx, "pads")?)
+    } else {
+        None
+    };
+    let output_shape = if ctx.has_attr("output_shape") {
+        Some(uints(ctx, "output_shape")?)
+    } else {
+        None
+    };
     let op = ConvTranspose {
         kernel_shape: if ks.is_empty() { None } else { Some(ks) },
         strides: positive(ctx, "strides")?,
@@ -233,7 +295,11 @@ fn max_unpool(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     if kernel_shape.is_empty() {
         return Err(ctx.invalid("kernel_shape is required"));
     }
-    Ok(Box::new(MaxUnpool { kernel_shape, strides: positive(ctx, "strides")?, pads: uints(ctx, "pads")? }))
+    Ok(Box::new(MaxUnpool {
+        kernel_shape,
+        strides: positive(ctx, "strides")?,
+        pads: uints(ctx, "pads")?,
+    }))
 }
 
 fn batch_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -245,7 +311,8 @@ fn batch_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     } else {
         // Before opset 14, extra outputs meant training; inference graphs have one output.
         if ctx.opset < 9 && ctx.int_or("is_test", 1) == 0 && ctx.n_outputs() > 1 {
-            return Err(ctx.unsupported("training-mode BatchNormalization before opset 14 is not supported"));
+            return Err(ctx
+                .unsupported("training-mode BatchNormalization before opset 14 is not supported"));
         }
         false
     };
@@ -258,42 +325,62 @@ fn batch_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 }
 
 fn instance_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(InstanceNorm { epsilon: ctx.float_or("epsilon", 1e-5) }))
+    Ok(Box::new(InstanceNorm {
+        epsilon: ctx.float_or("epsilon", 1e-5),
+    }))
 }
 
 fn stash_type(ctx: &NodeCtx) -> Result<()> {
     let st = ctx.int_or("stash_type", 1);
     if st != 1 {
-        return Err(ctx.unsupported(format!("stash_type {st} (only float32 statistics are supported)")));
+        return Err(ctx.unsupported(format!(
+            "stash_type {st} (only float32 statistics are supported)"
+        )));
     }
     Ok(())
 }
 
 fn layer_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     stash_type(ctx)?;
-    Ok(Box::new(LayerNorm { axis: ctx.int_or("axis", -1), epsilon: ctx.float_or("epsilon", 1e-5) }))
+    Ok(Box::new(LayerNorm {
+        axis: ctx.int_or("axis", -1),
+        epsilon: ctx.float_or("epsilon", 1e-5),
+    }))
 }
 
 fn group_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     stash_type(ctx)?;
-    let g = ctx.int("num_groups").ok_or_else(|| ctx.invalid("num_groups is required"))?;
+    let g = ctx
+        .int("num_groups")
+        .ok_or_else(|| ctx.invalid("num_groups is required"))?;
     if g < 1 {
         return Err(ctx.invalid(format!("num_groups must be >= 1, got {g}")));
     }
-    Ok(Box::new(GroupNorm { num_groups: g as usize, epsilon: ctx.float_or("epsilon", 1e-5), per_group_params: ctx.opset < 21 }))
+    Ok(Box::new(GroupNorm {
+        num_groups: g as usize,
+        epsilon: ctx.float_or("epsilon", 1e-5),
+        per_group_params: ctx.opset < 21,
+    }))
 }
 
 fn rms_norm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     stash_type(ctx)?;
-    Ok(Box::new(RmsNorm { axis: ctx.int_or("axis", -1), epsilon: ctx.float_or("epsilon", 1e-5) }))
+    Ok(Box::new(RmsNorm {
+        axis: ctx.int_or("axis", -1),
+        epsilon: ctx.float_or("epsilon", 1e-5),
+    }))
 }
 
 fn mvn(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(MeanVarianceNorm { axes: ctx.ints("axes").unwrap_or_else(|| vec![0, 2, 3]) }))
+    Ok(Box::new(MeanVarianceNorm {
+        axes: ctx.ints("axes").unwrap_or_else(|| vec![0, 2, 3]),
+    }))
 }
 
 fn lrn(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let size = ctx.int("size").ok_or_else(|| ctx.invalid("size is required"))?;
+    let size = ctx
+        .int("size")
+        .ok_or_else(|| ctx.invalid("size is required"))?;
     if size < 1 {
         return Err(ctx.invalid(format!("size must be >= 1, got {size}")));
     }
@@ -308,7 +395,11 @@ fn lrn(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 /// Opset < 13: coerce to 2-D at `axis` (default 1); 13+: one axis (default -1).
 fn softmax_like(ctx: &NodeCtx, kind: SoftmaxKind) -> Result<Box<dyn Op>> {
     let old = ctx.opset < 13;
-    Ok(Box::new(Softmax { kind, axis: ctx.int_or("axis", if old { 1 } else { -1 }), flatten_tail: old }))
+    Ok(Box::new(Softmax {
+        kind,
+        axis: ctx.int_or("axis", if old { 1 } else { -1 }),
+        flatten_tail: old,
+    }))
 }
 
 fn softmax(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -328,7 +419,9 @@ fn interp_mode(ctx: &NodeCtx, nearest: NearestMode) -> Result<InterpMode> {
     Ok(match mode.as_str() {
         "nearest" => InterpMode::Nearest(nearest),
         "linear" | "bilinear" | "trilinear" => InterpMode::Linear,
-        "cubic" => InterpMode::Cubic { a: ctx.float_or("cubic_coeff_a", -0.75) },
+        "cubic" => InterpMode::Cubic {
+            a: ctx.float_or("cubic_coeff_a", -0.75),
+        },
         other => return Err(ctx.unsupported(format!("mode '{other}'"))),
     })
 }
@@ -337,7 +430,13 @@ fn resize(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     if ctx.opset < 11 {
         let mode = interp_mode(ctx, NearestMode::Simple)?;
         return Ok(Box::new(Resize {
-            interp: Interp { mode, coord: CoordMode::Asymmetric, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+            interp: Interp {
+                mode,
+                coord: CoordMode::Asymmetric,
+                exclude_outside: false,
+                antialias: false,
+                extrapolation_value: 0.0,
+            },
             keep_aspect: AspectPolicy::Stretch,
             axes: None,
             roi_input: None,
@@ -372,7 +471,10 @@ fn resize(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         return Err(ctx.invalid("antialias is not defined for mode 'nearest'"));
     }
     let keep_aspect = if ctx.opset >= 18 {
-        match ctx.string_or("keep_aspect_ratio_policy", "stretch").as_str() {
+        match ctx
+            .string_or("keep_aspect_ratio_policy", "stretch")
+            .as_str()
+        {
             "stretch" => AspectPolicy::Stretch,
             "not_larger" => AspectPolicy::NotLarger,
             "not_smaller" => AspectPolicy::NotSmaller,
@@ -381,7 +483,11 @@ fn resize(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     } else {
         AspectPolicy::Stretch
     };
-    let axes = if ctx.opset >= 18 { ctx.ints("axes") } else { None };
+    let axes = if ctx.opset >= 18 {
+        ctx.ints("axes")
+    } else {
+        None
+    };
     Ok(Box::new(Resize {
         interp: Interp {
             mode,
@@ -403,13 +509,21 @@ fn resize(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 fn upsample(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let mode = interp_mode(ctx, NearestMode::Simple)?;
     let (scales_input, const_scales) = if ctx.opset < 9 {
-        let s = ctx.floats("scales").ok_or_else(|| ctx.invalid("scales is required"))?;
+        let s = ctx
+            .floats("scales")
+            .ok_or_else(|| ctx.invalid("scales is required"))?;
         (None, Some(s))
     } else {
         (Some(1), None)
     };
     Ok(Box::new(Resize {
-        interp: Interp { mode, coord: CoordMode::Asymmetric, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+        interp: Interp {
+            mode,
+            coord: CoordMode::Asymmetric,
+            exclude_outside: false,
+            antialias: false,
+            extrapolation_value: 0.0,
+        },
         keep_aspect: AspectPolicy::Stretch,
         axes: None,
         roi_input: None,
@@ -421,7 +535,9 @@ fn upsample(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 }
 
 fn depth_space(ctx: &NodeCtx, kind: DepthSpaceKind) -> Result<Box<dyn Op>> {
-    let b = ctx.int("blocksize").ok_or_else(|| ctx.invalid("blocksize is required"))?;
+    let b = ctx
+        .int("blocksize")
+        .ok_or_else(|| ctx.invalid("blocksize is required"))?;
     if b < 1 {
         return Err(ctx.invalid(format!("blocksize must be >= 1, got {b}")));
     }
@@ -430,7 +546,11 @@ fn depth_space(ctx: &NodeCtx, kind: DepthSpaceKind) -> Result<Box<dyn Op>> {
         "CRD" => true,
         other => return Err(ctx.unsupported(format!("mode '{other}'"))),
     };
-    Ok(Box::new(DepthSpace { kind, blocksize: b as usize, crd }))
+    Ok(Box::new(DepthSpace {
+        kind,
+        blocksize: b as usize,
+        crd,
+    }))
 }
 
 fn depth_to_space(ctx: &NodeCtx) -> Result<Box<dyn Op>> {

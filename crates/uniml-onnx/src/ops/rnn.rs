@@ -13,17 +13,28 @@ pub const OPS: &[(&str, Builder)] = &[("LSTM", lstm), ("GRU", gru), ("RNN", rnn)
 /// activations of one direction when the attribute is absent.
 fn common(ctx: &NodeCtx, defaults: &[&str]) -> Result<RnnCommon> {
     let dir_s = ctx.string_or("direction", "forward");
-    let direction = Direction::parse(&dir_s)
-        .ok_or_else(|| ctx.invalid(format!("direction must be forward, reverse or bidirectional, got '{dir_s}'")))?;
+    let direction = Direction::parse(&dir_s).ok_or_else(|| {
+        ctx.invalid(format!(
+            "direction must be forward, reverse or bidirectional, got '{dir_s}'"
+        ))
+    })?;
     let hidden_size = match ctx.int("hidden_size") {
         Some(h) if h > 0 => h as usize,
         Some(h) => return Err(ctx.invalid(format!("hidden_size must be positive, got {h}"))),
         None => match ctx.const_input(2) {
             Some(r) if r.rank() == 3 => r.shape()[2],
-            _ => return Err(ctx.unsupported("hidden_size attribute is missing and R is not a constant")),
+            _ => {
+                return Err(
+                    ctx.unsupported("hidden_size attribute is missing and R is not a constant")
+                )
+            }
         },
     };
-    let layout = if ctx.opset >= 14 { ctx.int_or("layout", 0) } else { 0 };
+    let layout = if ctx.opset >= 14 {
+        ctx.int_or("layout", 0)
+    } else {
+        0
+    };
     if layout != 0 && layout != 1 {
         return Err(ctx.invalid(format!("layout must be 0 or 1, got {layout}")));
     }
@@ -34,7 +45,9 @@ fn common(ctx: &NodeCtx, defaults: &[&str]) -> Result<RnnCommon> {
     };
     let per_dir = defaults.len();
     let dirs = direction.num_directions();
-    let mut names = ctx.strings("activations").unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
+    let mut names = ctx
+        .strings("activations")
+        .unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
     if names.len() == per_dir && dirs == 2 {
         names.extend_from_within(..);
     }
@@ -49,10 +62,17 @@ fn common(ctx: &NodeCtx, defaults: &[&str]) -> Result<RnnCommon> {
     let (mut ai, mut bi) = (alpha.into_iter(), beta.into_iter());
     let mut activations = Vec::with_capacity(names.len());
     for n in &names {
-        let a = Activation::parse(n, &mut ai, &mut bi).ok_or_else(|| ctx.unsupported(format!("activation function '{n}'")))?;
+        let a = Activation::parse(n, &mut ai, &mut bi)
+            .ok_or_else(|| ctx.unsupported(format!("activation function '{n}'")))?;
         activations.push(a);
     }
-    Ok(RnnCommon { hidden_size, direction, layout, clip, activations })
+    Ok(RnnCommon {
+        hidden_size,
+        direction,
+        layout,
+        clip,
+        activations,
+    })
 }
 
 fn lstm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -61,7 +81,10 @@ fn lstm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     }
     let common = common(ctx, &["Sigmoid", "Tanh", "Tanh"])?;
     let input_forget = ctx.int_or("input_forget", 0) != 0;
-    Ok(Box::new(Lstm { common, input_forget }))
+    Ok(Box::new(Lstm {
+        common,
+        input_forget,
+    }))
 }
 
 fn gru(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -70,7 +93,10 @@ fn gru(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     }
     let common = common(ctx, &["Sigmoid", "Tanh"])?;
     let linear_before_reset = ctx.int_or("linear_before_reset", 0) != 0;
-    Ok(Box::new(Gru { common, linear_before_reset }))
+    Ok(Box::new(Gru {
+        common,
+        linear_before_reset,
+    }))
 }
 
 fn rnn(ctx: &NodeCtx) -> Result<Box<dyn Op>> {

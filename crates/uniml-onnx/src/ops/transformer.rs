@@ -4,8 +4,8 @@
 //! (26), `LinearAttention` and `CausalConvWithState` (27).
 
 use uniml_core::ops::transformer::{
-    Attention, CausalConvWithState, CumProd, Einsum, Equation, LinearAttention, LpNormalization, NllLoss, Reduction,
-    RotaryEmbedding, SoftmaxCrossEntropyLoss, UpdateRule,
+    Attention, CausalConvWithState, CumProd, Einsum, Equation, LinearAttention, LpNormalization,
+    NllLoss, Reduction, RotaryEmbedding, SoftmaxCrossEntropyLoss, UpdateRule,
 };
 use uniml_core::Op;
 use uniml_data::{DType, Result};
@@ -43,16 +43,25 @@ fn attention(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         None => None,
         Some(code) => match DType::from_onnx_code(code as i32) {
             Some(d @ (DType::F32 | DType::F64 | DType::F16 | DType::BF16)) => Some(d),
-            _ => return Err(ctx.invalid(format!("softmax_precision must be 1, 10, 11 or 16, got {code}"))),
+            _ => {
+                return Err(ctx.invalid(format!(
+                    "softmax_precision must be 1, 10, 11 or 16, got {code}"
+                )))
+            }
         },
     };
     let (left, right) = if ctx.opset >= 25 {
-        (ctx.int_or("left_window_size", -1), ctx.int_or("right_window_size", -1))
+        (
+            ctx.int_or("left_window_size", -1),
+            ctx.int_or("right_window_size", -1),
+        )
     } else {
         (-1, -1)
     };
     if left < -1 || right < -1 {
-        return Err(ctx.invalid(format!("window sizes must be -1 or non-negative, got {left}/{right}")));
+        return Err(ctx.invalid(format!(
+            "window sizes must be -1 or non-negative, got {left}/{right}"
+        )));
     }
     Ok(Box::new(Attention {
         is_causal: ctx.int_or("is_causal", 0) != 0,
@@ -64,13 +73,16 @@ fn attention(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         left_window: left,
         right_window: right,
         softmax_dtype,
+        qk_output: ctx.node.output.get(3).is_some_and(|n| !n.is_empty()),
     }))
 }
 
 fn rotary_embedding(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let dim = ctx.int_or("rotary_embedding_dim", 0);
     if dim < 0 {
-        return Err(ctx.invalid(format!("rotary_embedding_dim must be non-negative, got {dim}")));
+        return Err(ctx.invalid(format!(
+            "rotary_embedding_dim must be non-negative, got {dim}"
+        )));
     }
     Ok(Box::new(RotaryEmbedding {
         interleaved: ctx.int_or("interleaved", 0) != 0,
@@ -80,25 +92,39 @@ fn rotary_embedding(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 }
 
 fn einsum(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let eq = ctx.string("equation").ok_or_else(|| ctx.invalid("Einsum needs the equation attribute"))?;
-    let equation = Equation::parse(&eq).map_err(|e| ctx.invalid(format!("equation '{eq}': {e}")))?;
+    let eq = ctx
+        .string("equation")
+        .ok_or_else(|| ctx.invalid("Einsum needs the equation attribute"))?;
+    let equation =
+        Equation::parse(&eq).map_err(|e| ctx.invalid(format!("equation '{eq}': {e}")))?;
     if equation.inputs.len() != ctx.n_inputs() {
-        return Err(ctx.invalid(format!("equation '{eq}' has {} operands, node has {} inputs", equation.inputs.len(), ctx.n_inputs())));
+        return Err(ctx.invalid(format!(
+            "equation '{eq}' has {} operands, node has {} inputs",
+            equation.inputs.len(),
+            ctx.n_inputs()
+        )));
     }
     Ok(Box::new(Einsum { equation }))
 }
 
 fn reduction(ctx: &NodeCtx) -> Result<Reduction> {
     let r = ctx.string_or("reduction", "mean");
-    Reduction::parse(&r).ok_or_else(|| ctx.invalid(format!("reduction must be none, sum or mean, got '{r}'")))
+    Reduction::parse(&r)
+        .ok_or_else(|| ctx.invalid(format!("reduction must be none, sum or mean, got '{r}'")))
 }
 
 fn nll_loss(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(NllLoss { reduction: reduction(ctx)?, ignore_index: ctx.int("ignore_index") }))
+    Ok(Box::new(NllLoss {
+        reduction: reduction(ctx)?,
+        ignore_index: ctx.int("ignore_index"),
+    }))
 }
 
 fn sce_loss(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(SoftmaxCrossEntropyLoss { reduction: reduction(ctx)?, ignore_index: ctx.int("ignore_index") }))
+    Ok(Box::new(SoftmaxCrossEntropyLoss {
+        reduction: reduction(ctx)?,
+        ignore_index: ctx.int("ignore_index"),
+    }))
 }
 
 fn lp_normalization(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -106,25 +132,43 @@ fn lp_normalization(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     if p != 1 && p != 2 {
         return Err(ctx.unsupported(format!("p = {p} (only 1 and 2 are defined)")));
     }
-    Ok(Box::new(LpNormalization { axis: ctx.int_or("axis", -1), p }))
+    Ok(Box::new(LpNormalization {
+        axis: ctx.int_or("axis", -1),
+        p,
+    }))
 }
 
 fn cumprod(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    Ok(Box::new(CumProd { exclusive: ctx.int_or("exclusive", 0) != 0, reverse: ctx.int_or("reverse", 0) != 0 }))
+    Ok(Box::new(CumProd {
+        exclusive: ctx.int_or("exclusive", 0) != 0,
+        reverse: ctx.int_or("reverse", 0) != 0,
+    }))
 }
 
 fn linear_attention(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let q_num_heads = positive(ctx, "q_num_heads")?.ok_or_else(|| ctx.invalid("q_num_heads is required"))?;
-    let kv_num_heads = positive(ctx, "kv_num_heads")?.ok_or_else(|| ctx.invalid("kv_num_heads is required"))?;
+    let q_num_heads =
+        positive(ctx, "q_num_heads")?.ok_or_else(|| ctx.invalid("q_num_heads is required"))?;
+    let kv_num_heads =
+        positive(ctx, "kv_num_heads")?.ok_or_else(|| ctx.invalid("kv_num_heads is required"))?;
     if q_num_heads % kv_num_heads != 0 {
-        return Err(ctx.invalid(format!("q_num_heads ({q_num_heads}) must be a multiple of kv_num_heads ({kv_num_heads})")));
+        return Err(ctx.invalid(format!(
+            "q_num_heads ({q_num_heads}) must be a multiple of kv_num_heads ({kv_num_heads})"
+        )));
     }
     let rule = ctx.string_or("update_rule", "gated_delta");
-    let update_rule = UpdateRule::parse(&rule)
-        .ok_or_else(|| ctx.invalid(format!("update_rule must be linear, gated, delta or gated_delta, got '{rule}'")))?;
+    let update_rule = UpdateRule::parse(&rule).ok_or_else(|| {
+        ctx.invalid(format!(
+            "update_rule must be linear, gated, delta or gated_delta, got '{rule}'"
+        ))
+    })?;
     // chunk_size is a tuning hint for chunked kernels; the result does not depend on it.
     let _ = ctx.int("chunk_size");
-    Ok(Box::new(LinearAttention { q_num_heads, kv_num_heads, scale: ctx.float_or("scale", 0.0), update_rule }))
+    Ok(Box::new(LinearAttention {
+        q_num_heads,
+        kv_num_heads,
+        scale: ctx.float_or("scale", 0.0),
+        update_rule,
+    }))
 }
 
 fn causal_conv_with_state(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -132,7 +176,11 @@ fn causal_conv_with_state(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let silu = match act.as_str() {
         "none" => false,
         "silu" | "swish" => true,
-        other => return Err(ctx.unsupported(format!("activation '{other}' (expected none, silu or swish)"))),
+        other => {
+            return Err(ctx.unsupported(format!(
+                "activation '{other}' (expected none, silu or swish)"
+            )))
+        }
     };
     Ok(Box::new(CausalConvWithState { silu }))
 }

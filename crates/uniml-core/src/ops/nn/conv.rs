@@ -35,7 +35,12 @@ pub struct Conv {
 
 impl Conv {
     pub fn new(kernel_shape: Option<Vec<usize>>, window: Window, group: usize) -> Conv {
-        Conv { kernel_shape, window, group: group.max(1), ..Default::default() }
+        Conv {
+            kernel_shape,
+            window,
+            group: group.max(1),
+            ..Default::default()
+        }
     }
 
     /// Packs constant weights for the GEMM now (call again after rewriting them).
@@ -61,12 +66,21 @@ fn pack_weights(w: &Tensor, group: usize) -> Option<ConvPack> {
 
 /// Folds `y = scale * conv(x) + shift` (per output channel) into conv weights
 /// and bias: returns `(weight * scale[m], bias * scale + shift)` as f32 tensors.
-pub fn fold_batchnorm(weight: &Tensor, bias: Option<&Tensor>, scale: &[f32], shift: &[f32]) -> Result<(Tensor, Tensor)> {
+pub fn fold_batchnorm(
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    scale: &[f32],
+    shift: &[f32],
+) -> Result<(Tensor, Tensor)> {
     ensure!(weight.rank() >= 1, "conv weight must have rank >= 1");
     let m = weight.shape()[0];
-    ensure!(scale.len() == m && shift.len() == m, "batchnorm has {} channels, conv has {m} outputs", scale.len());
+    ensure!(
+        scale.len() == m && shift.len() == m,
+        "batchnorm has {} channels, conv has {m} outputs",
+        scale.len()
+    );
     let w = f32_data(&weight.view())?;
-    let per = if m == 0 { 0 } else { w.len() / m };
+    let per = w.len().checked_div(m).unwrap_or(0);
     let mut nw = w.into_owned();
     for (co, chunk) in nw.chunks_mut(per.max(1)).enumerate().take(m) {
         chunk.iter_mut().for_each(|v| *v *= scale[co]);
@@ -75,9 +89,16 @@ pub fn fold_batchnorm(weight: &Tensor, bias: Option<&Tensor>, scale: &[f32], shi
         Some(b) => f32_data(&b.view())?.into_owned(),
         None => vec![0.0; m],
     };
-    ensure!(b.len() == m, "conv bias has {} values, expected {m}", b.len());
+    ensure!(
+        b.len() == m,
+        "conv bias has {} values, expected {m}",
+        b.len()
+    );
     let nb: Vec<f32> = (0..m).map(|i| b[i] * scale[i] + shift[i]).collect();
-    Ok((Tensor::from_vec(weight.shape(), nw)?, Tensor::from_vec(&[m], nb)?))
+    Ok((
+        Tensor::from_vec(weight.shape(), nw)?,
+        Tensor::from_vec(&[m], nb)?,
+    ))
 }
 
 impl Op for Conv {
@@ -93,22 +114,37 @@ impl Op for Conv {
         }
         let shape = match (&x.shape, &w.shape) {
             (Some(xs), Some(ws)) => {
-                ensure!(xs.rank() >= 3, "Conv input must have rank >= 3 (N, C, spatial...), got {xs}");
-                ensure!(ws.rank() == xs.rank(), "Conv weight rank {} differs from input rank {}", ws.rank(), xs.rank());
+                ensure!(
+                    xs.rank() >= 3,
+                    "Conv input must have rank >= 3 (N, C, spatial...), got {xs}"
+                );
+                ensure!(
+                    ws.rank() == xs.rank(),
+                    "Conv weight rank {} differs from input rank {}",
+                    ws.rank(),
+                    xs.rank()
+                );
                 let kernel: Option<Vec<usize>> = match &self.kernel_shape {
                     Some(k) => Some(k.clone()),
                     None => ws.0[2..].iter().map(Dim::known).collect(),
                 };
                 let mut dims = vec![xs.0[0].clone(), ws.0[0].clone()];
                 match kernel {
-                    Some(k) if k.len() == xs.rank() - 2 => dims.extend(self.window.output_dims(&xs.0[2..], &k)),
+                    Some(k) if k.len() == xs.rank() - 2 => {
+                        dims.extend(self.window.output_dims(&xs.0[2..], &k))
+                    }
                     _ => dims.extend(std::iter::repeat_n(Dim::Unknown, xs.rank() - 2)),
                 }
                 Some(SymbolicShape(dims))
             }
             _ => None,
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -120,12 +156,21 @@ impl Op for Conv {
         let wd = float_data(w, "Conv weight W")?;
         let bd = match bias {
             Some(b) => {
-                ensure!(b.len() == shape.m, "Conv bias has {} values, expected {}", b.len(), shape.m);
+                ensure!(
+                    b.len() == shape.m,
+                    "Conv bias has {} values, expected {}",
+                    b.len(),
+                    shape.m
+                );
                 Some(float_data(b, "Conv bias B")?)
             }
             None => None,
         };
-        let cached = if w.dtype() == DType::F32 { self.packed.get(w) } else { None };
+        let cached = if w.dtype() == DType::F32 {
+            self.packed.get(w)
+        } else {
+            None
+        };
         let pack = cached.as_ref().map(|p| &p.packed);
         let act = self.activation;
         let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
@@ -139,24 +184,46 @@ impl Op for Conv {
 
 /// Validates input/weight shapes and resolves the geometry.
 pub(crate) fn conv_shape(op: &Conv, xs: &[usize], ws: &[usize]) -> Result<(ConvShape, Vec<usize>)> {
-    ensure!(xs.len() >= 3, "Conv input must have rank >= 3 (N, C, spatial...), got shape {xs:?}");
-    ensure!(ws.len() == xs.len(), "Conv weight shape {ws:?} must have the input's rank {}", xs.len());
+    ensure!(
+        xs.len() >= 3,
+        "Conv input must have rank >= 3 (N, C, spatial...), got shape {xs:?}"
+    );
+    ensure!(
+        ws.len() == xs.len(),
+        "Conv weight shape {ws:?} must have the input's rank {}",
+        xs.len()
+    );
     let group = op.group.max(1);
     let (n, c, m, cg) = (xs[0], xs[1], ws[0], ws[1]);
     if c != cg * group {
-        bail!("Conv input has {c} channels but weight {ws:?} with group {group} expects {}", cg * group);
+        bail!(
+            "Conv input has {c} channels but weight {ws:?} with group {group} expects {}",
+            cg * group
+        );
     }
     if m % group != 0 {
         bail!("Conv has {m} output channels, not divisible by group {group}");
     }
     let kernel = &ws[2..];
     if let Some(k) = &op.kernel_shape {
-        ensure!(k.as_slice() == kernel, "kernel_shape {k:?} does not match weight shape {ws:?}");
+        ensure!(
+            k.as_slice() == kernel,
+            "kernel_shape {k:?} does not match weight shape {ws:?}"
+        );
     }
     let geo = op.window.resolve(&xs[2..], kernel)?;
     let mut out = vec![n, m];
     out.extend_from_slice(&geo.output);
-    Ok((ConvShape { n, c, m, group, geo }, out))
+    Ok((
+        ConvShape {
+            n,
+            c,
+            m,
+            group,
+            geo,
+        },
+        out,
+    ))
 }
 
 #[cfg(test)]
@@ -168,7 +235,15 @@ mod tests {
 
     /// Direct N-D convolution from the definition.
     #[allow(clippy::too_many_arguments)]
-    fn naive(xs: &[usize], x: &[f32], ws: &[usize], w: &[f32], b: Option<&[f32]>, group: usize, win: &Window) -> (Vec<usize>, Vec<f32>) {
+    fn naive(
+        xs: &[usize],
+        x: &[f32],
+        ws: &[usize],
+        w: &[f32],
+        b: Option<&[f32]>,
+        group: usize,
+        win: &Window,
+    ) -> (Vec<usize>, Vec<f32>) {
         let geo = win.resolve(&xs[2..], &ws[2..]).unwrap();
         let (n, c, m) = (xs[0], xs[1], ws[0]);
         let (cg, mg) = (c / group, m / group);
@@ -199,14 +274,16 @@ mod tests {
                             let mut off = 0usize;
                             let mut ok = true;
                             for d in 0..nd {
-                                let p = (oi[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64 - geo.pad_begin[d] as i64;
+                                let p = (oi[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64
+                                    - geo.pad_begin[d] as i64;
                                 if p < 0 || p >= xs[2 + d] as i64 {
                                     ok = false;
                                 }
                                 off = off * xs[2 + d] + p.max(0) as usize;
                             }
                             if ok {
-                                acc += x[(bi * c + g * cg + ci) * isz + off] * w[(co * cg + ci) * ksz + kk];
+                                acc += x[(bi * c + g * cg + ci) * isz + off]
+                                    * w[(co * cg + ci) * ksz + kk];
                             }
                         }
                     }
@@ -220,7 +297,15 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn check(xs: &[usize], ws: &[usize], group: usize, win: Window, bias: bool, seed: u64, prepack: bool) {
+    fn check(
+        xs: &[usize],
+        ws: &[usize],
+        group: usize,
+        win: Window,
+        bias: bool,
+        seed: u64,
+        prepack: bool,
+    ) {
         let x = rand_vec(xs.iter().product(), seed);
         let w = rand_vec(ws.iter().product(), seed + 1);
         let b = rand_vec(ws[0], seed + 2);
@@ -241,30 +326,167 @@ mod tests {
 
     #[test]
     fn fast_paths_match_naive() {
-        let pads = |p: usize| Window { pads: vec![p; 4], ..Default::default() };
+        let pads = |p: usize| Window {
+            pads: vec![p; 4],
+            ..Default::default()
+        };
         // 1x1 stride 1
-        check(&[2, 8, 5, 6], &[12, 8, 1, 1], 1, Window::default(), true, 1, true);
-        check(&[1, 8, 5, 6], &[12, 4, 1, 1], 2, Window::default(), false, 2, false);
+        check(
+            &[2, 8, 5, 6],
+            &[12, 8, 1, 1],
+            1,
+            Window::default(),
+            true,
+            1,
+            true,
+        );
+        check(
+            &[1, 8, 5, 6],
+            &[12, 4, 1, 1],
+            2,
+            Window::default(),
+            false,
+            2,
+            false,
+        );
         // depthwise
         check(&[1, 6, 9, 7], &[6, 1, 3, 3], 6, pads(1), true, 3, true);
-        check(&[2, 4, 9, 8], &[4, 1, 5, 5], 4, Window { strides: vec![2, 2], pads: vec![2, 1, 2, 2], ..Default::default() }, true, 4, false);
-        check(&[1, 3, 10, 10], &[3, 1, 3, 3], 3, Window { dilations: vec![2, 3], pads: vec![2; 4], ..Default::default() }, false, 5, true);
+        check(
+            &[2, 4, 9, 8],
+            &[4, 1, 5, 5],
+            4,
+            Window {
+                strides: vec![2, 2],
+                pads: vec![2, 1, 2, 2],
+                ..Default::default()
+            },
+            true,
+            4,
+            false,
+        );
+        check(
+            &[1, 3, 10, 10],
+            &[3, 1, 3, 3],
+            3,
+            Window {
+                dilations: vec![2, 3],
+                pads: vec![2; 4],
+                ..Default::default()
+            },
+            false,
+            5,
+            true,
+        );
         // general, grouped, dilated, strided, padded
         check(&[2, 3, 11, 9], &[5, 3, 3, 3], 1, pads(1), true, 6, true);
-        check(&[1, 4, 8, 8], &[6, 2, 3, 2], 2, Window { strides: vec![2, 1], pads: vec![1, 0, 2, 1], ..Default::default() }, true, 7, true);
-        check(&[1, 2, 9, 9], &[3, 2, 3, 3], 1, Window { dilations: vec![2, 2], auto_pad: AutoPad::SameUpper, ..Default::default() }, true, 8, false);
-        check(&[1, 4, 7, 7], &[4, 1, 3, 3], 2 * 2, Window { auto_pad: AutoPad::SameLower, strides: vec![2, 2], ..Default::default() }, true, 9, true);
+        check(
+            &[1, 4, 8, 8],
+            &[6, 2, 3, 2],
+            2,
+            Window {
+                strides: vec![2, 1],
+                pads: vec![1, 0, 2, 1],
+                ..Default::default()
+            },
+            true,
+            7,
+            true,
+        );
+        check(
+            &[1, 2, 9, 9],
+            &[3, 2, 3, 3],
+            1,
+            Window {
+                dilations: vec![2, 2],
+                auto_pad: AutoPad::SameUpper,
+                ..Default::default()
+            },
+            true,
+            8,
+            false,
+        );
+        check(
+            &[1, 4, 7, 7],
+            &[4, 1, 3, 3],
+            2 * 2,
+            Window {
+                auto_pad: AutoPad::SameLower,
+                strides: vec![2, 2],
+                ..Default::default()
+            },
+            true,
+            9,
+            true,
+        );
         // 1-D and 3-D
-        check(&[2, 3, 10], &[4, 3, 3], 1, Window { strides: vec![2], pads: vec![1, 2], ..Default::default() }, true, 10, true);
-        check(&[1, 2, 4, 5, 6], &[3, 2, 2, 3, 2], 1, Window { pads: vec![1, 0, 1, 0, 1, 1], ..Default::default() }, true, 11, true);
+        check(
+            &[2, 3, 10],
+            &[4, 3, 3],
+            1,
+            Window {
+                strides: vec![2],
+                pads: vec![1, 2],
+                ..Default::default()
+            },
+            true,
+            10,
+            true,
+        );
+        check(
+            &[1, 2, 4, 5, 6],
+            &[3, 2, 2, 3, 2],
+            1,
+            Window {
+                pads: vec![1, 0, 1, 0, 1, 1],
+                ..Default::default()
+            },
+            true,
+            11,
+            true,
+        );
         // big enough for the parallel column and row splits
-        check(&[1, 8, 40, 40], &[16, 8, 1, 1], 1, Window::default(), true, 13, true);
+        check(
+            &[1, 8, 40, 40],
+            &[16, 8, 1, 1],
+            1,
+            Window::default(),
+            true,
+            13,
+            true,
+        );
         check(&[1, 8, 30, 30], &[16, 4, 3, 3], 2, pads(1), true, 14, true);
-        check(&[1, 64, 5, 5], &[64, 64, 1, 1], 1, Window::default(), true, 15, true);
+        check(
+            &[1, 64, 5, 5],
+            &[64, 64, 1, 1],
+            1,
+            Window::default(),
+            true,
+            15,
+            true,
+        );
         check(&[1, 32, 5, 5], &[48, 32, 3, 3], 1, pads(1), true, 16, false);
-        check(&[1, 32, 20, 20], &[32, 1, 3, 3], 32, pads(1), true, 17, false);
+        check(
+            &[1, 32, 20, 20],
+            &[32, 1, 3, 3],
+            32,
+            pads(1),
+            true,
+            17,
+            false,
+        );
         // 1x1 strided
-        check(&[1, 3, 7, 7], &[5, 3, 1, 1], 1, Window { strides: vec![2, 2], ..Default::default() }, true, 12, true);
+        check(
+            &[1, 3, 7, 7],
+            &[5, 3, 1, 1],
+            1,
+            Window {
+                strides: vec![2, 2],
+                ..Default::default()
+            },
+            true,
+            12,
+            true,
+        );
     }
 
     proptest! {

@@ -29,7 +29,11 @@ impl Op for ConvInteger {
         let x = input(inputs, 0, "ConvInteger")?;
         let w = input(inputs, 1, "ConvInteger")?;
         for t in [x, w] {
-            ensure!(matches!(t.dtype(), DType::I8 | DType::U8), "ConvInteger needs int8/uint8 inputs, got {}", t.dtype());
+            ensure!(
+                matches!(t.dtype(), DType::I8 | DType::U8),
+                "ConvInteger needs int8/uint8 inputs, got {}",
+                t.dtype()
+            );
         }
         let (s, out_shape) = super::conv::conv_shape(&self.conv, x.shape(), w.shape())?;
         let g = &s.geo;
@@ -44,7 +48,11 @@ impl Op for ConvInteger {
         let wzp = match inputs.get(3).and_then(|t| t.as_ref()) {
             Some(t) => {
                 let v = read_ints(t)?;
-                ensure!(v.len() == 1 || v.len() == s.m, "ConvInteger w_zero_point must have 1 or {} values", s.m);
+                ensure!(
+                    v.len() == 1 || v.len() == s.m,
+                    "ConvInteger w_zero_point must have 1 or {} values",
+                    s.m
+                );
                 v
             }
             None => vec![0],
@@ -78,7 +86,8 @@ impl Op for ConvInteger {
                         let mut off = 0usize;
                         let mut inside = true;
                         for d in 0..nd {
-                            let p = (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
+                            let p = (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64
+                                - g.pad_begin[d] as i64;
                             if p < 0 || p >= g.input[d] as i64 {
                                 inside = false;
                                 break;

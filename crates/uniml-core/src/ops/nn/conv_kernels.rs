@@ -34,7 +34,9 @@ impl ConvPack {
         if mg == 1 && group > 1 {
             return None; // depthwise-like: the direct kernel reads the raw weights
         }
-        let groups = (0..group).map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k))).collect();
+        let groups = (0..group)
+            .map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k)))
+            .collect();
         Some(ConvPack { groups, k })
     }
 }
@@ -125,7 +127,15 @@ pub fn conv_f32(
     if cg == 1 && mg == 1 {
         if let Some(g2) = g2 {
             for b in 0..s.n {
-                depthwise_2d(par, &g2, &x[b * s.c * isz..(b + 1) * s.c * isz], w, bias, act, &mut out[b * s.m * osz..(b + 1) * s.m * osz]);
+                depthwise_2d(
+                    par,
+                    &g2,
+                    &x[b * s.c * isz..(b + 1) * s.c * isz],
+                    w,
+                    bias,
+                    act,
+                    &mut out[b * s.m * osz..(b + 1) * s.m * osz],
+                );
             }
             return Ok(());
         }
@@ -140,7 +150,11 @@ pub fn conv_f32(
             let xg = &x[(b * s.c + gi * cg) * isz..(b * s.c + (gi + 1) * cg) * isz];
             let og = &mut out[(b * s.m + gi * mg) * osz..(b * s.m + (gi + 1) * mg) * osz];
             let wg = Mat::new(&w[gi * mg * kdim..(gi + 1) * mg * kdim], mg, kdim);
-            let epi = Epi { bias_row: bias.map(|v| &v[gi * mg..(gi + 1) * mg]), act, ..Default::default() };
+            let epi = Epi {
+                bias_row: bias.map(|v| &v[gi * mg..(gi + 1) * mg]),
+                act,
+                ..Default::default()
+            };
             // Every element of the tile is written (values or padding zeros).
             let fill = |j0: usize, n: usize, buf: &mut Vec<f32>| {
                 let buf = super::scratch_slice(buf, kdim * n);
@@ -166,7 +180,9 @@ pub fn conv_f32(
             };
             let tile = col_tile(par, mg, osz, kdim);
             if pointwise {
-                par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, _buf| Some(Mat::with_stride(&xg[j0..], cg, n, osz)));
+                par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, _buf| {
+                    Some(Mat::with_stride(&xg[j0..], cg, n, osz))
+                });
             } else {
                 par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, buf| {
                     fill(j0, n, buf);
@@ -212,8 +228,10 @@ fn im2col_2d(x: &[f32], cg: usize, g: &Geo2, j0: usize, n: usize, buf: &mut [f32
                         if g.sw == 1 {
                             dst[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
                         } else {
-                            for (t, d) in dst[lo..hi].iter_mut().enumerate() {
-                                *d = xr[start + t * g.sw];
+                            for (d, &v) in
+                                dst[lo..hi].iter_mut().zip(xr[start..].iter().step_by(g.sw))
+                            {
+                                *d = v;
                             }
                         }
                     }
@@ -247,7 +265,8 @@ fn im2col_nd(x: &[f32], cg: usize, g: &Geometry, j0: usize, n: usize, buf: &mut 
             let mut off = 0usize;
             let mut inside = true;
             for d in 0..nd {
-                let p = (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
+                let p =
+                    (oi[d] * g.strides[d] + ki[d] * g.dilations[d]) as i64 - g.pad_begin[d] as i64;
                 if p < 0 || p >= g.input[d] as i64 {
                     inside = false;
                     break;
@@ -267,17 +286,33 @@ fn im2col_nd(x: &[f32], cg: usize, g: &Geometry, j0: usize, n: usize, buf: &mut 
 }
 
 /// Depthwise conv (one input and one output channel per group), one batch item.
-fn depthwise_2d(par: &dyn Parallelism, g: &Geo2, x: &[f32], w: &[f32], bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]) {
+fn depthwise_2d(
+    par: &dyn Parallelism,
+    g: &Geo2,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) {
     let osz = g.oh * g.ow;
     let isz = g.h * g.w;
     let ksz = g.kh * g.kw;
     let c = out.len() / osz.max(1);
-    let per_task = c.div_ceil(par.threads().max(1) * 4).max(1);
+    let per_task = super::per_task(par, c, osz * ksz * 2);
     par_chunks_mut(par, out, per_task * osz, &|t, chunk| {
         let c0 = t * per_task;
         let nc = chunk.len() / osz;
         super::with_scratch(|scratch| {
-            depthwise_channels(g, &x[c0 * isz..(c0 + nc) * isz], &w[c0 * ksz..(c0 + nc) * ksz], bias.map(|b| &b[c0..c0 + nc]), act, chunk, scratch)
+            depthwise_channels(
+                g,
+                &x[c0 * isz..(c0 + nc) * isz],
+                &w[c0 * ksz..(c0 + nc) * ksz],
+                bias.map(|b| &b[c0..c0 + nc]),
+                act,
+                chunk,
+                scratch,
+            )
         });
     });
 }

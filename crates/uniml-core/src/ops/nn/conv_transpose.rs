@@ -15,7 +15,6 @@ use super::gemm_glue::{col_tile, par_gemm_cols, ARef, Epi, Mat, PackedA, WeightC
 use super::padding::{attr_or, AutoPad};
 use super::{float_data, with_f32_output, FusedActivation};
 use crate::op::{input, EvalCtx, Fact, Op};
-use crate::parallel::par_chunks_mut;
 
 #[derive(Debug, Clone, Default)]
 pub struct ConvTranspose {
@@ -56,17 +55,35 @@ impl ConvTranspose {
             let cg = c / group;
             let mk: usize = w.shape()[1..].iter().product();
             let d = w.as_slice::<f32>().ok()?;
-            Some((0..group).map(|g| PackedA::pack(Mat::new(&d[g * cg * mk..(g + 1) * cg * mk], cg, mk).t())).collect())
+            Some(
+                (0..group)
+                    .map(|g| {
+                        PackedA::pack(Mat::new(&d[g * cg * mk..(g + 1) * cg * mk], cg, mk).t())
+                    })
+                    .collect(),
+            )
         });
     }
 
     fn geometry(&self, input: &[usize], kernel: &[usize]) -> Result<TGeo> {
         let n = input.len();
-        ensure!(kernel.len() == n, "ConvTranspose kernel has {} dims, input has {n} spatial dims", kernel.len());
+        ensure!(
+            kernel.len() == n,
+            "ConvTranspose kernel has {} dims, input has {n} spatial dims",
+            kernel.len()
+        );
         let strides = attr_or(&self.strides, n, 1, "strides")?;
         let dilations = attr_or(&self.dilations, n, 1, "dilations")?;
-        let op = if self.output_padding.is_empty() { vec![0; n] } else { self.output_padding.clone() };
-        ensure!(op.len() == n, "output_padding has {} values, expected {n}", op.len());
+        let op = if self.output_padding.is_empty() {
+            vec![0; n]
+        } else {
+            self.output_padding.clone()
+        };
+        ensure!(
+            op.len() == n,
+            "output_padding has {} values, expected {n}",
+            op.len()
+        );
         let out_shape = match &self.output_shape {
             Some(s) if s.len() == n => Some(s.clone()),
             Some(s) if s.len() == n + 2 => Some(s[2..].to_vec()),
@@ -75,19 +92,32 @@ impl ConvTranspose {
         };
         let mut output = vec![0; n];
         let mut pad_begin = vec![0i64; n];
-        let same = matches!(self.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) && self.pads.is_none();
+        let same =
+            matches!(self.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) && self.pads.is_none();
         for i in 0..n {
             let dk = ((kernel[i] - 1) * dilations[i] + 1) as i64;
             let full = strides[i] as i64 * (input[i] as i64 - 1) + op[i] as i64 + dk;
             if same {
-                let target = out_shape.as_ref().map(|s| s[i]).unwrap_or(input[i] * strides[i]);
+                let target = out_shape
+                    .as_ref()
+                    .map(|s| s[i])
+                    .unwrap_or(input[i] * strides[i]);
                 let total = full - target as i64;
-                pad_begin[i] = if self.auto_pad == AutoPad::SameUpper { total.div_euclid(2) } else { total - total.div_euclid(2) };
+                pad_begin[i] = if self.auto_pad == AutoPad::SameUpper {
+                    total.div_euclid(2)
+                } else {
+                    total - total.div_euclid(2)
+                };
                 output[i] = target;
             } else {
                 let pads = match &self.pads {
                     Some(p) => {
-                        ensure!(p.len() == 2 * n, "pads has {} values, expected {}", p.len(), 2 * n);
+                        ensure!(
+                            p.len() == 2 * n,
+                            "pads has {} values, expected {}",
+                            p.len(),
+                            2 * n
+                        );
                         p.clone()
                     }
                     None => vec![0; 2 * n],
@@ -97,13 +127,23 @@ impl ConvTranspose {
                     Some(s) => s[i],
                     None => {
                         let o = full - (pads[i] + pads[n + i]) as i64;
-                        ensure!(o >= 0, "ConvTranspose output size along spatial dim {i} would be negative");
+                        ensure!(
+                            o >= 0,
+                            "ConvTranspose output size along spatial dim {i} would be negative"
+                        );
                         o as usize
                     }
                 };
             }
         }
-        Ok(TGeo { input: input.to_vec(), kernel: kernel.to_vec(), output, strides, dilations, pad_begin })
+        Ok(TGeo {
+            input: input.to_vec(),
+            kernel: kernel.to_vec(),
+            output,
+            strides,
+            dilations,
+            pad_begin,
+        })
     }
 }
 
@@ -120,7 +160,10 @@ impl Op for ConvTranspose {
         }
         let shape = match (&x.shape, &w.shape) {
             (Some(xs), Some(ws)) => {
-                ensure!(xs.rank() >= 3 && ws.rank() == xs.rank(), "ConvTranspose input {xs} and weight {ws} must have the same rank >= 3");
+                ensure!(
+                    xs.rank() >= 3 && ws.rank() == xs.rank(),
+                    "ConvTranspose input {xs} and weight {ws} must have the same rank >= 3"
+                );
                 let m = match ws.0[1].known() {
                     Some(v) => Dim::Known(v * self.group.max(1)),
                     None => Dim::Unknown,
@@ -142,7 +185,12 @@ impl Op for ConvTranspose {
             }
             _ => None,
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -150,30 +198,50 @@ impl Op for ConvTranspose {
         let w = input(inputs, 1, "ConvTranspose")?;
         let bias = inputs.get(2).and_then(|b| b.as_ref());
         let (xs, ws) = (x.shape(), w.shape());
-        ensure!(xs.len() >= 3 && ws.len() == xs.len(), "ConvTranspose input {xs:?} and weight {ws:?} must have the same rank >= 3");
+        ensure!(
+            xs.len() >= 3 && ws.len() == xs.len(),
+            "ConvTranspose input {xs:?} and weight {ws:?} must have the same rank >= 3"
+        );
         let group = self.group.max(1);
         let (n, c) = (xs[0], xs[1]);
-        ensure!(ws[0] == c, "ConvTranspose weight {ws:?} must have {c} input channels first");
-        ensure!(c % group == 0, "ConvTranspose: {c} input channels not divisible by group {group}");
+        ensure!(
+            ws[0] == c,
+            "ConvTranspose weight {ws:?} must have {c} input channels first"
+        );
+        ensure!(
+            c % group == 0,
+            "ConvTranspose: {c} input channels not divisible by group {group}"
+        );
         let (cg, mg) = (c / group, ws[1]);
         let m = mg * group;
         let kernel = &ws[2..];
         if let Some(k) = &self.kernel_shape {
-            ensure!(k.as_slice() == kernel, "kernel_shape {k:?} does not match weight shape {ws:?}");
+            ensure!(
+                k.as_slice() == kernel,
+                "kernel_shape {k:?} does not match weight shape {ws:?}"
+            );
         }
         let geo = self.geometry(&xs[2..], kernel)?;
         let mut out_shape = vec![n, m];
         out_shape.extend_from_slice(&geo.output);
         let bd = match bias {
             Some(b) => {
-                ensure!(b.len() == m, "ConvTranspose bias has {} values, expected {m}", b.len());
+                ensure!(
+                    b.len() == m,
+                    "ConvTranspose bias has {} values, expected {m}",
+                    b.len()
+                );
                 Some(float_data(b, "B")?)
             }
             None => None,
         };
         let xd = float_data(x, "X")?;
         let wd = float_data(w, "W")?;
-        let cached = if w.dtype() == DType::F32 { self.packed.get(w) } else { None };
+        let cached = if w.dtype() == DType::F32 {
+            self.packed.get(w)
+        } else {
+            None
+        };
         let act = self.activation;
         let pin: usize = geo.input.iter().product();
         let pout: usize = geo.output.iter().product();
@@ -184,30 +252,39 @@ impl Op for ConvTranspose {
                 return Ok(());
             }
             super::with_scratch(|cols_buf| {
-            // Fully written by each GEMM (no accumulation) before col2im reads it.
-            let cols = super::scratch_slice(cols_buf, rows * pin);
-            for b in 0..n {
-                for g in 0..group {
-                    let xg = &xd[(b * c + g * cg) * pin..(b * c + (g + 1) * cg) * pin];
-                    let a = match cached.as_ref().and_then(|p| p.packed.get(g)) {
-                        Some(p) => ARef::Packed(p),
-                        None => ARef::Plain(Mat::new(&wd[g * cg * rows..(g + 1) * cg * rows], cg, rows).t()),
-                    };
-                    let tile = col_tile(ctx.par, rows, pin, cg);
-                    par_gemm_cols(ctx.par, a, pin, cg, cols, &Epi::default(), tile, &|j0, nn, _| {
-                        Some(Mat::with_stride(&xg[j0..], cg, nn, pin))
-                    });
-                    let og = &mut out[(b * m + g * mg) * pout..(b * m + (g + 1) * mg) * pout];
-                    let cols = &*cols;
-                    let geo = &geo;
-                    let bd = &bd;
-                    par_chunks_mut(ctx.par, og, pout, &|mo, o| {
-                        o.fill(bd.as_ref().map(|v| v[g * mg + mo]).unwrap_or(0.0));
-                        col2im(geo, &cols[mo * ksz * pin..(mo + 1) * ksz * pin], o);
-                        act.apply_slice(o);
-                    });
+                // Fully written by each GEMM (no accumulation) before col2im reads it.
+                let cols = super::scratch_slice(cols_buf, rows * pin);
+                for b in 0..n {
+                    for g in 0..group {
+                        let xg = &xd[(b * c + g * cg) * pin..(b * c + (g + 1) * cg) * pin];
+                        let a = match cached.as_ref().and_then(|p| p.packed.get(g)) {
+                            Some(p) => ARef::Packed(p),
+                            None => ARef::Plain(
+                                Mat::new(&wd[g * cg * rows..(g + 1) * cg * rows], cg, rows).t(),
+                            ),
+                        };
+                        let tile = col_tile(ctx.par, rows, pin, cg);
+                        par_gemm_cols(
+                            ctx.par,
+                            a,
+                            pin,
+                            cg,
+                            cols,
+                            &Epi::default(),
+                            tile,
+                            &|j0, nn, _| Some(Mat::with_stride(&xg[j0..], cg, nn, pin)),
+                        );
+                        let og = &mut out[(b * m + g * mg) * pout..(b * m + (g + 1) * mg) * pout];
+                        let cols = &*cols;
+                        let geo = &geo;
+                        let bd = &bd;
+                        super::par_planes(ctx.par, og, pout, ksz * pin + pout, &|mo, o| {
+                            o.fill(bd.as_ref().map(|v| v[g * mg + mo]).unwrap_or(0.0));
+                            col2im(geo, &cols[mo * ksz * pin..(mo + 1) * ksz * pin], o);
+                            act.apply_slice(o);
+                        });
+                    }
                 }
-            }
             });
             Ok(())
         })?;
@@ -223,7 +300,13 @@ fn col2im(g: &TGeo, cols: &[f32], out: &mut [f32]) {
     let pin: usize = g.input.iter().product();
     let ksz: usize = g.kernel.iter().product();
     let last = nd - 1;
-    let (win, wout, sw, dw, pw) = (g.input[last], g.output[last], g.strides[last], g.dilations[last], g.pad_begin[last]);
+    let (win, wout, sw, dw, pw) = (
+        g.input[last],
+        g.output[last],
+        g.strides[last],
+        g.dilations[last],
+        g.pad_begin[last],
+    );
     let outer_in = pin / win.max(1);
     let mut kidx = vec![0usize; nd];
     let mut iidx = vec![0usize; nd];
@@ -235,8 +318,16 @@ fn col2im(g: &TGeo, cols: &[f32], out: &mut [f32]) {
         }
         let off_w = (kidx[last] * dw) as i64 - pw;
         // Valid input columns: 0 <= iw*sw + off_w < wout.
-        let lo = if off_w >= 0 { 0 } else { ((-off_w) as usize).div_ceil(sw) };
-        let hi = if (wout as i64) - off_w <= 0 { 0 } else { (((wout as i64 - off_w - 1) / sw as i64) + 1) as usize };
+        let lo = if off_w >= 0 {
+            0
+        } else {
+            ((-off_w) as usize).div_ceil(sw)
+        };
+        let hi = if (wout as i64) - off_w <= 0 {
+            0
+        } else {
+            (((wout as i64 - off_w - 1) / sw as i64) + 1) as usize
+        };
         let hi = hi.min(win);
         let crow = &cols[k * pin..(k + 1) * pin];
         for o in 0..outer_in {
@@ -282,7 +373,14 @@ mod tests {
     use crate::ops::nn::test_util::{assert_close, rand_vec, run, run_with, t, FakePar};
 
     /// Direct definition: every input pixel scatters `x * w` into the output.
-    fn naive(op: &ConvTranspose, xs: &[usize], x: &[f32], ws: &[usize], w: &[f32], b: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    fn naive(
+        op: &ConvTranspose,
+        xs: &[usize],
+        x: &[f32],
+        ws: &[usize],
+        w: &[f32],
+        b: &[f32],
+    ) -> (Vec<usize>, Vec<f32>) {
         let geo = op.geometry(&xs[2..], &ws[2..]).unwrap();
         let group = op.group.max(1);
         let (n, c, mg) = (xs[0], xs[1], ws[1]);
@@ -318,14 +416,16 @@ mod tests {
                             let mut off = 0usize;
                             let mut ok = true;
                             for d in 0..nd {
-                                let q = (ii[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64 - geo.pad_begin[d];
+                                let q = (ii[d] * geo.strides[d] + ki[d] * geo.dilations[d]) as i64
+                                    - geo.pad_begin[d];
                                 if q < 0 || q >= geo.output[d] as i64 {
                                     ok = false;
                                 }
                                 off = off * geo.output[d] + q.max(0) as usize;
                             }
                             if ok {
-                                out[(bi * m + g * mg + mo) * pout + off] += x[(bi * c + ci) * pin + p] * w[(ci * mg + mo) * ksz + k];
+                                out[(bi * m + g * mg + mo) * pout + off] +=
+                                    x[(bi * c + ci) * pin + p] * w[(ci * mg + mo) * ksz + k];
                             }
                         }
                     }
@@ -358,16 +458,97 @@ mod tests {
 
     #[test]
     fn conv_transpose_variants() {
-        let base = ConvTranspose { group: 1, ..Default::default() };
-        check(base.clone(), &[1, 1, 3, 3], &[1, 2, 3, 3], Some(&[1, 2, 5, 5]));
-        check(ConvTranspose { strides: vec![2, 2], ..base.clone() }, &[2, 3, 4, 5], &[3, 4, 2, 2], Some(&[2, 4, 8, 10]));
-        check(ConvTranspose { strides: vec![3, 2], output_shape: Some(vec![10, 8]), ..base.clone() }, &[1, 1, 3, 3], &[1, 2, 3, 3], Some(&[1, 2, 10, 8]));
-        check(ConvTranspose { strides: vec![3, 2], output_padding: vec![1, 1], ..base.clone() }, &[1, 1, 3, 3], &[1, 2, 3, 3], Some(&[1, 2, 10, 8]));
-        check(ConvTranspose { strides: vec![2, 2], auto_pad: AutoPad::SameUpper, ..base.clone() }, &[1, 1, 3, 3], &[1, 2, 3, 3], Some(&[1, 2, 6, 6]));
-        check(ConvTranspose { strides: vec![3, 2], pads: Some(vec![1, 2, 1, 2]), ..base.clone() }, &[1, 1, 3, 3], &[1, 2, 3, 3], Some(&[1, 2, 7, 3]));
-        check(ConvTranspose { dilations: vec![2, 2], ..base.clone() }, &[1, 1, 3, 3], &[1, 1, 2, 2], Some(&[1, 1, 5, 5]));
-        check(ConvTranspose { group: 2, ..base.clone() }, &[1, 4, 3, 3], &[4, 3, 3, 3], Some(&[1, 6, 5, 5]));
-        check(ConvTranspose { strides: vec![2], ..base.clone() }, &[1, 2, 5], &[2, 3, 3], Some(&[1, 3, 11]));
-        check(base.clone(), &[1, 1, 3, 4, 5], &[1, 2, 3, 3, 3], Some(&[1, 2, 5, 6, 7]));
+        let base = ConvTranspose {
+            group: 1,
+            ..Default::default()
+        };
+        check(
+            base.clone(),
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            Some(&[1, 2, 5, 5]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![2, 2],
+                ..base.clone()
+            },
+            &[2, 3, 4, 5],
+            &[3, 4, 2, 2],
+            Some(&[2, 4, 8, 10]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![3, 2],
+                output_shape: Some(vec![10, 8]),
+                ..base.clone()
+            },
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            Some(&[1, 2, 10, 8]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![3, 2],
+                output_padding: vec![1, 1],
+                ..base.clone()
+            },
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            Some(&[1, 2, 10, 8]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![2, 2],
+                auto_pad: AutoPad::SameUpper,
+                ..base.clone()
+            },
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            Some(&[1, 2, 6, 6]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![3, 2],
+                pads: Some(vec![1, 2, 1, 2]),
+                ..base.clone()
+            },
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            Some(&[1, 2, 7, 3]),
+        );
+        check(
+            ConvTranspose {
+                dilations: vec![2, 2],
+                ..base.clone()
+            },
+            &[1, 1, 3, 3],
+            &[1, 1, 2, 2],
+            Some(&[1, 1, 5, 5]),
+        );
+        check(
+            ConvTranspose {
+                group: 2,
+                ..base.clone()
+            },
+            &[1, 4, 3, 3],
+            &[4, 3, 3, 3],
+            Some(&[1, 6, 5, 5]),
+        );
+        check(
+            ConvTranspose {
+                strides: vec![2],
+                ..base.clone()
+            },
+            &[1, 2, 5],
+            &[2, 3, 3],
+            Some(&[1, 3, 11]),
+        );
+        check(
+            base.clone(),
+            &[1, 1, 3, 4, 5],
+            &[1, 2, 3, 3, 3],
+            Some(&[1, 2, 5, 6, 7]),
+        );
     }
 }

@@ -23,13 +23,21 @@ pub struct DepthSpace {
 impl DepthSpace {
     /// Output shape and the 6-D (input shape, permutation) of the rearrangement.
     fn plan(&self, s: &[usize]) -> Result<(Vec<usize>, [usize; 6], [usize; 6])> {
-        ensure!(s.len() == 4, "{} input must be 4-D [N, C, H, W], got {s:?}", self.name());
+        ensure!(
+            s.len() == 4,
+            "{} input must be 4-D [N, C, H, W], got {s:?}",
+            self.name()
+        );
         let b = self.blocksize;
         ensure!(b >= 1, "blocksize must be >= 1");
         let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
         Ok(match self.kind {
             DepthSpaceKind::DepthToSpace => {
-                ensure!(c % (b * b) == 0, "DepthToSpace: {c} channels not divisible by blocksize² = {}", b * b);
+                ensure!(
+                    c % (b * b) == 0,
+                    "DepthToSpace: {c} channels not divisible by blocksize² = {}",
+                    b * b
+                );
                 let co = c / (b * b);
                 let out = vec![n, co, h * b, w * b];
                 if self.crd {
@@ -39,7 +47,10 @@ impl DepthSpace {
                 }
             }
             DepthSpaceKind::SpaceToDepth => {
-                ensure!(h % b == 0 && w % b == 0, "SpaceToDepth: spatial dims {h}x{w} not divisible by blocksize {b}");
+                ensure!(
+                    h % b == 0 && w % b == 0,
+                    "SpaceToDepth: spatial dims {h}x{w} not divisible by blocksize {b}"
+                );
                 let out = vec![n, c * b * b, h / b, w / b];
                 let shape6 = [n, c, h / b, b, w / b, b];
                 if self.crd {
@@ -67,7 +78,8 @@ fn transpose6<T: Copy>(x: &[T], shape: [usize; 6], perm: [usize; 6], out: &mut [
             for i2 in 0..os[2] {
                 for i3 in 0..os[3] {
                     for i4 in 0..os[4] {
-                        let base = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];
+                        let base =
+                            i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];
                         for i5 in 0..os[5] {
                             out[o] = x[base + i5 * ost[5]];
                             o += 1;
@@ -103,11 +115,21 @@ impl Op for DepthSpace {
                     Some(v) if !d2s => Dim::Known(v * b * b),
                     _ => Dim::Unknown,
                 };
-                Some(SymbolicShape(vec![s.0[0].clone(), c, f(&s.0[2], d2s), f(&s.0[3], d2s)]))
+                Some(SymbolicShape(vec![
+                    s.0[0].clone(),
+                    c,
+                    f(&s.0[2], d2s),
+                    f(&s.0[3], d2s),
+                ]))
             }
             None => None,
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, self.name())?;
@@ -136,16 +158,40 @@ mod tests {
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let xt = t(&[1, 4, 2, 2], &x);
         for crd in [false, true] {
-            let d2s = DepthSpace { kind: DepthSpaceKind::DepthToSpace, blocksize: 2, crd };
-            let s2d = DepthSpace { kind: DepthSpaceKind::SpaceToDepth, blocksize: 2, crd };
+            let d2s = DepthSpace {
+                kind: DepthSpaceKind::DepthToSpace,
+                blocksize: 2,
+                crd,
+            };
+            let s2d = DepthSpace {
+                kind: DepthSpaceKind::SpaceToDepth,
+                blocksize: 2,
+                crd,
+            };
             let y = run(&d2s, &[Some(&xt)]).unwrap();
             assert_eq!(y[0].shape(), &[1, 1, 4, 4]);
             let back = run(&s2d, &[Some(&y[0])]).unwrap();
             assert_eq!(back[0].as_slice::<f32>().unwrap(), &x[..]);
         }
         // DCR: output (h*2+i, w*2+j) = input channel i*2+j at (h, w).
-        let y = run(&DepthSpace { kind: DepthSpaceKind::DepthToSpace, blocksize: 2, crd: false }, &[Some(&xt)]).unwrap();
+        let y = run(
+            &DepthSpace {
+                kind: DepthSpaceKind::DepthToSpace,
+                blocksize: 2,
+                crd: false,
+            },
+            &[Some(&xt)],
+        )
+        .unwrap();
         assert_eq!(&y[0].as_slice::<f32>().unwrap()[..4], &[0., 4., 1., 5.]);
-        assert!(run(&DepthSpace { kind: DepthSpaceKind::DepthToSpace, blocksize: 3, crd: false }, &[Some(&xt)]).is_err());
+        assert!(run(
+            &DepthSpace {
+                kind: DepthSpaceKind::DepthToSpace,
+                blocksize: 3,
+                crd: false
+            },
+            &[Some(&xt)]
+        )
+        .is_err());
     }
 }

@@ -42,7 +42,10 @@ fn layout(g: &Geo2) -> Layout {
     let rows = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
     let tiles = g.ow.div_ceil(TW);
     let max_off = ((g.kw - 1) * g.dw) / g.sw;
-    Layout { rows, wq: tiles * TW + max_off + 1 }
+    Layout {
+        rows,
+        wq: tiles * TW + max_off + 1,
+    }
 }
 
 /// Fills the padded, phased copy of one input plane.
@@ -69,9 +72,17 @@ fn fill_scratch(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
                 let ph = &mut row[p * l.wq..(p + 1) * l.wq];
                 // Valid j: 0 <= j*sw + p - pw < w.
                 let lo_num = g.pw - p as i64;
-                let lo = if lo_num <= 0 { 0 } else { (lo_num as usize).div_ceil(sw) };
+                let lo = if lo_num <= 0 {
+                    0
+                } else {
+                    (lo_num as usize).div_ceil(sw)
+                };
                 let hi_num = g.w as i64 + g.pw - p as i64; // j*sw < hi_num
-                let hi = if hi_num <= 0 { 0 } else { (hi_num as usize).div_ceil(sw) };
+                let hi = if hi_num <= 0 {
+                    0
+                } else {
+                    (hi_num as usize).div_ceil(sw)
+                };
                 let (lo, hi) = (lo.min(l.wq), hi.min(l.wq).max(lo.min(l.wq)));
                 ph[..lo].fill(0.0);
                 ph[hi..].fill(0.0);
@@ -89,7 +100,15 @@ fn fill_scratch(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
 
 /// Output rows `oh0..oh0+R`, all column tiles.
 #[inline(always)]
-fn rows_block<const R: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, out: &mut [f32]) {
+fn rows_block<const R: usize>(
+    g: &Geo2,
+    l: &Layout,
+    s: &[f32],
+    w: &[f32],
+    bias: f32,
+    oh0: usize,
+    out: &mut [f32],
+) {
     let sw = g.sw;
     let mut t0 = 0;
     while t0 < g.ow {
@@ -136,39 +155,73 @@ fn channel(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: 
     }
 }
 
-fn channel_portable(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+fn channel_portable(
+    g: &Geo2,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     channel(g, x, w, bias, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn channel_avx2(g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+unsafe fn channel_avx2(
+    g: &Geo2,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let l = layout(g);
-    let need = l.rows * g.sw * l.wq;
+    let need = l.rows * g.sw * l.wq + 2 * l.wq + 16;
     if scratch.len() < need {
         scratch.resize(need, 0.0);
     }
-    if g.sw == 2 {
-        avx2::fill_scratch_s2(g, &l, x, scratch);
+    if g.sw <= 2 {
+        avx2::fill_scratch(g, &l, x, scratch);
     } else {
         fill_scratch(g, &l, x, scratch);
     }
     // Up to 8 independent accumulator chains: 8 rows x 1 tile, or 4 rows x 2 tiles.
     let wide = g.ow > TW;
     let rmax = if wide { 4 } else { 8 };
-    let k = if g.dh == 1 && g.dw == 1 && g.kh == g.kw { g.kh } else { 0 };
+    let k = if g.dh == 1 && g.dw == 1 && g.kh == g.kw {
+        g.kh
+    } else {
+        0
+    };
     let mut oh = 0;
     while oh < g.oh {
         let rows = rmax.min(g.oh - oh);
         match (wide, k, g.sw.min(3) * (g.sw == g.sh) as usize) {
-            (true, 3, 1) => avx2::rows_block_k::<4, 2, 3, 1>(g, &l, scratch, w, bias, oh, rows, out),
-            (true, 3, 2) => avx2::rows_block_k::<4, 2, 3, 2>(g, &l, scratch, w, bias, oh, rows, out),
-            (true, 5, 1) => avx2::rows_block_k::<4, 2, 5, 1>(g, &l, scratch, w, bias, oh, rows, out),
-            (true, 5, 2) => avx2::rows_block_k::<4, 2, 5, 2>(g, &l, scratch, w, bias, oh, rows, out),
-            (false, 3, 1) => avx2::rows_block_k::<8, 1, 3, 1>(g, &l, scratch, w, bias, oh, rows, out),
-            (false, 3, 2) => avx2::rows_block_k::<8, 1, 3, 2>(g, &l, scratch, w, bias, oh, rows, out),
-            (false, 5, 1) => avx2::rows_block_k::<8, 1, 5, 1>(g, &l, scratch, w, bias, oh, rows, out),
-            (false, 5, 2) => avx2::rows_block_k::<8, 1, 5, 2>(g, &l, scratch, w, bias, oh, rows, out),
+            (true, 3, 1) => {
+                avx2::rows_block_k::<4, 2, 3, 1>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (true, 3, 2) => {
+                avx2::rows_block_k::<4, 2, 3, 2>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (true, 5, 1) => {
+                avx2::rows_block_k::<4, 2, 5, 1>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (true, 5, 2) => {
+                avx2::rows_block_k::<4, 2, 5, 2>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (false, 3, 1) => {
+                avx2::rows_block_k::<8, 1, 3, 1>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (false, 3, 2) => {
+                avx2::rows_block_k::<8, 1, 3, 2>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (false, 5, 1) => {
+                avx2::rows_block_k::<8, 1, 5, 1>(g, &l, scratch, w, bias, oh, rows, out)
+            }
+            (false, 5, 2) => {
+                avx2::rows_block_k::<8, 1, 5, 2>(g, &l, scratch, w, bias, oh, rows, out)
+            }
             (true, ..) => avx2::rows_block::<4, 2>(g, &l, scratch, w, bias, oh, rows, out),
             (false, ..) => avx2::rows_block::<8, 1>(g, &l, scratch, w, bias, oh, rows, out),
         }
@@ -182,45 +235,97 @@ mod avx2 {
 
     use super::{Geo2, Layout, TW};
 
-    /// Stride-2 phase split of one input plane: even and odd padded columns,
-    /// deinterleaved 16 at a time.
+    /// Lanes `0..n` set (n <= 8).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fill_scratch_s2(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
-        let pw = g.pw.max(0) as usize;
-        // Padded row: pw zeros, the input row, zeros; built in a small buffer first.
-        let padded_len = 2 * l.wq + 16;
-        let mut buf = vec![0f32; padded_len];
-        for r in 0..l.rows {
-            let ih = r as i64 - g.ph;
-            let row = &mut s[r * 2 * l.wq..(r + 1) * 2 * l.wq];
-            if ih < 0 || ih >= g.h as i64 {
-                row.fill(0.0);
-                continue;
+    unsafe fn mask(n: usize) -> __m256i {
+        const M: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        _mm256_loadu_si256(M.as_ptr().add(8 - n.min(8)) as *const __m256i)
+    }
+
+    /// `dst[..n] = src[..n]` without a libc call (rows here are short).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn copy(dst: *mut f32, src: *const f32, n: usize) {
+        let mut i = 0;
+        while i + TW <= n {
+            _mm256_storeu_ps(dst.add(i), _mm256_loadu_ps(src.add(i)));
+            i += TW;
+        }
+        if i < n {
+            let m = mask(n - i);
+            _mm256_maskstore_ps(dst.add(i), m, _mm256_maskload_ps(src.add(i), m));
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn zero(dst: *mut f32, n: usize) {
+        let z = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + TW <= n {
+            _mm256_storeu_ps(dst.add(i), z);
+            i += TW;
+        }
+        if i < n {
+            _mm256_maskstore_ps(dst.add(i), mask(n - i), z);
+        }
+    }
+
+    /// Zero-padded copy of input row `ih` (or zeros) into `dst[..len]`, with
+    /// padded column `c` holding `x[c - pw]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn padded_row(g: &Geo2, x: &[f32], ih: i64, dst: *mut f32, len: usize) {
+        if ih < 0 || ih >= g.h as i64 {
+            zero(dst, len);
+            return;
+        }
+        let lead = (g.pw.max(0) as usize).min(len);
+        let n = g.w.min(len - lead);
+        zero(dst, lead);
+        copy(dst.add(lead), x.as_ptr().add(ih as usize * g.w), n);
+        zero(dst.add(lead + n), len - lead - n);
+    }
+
+    /// The padded, phased scratch plane (see `fill_scratch`) for strides 1
+    /// and 2; `s` must hold the plane plus `2 * wq + 16` floats of row buffer.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fill_scratch(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
+        let plane = l.rows * g.sw * l.wq;
+        debug_assert!(s.len() >= plane + 2 * l.wq + 16);
+        let sp = s.as_mut_ptr();
+        if g.sw == 1 {
+            for r in 0..l.rows {
+                padded_row(g, x, r as i64 - g.ph, sp.add(r * l.wq), l.wq);
             }
-            let xr = &x[ih as usize * g.w..(ih as usize + 1) * g.w];
-            let n = g.w.min(padded_len.saturating_sub(pw));
-            buf[..pw.min(padded_len)].fill(0.0);
-            buf[pw..pw + n].copy_from_slice(&xr[..n]);
-            buf[pw + n..].fill(0.0);
-            let (even, odd) = row.split_at_mut(l.wq);
+            return;
+        }
+        let buf = sp.add(plane);
+        let blen = 2 * l.wq + 16;
+        for r in 0..l.rows {
+            padded_row(g, x, r as i64 - g.ph, buf, blen);
+            let even = sp.add(r * 2 * l.wq);
+            let odd = even.add(l.wq);
             let mut j = 0;
-            let bp = buf.as_ptr();
             while j + TW <= l.wq {
-                // SAFETY: 2*(j+8) <= 2*wq <= padded_len - 16.
-                let a = _mm256_loadu_ps(bp.add(2 * j));
-                let b = _mm256_loadu_ps(bp.add(2 * j + 8));
+                // SAFETY: 2*(j+8) <= 2*wq < blen.
+                let a = _mm256_loadu_ps(buf.add(2 * j));
+                let b = _mm256_loadu_ps(buf.add(2 * j + 8));
                 let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
                 let o = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
-                let e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
-                let o = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o)));
-                _mm256_storeu_ps(even[j..j + TW].as_mut_ptr(), e);
-                _mm256_storeu_ps(odd[j..j + TW].as_mut_ptr(), o);
+                let e =
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
+                let o =
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o)));
+                _mm256_storeu_ps(even.add(j), e);
+                _mm256_storeu_ps(odd.add(j), o);
                 j += TW;
             }
             while j < l.wq {
-                even[j] = buf[2 * j];
-                odd[j] = buf[2 * j + 1];
+                *even.add(j) = *buf.add(2 * j);
+                *odd.add(j) = *buf.add(2 * j + 1);
                 j += 1;
             }
         }
@@ -231,7 +336,13 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn rows_block_k<const R: usize, const C: usize, const K: usize, const S: usize>(
+    #[allow(clippy::needless_range_loop)]
+    pub(super) unsafe fn rows_block_k<
+        const R: usize,
+        const C: usize,
+        const K: usize,
+        const S: usize,
+    >(
         g: &Geo2,
         l: &Layout,
         s: &[f32],
@@ -279,18 +390,25 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn store<const R: usize, const C: usize>(g: &Geo2, acc: &[[__m256; C]; R], rows: usize, cols: usize, oh0: usize, t0: usize, out: &mut [f32]) {
+    unsafe fn store<const R: usize, const C: usize>(
+        g: &Geo2,
+        acc: &[[__m256; C]; R],
+        rows: usize,
+        cols: usize,
+        oh0: usize,
+        t0: usize,
+        out: &mut [f32],
+    ) {
         for (r, a) in acc.iter().enumerate().take(rows) {
             for (c, v) in a.iter().enumerate().take(cols) {
                 let col = t0 + c * TW;
                 let n = TW.min(g.ow - col);
                 let o = (oh0 + r) * g.ow + col;
+                let dst = out[o..o + n].as_mut_ptr();
                 if n == TW {
-                    _mm256_storeu_ps(out[o..o + TW].as_mut_ptr(), *v);
+                    _mm256_storeu_ps(dst, *v);
                 } else {
-                    let mut tmp = [0f32; TW];
-                    _mm256_storeu_ps(tmp.as_mut_ptr(), *v);
-                    out[o..o + n].copy_from_slice(&tmp[..n]);
+                    _mm256_maskstore_ps(dst, mask(n), *v);
                 }
             }
         }
@@ -300,7 +418,16 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn rows_block<const R: usize, const C: usize>(g: &Geo2, l: &Layout, s: &[f32], w: &[f32], bias: f32, oh0: usize, rows: usize, out: &mut [f32]) {
+    pub(super) unsafe fn rows_block<const R: usize, const C: usize>(
+        g: &Geo2,
+        l: &Layout,
+        s: &[f32],
+        w: &[f32],
+        bias: f32,
+        oh0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) {
         let sw = g.sw;
         let sp = s.as_ptr();
         let mut t0 = 0;
@@ -345,7 +472,15 @@ fn pick() -> ChannelFn {
 /// Depthwise conv of `out.len() / (oh·ow)` consecutive channels (`x`, `w`,
 /// `bias` start at the first of them), then bias and activation.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise_channels(g: &Geo2, x: &[f32], w: &[f32], bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32], scratch: &mut Vec<f32>) {
+pub(crate) fn depthwise_channels(
+    g: &Geo2,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let (isz, osz, ksz) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     if osz == 0 {
         return;
@@ -353,7 +488,14 @@ pub(crate) fn depthwise_channels(g: &Geo2, x: &[f32], w: &[f32], bias: Option<&[
     let f = pick();
     for (c, o) in out.chunks_mut(osz).enumerate() {
         let b = bias.map_or(0.0, |b| b[c]);
-        f(g, &x[c * isz..(c + 1) * isz], &w[c * ksz..(c + 1) * ksz], b, o, scratch);
+        f(
+            g,
+            &x[c * isz..(c + 1) * isz],
+            &w[c * ksz..(c + 1) * ksz],
+            b,
+            o,
+            scratch,
+        );
         act.apply_slice(o);
     }
 }
@@ -365,10 +507,33 @@ mod tests {
 
     #[test]
     fn portable_matches_dispatched() {
-        for &(h, w, k, s, d, p) in &[(9usize, 11usize, 3usize, 1usize, 1usize, 1i64), (12, 7, 5, 2, 1, 2), (6, 6, 3, 3, 2, 0), (10, 20, 4, 2, 3, 3), (14, 14, 5, 1, 1, 2), (7, 7, 5, 1, 1, 2), (28, 28, 3, 2, 1, 1), (56, 56, 5, 2, 1, 2), (7, 7, 3, 1, 1, 1)] {
+        for &(h, w, k, s, d, p) in &[
+            (9usize, 11usize, 3usize, 1usize, 1usize, 1i64),
+            (12, 7, 5, 2, 1, 2),
+            (6, 6, 3, 3, 2, 0),
+            (10, 20, 4, 2, 3, 3),
+            (14, 14, 5, 1, 1, 2),
+            (7, 7, 5, 1, 1, 2),
+            (28, 28, 3, 2, 1, 1),
+            (56, 56, 5, 2, 1, 2),
+            (7, 7, 3, 1, 1, 1),
+        ] {
             let oh = (h + 2 * p as usize - (k - 1) * d - 1) / s + 1;
             let ow = (w + 2 * p as usize - (k - 1) * d - 1) / s + 1;
-            let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: d, dw: d, ph: p, pw: p };
+            let g = Geo2 {
+                h,
+                w,
+                kh: k,
+                kw: k,
+                oh,
+                ow,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                ph: p,
+                pw: p,
+            };
             let x = rand_vec(h * w, 1);
             let wt = rand_vec(k * k, 2);
             let (mut a, mut b) = (vec![0f32; oh * ow], vec![0f32; oh * ow]);

@@ -26,7 +26,13 @@ pub struct Gemm {
 
 impl Gemm {
     pub fn new(alpha: f32, beta: f32, trans_a: bool, trans_b: bool) -> Gemm {
-        Gemm { alpha, beta, trans_a, trans_b, ..Default::default() }
+        Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+            ..Default::default()
+        }
     }
 
     /// Packs a constant B now.
@@ -65,32 +71,81 @@ impl Op for Gemm {
         };
         let m = pick(&a, self.trans_a, true)?;
         let n = pick(&b, self.trans_b, false)?;
-        let shape = if a.shape.is_some() || b.shape.is_some() { Some(SymbolicShape(vec![m, n])) } else { None };
-        Ok(vec![Fact { dtype: a.dtype, shape, konst: None, is_sequence: false }])
+        let shape = if a.shape.is_some() || b.shape.is_some() {
+            Some(SymbolicShape(vec![m, n]))
+        } else {
+            None
+        };
+        Ok(vec![Fact {
+            dtype: a.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let a = input(inputs, 0, "Gemm")?;
         let b = input(inputs, 1, "Gemm")?;
         let c = inputs.get(2).and_then(|c| c.as_ref());
-        ensure!(a.shape().len() == 2 && b.shape().len() == 2, "Gemm inputs must be 2-D, got {:?} and {:?}", a.shape(), b.shape());
-        ensure!(a.dtype() == b.dtype(), "Gemm inputs A ({}) and B ({}) must have the same dtype", a.dtype(), b.dtype());
-        let (m, ka) = if self.trans_a { (a.shape()[1], a.shape()[0]) } else { (a.shape()[0], a.shape()[1]) };
-        let (kb, n) = if self.trans_b { (b.shape()[1], b.shape()[0]) } else { (b.shape()[0], b.shape()[1]) };
-        ensure!(ka == kb, "Gemm inner dims differ: op(A) is {m}x{ka}, op(B) is {kb}x{n}");
+        ensure!(
+            a.shape().len() == 2 && b.shape().len() == 2,
+            "Gemm inputs must be 2-D, got {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        );
+        ensure!(
+            a.dtype() == b.dtype(),
+            "Gemm inputs A ({}) and B ({}) must have the same dtype",
+            a.dtype(),
+            b.dtype()
+        );
+        let (m, ka) = if self.trans_a {
+            (a.shape()[1], a.shape()[0])
+        } else {
+            (a.shape()[0], a.shape()[1])
+        };
+        let (kb, n) = if self.trans_b {
+            (b.shape()[1], b.shape()[0])
+        } else {
+            (b.shape()[0], b.shape()[1])
+        };
+        ensure!(
+            ka == kb,
+            "Gemm inner dims differ: op(A) is {m}x{ka}, op(B) is {kb}x{n}"
+        );
         let k = ka;
         let c_shape: Option<Vec<usize>> = c.map(|c| c.shape().to_vec());
         if let Some(cs) = &c_shape {
-            let ok = cs.len() <= 2 && cs.iter().rev().zip([n, m]).all(|(&d, want)| d == 1 || d == want);
-            ensure!(ok, "Gemm C of shape {cs:?} does not broadcast to [{m}, {n}]");
+            let ok = cs.len() <= 2
+                && cs
+                    .iter()
+                    .rev()
+                    .zip([n, m])
+                    .all(|(&d, want)| d == 1 || d == want);
+            ensure!(
+                ok,
+                "Gemm C of shape {cs:?} does not broadcast to [{m}, {n}]"
+            );
         }
         let dt = a.dtype();
         if dt.is_integer() {
-            ensure!(self.activation == FusedActivation::None, "Gemm: fused activations need float inputs");
+            ensure!(
+                self.activation == FusedActivation::None,
+                "Gemm: fused activations need float inputs"
+            );
             let av = read_ints(a)?;
             let bv = read_ints(b)?;
-            let am = IntMat { d: &av, rs: if self.trans_a { 1 } else { k }, cs: if self.trans_a { m } else { 1 } };
-            let bm = IntMat { d: &bv, rs: if self.trans_b { 1 } else { n }, cs: if self.trans_b { k } else { 1 } };
+            let am = IntMat {
+                d: &av,
+                rs: if self.trans_a { 1 } else { k },
+                cs: if self.trans_a { m } else { 1 },
+            };
+            let bm = IntMat {
+                d: &bv,
+                rs: if self.trans_b { 1 } else { n },
+                cs: if self.trans_b { k } else { 1 },
+            };
             let mut y = vec![0i64; m * n];
             int_matmul(m, n, k, |i, p| am.at(i, p), |p, j| bm.at(p, j), &mut y);
             let (alpha, beta) = (self.alpha as i64, self.beta as i64);
@@ -120,7 +175,11 @@ impl Op for Gemm {
             Some(c) => Some(float_data(c, "Gemm C")?),
             None => None,
         };
-        let cached = if b.dtype() == DType::F32 { self.packed.get(b) } else { None };
+        let cached = if b.dtype() == DType::F32 {
+            self.packed.get(b)
+        } else {
+            None
+        };
         let (alpha, beta, act) = (self.alpha, self.beta, self.activation);
         let y = with_f32_output(ctx, dt, &[m, n], |ctx, out| {
             let am = Mat::new(&ad, a.shape()[0], a.shape()[1]);
@@ -128,11 +187,20 @@ impl Op for Gemm {
             // Bias: fused as a column bias when C is a row vector (or scalar) and alpha == 1.
             let mut bias_col = None;
             let mut accumulate = false;
-            let fuse = alpha == 1.0 && (cd.is_none() || beta == 0.0 || c_shape.as_ref().is_some_and(|cs| cs.len() < 2 || cs[0] == 1));
+            let fuse = alpha == 1.0
+                && (cd.is_none()
+                    || beta == 0.0
+                    || c_shape
+                        .as_ref()
+                        .is_some_and(|cs| cs.len() < 2 || cs[0] == 1));
             if let (Some(cv), Some(cs)) = (&cd, &c_shape) {
                 if beta != 0.0 {
                     if fuse {
-                        bias_col = Some((0..n).map(|j| beta * cv[bcast_index(cs, 0, j)]).collect::<Vec<f32>>());
+                        bias_col = Some(
+                            (0..n)
+                                .map(|j| beta * cv[bcast_index(cs, 0, j)])
+                                .collect::<Vec<f32>>(),
+                        );
                     } else if alpha == 1.0 {
                         for i in 0..m {
                             for j in 0..n {
@@ -278,9 +346,17 @@ mod tests {
         let a = Tensor::from_slice(&[2, 2], &[1i32, 2, 3, 4]).unwrap();
         let b = Tensor::from_slice(&[2, 2], &[5i32, 6, 7, 8]).unwrap();
         let c = Tensor::from_slice(&[2], &[1i32, 1]).unwrap();
-        let y = run(&Gemm::new(1.0, 1.0, false, false), &[Some(&a), Some(&b), Some(&c)]).unwrap();
+        let y = run(
+            &Gemm::new(1.0, 1.0, false, false),
+            &[Some(&a), Some(&b), Some(&c)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<i32>().unwrap(), &[20, 23, 44, 51]);
         let bad = t(&[3, 2], &[0.0; 6]);
-        assert!(run(&Gemm::new(1.0, 1.0, false, false), &[Some(&t(&[2, 2], &[0.0; 4])), Some(&bad), None]).is_err());
+        assert!(run(
+            &Gemm::new(1.0, 1.0, false, false),
+            &[Some(&t(&[2, 2], &[0.0; 4])), Some(&bad), None]
+        )
+        .is_err());
     }
 }

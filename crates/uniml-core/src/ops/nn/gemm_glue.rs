@@ -27,23 +27,53 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A row-major `rows × cols` matrix.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat { data, rows, cols, rs: cols, cs: 1 }
+        Mat {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
     pub fn with_stride(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        Mat { data, rows, cols, rs, cs: 1 }
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
     }
     pub fn t(self) -> Self {
-        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
     /// Columns `j0..j0+n` of this matrix.
     pub fn cols_range(self, j0: usize, n: usize) -> Self {
         let off = (j0 * self.cs).min(self.data.len());
-        Mat { data: &self.data[off..], rows: self.rows, cols: n, rs: self.rs, cs: self.cs }
+        Mat {
+            data: &self.data[off..],
+            rows: self.rows,
+            cols: n,
+            rs: self.rs,
+            cs: self.cs,
+        }
     }
     /// Rows `i0..i0+m` of this matrix.
     pub fn rows_range(self, i0: usize, m: usize) -> Self {
         let off = (i0 * self.rs).min(self.data.len());
-        Mat { data: &self.data[off..], rows: m, cols: self.cols, rs: self.rs, cs: self.cs }
+        Mat {
+            data: &self.data[off..],
+            rows: m,
+            cols: self.cols,
+            rs: self.rs,
+            cs: self.cs,
+        }
     }
     #[cfg(test)]
     fn at(&self, i: usize, j: usize) -> f32 {
@@ -69,20 +99,33 @@ impl<'a> Epi<'a> {
         let (act, post) = match self.act {
             FusedActivation::None => (la::Activation::None, FusedActivation::None),
             FusedActivation::Relu => (la::Activation::Relu, FusedActivation::None),
-            FusedActivation::Clip { min, max } => (la::Activation::Clip { min, max }, FusedActivation::None),
+            FusedActivation::Clip { min, max } => {
+                (la::Activation::Clip { min, max }, FusedActivation::None)
+            }
             FusedActivation::HardSwish => (la::Activation::HardSwish, FusedActivation::None),
             FusedActivation::Sigmoid => (la::Activation::Sigmoid, FusedActivation::None),
             FusedActivation::SiLU => (la::Activation::SiLU, FusedActivation::None),
             other => (la::Activation::None, other),
         };
-        let e = la::Epilogue { bias_row: self.bias_row, bias_col: self.bias_col, activation: act, accumulate: self.accumulate };
+        let e = la::Epilogue {
+            bias_row: self.bias_row,
+            bias_col: self.bias_col,
+            activation: act,
+            accumulate: self.accumulate,
+        };
         (e, post)
     }
     fn rows(&self, i0: usize) -> Epi<'a> {
-        Epi { bias_row: self.bias_row.map(|b| &b[i0.min(b.len())..]), ..*self }
+        Epi {
+            bias_row: self.bias_row.map(|b| &b[i0.min(b.len())..]),
+            ..*self
+        }
     }
     fn cols(&self, j0: usize) -> Epi<'a> {
-        Epi { bias_col: self.bias_col.map(|b| &b[j0.min(b.len())..]), ..*self }
+        Epi {
+            bias_col: self.bias_col.map(|b| &b[j0.min(b.len())..]),
+            ..*self
+        }
     }
 }
 
@@ -96,7 +139,11 @@ pub struct PackedA {
 
 impl PackedA {
     pub fn pack(a: Mat) -> Self {
-        PackedA { m: a.rows, k: a.cols, p: la::PackedA::pack(a.la(), a.rows, a.cols) }
+        PackedA {
+            m: a.rows,
+            k: a.cols,
+            p: la::PackedA::pack(a.la(), a.rows, a.cols),
+        }
     }
     pub fn rows(&self) -> usize {
         self.m
@@ -113,7 +160,11 @@ pub struct PackedB {
 
 impl PackedB {
     pub fn pack(b: Mat) -> Self {
-        PackedB { k: b.rows, n: b.cols, p: la::PackedB::pack(b.la(), b.rows, b.cols) }
+        PackedB {
+            k: b.rows,
+            n: b.cols,
+            p: la::PackedB::pack(b.la(), b.rows, b.cols),
+        }
     }
     pub fn cols(&self) -> usize {
         self.n
@@ -197,7 +248,7 @@ pub fn par_gemm_cols<'a>(
     c: &mut [f32],
     epi: &Epi,
     tile: usize,
-    b_tile: &(dyn Fn(usize, usize, &mut Vec<f32>) -> Option<Mat<'a>> + Sync),
+    b_tile: &BTile<'a>,
 ) {
     let m = a.rows();
     if m == 0 || n == 0 {
@@ -234,23 +285,29 @@ pub fn par_gemm_cols<'a>(
         let j0 = t * tile;
         let w = tile.min(n - j0);
         super::with_scratch(|buf| {
-        let b = b_tile(j0, w, buf).unwrap_or(Mat::new(buf, k, w));
-        let et = la::Epilogue { bias_col: e.bias_col.map(|b| &b[j0..]), ..e };
-        // SAFETY: task t computes only columns j0..j0+w of the m rows of C
-        // (row stride n, all within `c`, checked above); tasks' column ranges
-        // are disjoint and `c` outlives the call.
-        unsafe {
-            let cp = base.get().add(j0);
-            la::sgemm_packed_a_range_ptr(&pa.p, w, b.la(), cp, n, &et, 0..w);
-            if post != FusedActivation::None {
-                for i in 0..m {
-                    post.apply_slice(std::slice::from_raw_parts_mut(cp.add(i * n), w));
+            let b = b_tile(j0, w, buf).unwrap_or(Mat::new(buf, k, w));
+            let et = la::Epilogue {
+                bias_col: e.bias_col.map(|b| &b[j0..]),
+                ..e
+            };
+            // SAFETY: task t computes only columns j0..j0+w of the m rows of C
+            // (row stride n, all within `c`, checked above); tasks' column ranges
+            // are disjoint and `c` outlives the call.
+            unsafe {
+                let cp = base.get().add(j0);
+                la::sgemm_packed_a_range_ptr(&pa.p, w, b.la(), cp, n, &et, 0..w);
+                if post != FusedActivation::None {
+                    for i in 0..m {
+                        post.apply_slice(std::slice::from_raw_parts_mut(cp.add(i * n), w));
+                    }
                 }
             }
-        }
         });
     });
 }
+
+/// Gives column tile `(j0, n)` of B: a view, or `None` after filling the buffer.
+pub type BTile<'a> = dyn Fn(usize, usize, &mut Vec<f32>) -> Option<Mat<'a>> + Sync + 'a;
 
 /// Row-split driver for small `n`: `C[m×n] = epi(A·B)` with A a plain view,
 /// rows split over tasks (each task's rows of C are contiguous).
@@ -275,7 +332,14 @@ pub fn par_gemm_rows(par: &dyn Parallelism, a: Mat, b: Mat, c: &mut [f32], epi: 
 }
 
 /// `C[m×n] = epi(A · B)` with B packed, rows split over tasks.
-pub fn gemm_packed_b_rows(par: &dyn Parallelism, m: usize, a: Mat, b: &PackedB, c: &mut [f32], epi: &Epi) {
+pub fn gemm_packed_b_rows(
+    par: &dyn Parallelism,
+    m: usize,
+    a: Mat,
+    b: &PackedB,
+    c: &mut [f32],
+    epi: &Epi,
+) {
     let (k, n) = (b.k, b.n);
     if m == 0 || n == 0 {
         return;
@@ -345,7 +409,9 @@ impl<T> PackedWeight<T> {
     /// Whether `v` is a view of exactly the tensor this was packed from.
     pub fn matches(&self, v: &TensorView) -> bool {
         let s = self.source.view();
-        s.dtype() == v.dtype() && s.shape() == v.shape() && std::ptr::eq(s.as_bytes().as_ptr(), v.as_bytes().as_ptr())
+        s.dtype() == v.dtype()
+            && s.shape() == v.shape()
+            && std::ptr::eq(s.as_bytes().as_ptr(), v.as_bytes().as_ptr())
     }
 }
 
@@ -414,10 +480,17 @@ mod tests {
             let bias = rand_vec(m, 3);
             let a = Mat::new(&av, m, k);
             let bt = Mat::new(&bv, n, k).t();
-            let want: Vec<f32> =
-                naive(m, n, k, a, bt).iter().enumerate().map(|(i, v)| (v + bias[i / n]).max(0.0)).collect();
+            let want: Vec<f32> = naive(m, n, k, a, bt)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v + bias[i / n]).max(0.0))
+                .collect();
             let mut c = vec![f32::NAN; m * n];
-            let epi = Epi { bias_row: Some(&bias), act: FusedActivation::Relu, ..Default::default() };
+            let epi = Epi {
+                bias_row: Some(&bias),
+                act: FusedActivation::Relu,
+                ..Default::default()
+            };
             gemm(m, n, k, a, bt, &mut c, n, &epi);
             assert_close(&c, &want, 1e-5);
         }

@@ -32,16 +32,28 @@ impl Op for GlobalPool {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         if let Some(s) = &x.shape {
-            ensure!(s.rank() >= 2, "{} input must have rank >= 2, got {s}", self.name());
+            ensure!(
+                s.rank() >= 2,
+                "{} input must have rank >= 2, got {s}",
+                self.name()
+            );
         }
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape.as_ref().map(unit_spatial), konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape.as_ref().map(unit_spatial),
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, self.name())?;
         let xs = x.shape();
         if xs.len() < 2 {
-            bail!("{} input must have rank >= 2 (N, C, ...), got shape {xs:?}", self.name());
+            bail!(
+                "{} input must have rank >= 2 (N, C, ...), got shape {xs:?}",
+                self.name()
+            );
         }
         let mut out_shape = xs.to_vec();
         out_shape[2..].iter_mut().for_each(|d| *d = 1);
@@ -49,7 +61,7 @@ impl Op for GlobalPool {
         let xd = float_data(x, "X")?;
         let kind = self.kind;
         let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
-            let per = out.len().div_ceil(ctx.par.threads().max(1) * 4).max(1);
+            let per = super::per_task(ctx.par, out.len(), plane);
             par_chunks_mut(ctx.par, out, per, &|t, chunk| {
                 for (i, o) in chunk.iter_mut().enumerate() {
                     let p = t * per + i;
@@ -72,7 +84,12 @@ fn reduce(kind: GlobalPoolKind, v: &[f32]) -> f32 {
             }
             sum8(v, |x| x) / v.len() as f32
         }
-        GlobalPoolKind::Max => v.iter().copied().fold(f32::NEG_INFINITY, |a, b| if b > a || b.is_nan() { b } else { a }),
+        GlobalPoolKind::Max => {
+            v.iter().copied().fold(
+                f32::NEG_INFINITY,
+                |a, b| if b > a || b.is_nan() { b } else { a },
+            )
+        }
         GlobalPoolKind::Lp { p } => {
             if p == 2.0 {
                 sum8(v, |x| x * x).sqrt()
@@ -109,13 +126,37 @@ mod tests {
     #[test]
     fn global_pools() {
         let x = t(&[1, 2, 2, 2], &[1., 2., 3., 4., -1., -2., -3., 10.]);
-        let avg = run(&GlobalPool { kind: GlobalPoolKind::Average }, &[Some(&x)]).unwrap();
+        let avg = run(
+            &GlobalPool {
+                kind: GlobalPoolKind::Average,
+            },
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(avg[0].shape(), &[1, 2, 1, 1]);
         assert_eq!(avg[0].as_slice::<f32>().unwrap(), &[2.5, 1.0]);
-        let mx = run(&GlobalPool { kind: GlobalPoolKind::Max }, &[Some(&x)]).unwrap();
+        let mx = run(
+            &GlobalPool {
+                kind: GlobalPoolKind::Max,
+            },
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(mx[0].as_slice::<f32>().unwrap(), &[4., 10.]);
-        let lp = run(&GlobalPool { kind: GlobalPoolKind::Lp { p: 2.0 } }, &[Some(&t(&[1, 1, 2], &[3., 4.]))]).unwrap();
+        let lp = run(
+            &GlobalPool {
+                kind: GlobalPoolKind::Lp { p: 2.0 },
+            },
+            &[Some(&t(&[1, 1, 2], &[3., 4.]))],
+        )
+        .unwrap();
         assert_eq!(lp[0].as_slice::<f32>().unwrap(), &[5.]);
-        assert!(run(&GlobalPool { kind: GlobalPoolKind::Max }, &[Some(&t(&[3], &[1., 2., 3.]))]).is_err());
+        assert!(run(
+            &GlobalPool {
+                kind: GlobalPoolKind::Max
+            },
+            &[Some(&t(&[3], &[1., 2., 3.]))]
+        )
+        .is_err());
     }
 }

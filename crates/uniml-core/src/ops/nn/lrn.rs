@@ -5,7 +5,6 @@ use uniml_data::{ensure, Result, Tensor, TensorView};
 
 use super::{float_data, with_f32_output};
 use crate::op::{input, EvalCtx, Fact, Op};
-use crate::parallel::par_chunks_mut;
 
 #[derive(Debug, Clone)]
 pub struct Lrn {
@@ -21,12 +20,20 @@ impl Op for Lrn {
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "LRN")?;
         let xs = x.shape();
-        ensure!(xs.len() >= 2, "LRN input must have rank >= 2 (N, C, ...), got {xs:?}");
+        ensure!(
+            xs.len() >= 2,
+            "LRN input must have rank >= 2 (N, C, ...), got {xs:?}"
+        );
         ensure!(self.size >= 1, "LRN size must be >= 1");
         let (c, plane) = (xs[1], xs[2..].iter().product::<usize>());
         let xd = float_data(x, "X")?;
@@ -36,7 +43,7 @@ impl Op for Lrn {
             if plane == 0 {
                 return Ok(());
             }
-            par_chunks_mut(ctx.par, out, plane, &|i, o| {
+            super::par_planes(ctx.par, out, plane, plane * (hi + lo + 2), &|i, o| {
                 let (b, ch) = (i / c, i % c);
                 let first = ch.saturating_sub(lo);
                 let last = (ch + hi).min(c - 1);
@@ -65,8 +72,21 @@ mod tests {
     #[test]
     fn lrn_small() {
         let x = t(&[1, 3, 1], &[1., 2., 3.]);
-        let y = run(&Lrn { alpha: 1.0, beta: 1.0, bias: 1.0, size: 3 }, &[Some(&x)]).unwrap();
-        let want = [1. / (1. + 5. / 3.), 2. / (1. + 14. / 3.), 3. / (1. + 13. / 3.)];
+        let y = run(
+            &Lrn {
+                alpha: 1.0,
+                beta: 1.0,
+                bias: 1.0,
+                size: 3,
+            },
+            &[Some(&x)],
+        )
+        .unwrap();
+        let want = [
+            1. / (1. + 5. / 3.),
+            2. / (1. + 14. / 3.),
+            3. / (1. + 13. / 3.),
+        ];
         assert_close(y[0].as_slice::<f32>().unwrap(), &want, 1e-6);
     }
 }

@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
-use uniml_data::{bail, broadcast_shapes, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
+use uniml_data::{
+    bail, broadcast_shapes, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView,
+};
 
 use super::gemm_glue::{gemm, gemm_packed_b_rows, par_gemm_rows, Epi, Mat, PackedB, WeightCache};
 use super::{float_data, with_f32_output};
 use crate::op::{input, EvalCtx, Fact, Op};
-use crate::ops::util::{broadcast_symbolic, broadcast_strides};
+use crate::ops::util::{broadcast_strides, broadcast_symbolic};
 use crate::parallel::par_chunks_mut;
 
 #[derive(Debug, Clone, Default)]
@@ -26,7 +28,11 @@ impl MatMul {
             if t.dtype() != DType::F32 || t.rank() != 2 {
                 return None;
             }
-            Some(PackedB::pack(Mat::new(t.as_slice::<f32>().ok()?, t.shape()[0], t.shape()[1])))
+            Some(PackedB::pack(Mat::new(
+                t.as_slice::<f32>().ok()?,
+                t.shape()[0],
+                t.shape()[1],
+            )))
         });
     }
 }
@@ -35,7 +41,10 @@ impl MatMul {
 fn matmul_fact(a: &Fact, b: &Fact, dtype: Option<DType>) -> Result<Fact> {
     let shape = match (&a.shape, &b.shape) {
         (Some(sa), Some(sb)) => {
-            ensure!(sa.rank() >= 1 && sb.rank() >= 1, "MatMul operands must have rank >= 1, got {sa} and {sb}");
+            ensure!(
+                sa.rank() >= 1 && sb.rank() >= 1,
+                "MatMul operands must have rank >= 1, got {sa} and {sb}"
+            );
             let ba = SymbolicShape(sa.0[..sa.rank().saturating_sub(2)].to_vec());
             let bb = SymbolicShape(sb.0[..sb.rank().saturating_sub(2)].to_vec());
             let mut d = broadcast_symbolic(&[&ba, &bb])?.0;
@@ -45,7 +54,10 @@ fn matmul_fact(a: &Fact, b: &Fact, dtype: Option<DType>) -> Result<Fact> {
             if sb.rank() >= 2 {
                 d.push(sb.0[sb.rank() - 1].clone());
             }
-            if let (Some(ka), Some(kb)) = (sa.0[sa.rank() - 1].known(), sb.0[sb.rank().saturating_sub(2)].known()) {
+            if let (Some(ka), Some(kb)) = (
+                sa.0[sa.rank() - 1].known(),
+                sb.0[sb.rank().saturating_sub(2)].known(),
+            ) {
                 ensure!(ka == kb, "MatMul inner dims differ: {sa} x {sb}");
             }
             let _ = Dim::Unknown;
@@ -53,7 +65,12 @@ fn matmul_fact(a: &Fact, b: &Fact, dtype: Option<DType>) -> Result<Fact> {
         }
         _ => None,
     };
-    Ok(Fact { dtype, shape, konst: None, is_sequence: false })
+    Ok(Fact {
+        dtype,
+        shape,
+        konst: None,
+        is_sequence: false,
+    })
 }
 
 /// Resolved batched-matmul geometry.
@@ -68,9 +85,20 @@ struct Plan {
 }
 
 fn plan(sa: &[usize], sb: &[usize]) -> Result<Plan> {
-    ensure!(!sa.is_empty() && !sb.is_empty(), "MatMul operands must have rank >= 1, got {sa:?} and {sb:?}");
-    let a2: Vec<usize> = if sa.len() == 1 { vec![1, sa[0]] } else { sa.to_vec() };
-    let b2: Vec<usize> = if sb.len() == 1 { vec![sb[0], 1] } else { sb.to_vec() };
+    ensure!(
+        !sa.is_empty() && !sb.is_empty(),
+        "MatMul operands must have rank >= 1, got {sa:?} and {sb:?}"
+    );
+    let a2: Vec<usize> = if sa.len() == 1 {
+        vec![1, sa[0]]
+    } else {
+        sa.to_vec()
+    };
+    let b2: Vec<usize> = if sb.len() == 1 {
+        vec![sb[0], 1]
+    } else {
+        sb.to_vec()
+    };
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     ensure!(k == kb, "MatMul inner dims differ: {sa:?} x {sb:?}");
@@ -101,7 +129,14 @@ fn plan(sa: &[usize], sb: &[usize]) -> Result<Plan> {
             idx[d] = 0;
         }
     }
-    Ok(Plan { m, k, n, out_shape, pairs, b_is_2d: bb.iter().all(|&d| d == 1) })
+    Ok(Plan {
+        m,
+        k,
+        n,
+        out_shape,
+        pairs,
+        b_is_2d: bb.iter().all(|&d| d == 1),
+    })
 }
 
 impl Op for MatMul {
@@ -121,7 +156,12 @@ impl Op for MatMul {
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let a = input(inputs, 0, "MatMul")?;
         let b = input(inputs, 1, "MatMul")?;
-        ensure!(a.dtype() == b.dtype(), "MatMul operands have different dtypes: {} and {}", a.dtype(), b.dtype());
+        ensure!(
+            a.dtype() == b.dtype(),
+            "MatMul operands have different dtypes: {} and {}",
+            a.dtype(),
+            b.dtype()
+        );
         let p = plan(a.shape(), b.shape())?;
         let dt = a.dtype();
         if dt.is_integer() {
@@ -136,11 +176,21 @@ impl Op for MatMul {
         }
         let ad = float_data(a, "MatMul A")?;
         let bd = float_data(b, "MatMul B")?;
-        let cached = if dt == DType::F32 && b.shape().len() == 2 { self.packed.get(b) } else { None };
+        let cached = if dt == DType::F32 && b.shape().len() == 2 {
+            self.packed.get(b)
+        } else {
+            None
+        };
         let y = with_f32_output(ctx, dt, &p.out_shape, |ctx, out| {
             let (m, k, n) = (p.m, p.k, p.n);
             let epi = Epi::default();
-            if p.b_is_2d && (p.pairs.iter().enumerate().all(|(i, &(oa, _))| oa == i * m * k)) {
+            if p.b_is_2d
+                && (p
+                    .pairs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &(oa, _))| oa == i * m * k))
+            {
                 // All batches of A stacked into one tall matrix.
                 let rows = p.pairs.len() * m;
                 let am = Mat::new(&ad[..rows * k], rows, k);
@@ -154,13 +204,28 @@ impl Op for MatMul {
             if p.pairs.len() >= ctx.par.threads() * 2 || per == 0 {
                 par_chunks_mut(ctx.par, out, per.max(1), &|i, o| {
                     if let Some(&(oa, ob)) = p.pairs.get(i) {
-                        gemm(m, n, k, Mat::new(&ad[oa..oa + m * k], m, k), Mat::new(&bd[ob..ob + k * n], k, n), o, n, &epi);
+                        gemm(
+                            m,
+                            n,
+                            k,
+                            Mat::new(&ad[oa..oa + m * k], m, k),
+                            Mat::new(&bd[ob..ob + k * n], k, n),
+                            o,
+                            n,
+                            &epi,
+                        );
                     }
                 });
             } else {
                 for (i, &(oa, ob)) in p.pairs.iter().enumerate() {
                     let o = &mut out[i * per..(i + 1) * per];
-                    par_gemm_rows(ctx.par, Mat::new(&ad[oa..oa + m * k], m, k), Mat::new(&bd[ob..ob + k * n], k, n), o, &epi);
+                    par_gemm_rows(
+                        ctx.par,
+                        Mat::new(&ad[oa..oa + m * k], m, k),
+                        Mat::new(&bd[ob..ob + k * n], k, n),
+                        o,
+                        &epi,
+                    );
                 }
             }
             Ok(())
@@ -171,7 +236,13 @@ impl Op for MatMul {
     crate::op_as_any!();
 }
 
-fn int_batched(p: &Plan, av: &[i64], bv: &[i64], a_zp: impl Fn(usize) -> i64, b_zp: impl Fn(usize) -> i64) -> Vec<i64> {
+fn int_batched(
+    p: &Plan,
+    av: &[i64],
+    bv: &[i64],
+    a_zp: impl Fn(usize) -> i64,
+    b_zp: impl Fn(usize) -> i64,
+) -> Vec<i64> {
     let (m, k, n) = (p.m, p.k, p.n);
     let mut y = vec![0i64; p.pairs.len() * m * n];
     for (bi, &(oa, ob)) in p.pairs.iter().enumerate() {
@@ -188,7 +259,14 @@ fn int_batched(p: &Plan, av: &[i64], bv: &[i64], a_zp: impl Fn(usize) -> i64, b_
 }
 
 /// `y[m×n] = a · b` over i64 with wrapping arithmetic.
-pub(crate) fn int_matmul(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> i64, b: impl Fn(usize, usize) -> i64, y: &mut [i64]) {
+pub(crate) fn int_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: impl Fn(usize, usize) -> i64,
+    b: impl Fn(usize, usize) -> i64,
+    y: &mut [i64],
+) {
     for i in 0..m {
         for j in 0..n {
             let mut acc = 0i64;
@@ -260,7 +338,11 @@ impl Op for MatMulInteger {
         let a = input(inputs, 0, "MatMulInteger")?;
         let b = input(inputs, 1, "MatMulInteger")?;
         for t in [a, b] {
-            ensure!(matches!(t.dtype(), DType::I8 | DType::U8), "MatMulInteger needs int8/uint8 inputs, got {}", t.dtype());
+            ensure!(
+                matches!(t.dtype(), DType::I8 | DType::U8),
+                "MatMulInteger needs int8/uint8 inputs, got {}",
+                t.dtype()
+            );
         }
         let p = plan(a.shape(), b.shape())?;
         let zp = |i: usize, len: usize, what: &str| -> Result<Vec<i64>> {
@@ -268,7 +350,11 @@ impl Op for MatMulInteger {
                 None => Ok(vec![0]),
                 Some(z) => {
                     let v = read_ints(z)?;
-                    ensure!(v.len() == 1 || v.len() == len, "MatMulInteger {what} has {} values, expected 1 or {len}", v.len());
+                    ensure!(
+                        v.len() == 1 || v.len() == len,
+                        "MatMulInteger {what} has {} values, expected 1 or {len}",
+                        v.len()
+                    );
                     Ok(v)
                 }
             }
@@ -296,7 +382,9 @@ mod tests {
         for (bi, &(oa, ob)) in p.pairs.iter().enumerate() {
             for i in 0..p.m {
                 for j in 0..p.n {
-                    y[bi * p.m * p.n + i * p.n + j] = (0..p.k).map(|q| a[oa + i * p.k + q] * b[ob + q * p.n + j]).sum();
+                    y[bi * p.m * p.n + i * p.n + j] = (0..p.k)
+                        .map(|q| a[oa + i * p.k + q] * b[ob + q * p.n + j])
+                        .sum();
                 }
             }
         }
@@ -328,8 +416,19 @@ mod tests {
             let got = run_with(&FakePar, &op, &[Some(&t(sa, &a)), Some(&bt)]).unwrap();
             assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-5);
         }
-        assert!(run(&MatMul::default(), &[Some(&t(&[2, 3], &[0.0; 6])), Some(&t(&[2, 3], &[0.0; 6]))]).is_err());
-        assert!(run(&MatMul::default(), &[Some(&t(&[2, 2, 3], &[0.0; 12])), Some(&t(&[3, 3, 1], &[0.0; 9]))]).is_err());
+        assert!(run(
+            &MatMul::default(),
+            &[Some(&t(&[2, 3], &[0.0; 6])), Some(&t(&[2, 3], &[0.0; 6]))]
+        )
+        .is_err());
+        assert!(run(
+            &MatMul::default(),
+            &[
+                Some(&t(&[2, 2, 3], &[0.0; 12])),
+                Some(&t(&[3, 3, 1], &[0.0; 9]))
+            ]
+        )
+        .is_err());
     }
 
     #[test]

@@ -19,14 +19,31 @@ pub struct MaxUnpool {
 impl MaxUnpool {
     fn default_shape(&self, xs: &[usize]) -> Result<Vec<usize>> {
         let n = self.kernel_shape.len();
-        ensure!(xs.len() == n + 2, "MaxUnpool input {xs:?} does not match kernel_shape {:?}", self.kernel_shape);
+        ensure!(
+            xs.len() == n + 2,
+            "MaxUnpool input {xs:?} does not match kernel_shape {:?}",
+            self.kernel_shape
+        );
         let strides = attr_or(&self.strides, n, 1, "strides")?;
-        let pads = if self.pads.is_empty() { vec![0; 2 * n] } else { self.pads.clone() };
-        ensure!(pads.len() == 2 * n, "pads has {} values, expected {}", pads.len(), 2 * n);
+        let pads = if self.pads.is_empty() {
+            vec![0; 2 * n]
+        } else {
+            self.pads.clone()
+        };
+        ensure!(
+            pads.len() == 2 * n,
+            "pads has {} values, expected {}",
+            pads.len(),
+            2 * n
+        );
         let mut out = xs[..2].to_vec();
         for i in 0..n {
-            let v = (xs[i + 2] as i64 - 1) * strides[i] as i64 - (pads[i] + pads[n + i]) as i64 + self.kernel_shape[i] as i64;
-            ensure!(v >= 0, "MaxUnpool output size along spatial dim {i} would be negative");
+            let v = (xs[i + 2] as i64 - 1) * strides[i] as i64 - (pads[i] + pads[n + i]) as i64
+                + self.kernel_shape[i] as i64;
+            ensure!(
+                v >= 0,
+                "MaxUnpool output size along spatial dim {i} would be negative"
+            );
             out.push(v as usize);
         }
         Ok(out)
@@ -41,26 +58,63 @@ impl Op for MaxUnpool {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         let shape = if let Some(k) = inputs.get(2).and_then(|f| f.konst.as_ref()) {
             let v = read_i64s(&k.view())?;
-            Some(SymbolicShape(v.iter().map(|&d| if d >= 0 { Dim::Known(d as usize) } else { Dim::Unknown }).collect()))
-        } else if inputs.get(2).is_some_and(|f| f.shape.is_some() || f.dtype.is_some()) {
+            Some(SymbolicShape(
+                v.iter()
+                    .map(|&d| {
+                        if d >= 0 {
+                            Dim::Known(d as usize)
+                        } else {
+                            Dim::Unknown
+                        }
+                    })
+                    .collect(),
+            ))
+        } else if inputs
+            .get(2)
+            .is_some_and(|f| f.shape.is_some() || f.dtype.is_some())
+        {
             None
         } else {
-            x.shape.as_ref().and_then(|s| s.concrete()).and_then(|s| self.default_shape(&s).ok()).map(|s| SymbolicShape::known(&s))
+            x.shape
+                .as_ref()
+                .and_then(|s| s.concrete())
+                .and_then(|s| self.default_shape(&s).ok())
+                .map(|s| SymbolicShape::known(&s))
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "MaxUnpool")?;
         let idx = input(inputs, 1, "MaxUnpool")?;
-        ensure!(idx.shape() == x.shape(), "MaxUnpool indices shape {:?} differs from X shape {:?}", idx.shape(), x.shape());
+        ensure!(
+            idx.shape() == x.shape(),
+            "MaxUnpool indices shape {:?} differs from X shape {:?}",
+            idx.shape(),
+            x.shape()
+        );
         // As the reference: scatter into the inferred shape, then place that
         // block at the origin of `output_shape` (if given).
         let inferred = self.default_shape(x.shape())?;
         let out_shape = match inputs.get(2).and_then(|s| s.as_ref()) {
             Some(s) => {
                 let v = read_i64s(s)?;
-                ensure!(v.len() == x.shape().len(), "MaxUnpool output_shape {v:?} must have rank {}", x.shape().len());
-                v.iter().map(|&d| usize::try_from(d).map_err(|_| uniml_data::Error::Shape(format!("negative output_shape {v:?}")))).collect::<Result<Vec<_>>>()?
+                ensure!(
+                    v.len() == x.shape().len(),
+                    "MaxUnpool output_shape {v:?} must have rank {}",
+                    x.shape().len()
+                );
+                v.iter()
+                    .map(|&d| {
+                        usize::try_from(d).map_err(|_| {
+                            uniml_data::Error::Shape(format!("negative output_shape {v:?}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
             }
             None => inferred.clone(),
         };
@@ -119,10 +173,17 @@ mod tests {
     fn unpool() {
         let x = t(&[1, 1, 1, 2], &[5., 6.]);
         let i = Tensor::from_slice(&[1, 1, 1, 2], &[1i64, 7]).unwrap();
-        let op = MaxUnpool { kernel_shape: vec![2, 2], strides: vec![2, 2], pads: vec![] };
+        let op = MaxUnpool {
+            kernel_shape: vec![2, 2],
+            strides: vec![2, 2],
+            pads: vec![],
+        };
         let y = run(&op, &[Some(&x), Some(&i), None]).unwrap();
         assert_eq!(y[0].shape(), &[1, 1, 2, 4]);
-        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[0., 5., 0., 0., 0., 0., 0., 6.]);
+        assert_eq!(
+            y[0].as_slice::<f32>().unwrap(),
+            &[0., 5., 0., 0., 0., 0., 0., 6.]
+        );
         let bad = Tensor::from_slice(&[1, 1, 1, 2], &[1i64, 70]).unwrap();
         assert!(run(&op, &[Some(&x), Some(&bad), None]).is_err());
     }

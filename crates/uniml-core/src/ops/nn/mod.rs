@@ -18,17 +18,17 @@
 //!   and the kernel uses it only when the run-time input is that very tensor,
 //!   so eval stays correct when the input is not (or no longer) that constant.
 
-mod bench;
 pub mod batchnorm;
+mod bench;
 pub mod conv;
-mod conv_kernels;
 pub mod conv_integer;
+mod conv_kernels;
 pub mod conv_transpose;
 pub mod deform_conv;
 pub mod depth_space;
 mod depthwise;
-pub mod gemm_glue;
 pub mod gemm;
+pub mod gemm_glue;
 pub mod global_pool;
 pub mod lrn;
 pub mod matmul;
@@ -168,6 +168,44 @@ pub(crate) fn scratch_slice(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
+/// Items per parallel task: about four tasks per thread, but at least
+/// `MIN_TASK_COST` units of work each (a parallel dispatch costs tens of
+/// microseconds of wake-up; small ops run serially).
+pub(crate) fn per_task(
+    par: &dyn crate::parallel::Parallelism,
+    items: usize,
+    cost_per_item: usize,
+) -> usize {
+    const MIN_TASK_COST: usize = 1 << 16;
+    let threads = par.threads().max(1);
+    if threads == 1 {
+        return items.max(1);
+    }
+    let per = items.div_ceil(threads * 4);
+    per.max(MIN_TASK_COST.div_ceil(cost_per_item.max(1)))
+        .clamp(1, items.max(1))
+}
+
+/// Calls `f(plane_index, plane)` for every `plane`-sized chunk of `out`,
+/// grouping planes into tasks of at least [`per_task`]'s minimum cost.
+pub(crate) fn par_planes<T: Send>(
+    par: &dyn crate::parallel::Parallelism,
+    out: &mut [T],
+    plane: usize,
+    cost_per_plane: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    if plane == 0 {
+        return;
+    }
+    let per = per_task(par, out.len() / plane, cost_per_plane);
+    crate::parallel::par_chunks_mut(par, out, per * plane, &|t, chunk| {
+        for (i, o) in chunk.chunks_mut(plane).enumerate() {
+            f(t * per + i, o);
+        }
+    });
+}
+
 /// The elements of a numeric tensor as `f32` (borrowed when already `f32`).
 pub(crate) fn f32_data<'a>(t: &TensorView<'a>) -> Result<Cow<'a, [f32]>> {
     Ok(match t.dtype() {
@@ -194,7 +232,11 @@ pub(crate) fn store_f32(src: &[f32], dst: &mut Tensor) -> Result<()> {
         ($t:ty, $f:expr) => {{
             let d = dst.as_slice_mut::<$t>()?;
             if d.len() != src.len() {
-                bail!("internal: output holds {} elements, computed {}", d.len(), src.len());
+                bail!(
+                    "internal: output holds {} elements, computed {}",
+                    d.len(),
+                    src.len()
+                );
             }
             for (o, &v) in d.iter_mut().zip(src) {
                 *o = $f(v);
@@ -262,7 +304,11 @@ pub(crate) mod test_util {
         run_with(&Serial, op, inputs)
     }
 
-    pub fn run_with(par: &dyn Parallelism, op: &dyn Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    pub fn run_with(
+        par: &dyn Parallelism,
+        op: &dyn Op,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Vec<Tensor>> {
         let mut pool = BufferPool::new(u64::MAX);
         let mut ctx = EvalCtx::new(par, &mut pool);
         let views: Vec<Option<TensorView>> = inputs.iter().map(|t| t.map(|t| t.view())).collect();
@@ -276,16 +322,23 @@ pub(crate) mod test_util {
     pub fn assert_close(got: &[f32], want: &[f32], tol: f32) {
         assert_eq!(got.len(), want.len(), "length mismatch");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "element {i}: got {g}, want {w}"
+            );
         }
     }
 
     /// Deterministic pseudo-random values in [-1, 1).
     pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()

@@ -10,11 +10,22 @@ use crate::ops::util::{broadcast_strides, norm_axis};
 use crate::parallel::par_chunks_mut;
 
 /// `param` (shape `ps`) broadcast (numpy rules, unidirectional) to `target`.
-pub(crate) fn expand_to(param: &[f32], ps: &[usize], target: &[usize], what: &str) -> Result<Vec<f32>> {
-    ensure!(ps.len() <= target.len(), "{what} of shape {ps:?} does not broadcast to {target:?}");
+pub(crate) fn expand_to(
+    param: &[f32],
+    ps: &[usize],
+    target: &[usize],
+    what: &str,
+) -> Result<Vec<f32>> {
+    ensure!(
+        ps.len() <= target.len(),
+        "{what} of shape {ps:?} does not broadcast to {target:?}"
+    );
     let off = target.len() - ps.len();
     for (i, &d) in ps.iter().enumerate() {
-        ensure!(d == 1 || d == target[off + i], "{what} of shape {ps:?} does not broadcast to {target:?}");
+        ensure!(
+            d == 1 || d == target[off + i],
+            "{what} of shape {ps:?} does not broadcast to {target:?}"
+        );
     }
     if ps.iter().product::<usize>() == target.iter().product::<usize>() {
         return Ok(param.to_vec());
@@ -77,23 +88,41 @@ impl Affine {
 fn mean_var(v: &[f32]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - mean) * (x as f64 - mean)).sum::<f64>() / n;
+    let var = v
+        .iter()
+        .map(|&x| (x as f64 - mean) * (x as f64 - mean))
+        .sum::<f64>()
+        / n;
     (mean, var)
 }
 
 fn same_fact(inputs: &[&Fact]) -> Fact {
     let x = inputs.first().copied().cloned().unwrap_or_default();
-    Fact { dtype: x.dtype, shape: x.shape, konst: None, is_sequence: false }
+    Fact {
+        dtype: x.dtype,
+        shape: x.shape,
+        konst: None,
+        is_sequence: false,
+    }
 }
 
+/// `f(row, x_row, y_row)`.
+type RowFn<'a> = dyn Fn(usize, &[f32], &mut [f32]) + Sync + 'a;
+
 /// Row-wise normalisation driver: `x` as `rows × cols`, `f(row, x_row, y_row)`.
-fn per_row(ctx: &mut EvalCtx, x: &TensorView, rows: usize, cols: usize, f: &(dyn Fn(usize, &[f32], &mut [f32]) + Sync)) -> Result<Tensor> {
+fn per_row(
+    ctx: &mut EvalCtx,
+    x: &TensorView,
+    rows: usize,
+    cols: usize,
+    f: &RowFn<'_>,
+) -> Result<Tensor> {
     let xd = float_data(x, "X")?;
     with_f32_output(ctx, x.dtype(), x.shape(), |ctx, out| {
         if cols == 0 || rows == 0 {
             return Ok(());
         }
-        let per = rows.div_ceil(ctx.par.threads().max(1) * 4).max(1);
+        let per = super::per_task(ctx.par, rows, cols * 4);
         par_chunks_mut(ctx.par, out, per * cols, &|t, chunk| {
             for (i, yr) in chunk.chunks_mut(cols).enumerate() {
                 let r = t * per + i;
@@ -123,9 +152,17 @@ impl Op for InstanceNorm {
         let s = input(inputs, 1, "InstanceNormalization")?;
         let b = input(inputs, 2, "InstanceNormalization")?;
         let xs = x.shape();
-        ensure!(xs.len() >= 2, "InstanceNormalization input must have rank >= 2, got {xs:?}");
+        ensure!(
+            xs.len() >= 2,
+            "InstanceNormalization input must have rank >= 2, got {xs:?}"
+        );
         let c = xs[1];
-        ensure!(s.len() == c && b.len() == c, "InstanceNormalization scale/B must have {c} values, got {} and {}", s.len(), b.len());
+        ensure!(
+            s.len() == c && b.len() == c,
+            "InstanceNormalization scale/B must have {c} values, got {} and {}",
+            s.len(),
+            b.len()
+        );
         let (sd, bd) = (float_data(s, "scale")?, float_data(b, "B")?);
         let rows = xs[0] * c;
         let cols: usize = xs[2..].iter().product();
@@ -169,18 +206,31 @@ impl Op for LayerNorm {
             None => None,
         };
         for _ in 1..n.min(3) {
-            out.push(Fact { dtype: x.dtype, shape: stat_shape.clone(), konst: None, is_sequence: false });
+            out.push(Fact {
+                dtype: x.dtype,
+                shape: stat_shape.clone(),
+                konst: None,
+                is_sequence: false,
+            });
         }
         Ok(out)
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "LayerNormalization")?;
         let xs = x.shape().to_vec();
-        ensure!(!xs.is_empty(), "LayerNormalization input must have rank >= 1");
+        ensure!(
+            !xs.is_empty(),
+            "LayerNormalization input must have rank >= 1"
+        );
         let axis = norm_axis(self.axis, xs.len())?;
         let rows: usize = xs[..axis].iter().product();
         let cols: usize = xs[axis..].iter().product();
-        let scale = Affine::new(Some(input(inputs, 1, "LayerNormalization")?), &xs, axis, "Scale")?;
+        let scale = Affine::new(
+            Some(input(inputs, 1, "LayerNormalization")?),
+            &xs,
+            axis,
+            "Scale",
+        )?;
         let bias = Affine::new(inputs.get(2).and_then(|b| b.as_ref()), &xs, axis, "B")?;
         let eps = self.epsilon as f64;
         let stats = std::sync::Mutex::new(vec![(0f32, 0f32); rows]);
@@ -215,10 +265,12 @@ impl Op for LayerNorm {
         ss[axis..].iter_mut().for_each(|d| *d = 1);
         let mean: Vec<f32> = st.iter().map(|p| p.0).collect();
         let inv: Vec<f32> = st.iter().map(|p| p.1).collect();
-        let mk = |ctx: &mut EvalCtx, v: &[f32]| with_f32_output(ctx, x.dtype(), &ss, |_, o| {
-            o.copy_from_slice(v);
-            Ok(())
-        });
+        let mk = |ctx: &mut EvalCtx, v: &[f32]| {
+            with_f32_output(ctx, x.dtype(), &ss, |_, o| {
+                o.copy_from_slice(v);
+                Ok(())
+            })
+        };
         let m = mk(ctx, &mean)?;
         let i = mk(ctx, &inv)?;
         Ok(vec![y, m, i])
@@ -248,11 +300,22 @@ impl Op for GroupNorm {
         let s = input(inputs, 1, "GroupNormalization")?;
         let b = input(inputs, 2, "GroupNormalization")?;
         let xs = x.shape();
-        ensure!(xs.len() >= 2, "GroupNormalization input must have rank >= 2, got {xs:?}");
+        ensure!(
+            xs.len() >= 2,
+            "GroupNormalization input must have rank >= 2, got {xs:?}"
+        );
         let (c, g) = (xs[1], self.num_groups);
-        ensure!(g > 0 && c % g == 0, "GroupNormalization: {c} channels are not divisible into {g} groups");
+        ensure!(
+            g > 0 && c % g == 0,
+            "GroupNormalization: {c} channels are not divisible into {g} groups"
+        );
         let want = if self.per_group_params { g } else { c };
-        ensure!(s.len() == want && b.len() == want, "GroupNormalization scale/bias must have {want} values, got {} and {}", s.len(), b.len());
+        ensure!(
+            s.len() == want && b.len() == want,
+            "GroupNormalization scale/bias must have {want} values, got {} and {}",
+            s.len(),
+            b.len()
+        );
         let (sd, bd) = (float_data(s, "scale")?, float_data(b, "bias")?);
         let cpg = c / g;
         let plane: usize = xs[2..].iter().product();
@@ -265,7 +328,11 @@ impl Op for GroupNorm {
             let inv = (1.0 / (var + eps).sqrt()) as f32;
             let m = mean as f32;
             let gi = r % g;
-            for (ci, (yc, xc)) in yr.chunks_mut(plane.max(1)).zip(xr.chunks(plane.max(1))).enumerate() {
+            for (ci, (yc, xc)) in yr
+                .chunks_mut(plane.max(1))
+                .zip(xr.chunks(plane.max(1)))
+                .enumerate()
+            {
                 let p = if per_group { gi } else { gi * cpg + ci };
                 let (sc, bb) = (sd[p], bd[p]);
                 for (y, &v) in yc.iter_mut().zip(xc) {
@@ -300,13 +367,22 @@ impl Op for RmsNorm {
         let axis = norm_axis(self.axis, xs.len())?;
         let rows: usize = xs[..axis].iter().product();
         let cols: usize = xs[axis..].iter().product();
-        let scale = Affine::new(Some(input(inputs, 1, "RMSNormalization")?), &xs, axis, "scale")?;
+        let scale = Affine::new(
+            Some(input(inputs, 1, "RMSNormalization")?),
+            &xs,
+            axis,
+            "scale",
+        )?;
         let eps = self.epsilon as f64;
         let y = per_row(ctx, x, rows, cols, &|r, xr, yr| {
             let ms = xr.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / cols.max(1) as f64;
             let inv = (1.0 / (ms + eps).sqrt()) as f32;
             match scale.slice(r, cols) {
-                Some(s) => yr.iter_mut().zip(xr).zip(s).for_each(|((y, &v), &s)| *y = v * inv * s),
+                Some(s) => yr
+                    .iter_mut()
+                    .zip(xr)
+                    .zip(s)
+                    .for_each(|((y, &v), &s)| *y = v * inv * s),
                 None => yr.iter_mut().zip(xr).for_each(|(y, &v)| *y = v * inv),
             }
         })?;
@@ -338,7 +414,11 @@ impl Op for MeanVarianceNorm {
             reduce[norm_axis(a, xs.len())?] = true;
         }
         // Group index of each element: its position over the kept dims.
-        let kept: Vec<usize> = xs.iter().zip(&reduce).map(|(&d, &r)| if r { 1 } else { d }).collect();
+        let kept: Vec<usize> = xs
+            .iter()
+            .zip(&reduce)
+            .map(|(&d, &r)| if r { 1 } else { d })
+            .collect();
         let groups: usize = kept.iter().product();
         let gst = broadcast_strides(&kept, &xs);
         let n: usize = xs.iter().product();
@@ -395,13 +475,35 @@ mod tests {
         let x = t(&[2, 3], &[1., 2., 3., 2., 4., 6.]);
         let s = t(&[3], &[1., 2., 1.]);
         let b = t(&[3], &[0., 0., 1.]);
-        let y = run(&LayerNorm { axis: -1, epsilon: 0.0 }, &[Some(&x), Some(&s), Some(&b)]).unwrap();
+        let y = run(
+            &LayerNorm {
+                axis: -1,
+                epsilon: 0.0,
+            },
+            &[Some(&x), Some(&s), Some(&b)],
+        )
+        .unwrap();
         let k = (1.5f32).sqrt();
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[-k, 0., 1. + k, -k, 0., 1. + k], 1e-5);
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[-k, 0., 1. + k, -k, 0., 1. + k],
+            1e-5,
+        );
         assert_eq!(y[1].shape(), &[2, 1]);
         assert_close(y[1].as_slice::<f32>().unwrap(), &[2., 4.], 1e-6);
-        assert_close(y[2].as_slice::<f32>().unwrap(), &[(1.5f32).sqrt(), (1.5f32 / 4.0).sqrt()], 1e-5);
-        assert!(run(&LayerNorm { axis: 2, epsilon: 0.0 }, &[Some(&x), Some(&s), None]).is_err());
+        assert_close(
+            y[2].as_slice::<f32>().unwrap(),
+            &[(1.5f32).sqrt(), (1.5f32 / 4.0).sqrt()],
+            1e-5,
+        );
+        assert!(run(
+            &LayerNorm {
+                axis: 2,
+                epsilon: 0.0
+            },
+            &[Some(&x), Some(&s), None]
+        )
+        .is_err());
     }
 
     #[test]
@@ -409,17 +511,50 @@ mod tests {
         let x = t(&[1, 2, 2], &[1., 3., 5., 9.]);
         let one = t(&[2], &[1., 1.]);
         let zero = t(&[2], &[0., 0.]);
-        let y = run(&InstanceNorm { epsilon: 0.0 }, &[Some(&x), Some(&one), Some(&zero)]).unwrap();
+        let y = run(
+            &InstanceNorm { epsilon: 0.0 },
+            &[Some(&x), Some(&one), Some(&zero)],
+        )
+        .unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[-1., 1., -1., 1.], 1e-6);
-        let y = run(&GroupNorm { num_groups: 2, epsilon: 0.0, per_group_params: false }, &[Some(&x), Some(&one), Some(&zero)]).unwrap();
+        let y = run(
+            &GroupNorm {
+                num_groups: 2,
+                epsilon: 0.0,
+                per_group_params: false,
+            },
+            &[Some(&x), Some(&one), Some(&zero)],
+        )
+        .unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[-1., 1., -1., 1.], 1e-6);
         let g1 = t(&[1], &[2.]);
         let b1 = t(&[1], &[1.]);
-        let y = run(&GroupNorm { num_groups: 1, epsilon: 0.0, per_group_params: true }, &[Some(&x), Some(&g1), Some(&b1)]).unwrap();
-        let (m, sd) = (4.5f32, (((3.5f32 * 3.5) + 1.5 * 1.5 + 0.5 * 0.5 + 4.5 * 4.5) / 4.0).sqrt());
-        let want: Vec<f32> = [1f32, 3., 5., 9.].iter().map(|v| (v - m) / sd * 2.0 + 1.0).collect();
+        let y = run(
+            &GroupNorm {
+                num_groups: 1,
+                epsilon: 0.0,
+                per_group_params: true,
+            },
+            &[Some(&x), Some(&g1), Some(&b1)],
+        )
+        .unwrap();
+        let (m, sd) = (
+            4.5f32,
+            (((3.5f32 * 3.5) + 1.5 * 1.5 + 0.5 * 0.5 + 4.5 * 4.5) / 4.0).sqrt(),
+        );
+        let want: Vec<f32> = [1f32, 3., 5., 9.]
+            .iter()
+            .map(|v| (v - m) / sd * 2.0 + 1.0)
+            .collect();
         assert_close(y[0].as_slice::<f32>().unwrap(), &want, 1e-5);
-        let y = run(&RmsNorm { axis: -1, epsilon: 0.0 }, &[Some(&t(&[2], &[3., 4.])), Some(&t(&[1], &[1.]))]).unwrap();
+        let y = run(
+            &RmsNorm {
+                axis: -1,
+                epsilon: 0.0,
+            },
+            &[Some(&t(&[2], &[3., 4.])), Some(&t(&[1], &[1.]))],
+        )
+        .unwrap();
         let r = (12.5f32).sqrt();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[3. / r, 4. / r], 1e-6);
         let y = run(&MeanVarianceNorm { axes: vec![0, 2] }, &[Some(&x)]).unwrap();

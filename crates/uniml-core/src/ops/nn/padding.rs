@@ -53,9 +53,12 @@ pub(crate) fn attr_or(v: &[usize], n: usize, default: usize, what: &str) -> Resu
         return Ok(vec![default; n]);
     }
     if v.len() != n {
-        bail!("{what} has {} values, expected {n} (one per spatial dim)", v.len());
+        bail!(
+            "{what} has {} values, expected {n} (one per spatial dim)",
+            v.len()
+        );
     }
-    if v.iter().any(|&x| x == 0) {
+    if v.contains(&0) {
         bail!("{what} must be positive, got {v:?}");
     }
     Ok(v.to_vec())
@@ -68,7 +71,7 @@ impl Window {
         if kernel.len() != n {
             bail!("kernel has {} spatial dims, input has {n}", kernel.len());
         }
-        if kernel.iter().any(|&k| k == 0) {
+        if kernel.contains(&0) {
             bail!("kernel_shape must be positive, got {kernel:?}");
         }
         let strides = attr_or(&self.strides, n, 1, "strides")?;
@@ -91,19 +94,31 @@ impl Window {
                     let out = input[i].div_ceil(s);
                     let need = ((out.max(1) - 1) * s + dk).saturating_sub(input[i]);
                     let small = need / 2;
-                    let (b, e) = if self.auto_pad == AutoPad::SameUpper { (small, need - small) } else { (need - small, small) };
+                    let (b, e) = if self.auto_pad == AutoPad::SameUpper {
+                        (small, need - small)
+                    } else {
+                        (need - small, small)
+                    };
                     output[i] = out;
                     pad_begin[i] = b;
                     pad_end[i] = e;
                 }
                 AutoPad::NotSet | AutoPad::Valid => {
-                    let (b, e) = if self.auto_pad == AutoPad::Valid { (0, 0) } else { (pads[i], pads[n + i]) };
+                    let (b, e) = if self.auto_pad == AutoPad::Valid {
+                        (0, 0)
+                    } else {
+                        (pads[i], pads[n + i])
+                    };
                     let total = input[i] + b + e;
                     if total < dk {
                         bail!("padded input size {total} along spatial dim {i} is smaller than the (dilated) kernel {dk}");
                     }
                     let span = total - dk;
-                    let mut out = if self.ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 };
+                    let mut out = if self.ceil_mode {
+                        span.div_ceil(s) + 1
+                    } else {
+                        span / s + 1
+                    };
                     // In ceil mode the last window must start inside the input or the begin padding.
                     if self.ceil_mode && (out - 1) * s >= input[i] + b {
                         out -= 1;
@@ -114,7 +129,15 @@ impl Window {
                 }
             }
         }
-        Ok(Geometry { input: input.to_vec(), kernel: kernel.to_vec(), output, strides, dilations, pad_begin, pad_end })
+        Ok(Geometry {
+            input: input.to_vec(),
+            kernel: kernel.to_vec(),
+            output,
+            strides,
+            dilations,
+            pad_begin,
+            pad_end,
+        })
     }
 
     /// Symbolic output dims (Unknown where an input dim is not known).
@@ -124,13 +147,19 @@ impl Window {
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let (Some(v), Some(&k)) = (d.known(), kernel.get(i)) else { return Dim::Unknown };
+                let (Some(v), Some(&k)) = (d.known(), kernel.get(i)) else {
+                    return Dim::Unknown;
+                };
                 // Resolve this dim alone with a 1-D window.
                 let pick = |a: &[usize]| a.get(i).map(|&s| vec![s]).unwrap_or_default();
                 let one = Window {
                     strides: pick(&self.strides),
                     dilations: pick(&self.dilations),
-                    pads: if self.pads.len() == 2 * n { vec![self.pads[i], self.pads[n + i]] } else { vec![] },
+                    pads: if self.pads.len() == 2 * n {
+                        vec![self.pads[i], self.pads[n + i]]
+                    } else {
+                        vec![]
+                    },
                     auto_pad: self.auto_pad,
                     ceil_mode: self.ceil_mode,
                 };
@@ -148,18 +177,40 @@ mod tests {
     use super::*;
     #[test]
     fn same_upper_and_ceil() {
-        let w = Window { strides: vec![2], auto_pad: AutoPad::SameUpper, ..Default::default() };
+        let w = Window {
+            strides: vec![2],
+            auto_pad: AutoPad::SameUpper,
+            ..Default::default()
+        };
         let g = w.resolve(&[5], &[3]).unwrap();
         assert_eq!((g.output[0], g.pad_begin[0], g.pad_end[0]), (3, 1, 1));
-        let w = Window { strides: vec![2], auto_pad: AutoPad::SameLower, ..Default::default() };
+        let w = Window {
+            strides: vec![2],
+            auto_pad: AutoPad::SameLower,
+            ..Default::default()
+        };
         let g = w.resolve(&[4], &[3]).unwrap();
         assert_eq!((g.output[0], g.pad_begin[0], g.pad_end[0]), (2, 1, 0));
-        let w = Window { strides: vec![2], ceil_mode: true, ..Default::default() };
+        let w = Window {
+            strides: vec![2],
+            ceil_mode: true,
+            ..Default::default()
+        };
         assert_eq!(w.resolve(&[4], &[3]).unwrap().output[0], 2);
         // ceil((5 + 1 - 2) / 2) + 1 = 3, but the third window would start at 4 >= 4 + 0: dropped.
-        let w = Window { strides: vec![2], pads: vec![0, 1], ceil_mode: true, ..Default::default() };
+        let w = Window {
+            strides: vec![2],
+            pads: vec![0, 1],
+            ceil_mode: true,
+            ..Default::default()
+        };
         assert_eq!(w.resolve(&[4], &[1]).unwrap().output[0], 2);
-        let w = Window { strides: vec![3], pads: vec![0, 2], ceil_mode: true, ..Default::default() };
+        let w = Window {
+            strides: vec![3],
+            pads: vec![0, 2],
+            ceil_mode: true,
+            ..Default::default()
+        };
         assert_eq!(w.resolve(&[4], &[2]).unwrap().output[0], 2);
         assert!(Window::default().resolve(&[2], &[3]).is_err());
     }

@@ -6,7 +6,6 @@ use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, Tensor
 use super::padding::{Geometry, Window};
 use super::{f32_data, with_f32_output};
 use crate::op::{input, EvalCtx, Fact, Op};
-use crate::parallel::par_chunks_mut;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PoolKind {
@@ -39,16 +38,32 @@ impl Op for Pool {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         let shape = match &x.shape {
             Some(xs) => {
-                ensure!(xs.rank() == self.kernel_shape.len() + 2, "{} input rank {} does not match kernel_shape {:?}", self.name(), xs.rank(), self.kernel_shape);
+                ensure!(
+                    xs.rank() == self.kernel_shape.len() + 2,
+                    "{} input rank {} does not match kernel_shape {:?}",
+                    self.name(),
+                    xs.rank(),
+                    self.kernel_shape
+                );
                 let mut d = xs.0[..2].to_vec();
                 d.extend(self.window.output_dims(&xs.0[2..], &self.kernel_shape));
                 Some(SymbolicShape(d))
             }
             None => None,
         };
-        let mut out = vec![Fact { dtype: x.dtype, shape: shape.clone(), konst: None, is_sequence: false }];
+        let mut out = vec![Fact {
+            dtype: x.dtype,
+            shape: shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }];
         if n > 1 {
-            out.push(Fact { dtype: Some(DType::I64), shape, konst: None, is_sequence: false });
+            out.push(Fact {
+                dtype: Some(DType::I64),
+                shape,
+                konst: None,
+                is_sequence: false,
+            });
         }
         Ok(out)
     }
@@ -57,8 +72,17 @@ impl Op for Pool {
         let x = input(inputs, 0, self.name())?;
         let xs = x.shape();
         let nd = self.kernel_shape.len();
-        ensure!(xs.len() == nd + 2, "{} input shape {xs:?} does not match kernel_shape {:?}", self.name(), self.kernel_shape);
-        ensure!((1..=3).contains(&nd), "{} supports 1 to 3 spatial dims, got {nd}", self.name());
+        ensure!(
+            xs.len() == nd + 2,
+            "{} input shape {xs:?} does not match kernel_shape {:?}",
+            self.name(),
+            self.kernel_shape
+        );
+        ensure!(
+            (1..=3).contains(&nd),
+            "{} supports 1 to 3 spatial dims, got {nd}",
+            self.name()
+        );
         match (self.kind, x.dtype()) {
             (_, d) if d.is_float() => {}
             (PoolKind::Max, DType::I8 | DType::U8) => {}
@@ -73,15 +97,25 @@ impl Op for Pool {
         let kind = self.kind;
         let osz: usize = geo.output.iter().product();
         let isz: usize = geo.input.iter().product();
-        let mut idx = if self.with_indices { Some(vec![0i64; planes * osz]) } else { None };
+        let mut idx = if self.with_indices {
+            Some(vec![0i64; planes * osz])
+        } else {
+            None
+        };
         let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
             if osz == 0 {
                 return Ok(());
             }
             match idx.as_mut() {
-                None => par_chunks_mut(ctx.par, out, osz, &|p, o| {
-                    pool_plane(kind, &tabs, &xd[p * isz..(p + 1) * isz], o, None);
-                }),
+                None => super::par_planes(
+                    ctx.par,
+                    out,
+                    osz,
+                    osz * self.kernel_shape.iter().product::<usize>(),
+                    &|p, o| {
+                        pool_plane(kind, &tabs, &xd[p * isz..(p + 1) * isz], o, None);
+                    },
+                ),
                 Some(iv) => {
                     for (p, (o, ix)) in out.chunks_mut(osz).zip(iv.chunks_mut(osz)).enumerate() {
                         pool_plane(kind, &tabs, &xd[p * isz..(p + 1) * isz], o, Some(ix));
@@ -145,10 +179,33 @@ impl Tabs {
         let nd = g.input.len();
         let mk = |d: Option<usize>| -> DimTab {
             let Some(d) = d else {
-                return DimTab { size: 1, out: 1, dil: 1, lo: vec![0], hi: vec![1], start: vec![0], padded_count: vec![1] };
+                return DimTab {
+                    size: 1,
+                    out: 1,
+                    dil: 1,
+                    lo: vec![0],
+                    hi: vec![1],
+                    start: vec![0],
+                    padded_count: vec![1],
+                };
             };
-            let (size, k, s, dil, pb, pe) = (g.input[d], g.kernel[d], g.strides[d], g.dilations[d], g.pad_begin[d] as i64, g.pad_end[d] as i64);
-            let mut t = DimTab { size, out: g.output[d], dil, lo: vec![], hi: vec![], start: vec![], padded_count: vec![] };
+            let (size, k, s, dil, pb, pe) = (
+                g.input[d],
+                g.kernel[d],
+                g.strides[d],
+                g.dilations[d],
+                g.pad_begin[d] as i64,
+                g.pad_end[d] as i64,
+            );
+            let mut t = DimTab {
+                size,
+                out: g.output[d],
+                dil,
+                lo: vec![],
+                hi: vec![],
+                start: vec![],
+                padded_count: vec![],
+            };
             for o in 0..g.output[d] {
                 let start = (o * s) as i64 - pb;
                 let taps = |lo_pos: i64, hi_pos: i64| {
@@ -204,7 +261,9 @@ fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Opt
                                     }
                                 }
                                 PoolKind::Average { .. } => acc += v,
-                                PoolKind::Lp { p } => acc += if p == 2.0 { v * v } else { v.abs().powf(p) },
+                                PoolKind::Lp { p } => {
+                                    acc += if p == 2.0 { v * v } else { v.abs().powf(p) }
+                                }
                             }
                             n += 1;
                         }
@@ -219,7 +278,11 @@ fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Opt
                         }
                     }
                     PoolKind::Average { count_include_pad } => {
-                        let d = if count_include_pad { a.padded_count[oa] * b.padded_count[ob] * c.padded_count[oc] } else { n };
+                        let d = if count_include_pad {
+                            a.padded_count[oa] * b.padded_count[ob] * c.padded_count[oc]
+                        } else {
+                            n
+                        };
                         if d == 0 {
                             0.0
                         } else {
@@ -259,25 +322,66 @@ mod tests {
     use crate::ops::nn::test_util::{run, t};
 
     fn pool(kind: PoolKind, k: &[usize], window: Window) -> Pool {
-        Pool { kind, kernel_shape: k.to_vec(), window, storage_order: 0, with_indices: false }
+        Pool {
+            kind,
+            kernel_shape: k.to_vec(),
+            window,
+            storage_order: 0,
+            with_indices: false,
+        }
     }
 
     #[test]
     fn max_and_avg_2d() {
         let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
-        let y = run(&pool(PoolKind::Max, &[2, 2], Window::default()), &[Some(&x)]).unwrap();
+        let y = run(
+            &pool(PoolKind::Max, &[2, 2], Window::default()),
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &[5., 6., 8., 9.]);
-        let w = Window { pads: vec![1, 1, 1, 1], strides: vec![2, 2], ..Default::default() };
-        let y = run(&pool(PoolKind::Average { count_include_pad: false }, &[2, 2], w.clone()), &[Some(&x)]).unwrap();
+        let w = Window {
+            pads: vec![1, 1, 1, 1],
+            strides: vec![2, 2],
+            ..Default::default()
+        };
+        let y = run(
+            &pool(
+                PoolKind::Average {
+                    count_include_pad: false,
+                },
+                &[2, 2],
+                w.clone(),
+            ),
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &[1., 2.5, 5.5, 7.]);
-        let y = run(&pool(PoolKind::Average { count_include_pad: true }, &[2, 2], w), &[Some(&x)]).unwrap();
+        let y = run(
+            &pool(
+                PoolKind::Average {
+                    count_include_pad: true,
+                },
+                &[2, 2],
+                w,
+            ),
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &[0.25, 1.25, 2.75, 7.0]);
     }
 
     #[test]
     fn max_indices_and_same_pad() {
         let x = t(&[1, 1, 2, 3], &[1., 9., 3., 4., 5., 6.]);
-        let mut p = pool(PoolKind::Max, &[2, 2], Window { auto_pad: AutoPad::SameUpper, ..Default::default() });
+        let mut p = pool(
+            PoolKind::Max,
+            &[2, 2],
+            Window {
+                auto_pad: AutoPad::SameUpper,
+                ..Default::default()
+            },
+        );
         p.with_indices = true;
         let y = run(&p, &[Some(&x)]).unwrap();
         assert_eq!(y[0].shape(), &[1, 1, 2, 3]);
@@ -291,9 +395,17 @@ mod tests {
     #[test]
     fn lp_and_errors() {
         let x = t(&[1, 1, 2], &[3., 4.]);
-        let y = run(&pool(PoolKind::Lp { p: 2.0 }, &[2], Window::default()), &[Some(&x)]).unwrap();
+        let y = run(
+            &pool(PoolKind::Lp { p: 2.0 }, &[2], Window::default()),
+            &[Some(&x)],
+        )
+        .unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &[5.]);
-        assert!(run(&pool(PoolKind::Max, &[2, 2], Window::default()), &[Some(&x)]).is_err());
+        assert!(run(
+            &pool(PoolKind::Max, &[2, 2], Window::default()),
+            &[Some(&x)]
+        )
+        .is_err());
         assert!(run(&pool(PoolKind::Max, &[3], Window::default()), &[Some(&x)]).is_err());
     }
 }

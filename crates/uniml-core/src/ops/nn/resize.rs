@@ -37,6 +37,9 @@ pub struct Resize {
     pub op_name: &'static str,
 }
 
+/// Scales, sizes and roi as read from the node's inputs (each optional).
+type Params = (Option<Vec<f32>>, Option<Vec<i64>>, Option<Vec<f32>>);
+
 /// Per-axis plan: output size, scale and roi.
 struct Plan {
     out: Vec<usize>,
@@ -49,17 +52,30 @@ impl Resize {
         match &self.axes {
             None => Ok((0..rank).collect()),
             Some(a) => {
-                let v: Vec<usize> = a.iter().map(|&x| norm_axis(x, rank)).collect::<Result<_>>()?;
+                let v: Vec<usize> = a
+                    .iter()
+                    .map(|&x| norm_axis(x, rank))
+                    .collect::<Result<_>>()?;
                 let mut s = v.clone();
                 s.sort_unstable();
                 s.dedup();
-                ensure!(s.len() == v.len(), "{} axes {a:?} repeat an axis", self.op_name);
+                ensure!(
+                    s.len() == v.len(),
+                    "{} axes {a:?} repeat an axis",
+                    self.op_name
+                );
                 Ok(v)
             }
         }
     }
 
-    fn plan(&self, xs: &[usize], scales: Option<&[f32]>, sizes: Option<&[i64]>, roi: Option<&[f32]>) -> Result<Plan> {
+    fn plan(
+        &self,
+        xs: &[usize],
+        scales: Option<&[f32]>,
+        sizes: Option<&[i64]>,
+        roi: Option<&[f32]>,
+    ) -> Result<Plan> {
         let r = xs.len();
         let axes = self.axes(r)?;
         let na = axes.len();
@@ -67,23 +83,54 @@ impl Resize {
         let mut sc = vec![1f64; r];
         let mut ro = vec![(0f64, 1f64); r];
         if let Some(roi) = roi.filter(|v| !v.is_empty()) {
-            ensure!(roi.len() == 2 * na, "{} roi has {} values, expected {}", self.op_name, roi.len(), 2 * na);
+            ensure!(
+                roi.len() == 2 * na,
+                "{} roi has {} values, expected {}",
+                self.op_name,
+                roi.len(),
+                2 * na
+            );
             for (i, &a) in axes.iter().enumerate() {
                 ro[a] = (roi[i] as f64, roi[na + i] as f64);
             }
         }
-        match (sizes.filter(|s| !s.is_empty()), scales.filter(|s| !s.is_empty())) {
+        match (
+            sizes.filter(|s| !s.is_empty()),
+            scales.filter(|s| !s.is_empty()),
+        ) {
             (Some(sz), _) => {
-                ensure!(sz.len() == na, "{} sizes has {} values, expected {na}", self.op_name, sz.len());
+                ensure!(
+                    sz.len() == na,
+                    "{} sizes has {} values, expected {na}",
+                    self.op_name,
+                    sz.len()
+                );
                 for (i, &a) in axes.iter().enumerate() {
-                    ensure!(sz[i] >= 0, "{} sizes must be non-negative, got {sz:?}", self.op_name);
+                    ensure!(
+                        sz[i] >= 0,
+                        "{} sizes must be non-negative, got {sz:?}",
+                        self.op_name
+                    );
                     out[a] = sz[i] as usize;
-                    ensure!(xs[a] > 0 || out[a] == 0, "{} cannot resize an empty axis {a} to {}", self.op_name, out[a]);
-                    sc[a] = if xs[a] == 0 { 1.0 } else { out[a] as f64 / xs[a] as f64 };
+                    ensure!(
+                        xs[a] > 0 || out[a] == 0,
+                        "{} cannot resize an empty axis {a} to {}",
+                        self.op_name,
+                        out[a]
+                    );
+                    sc[a] = if xs[a] == 0 {
+                        1.0
+                    } else {
+                        out[a] as f64 / xs[a] as f64
+                    };
                 }
                 if self.keep_aspect != AspectPolicy::Stretch {
                     let it = axes.iter().map(|&a| sc[a]);
-                    let s = if self.keep_aspect == AspectPolicy::NotLarger { it.fold(f64::INFINITY, f64::min) } else { it.fold(f64::NEG_INFINITY, f64::max) };
+                    let s = if self.keep_aspect == AspectPolicy::NotLarger {
+                        it.fold(f64::INFINITY, f64::min)
+                    } else {
+                        it.fold(f64::NEG_INFINITY, f64::max)
+                    };
                     for &a in &axes {
                         sc[a] = s;
                         out[a] = (s * xs[a] as f64 + 0.5) as usize;
@@ -91,19 +138,32 @@ impl Resize {
                 }
             }
             (None, Some(s)) => {
-                ensure!(s.len() == na, "{} scales has {} values, expected {na}", self.op_name, s.len());
+                ensure!(
+                    s.len() == na,
+                    "{} scales has {} values, expected {na}",
+                    self.op_name,
+                    s.len()
+                );
                 for (i, &a) in axes.iter().enumerate() {
-                    ensure!(s[i] > 0.0 && s[i].is_finite(), "{} scales must be positive, got {s:?}", self.op_name);
+                    ensure!(
+                        s[i] > 0.0 && s[i].is_finite(),
+                        "{} scales must be positive, got {s:?}",
+                        self.op_name
+                    );
                     sc[a] = s[i] as f64;
                     out[a] = (s[i] as f64 * xs[a] as f64) as usize;
                 }
             }
             (None, None) => bail!("{} needs either scales or sizes", self.op_name),
         }
-        Ok(Plan { out, scales: sc, roi: ro })
+        Ok(Plan {
+            out,
+            scales: sc,
+            roi: ro,
+        })
     }
 
-    fn const_inputs(&self, inputs: &[&Fact]) -> Result<Option<(Option<Vec<f32>>, Option<Vec<i64>>, Option<Vec<f32>>)>> {
+    fn const_inputs(&self, inputs: &[&Fact]) -> Result<Option<Params>> {
         let get = |i: Option<usize>| -> Result<Option<Option<Tensor>>> {
             match i {
                 None => Ok(Some(None)),
@@ -117,7 +177,11 @@ impl Resize {
                 },
             }
         };
-        let (Some(s), Some(z), Some(r)) = (get(self.scales_input)?, get(self.sizes_input)?, get(self.roi_input)?) else {
+        let (Some(s), Some(z), Some(r)) = (
+            get(self.scales_input)?,
+            get(self.sizes_input)?,
+            get(self.roi_input)?,
+        ) else {
             return Ok(None);
         };
         let scales = match (&self.const_scales, s) {
@@ -149,16 +213,23 @@ impl Op for Resize {
                 let known = xs.concrete();
                 let params = self.const_inputs(inputs)?;
                 match (known, params) {
-                    (Some(k), Some((s, z, r))) => match self.plan(&k, s.as_deref(), z.as_deref(), r.as_deref()) {
-                        Ok(p) => Some(SymbolicShape::known(&p.out)),
-                        Err(_) => Some(SymbolicShape(vec![Dim::Unknown; xs.rank()])),
-                    },
+                    (Some(k), Some((s, z, r))) => {
+                        match self.plan(&k, s.as_deref(), z.as_deref(), r.as_deref()) {
+                            Ok(p) => Some(SymbolicShape::known(&p.out)),
+                            Err(_) => Some(SymbolicShape(vec![Dim::Unknown; xs.rank()])),
+                        }
+                    }
                     _ => Some(SymbolicShape(vec![Dim::Unknown; xs.rank()])),
                 }
             }
             None => None,
         };
-        Ok(vec![Fact { dtype: x.dtype, shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -190,7 +261,9 @@ impl Op for Resize {
             let mut first = true;
             let mut axes: Vec<usize> = (0..xs.len())
                 .filter(|&a| {
-                    !(p.out[a] == xs[a] && (p.scales[a] - 1.0).abs() < 1e-9 && (interp.coord != CoordMode::TfCropAndResize || p.roi[a] == (0.0, 1.0)))
+                    !(p.out[a] == xs[a]
+                        && (p.scales[a] - 1.0).abs() < 1e-9
+                        && (interp.coord != CoordMode::TfCropAndResize || p.roi[a] == (0.0, 1.0)))
                 })
                 .collect();
             // Separable passes commute; do the shrinking ones first and the
@@ -209,10 +282,26 @@ impl Op for Resize {
                 next_shape[a] = p.out[a];
                 let src: &[f32] = if first { &xd } else { &cur };
                 if i + 1 == axes.len() {
-                    apply_axis(ctx.par, src, &cur_shape, a, &t, interp.extrapolation_value, out)?;
+                    apply_axis(
+                        ctx.par,
+                        src,
+                        &cur_shape,
+                        a,
+                        &t,
+                        interp.extrapolation_value,
+                        out,
+                    )?;
                 } else {
                     let mut buf = vec![0f32; next_shape.iter().product()];
-                    apply_axis(ctx.par, src, &cur_shape, a, &t, interp.extrapolation_value, &mut buf)?;
+                    apply_axis(
+                        ctx.par,
+                        src,
+                        &cur_shape,
+                        a,
+                        &t,
+                        interp.extrapolation_value,
+                        &mut buf,
+                    )?;
                     cur = buf;
                 }
                 first = false;
@@ -234,7 +323,13 @@ mod tests {
 
     fn op(mode: InterpMode, coord: CoordMode) -> Resize {
         Resize {
-            interp: Interp { mode, coord, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+            interp: Interp {
+                mode,
+                coord,
+                exclude_outside: false,
+                antialias: false,
+                extrapolation_value: 0.0,
+            },
             keep_aspect: AspectPolicy::Stretch,
             axes: None,
             roi_input: Some(1),
@@ -249,17 +344,41 @@ mod tests {
     fn nearest_and_linear() {
         let x = t(&[1, 1, 2, 2], &[1., 2., 3., 4.]);
         let scales = t(&[4], &[1., 1., 2., 2.]);
-        let y = run(&op(InterpMode::Nearest(NearestMode::RoundPreferFloor), CoordMode::Asymmetric), &[Some(&x), None, Some(&scales), None]).unwrap();
+        let y = run(
+            &op(
+                InterpMode::Nearest(NearestMode::RoundPreferFloor),
+                CoordMode::Asymmetric,
+            ),
+            &[Some(&x), None, Some(&scales), None],
+        )
+        .unwrap();
         assert_eq!(y[0].shape(), &[1, 1, 4, 4]);
-        assert_eq!(y[0].as_slice::<f32>().unwrap(), &[1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]);
-        let y = run(&op(InterpMode::Linear, CoordMode::HalfPixel), &[Some(&x), None, Some(&scales), None]).unwrap();
+        assert_eq!(
+            y[0].as_slice::<f32>().unwrap(),
+            &[1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]
+        );
+        let y = run(
+            &op(InterpMode::Linear, CoordMode::HalfPixel),
+            &[Some(&x), None, Some(&scales), None],
+        )
+        .unwrap();
         // Reference values of test_resize_upsample_scales_linear.
-        let want = [1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.];
+        let want = [
+            1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.,
+        ];
         assert_close(y[0].as_slice::<f32>().unwrap(), &want, 1e-6);
         let sizes = Tensor::from_slice(&[4], &[1i64, 1, 1, 3]).unwrap();
-        let y = run(&op(InterpMode::Linear, CoordMode::AlignCorners), &[Some(&x), None, None, Some(&sizes)]).unwrap();
+        let y = run(
+            &op(InterpMode::Linear, CoordMode::AlignCorners),
+            &[Some(&x), None, None, Some(&sizes)],
+        )
+        .unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[1., 1.5, 2.], 1e-6);
-        assert!(run(&op(InterpMode::Linear, CoordMode::AlignCorners), &[Some(&x), None, None, None]).is_err());
+        assert!(run(
+            &op(InterpMode::Linear, CoordMode::AlignCorners),
+            &[Some(&x), None, None, None]
+        )
+        .is_err());
     }
 
     #[test]
@@ -268,8 +387,21 @@ mod tests {
         let x: Vec<f32> = (1..=16).map(|v| v as f32).collect();
         let xt = t(&[1, 1, 4, 4], &x);
         let scales = t(&[4], &[1., 1., 2., 2.]);
-        let y = run(&op(InterpMode::Cubic { a: -0.75 }, CoordMode::HalfPixel), &[Some(&xt), None, Some(&scales), None]).unwrap();
-        let want = [0.47265625f32, 0.76953125, 1.24609375, 1.875, 2.28125, 2.91015625, 3.38671875, 3.68359375];
+        let y = run(
+            &op(InterpMode::Cubic { a: -0.75 }, CoordMode::HalfPixel),
+            &[Some(&xt), None, Some(&scales), None],
+        )
+        .unwrap();
+        let want = [
+            0.47265625f32,
+            0.76953125,
+            1.24609375,
+            1.875,
+            2.28125,
+            2.91015625,
+            3.38671875,
+            3.68359375,
+        ];
         assert_close(&y[0].as_slice::<f32>().unwrap()[..8], &want, 1e-5);
     }
 }

@@ -88,7 +88,9 @@ fn coeffs(p: &Interp, ratio: f64, scale: f64) -> Vec<f64> {
             let sc = scale.min(1.0);
             let start = (-1.0 / sc).floor() as i64 + 1;
             let fp = 2 - 2 * start;
-            let c: Vec<f64> = (start..start + fp).map(|i| (1.0 - ((i as f64 - ratio) * sc).abs()).clamp(0.0, 1.0)).collect();
+            let c: Vec<f64> = (start..start + fp)
+                .map(|i| (1.0 - ((i as f64 - ratio) * sc).abs()).clamp(0.0, 1.0))
+                .collect();
             let s: f64 = c.iter().sum();
             c.into_iter().map(|v| v / s).collect()
         }
@@ -109,7 +111,9 @@ fn coeffs(p: &Interp, ratio: f64, scale: f64) -> Vec<f64> {
             };
             let i_start = (-2.0 / sc).floor() as i64 + 1;
             let i_end = 2 - i_start;
-            let c: Vec<f64> = (i_start..i_end).map(|i| f(sc * (i as f64 - ratio))).collect();
+            let c: Vec<f64> = (i_start..i_end)
+                .map(|i| f(sc * (i as f64 - ratio)))
+                .collect();
             let s: f64 = c.iter().sum();
             c.into_iter().map(|v| v / s).collect()
         }
@@ -119,10 +123,21 @@ fn coeffs(p: &Interp, ratio: f64, scale: f64) -> Vec<f64> {
 
 /// Builds the taps of one axis (`input` → `output` positions at `scale`,
 /// `roi` = (start, end) for tf_crop_and_resize).
-pub fn axis_table(p: &Interp, input: usize, output: usize, scale: f64, roi: (f64, f64)) -> AxisTable {
+pub fn axis_table(
+    p: &Interp,
+    input: usize,
+    output: usize,
+    scale: f64,
+    roi: (f64, f64),
+) -> AxisTable {
     let out_w = scale * input as f64;
     let in_w = input as f64;
-    let mut t = AxisTable { n: 0, idx: vec![], w: vec![], extrapolate: vec![false; output] };
+    let mut t = AxisTable {
+        n: 0,
+        idx: vec![],
+        w: vec![],
+        extrapolate: vec![false; output],
+    };
     for y in 0..output {
         let yf = y as f64;
         let x = match p.coord {
@@ -215,7 +230,15 @@ pub fn axis_table(p: &Interp, input: usize, output: usize, scale: f64, roi: (f64
 
 /// Resamples `x` (shape `shape`) along `axis` with `t`, giving `out`
 /// (shape with `shape[axis]` replaced by the table's output size).
-pub fn apply_axis(par: &dyn Parallelism, x: &[f32], shape: &[usize], axis: usize, t: &AxisTable, extrap: f32, out: &mut [f32]) -> Result<()> {
+pub fn apply_axis(
+    par: &dyn Parallelism,
+    x: &[f32],
+    shape: &[usize],
+    axis: usize,
+    t: &AxisTable,
+    extrap: f32,
+    out: &mut [f32],
+) -> Result<()> {
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let (nin, nout) = (shape[axis], t.extrapolate.len());
@@ -234,7 +257,7 @@ pub fn apply_axis(par: &dyn Parallelism, x: &[f32], shape: &[usize], axis: usize
             wts[k * nout + y] = t.w[y * n + k];
         }
     }
-    let per = outer.div_ceil(par.threads().max(1) * 4).max(1);
+    let per = super::per_task(par, outer, block * n);
     par_chunks_mut(par, out, per * block, &|task, chunk| {
         for (i, ob) in chunk.chunks_mut(block).enumerate() {
             let o = task * per + i;
@@ -242,13 +265,18 @@ pub fn apply_axis(par: &dyn Parallelism, x: &[f32], shape: &[usize], axis: usize
             if inner == 1 && n == 2 {
                 let (i0, i1) = (&idx[..nout], &idx[nout..2 * nout]);
                 let (w0, w1) = (&wts[..nout], &wts[nout..2 * nout]);
-                for ((o, (&a, &b)), (&wa, &wb)) in ob.iter_mut().zip(i0.iter().zip(i1)).zip(w0.iter().zip(w1)) {
+                for ((o, (&a, &b)), (&wa, &wb)) in
+                    ob.iter_mut().zip(i0.iter().zip(i1)).zip(w0.iter().zip(w1))
+                {
                     *o = wa * xb[a] + wb * xb[b];
                 }
             } else if inner == 1 {
                 // A gather along the innermost axis.
                 for k in 0..n {
-                    let (ix, w) = (&idx[k * nout..(k + 1) * nout], &wts[k * nout..(k + 1) * nout]);
+                    let (ix, w) = (
+                        &idx[k * nout..(k + 1) * nout],
+                        &wts[k * nout..(k + 1) * nout],
+                    );
                     if k == 0 {
                         for ((o, &i), &w) in ob.iter_mut().zip(ix).zip(w) {
                             *o = w * xb[i];

@@ -34,7 +34,12 @@ impl Op for Softmax {
     }
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape, konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape,
+            konst: None,
+            is_sequence: false,
+        }])
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, self.name())?;
@@ -56,7 +61,7 @@ impl Op for Softmax {
             if block == 0 {
                 return Ok(());
             }
-            let per = outer.div_ceil(ctx.par.threads().max(1) * 4).max(1);
+            let per = super::per_task(ctx.par, outer, n * inner * 4);
             par_chunks_mut(ctx.par, out, per * block, &|t, chunk| {
                 for (i, yo) in chunk.chunks_mut(block).enumerate() {
                     let o = t * per + i;
@@ -80,7 +85,11 @@ fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
     match kind {
         SoftmaxKind::Hardmax => {
             y.fill(0.0);
-            if let Some(i) = x.iter().position(|&v| v == max).or(if x.is_empty() { None } else { Some(0) }) {
+            if let Some(i) =
+                x.iter()
+                    .position(|&v| v == max)
+                    .or(if x.is_empty() { None } else { Some(0) })
+            {
                 y[i] = 1.0;
             }
         }
@@ -124,7 +133,11 @@ fn strided(kind: SoftmaxKind, x: &[f32], y: &mut [f32], n: usize, inner: usize) 
             let mut sum = vec![0f32; inner];
             for k in 0..n {
                 let r = k * inner..(k + 1) * inner;
-                for ((o, &v), (s, &m)) in y[r.clone()].iter_mut().zip(&x[r]).zip(sum.iter_mut().zip(&max)) {
+                for ((o, &v), (s, &m)) in y[r.clone()]
+                    .iter_mut()
+                    .zip(&x[r])
+                    .zip(sum.iter_mut().zip(&max))
+                {
                     let e = (v - m).exp();
                     *o = e;
                     *s += e;
@@ -158,18 +171,38 @@ mod tests {
     #[test]
     fn softmax_axes() {
         let x = t(&[2, 3], &[1., 2., 3., 1000., 1000., 1000.]);
-        let op = Softmax { kind: SoftmaxKind::Softmax, axis: -1, flatten_tail: false };
+        let op = Softmax {
+            kind: SoftmaxKind::Softmax,
+            axis: -1,
+            flatten_tail: false,
+        };
         let y = run(&op, &[Some(&x)]).unwrap();
         let e = [1f32.exp(), 2f32.exp(), 3f32.exp()];
         let s: f32 = e.iter().sum();
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[e[0] / s, e[1] / s, e[2] / s, 1. / 3., 1. / 3., 1. / 3.], 1e-6);
-        let op = Softmax { kind: SoftmaxKind::Softmax, axis: 0, flatten_tail: false };
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[e[0] / s, e[1] / s, e[2] / s, 1. / 3., 1. / 3., 1. / 3.],
+            1e-6,
+        );
+        let op = Softmax {
+            kind: SoftmaxKind::Softmax,
+            axis: 0,
+            flatten_tail: false,
+        };
         let y = run(&op, &[Some(&t(&[2, 2], &[0., 1., 0., 1.]))]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[0.5; 4], 1e-6);
-        let op = Softmax { kind: SoftmaxKind::LogSoftmax, axis: 0, flatten_tail: true };
+        let op = Softmax {
+            kind: SoftmaxKind::LogSoftmax,
+            axis: 0,
+            flatten_tail: true,
+        };
         let y = run(&op, &[Some(&t(&[2, 2], &[0., 0., 0., 0.]))]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[-(4f32.ln()); 4], 1e-6);
-        let op = Softmax { kind: SoftmaxKind::Hardmax, axis: 0, flatten_tail: false };
+        let op = Softmax {
+            kind: SoftmaxKind::Hardmax,
+            axis: 0,
+            flatten_tail: false,
+        };
         let y = run(&op, &[Some(&t(&[2, 2], &[1., 3., 2., 3.]))]).unwrap();
         assert_eq!(y[0].as_slice::<f32>().unwrap(), &[0., 1., 1., 0.]);
         assert!(run(&op, &[Some(&t(&[], &[1.]))]).is_err());

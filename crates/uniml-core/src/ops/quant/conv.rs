@@ -7,6 +7,8 @@
 //! form, over column tiles) + integer GEMM. Geometry (`auto_pad`, pads,
 //! strides, dilations) comes from the nn family's [`Window`].
 
+use std::sync::Mutex;
+
 use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
 
 use super::igemm::{fill_a_row, igemm, kpairs, NC};
@@ -15,7 +17,7 @@ use super::requant::{requantize, Mult};
 use super::{read_scales, read_zero_points};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::nn::padding::{Geometry, Window};
-use crate::parallel::par_chunks_mut;
+use crate::parallel::{par_chunks_mut, Parallelism, Serial};
 
 /// Attributes shared by both integer convolutions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -206,30 +208,40 @@ fn int_conv(
     // Column tiles of whole GEMM tiles, keeping the packed columns near 1 MiB.
     let tile = ((1usize << 19) / lda.max(1)).div_ceil(NC).max(1) * NC;
     let tile = tile.min(osz);
-    let mut buf = vec![0i16; kp * 2 * tile];
-    let od = out.as_slice_mut::<i32>()?;
-    for b in 0..s.n {
-        for gi in 0..s.group {
+    // One (batch, group): im2col over column tiles + GEMM into `og` (its `mg` output planes).
+    let run_group =
+        |par: &dyn Parallelism, t: usize, og: &mut [i32], buf: &mut Vec<i16>| -> Result<()> {
+            let (b, gi) = (t / s.group, t % s.group);
             let xg = &xd[(b * s.c + gi * cg) * isz..(b * s.c + (gi + 1) * cg) * isz];
             let wg = &wp[gi * mg * lda..(gi + 1) * mg * lda];
-            let ob = (b * s.m + gi * mg) * osz;
             for j0 in (0..osz).step_by(tile) {
                 let tw = tile.min(osz - j0);
+                buf.resize(kp * 2 * tw, 0);
                 let bt = &mut buf[..kp * 2 * tw];
-                cols.fill(ctx, xg, kdim, j0, tw, bt);
-                igemm(
-                    ctx.par,
-                    mg,
-                    kp,
-                    tw,
-                    wg,
-                    lda,
-                    bt,
-                    2 * tw,
-                    &mut od[ob + j0..],
-                    osz,
-                )?;
+                cols.fill(par, xg, kdim, j0, tw, bt);
+                igemm(par, mg, kp, tw, wg, lda, bt, 2 * tw, &mut og[j0..], osz)?;
             }
+            Ok(())
+        };
+    let od = out.as_slice_mut::<i32>()?;
+    let threads = ctx.par.threads();
+    if threads > 1 && s.n * s.group >= 2 * threads && mg < 32 {
+        // Many small groups (depthwise and the like): one task per (batch, group).
+        let err = Mutex::new(None);
+        par_chunks_mut(ctx.par, od, mg * osz, &|t, og| {
+            if let Err(e) = run_group(&Serial, t, og, &mut Vec::new()) {
+                if let Ok(mut slot) = err.lock() {
+                    *slot = Some(e);
+                }
+            }
+        });
+        if let Some(e) = err.into_inner().ok().flatten() {
+            return Err(e);
+        }
+    } else {
+        let mut buf = Vec::new();
+        for (t, og) in od.chunks_mut(mg * osz).enumerate() {
+            run_group(ctx.par, t, og, &mut buf)?;
         }
     }
     Ok((s, out))
@@ -261,9 +273,17 @@ impl<'g> Im2Col<'g> {
 
     /// Fills `buf` (`kpairs(kdim)` pair-rows of `2·tw`) with the patches of output
     /// positions `j0..j0+tw`; row `kk = ci·ksz + kernel offset`.
-    fn fill(&self, ctx: &EvalCtx, x: &[i16], kdim: usize, j0: usize, tw: usize, buf: &mut [i16]) {
+    fn fill(
+        &self,
+        par: &dyn Parallelism,
+        x: &[i16],
+        kdim: usize,
+        j0: usize,
+        tw: usize,
+        buf: &mut [i16],
+    ) {
         let pairs_per_task = (1usize << 14).div_ceil(2 * tw).max(1);
-        par_chunks_mut(ctx.par, buf, pairs_per_task * 2 * tw, &|t, chunk| {
+        par_chunks_mut(par, buf, pairs_per_task * 2 * tw, &|t, chunk| {
             // The pair's two rows, extracted contiguously, then interleaved.
             let (mut r0, mut r1) = (vec![0i16; tw], vec![0i16; tw]);
             for (pi, prow) in chunk.chunks_mut(2 * tw).enumerate() {
@@ -675,6 +695,9 @@ mod tests {
             },
             10,
         );
+        // Enough (batch, group) pairs for one task each.
+        check(&[2, 8, 6, 6], &[8, 1, 3, 3], 8, pads(1, 2), 11);
+        check(&[3, 6, 5, 4], &[9, 2, 2, 2], 3, Window::default(), 12);
         // Several column tiles and a k-dim above one GEMM block.
         check(&[1, 32, 24, 30], &[8, 32, 3, 3], 1, pads(1, 2), 7);
         check(&[1, 3, 40, 40], &[2, 3, 1, 1], 1, Window::default(), 8);
@@ -732,12 +755,12 @@ mod tests {
         ];
         let inputs = [
             Tensor::from_slice(&[1, 1, 7, 7], &xv).unwrap(),
-            Tensor::scalar(0.00369204697f32),
+            Tensor::scalar(0.003_692_047_f32),
             Tensor::scalar(132u8),
             Tensor::from_slice(&[1, 1, 1, 1], &[0u8]).unwrap(),
-            Tensor::from_slice(&[1], &[0.00172794575f32]).unwrap(),
+            Tensor::from_slice(&[1], &[0.001_727_945_8_f32]).unwrap(),
             Tensor::from_slice(&[1], &[255u8]).unwrap(),
-            Tensor::scalar(0.00162681262f32),
+            Tensor::scalar(0.001_626_812_6_f32),
             Tensor::scalar(123u8),
         ];
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();

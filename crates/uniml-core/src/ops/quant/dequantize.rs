@@ -181,6 +181,10 @@ impl Kernel<'_> {
                         for (o, &v) in ys.iter_mut().zip(xs) {
                             *o = conv(v.centered(z) * s);
                         }
+                    } else if step == 1 {
+                        for (((o, &v), &s), &z) in ys.iter_mut().zip(xs).zip(scale).zip(zp) {
+                            *o = conv(v.centered(z) * s);
+                        }
                     } else {
                         for (j, (o, &v)) in ys.iter_mut().zip(xs).enumerate() {
                             *o = conv(v.centered(zp[j * step]) * scale[j * step]);
@@ -284,6 +288,46 @@ mod tests {
             y.as_slice::<half::bf16>().unwrap(),
             &[half::bf16::from_f32(1.5)]
         );
+    }
+
+    #[test]
+    fn innermost_axis_and_outer_blocks() {
+        let xv: Vec<u8> = (0..12).map(|i| i as u8 * 20).collect();
+        let s = [0.5f32, 1.0, 2.0, 4.0];
+        let z = [3u8, 0, 5, 100];
+        let op = DequantizeLinear {
+            axis: 1,
+            ..Default::default()
+        };
+        let y = dq(
+            &op,
+            &Tensor::from_slice(&[3, 4], &xv).unwrap(),
+            &Tensor::from_slice(&[4], &s).unwrap(),
+            Some(&Tensor::from_slice(&[4], &z).unwrap()),
+        )
+        .unwrap();
+        let want: Vec<f32> = (0..12)
+            .map(|i| (xv[i] as f32 - z[i % 4] as f32) * s[i % 4])
+            .collect();
+        assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
+        // Blocks of 2 along axis 0 of [3, 4]: scale [2, 4].
+        let sb: Vec<f32> = (0..8).map(|i| 0.25 * (i + 1) as f32).collect();
+        let op = DequantizeLinear {
+            axis: 0,
+            block_size: 2,
+            output_dtype: None,
+        };
+        let y = dq(
+            &op,
+            &Tensor::from_slice(&[3, 4], &xv).unwrap(),
+            &Tensor::from_slice(&[2, 4], &sb).unwrap(),
+            None,
+        )
+        .unwrap();
+        let want: Vec<f32> = (0..12)
+            .map(|i| xv[i] as f32 * sb[(i / 4 / 2) * 4 + i % 4])
+            .collect();
+        assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
     }
 
     #[test]

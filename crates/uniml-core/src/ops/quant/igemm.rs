@@ -405,7 +405,7 @@ mod tests {
         for i in 0..m {
             fill_a_row(
                 &mut a[i * 2 * kp..(i + 1) * 2 * kp],
-                std::iter::repeat(i16::MIN).take(k),
+                (0..k).map(|_| i16::MIN),
             );
         }
         let mut b = vec![0i16; kp * 2 * n];

@@ -6,6 +6,8 @@
 //! set to 1 (`[..., M, 1]`; a 1-D vector of M values is per row); those of B
 //! against B's shape with dim -2 set to 1 (`[..., 1, N]`; a 1-D vector is per column).
 
+use std::sync::Mutex;
+
 use uniml_data::{
     bail, broadcast_shapes, ensure, DType, Element, Result, SymbolicShape, Tensor, TensorView,
 };
@@ -15,6 +17,7 @@ use super::requant::{requantize, Mult};
 use super::{read_scales, read_zero_points, round_to};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::util::{broadcast_symbolic, for_each_broadcast};
+use crate::parallel::{par_chunks_mut, Parallelism, Serial};
 
 /// Symbolic output shape of a numpy matmul (None when unknown).
 pub(crate) fn matmul_shape(a: &Fact, b: &Fact) -> Result<Option<SymbolicShape>> {
@@ -173,21 +176,34 @@ impl MmPlan {
             // One B for all batches: a single tall GEMM.
             return igemm(ctx.par, self.pairs.len() * m, kp, n, a, lda, b, 2 * n, c, n);
         }
-        for (bi, &(ia, ib)) in self.pairs.iter().enumerate() {
+        let one = |par: &dyn Parallelism, bi: usize, cb: &mut [i32]| -> Result<()> {
+            let (ia, ib) = self.pairs[bi];
             let ab = &a[ia * m * lda..(ia + 1) * m * lda];
             let bb = &b[ib * per_b..(ib + 1) * per_b];
-            igemm(
-                ctx.par,
-                m,
-                kp,
-                n,
-                ab,
-                lda,
-                bb,
-                2 * n,
-                &mut c[bi * m * n..(bi + 1) * m * n],
-                n,
-            )?;
+            igemm(par, m, kp, n, ab, lda, bb, 2 * n, cb, n)
+        };
+        let threads = ctx.par.threads();
+        if threads > 1 && self.pairs.len() >= 2 * threads && m * n * kp < (1 << 18) {
+            // Many small products: one task per batch.
+            let err = Mutex::new(None);
+            par_chunks_mut(ctx.par, c, m * n, &|bi, cb| {
+                if let Err(e) = one(&Serial, bi, cb) {
+                    if let Ok(mut slot) = err.lock() {
+                        *slot = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = err.into_inner().ok().flatten() {
+                return Err(e);
+            }
+        } else {
+            for (bi, cb) in c
+                .chunks_mut((m * n).max(1))
+                .enumerate()
+                .take(self.pairs.len())
+            {
+                one(ctx.par, bi, cb)?;
+            }
         }
         Ok(())
     }

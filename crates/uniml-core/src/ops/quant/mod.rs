@@ -29,6 +29,7 @@ use crate::ops::util::norm_axis;
 /// Branch-free, so loops over it vectorize (unlike `round_ties_even`, which
 /// is a libm call on baseline x86-64).
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max`/`min` map it to a bound
 pub fn rint_clamped(v: f32) -> f32 {
     const LIM: f32 = 4_194_304.0; // 2^22
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
@@ -61,6 +62,7 @@ qint!(u8, i8, u16, i16);
 
 /// Saturating quantization of one value: `clamp(rint(q) + zp, LO, HI)`; NaN gives `LO`.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max`/`min` map it to a bound
 pub fn saturate<Y: QInt>(q: f32, zp: f32) -> Y {
     let c = (rint_clamped(q) + zp).max(Y::LO).min(Y::HI);
     // SAFETY: `max`/`min` with finite bounds give a finite value in [LO, HI] (even for

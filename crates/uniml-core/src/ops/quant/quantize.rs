@@ -163,6 +163,11 @@ impl Kernel<'_> {
                     *o = saturate(v / s, z);
                 }
             }
+            (DType::F32 | DType::I32, 1) => {
+                for (((o, &v), &s), &z) in ys.iter_mut().zip(xs).zip(scale).zip(zp) {
+                    *o = saturate(v / s, z);
+                }
+            }
             (DType::F32 | DType::I32, _) => {
                 for (j, (o, &v)) in ys.iter_mut().zip(xs).enumerate() {
                     *o = saturate(v / scale[j * step], zp[j * step]);
@@ -303,6 +308,30 @@ mod tests {
             })
             .collect();
         assert_eq!(y.as_slice::<u8>().unwrap(), &want[..]);
+    }
+
+    #[test]
+    fn per_axis_innermost() {
+        let x: Vec<f32> = (0..12).map(|i| i as f32 * 7.3 - 40.0).collect();
+        let s = [0.5f32, 1.0, 2.0, 4.0];
+        let z = [-3i8, 0, 5, 100];
+        let op = QuantizeLinear {
+            axis: -1,
+            ..Default::default()
+        };
+        let y = q(
+            &op,
+            &Tensor::from_slice(&[3, 4], &x).unwrap(),
+            &Tensor::from_slice(&[4], &s).unwrap(),
+            Some(&Tensor::from_slice(&[4], &z).unwrap()),
+        )
+        .unwrap();
+        let want: Vec<i8> = (0..12)
+            .map(|i| {
+                ((x[i] / s[i % 4]).round_ties_even() + z[i % 4] as f32).clamp(-128.0, 127.0) as i8
+            })
+            .collect();
+        assert_eq!(y.as_slice::<i8>().unwrap(), &want[..]);
     }
 
     #[test]

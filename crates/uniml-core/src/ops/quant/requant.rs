@@ -19,6 +19,7 @@ pub enum Mult<'a> {
 
 /// Round half to even of `v` clamped to `±2^40` (NaN → `-2^40`), branch-free.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max`/`min` map it to a bound
 fn rint64_clamped(v: f64) -> f64 {
     const LIM: f64 = 1_099_511_627_776.0; // 2^40
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
@@ -46,6 +47,7 @@ impl Q8 for i8 {
 }
 
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max`/`min` map it to a bound
 fn one<T: Q8>(acc: i32, k: f64, zp: f64) -> T {
     let v = (rint64_clamped(acc as f64 * k) + zp).max(T::LO).min(T::HI);
     // SAFETY: `max`/`min` with finite bounds give a finite value in [LO, HI], which fits i32.

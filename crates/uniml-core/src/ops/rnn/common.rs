@@ -65,18 +65,37 @@ impl Activation {
     /// Parses an activation name (case-insensitive). `alpha`/`beta` are
     /// consumed from the iterators only by activations that take them
     /// (onnxruntime's convention); missing values take the op defaults.
-    pub fn parse(name: &str, alpha: &mut dyn Iterator<Item = f32>, beta: &mut dyn Iterator<Item = f32>) -> Option<Activation> {
+    pub fn parse(
+        name: &str,
+        alpha: &mut dyn Iterator<Item = f32>,
+        beta: &mut dyn Iterator<Item = f32>,
+    ) -> Option<Activation> {
         let lower = name.to_ascii_lowercase();
         Some(match lower.as_str() {
             "relu" => Activation::Relu,
             "tanh" => Activation::Tanh,
             "sigmoid" => Activation::Sigmoid,
-            "affine" => Activation::Affine { alpha: alpha.next().unwrap_or(1.0), beta: beta.next().unwrap_or(0.0) },
-            "leakyrelu" => Activation::LeakyRelu { alpha: alpha.next().unwrap_or(0.01) },
-            "thresholdedrelu" => Activation::ThresholdedRelu { alpha: alpha.next().unwrap_or(1.0) },
-            "scaledtanh" => Activation::ScaledTanh { alpha: alpha.next().unwrap_or(1.0), beta: beta.next().unwrap_or(1.0) },
-            "hardsigmoid" => Activation::HardSigmoid { alpha: alpha.next().unwrap_or(0.2), beta: beta.next().unwrap_or(0.5) },
-            "elu" => Activation::Elu { alpha: alpha.next().unwrap_or(1.0) },
+            "affine" => Activation::Affine {
+                alpha: alpha.next().unwrap_or(1.0),
+                beta: beta.next().unwrap_or(0.0),
+            },
+            "leakyrelu" => Activation::LeakyRelu {
+                alpha: alpha.next().unwrap_or(0.01),
+            },
+            "thresholdedrelu" => Activation::ThresholdedRelu {
+                alpha: alpha.next().unwrap_or(1.0),
+            },
+            "scaledtanh" => Activation::ScaledTanh {
+                alpha: alpha.next().unwrap_or(1.0),
+                beta: beta.next().unwrap_or(1.0),
+            },
+            "hardsigmoid" => Activation::HardSigmoid {
+                alpha: alpha.next().unwrap_or(0.2),
+                beta: beta.next().unwrap_or(0.5),
+            },
+            "elu" => Activation::Elu {
+                alpha: alpha.next().unwrap_or(1.0),
+            },
             "softsign" => Activation::Softsign,
             "softplus" => Activation::Softplus,
             _ => return None,
@@ -176,8 +195,15 @@ impl RnnCommon {
 }
 
 /// Output facts of a recurrent op: `Y`, `Y_h` (and `Y_c` for LSTM).
-pub fn output_facts(op: &str, c: &RnnCommon, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-    let Some(x) = inputs.first() else { bail!("{op} needs an input X") };
+pub fn output_facts(
+    op: &str,
+    c: &RnnCommon,
+    inputs: &[&Fact],
+    n_outputs: usize,
+) -> Result<Vec<Fact>> {
+    let Some(x) = inputs.first() else {
+        bail!("{op} needs an input X")
+    };
     if let Some(dt) = x.dtype {
         if !dt.is_float() {
             bail!("{op} expects a float input X, got {dt}");
@@ -198,13 +224,29 @@ pub fn output_facts(op: &str, c: &RnnCommon, inputs: &[&Fact], n_outputs: usize)
         }
     }
     let (y, yh) = if c.layout == 0 {
-        (vec![seq, nd.clone(), batch.clone(), hs.clone()], vec![nd, batch, hs])
+        (
+            vec![seq, nd.clone(), batch.clone(), hs.clone()],
+            vec![nd, batch, hs],
+        )
     } else {
-        (vec![batch.clone(), seq, nd.clone(), hs.clone()], vec![batch, nd, hs])
+        (
+            vec![batch.clone(), seq, nd.clone(), hs.clone()],
+            vec![batch, nd, hs],
+        )
     };
-    let mut out = vec![Fact { dtype: x.dtype, shape: Some(SymbolicShape(y)), konst: None, is_sequence: false }];
+    let mut out = vec![Fact {
+        dtype: x.dtype,
+        shape: Some(SymbolicShape(y)),
+        konst: None,
+        is_sequence: false,
+    }];
     for _ in 1..n_outputs {
-        out.push(Fact { dtype: x.dtype, shape: Some(SymbolicShape(yh.clone())), konst: None, is_sequence: false });
+        out.push(Fact {
+            dtype: x.dtype,
+            shape: Some(SymbolicShape(yh.clone())),
+            konst: None,
+            is_sequence: false,
+        });
     }
     out.truncate(n_outputs.max(1));
     Ok(out)
@@ -250,10 +292,22 @@ pub fn opt<'a, 'b>(inputs: &'b [Option<TensorView<'a>>], i: usize) -> Option<&'b
 
 /// Reads an optional `[dirs, batch, hidden]` (layout 0) or `[batch, dirs, hidden]`
 /// (layout 1) state into layout 0.
-pub fn read_state(op: &str, what: &str, t: Option<&TensorView>, dirs: usize, batch: usize, hidden: usize, layout1: bool) -> Result<Vec<f32>> {
+pub fn read_state(
+    op: &str,
+    what: &str,
+    t: Option<&TensorView>,
+    dirs: usize,
+    batch: usize,
+    hidden: usize,
+    layout1: bool,
+) -> Result<Vec<f32>> {
     let mut out = vec![0f32; dirs * batch * hidden];
     let Some(t) = t else { return Ok(out) };
-    let want = if layout1 { [batch, dirs, hidden] } else { [dirs, batch, hidden] };
+    let want = if layout1 {
+        [batch, dirs, hidden]
+    } else {
+        [dirs, batch, hidden]
+    };
     if t.shape() != want {
         bail!("{op}: {what} must have shape {want:?}, got {:?}", t.shape());
     }
@@ -276,7 +330,12 @@ pub fn read_state(op: &str, what: &str, t: Option<&TensorView>, dirs: usize, bat
 }
 
 /// Checks and stages X, W, R, B, sequence_lens, initial_h (inputs 0..=5).
-pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorView<'a>>]) -> Result<Staged<'a>> {
+pub fn stage<'a>(
+    op: &str,
+    c: &RnnCommon,
+    gates: usize,
+    inputs: &[Option<TensorView<'a>>],
+) -> Result<Staged<'a>> {
     let x = crate::op::input(inputs, 0, op)?;
     let w = crate::op::input(inputs, 1, op)?;
     let r = crate::op::input(inputs, 2, op)?;
@@ -296,10 +355,18 @@ pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorV
     let dirs = c.direction.num_directions();
     let hidden = c.hidden_size;
     if w.shape() != [dirs, gates * hidden, input_size] {
-        bail!("{op}: W must have shape [{dirs}, {}, {input_size}], got {:?}", gates * hidden, w.shape());
+        bail!(
+            "{op}: W must have shape [{dirs}, {}, {input_size}], got {:?}",
+            gates * hidden,
+            w.shape()
+        );
     }
     if r.shape() != [dirs, gates * hidden, hidden] {
-        bail!("{op}: R must have shape [{dirs}, {}, {hidden}], got {:?}", gates * hidden, r.shape());
+        bail!(
+            "{op}: R must have shape [{dirs}, {}, {hidden}], got {:?}",
+            gates * hidden,
+            r.shape()
+        );
     }
     for (name, t) in [("W", w), ("R", r)] {
         if t.dtype() != dtype {
@@ -309,7 +376,11 @@ pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorV
     let b = match opt(inputs, 3) {
         Some(b) => {
             if b.shape() != [dirs, 2 * gates * hidden] {
-                bail!("{op}: B must have shape [{dirs}, {}], got {:?}", 2 * gates * hidden, b.shape());
+                bail!(
+                    "{op}: B must have shape [{dirs}, {}], got {:?}",
+                    2 * gates * hidden,
+                    b.shape()
+                );
             }
             if !b.dtype().is_float() {
                 bail!("{op}: B must be a float tensor, got {}", b.dtype());
@@ -321,7 +392,10 @@ pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorV
     let lens = match opt(inputs, 4) {
         Some(l) => {
             if l.shape() != [batch] {
-                bail!("{op}: sequence_lens must have shape [{batch}], got {:?}", l.shape());
+                bail!(
+                    "{op}: sequence_lens must have shape [{batch}], got {:?}",
+                    l.shape()
+                );
             }
             let v = crate::ops::util::read_i64s(l)?;
             let mut out = Vec::with_capacity(batch);
@@ -335,7 +409,15 @@ pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorV
         }
         None => vec![seq; batch],
     };
-    let h0 = read_state(op, "initial_h", opt(inputs, 5), dirs, batch, hidden, layout1)?;
+    let h0 = read_state(
+        op,
+        "initial_h",
+        opt(inputs, 5),
+        dirs,
+        batch,
+        hidden,
+        layout1,
+    )?;
     Ok(Staged {
         dtype,
         seq,
@@ -354,12 +436,26 @@ pub fn stage<'a>(op: &str, c: &RnnCommon, gates: usize, inputs: &[Option<TensorV
 }
 
 /// `out[rows × n] = x[rows × k] · w[n × k]ᵀ + bias[n]`, rows split over threads.
-pub fn project_inputs(par: &dyn Parallelism, x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, bias: &[f32], out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn project_inputs(
+    par: &dyn Parallelism,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: &[f32],
+    out: &mut [f32],
+) {
     if rows == 0 || n == 0 {
         return;
     }
     let threads = par.threads().max(1);
-    let chunk_rows = if threads > 1 && rows * n * k >= (1 << 18) { rows.div_ceil(threads * 2).max(4) } else { rows };
+    let chunk_rows = if threads > 1 && rows * n * k >= (1 << 18) {
+        rows.div_ceil(threads * 2).max(4)
+    } else {
+        rows
+    };
     par_chunks_mut(par, &mut out[..rows * n], chunk_rows * n, &|i, c| {
         let r0 = i * chunk_rows;
         let m = c.len() / n;
@@ -378,7 +474,17 @@ pub fn project_inputs(par: &dyn Parallelism, x: &[f32], rows: usize, k: usize, w
 
 /// `c[m × n] += a[m × k] · w[n × k]ᵀ` (row stride of `a` is `lda`, of `c` is `ldc`).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_acc_wt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: &[f32], ldw: usize, c: &mut [f32], ldc: usize) {
+pub fn gemm_acc_wt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    w: &[f32],
+    ldw: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -391,10 +497,20 @@ pub fn gemm_acc_wt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, w: &[f32
 /// layout 1: `[batch, seq, dirs, hidden]`) and the state outputs
 /// (`[dirs, batch, hidden]` or `[batch, dirs, hidden]`) from layout-0 f32
 /// buffers `y` (`[seq, dirs, batch, hidden]`) and `states` (`[dirs, batch, hidden]` each).
-pub fn emit(ctx: &mut EvalCtx, s: &Staged, y: &[f32], states: &[&[f32]], n_outputs: usize) -> Result<Vec<Tensor>> {
+pub fn emit(
+    ctx: &mut EvalCtx,
+    s: &Staged,
+    y: &[f32],
+    states: &[&[f32]],
+    n_outputs: usize,
+) -> Result<Vec<Tensor>> {
     let (seq, dirs, batch, hidden) = (s.seq, s.dirs, s.batch, s.hidden);
     let mut outs = Vec::with_capacity(n_outputs);
-    let y_shape = if s.layout1 { [batch, seq, dirs, hidden] } else { [seq, dirs, batch, hidden] };
+    let y_shape = if s.layout1 {
+        [batch, seq, dirs, hidden]
+    } else {
+        [seq, dirs, batch, hidden]
+    };
     let mut yt = ctx.alloc(s.dtype, &y_shape)?;
     if s.layout1 {
         let mut tmp = vec![0f32; y.len()];
@@ -413,7 +529,11 @@ pub fn emit(ctx: &mut EvalCtx, s: &Staged, y: &[f32], states: &[&[f32]], n_outpu
     }
     outs.push(yt);
     for st in states.iter().take(n_outputs.saturating_sub(1)) {
-        let shape = if s.layout1 { [batch, dirs, hidden] } else { [dirs, batch, hidden] };
+        let shape = if s.layout1 {
+            [batch, dirs, hidden]
+        } else {
+            [dirs, batch, hidden]
+        };
         let mut t = ctx.alloc(s.dtype, &shape)?;
         if s.layout1 {
             let mut tmp = vec![0f32; st.len()];

@@ -44,7 +44,12 @@ impl Op for Gru {
             let bd = &s.b[d * 2 * gh..(d + 1) * 2 * gh];
             for (j, o) in bias.iter_mut().enumerate() {
                 // Rb_h stays out of the projection: it is scaled by r when linear_before_reset.
-                *o = bd[j] + if j >= 2 * hs && self.linear_before_reset { 0.0 } else { bd[gh + j] };
+                *o = bd[j]
+                    + if j >= 2 * hs && self.linear_before_reset {
+                        0.0
+                    } else {
+                        bd[gh + j]
+                    };
             }
             let rbh = &bd[gh + 2 * hs..2 * gh];
             let w = &s.w[d * gh * isz..(d + 1) * gh * isz];
@@ -92,7 +97,11 @@ impl Op for Gru {
                         let z = gates[j];
                         let rg = gates[hs + j];
                         let rec = rh[b * hs + j];
-                        let pre = if self.linear_before_reset { gates[2 * hs + j] + rg * rec } else { gates[2 * hs + j] + rec };
+                        let pre = if self.linear_before_reset {
+                            gates[2 * hs + j] + rg * rec
+                        } else {
+                            gates[2 * hs + j] + rec
+                        };
                         let cand = g.apply(c.clip(pre));
                         let hp = h[b * hs + j];
                         let hn = (1.0 - z) * cand + z * hp;
@@ -118,16 +127,35 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn naive(x: &[f32], seq: usize, batch: usize, isz: usize, hs: usize, w: &[f32], r: &[f32], b: &[f32], lbr: bool) -> Vec<f32> {
+    fn naive(
+        x: &[f32],
+        seq: usize,
+        batch: usize,
+        isz: usize,
+        hs: usize,
+        w: &[f32],
+        r: &[f32],
+        b: &[f32],
+        lbr: bool,
+    ) -> Vec<f32> {
         let mut h = vec![0f32; batch * hs];
         for t in 0..seq {
             let mut nh = h.clone();
             for bi in 0..batch {
-                let xw = |row: usize| (0..isz).map(|k| x[(t * batch + bi) * isz + k] * w[row * isz + k]).sum::<f32>() + b[row];
-                let hr = |row: usize, hv: &dyn Fn(usize) -> f32| (0..hs).map(|k| hv(k) * r[row * hs + k]).sum::<f32>() + b[3 * hs + row];
+                let xw = |row: usize| {
+                    (0..isz)
+                        .map(|k| x[(t * batch + bi) * isz + k] * w[row * isz + k])
+                        .sum::<f32>()
+                        + b[row]
+                };
+                let hr = |row: usize, hv: &dyn Fn(usize) -> f32| {
+                    (0..hs).map(|k| hv(k) * r[row * hs + k]).sum::<f32>() + b[3 * hs + row]
+                };
                 let hcur = |k: usize| h[bi * hs + k];
                 let z: Vec<f32> = (0..hs).map(|j| sig(xw(j) + hr(j, &hcur))).collect();
-                let rr: Vec<f32> = (0..hs).map(|j| sig(xw(hs + j) + hr(hs + j, &hcur))).collect();
+                let rr: Vec<f32> = (0..hs)
+                    .map(|j| sig(xw(hs + j) + hr(hs + j, &hcur)))
+                    .collect();
                 for j in 0..hs {
                     let row = 2 * hs + j;
                     let cand = if lbr {
@@ -164,10 +192,19 @@ mod tests {
             };
             let out = run(
                 &op,
-                &[Some(&t(&[seq, batch, isz], &x)), Some(&t(&[1, 3 * hs, isz], &w)), Some(&t(&[1, 3 * hs, hs], &r)), Some(&t(&[1, 6 * hs], &b))],
+                &[
+                    Some(&t(&[seq, batch, isz], &x)),
+                    Some(&t(&[1, 3 * hs, isz], &w)),
+                    Some(&t(&[1, 3 * hs, hs], &r)),
+                    Some(&t(&[1, 6 * hs], &b)),
+                ],
             )
             .unwrap();
-            assert_close(out[1].as_slice::<f32>().unwrap(), &naive(&x, seq, batch, isz, hs, &w, &r, &b, lbr), 1e-5);
+            assert_close(
+                out[1].as_slice::<f32>().unwrap(),
+                &naive(&x, seq, batch, isz, hs, &w, &r, &b, lbr),
+                1e-5,
+            );
         }
     }
 }

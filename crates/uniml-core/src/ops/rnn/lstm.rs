@@ -32,11 +32,23 @@ impl Op for Lstm {
         let c = &self.common;
         let s = common::stage("LSTM", c, GATES, inputs)?;
         let (seq, batch, hidden, dirs, isz) = (s.seq, s.batch, s.hidden, s.dirs, s.input_size);
-        let c0 = read_state("LSTM", "initial_c", opt(inputs, 6), dirs, batch, hidden, s.layout1)?;
+        let c0 = read_state(
+            "LSTM",
+            "initial_c",
+            opt(inputs, 6),
+            dirs,
+            batch,
+            hidden,
+            s.layout1,
+        )?;
         let p = match opt(inputs, 7) {
             Some(p) => {
                 if p.shape() != [dirs, 3 * hidden] {
-                    bail!("LSTM: P must have shape [{dirs}, {}], got {:?}", 3 * hidden, p.shape());
+                    bail!(
+                        "LSTM: P must have shape [{dirs}, {}], got {:?}",
+                        3 * hidden,
+                        p.shape()
+                    );
                 }
                 if !p.dtype().is_float() {
                     bail!("LSTM: P must be a float tensor, got {}", p.dtype());
@@ -68,7 +80,17 @@ impl Op for Lstm {
             for step in 0..seq {
                 let t = if rev { seq - 1 - step } else { step };
                 let off = t * ts * gh;
-                common::gemm_acc_wt(batch, gh, hidden, h, hidden, r, hidden, &mut xw[off..], bs * gh);
+                common::gemm_acc_wt(
+                    batch,
+                    gh,
+                    hidden,
+                    h,
+                    hidden,
+                    r,
+                    hidden,
+                    &mut xw[off..],
+                    bs * gh,
+                );
                 for b in 0..batch {
                     if t >= s.lens[b] {
                         continue;
@@ -119,7 +141,17 @@ mod tests {
 
     /// Naive single-direction forward LSTM (layout 0) with peepholes.
     #[allow(clippy::too_many_arguments)]
-    fn naive(x: &[f32], seq: usize, batch: usize, isz: usize, hs: usize, w: &[f32], r: &[f32], b: &[f32], p: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn naive(
+        x: &[f32],
+        seq: usize,
+        batch: usize,
+        isz: usize,
+        hs: usize,
+        w: &[f32],
+        r: &[f32],
+        b: &[f32],
+        p: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let mut h = vec![0f32; batch * hs];
         let mut c = vec![0f32; batch * hs];
         let mut y = vec![];
@@ -207,9 +239,29 @@ mod tests {
             let n = batch * isz;
             xf[ti * n..(ti + 1) * n].copy_from_slice(&x[(seq - 1 - ti) * n..(seq - ti) * n]);
         }
-        let fwd = run(&op(Direction::Forward, hs, 0), &[Some(&t(&[seq, batch, isz], &xf)), Some(&t(&[1, 4 * hs, isz], &w)), Some(&t(&[1, 4 * hs, hs], &r))]).unwrap();
-        let rev = run(&op(Direction::Reverse, hs, 0), &[Some(&t(&[seq, batch, isz], &x)), Some(&t(&[1, 4 * hs, isz], &w)), Some(&t(&[1, 4 * hs, hs], &r))]).unwrap();
-        assert_close(rev[1].as_slice::<f32>().unwrap(), fwd[1].as_slice::<f32>().unwrap(), 1e-6);
+        let fwd = run(
+            &op(Direction::Forward, hs, 0),
+            &[
+                Some(&t(&[seq, batch, isz], &xf)),
+                Some(&t(&[1, 4 * hs, isz], &w)),
+                Some(&t(&[1, 4 * hs, hs], &r)),
+            ],
+        )
+        .unwrap();
+        let rev = run(
+            &op(Direction::Reverse, hs, 0),
+            &[
+                Some(&t(&[seq, batch, isz], &x)),
+                Some(&t(&[1, 4 * hs, isz], &w)),
+                Some(&t(&[1, 4 * hs, hs], &r)),
+            ],
+        )
+        .unwrap();
+        assert_close(
+            rev[1].as_slice::<f32>().unwrap(),
+            fwd[1].as_slice::<f32>().unwrap(),
+            1e-6,
+        );
         // Layout 1: X transposed to [batch, seq, isz].
         let mut xt = vec![0f32; x.len()];
         for ti in 0..seq {
@@ -219,15 +271,37 @@ mod tests {
                 }
             }
         }
-        let l0 = run(&op(Direction::Bidirectional, hs, 0), &[Some(&t(&[seq, batch, isz], &x)), Some(&t(&[2, 4 * hs, isz], &[w.clone(), w.clone()].concat())), Some(&t(&[2, 4 * hs, hs], &[r.clone(), r.clone()].concat()))]).unwrap();
-        let l1 = run(&op(Direction::Bidirectional, hs, 1), &[Some(&t(&[batch, seq, isz], &xt)), Some(&t(&[2, 4 * hs, isz], &[w.clone(), w.clone()].concat())), Some(&t(&[2, 4 * hs, hs], &[r.clone(), r].concat()))]).unwrap();
+        let l0 = run(
+            &op(Direction::Bidirectional, hs, 0),
+            &[
+                Some(&t(&[seq, batch, isz], &x)),
+                Some(&t(&[2, 4 * hs, isz], &[w.clone(), w.clone()].concat())),
+                Some(&t(&[2, 4 * hs, hs], &[r.clone(), r.clone()].concat())),
+            ],
+        )
+        .unwrap();
+        let l1 = run(
+            &op(Direction::Bidirectional, hs, 1),
+            &[
+                Some(&t(&[batch, seq, isz], &xt)),
+                Some(&t(&[2, 4 * hs, isz], &[w.clone(), w.clone()].concat())),
+                Some(&t(&[2, 4 * hs, hs], &[r.clone(), r].concat())),
+            ],
+        )
+        .unwrap();
         assert_eq!(l1[0].shape(), &[batch, seq, 2, hs]);
-        let (y0, y1) = (l0[0].as_slice::<f32>().unwrap(), l1[0].as_slice::<f32>().unwrap());
+        let (y0, y1) = (
+            l0[0].as_slice::<f32>().unwrap(),
+            l1[0].as_slice::<f32>().unwrap(),
+        );
         for ti in 0..seq {
             for d in 0..2 {
                 for bi in 0..batch {
                     for j in 0..hs {
-                        assert_eq!(y0[((ti * 2 + d) * batch + bi) * hs + j], y1[((bi * seq + ti) * 2 + d) * hs + j]);
+                        assert_eq!(
+                            y0[((ti * 2 + d) * batch + bi) * hs + j],
+                            y1[((bi * seq + ti) * 2 + d) * hs + j]
+                        );
                     }
                 }
             }
@@ -243,13 +317,21 @@ mod tests {
         let lens = Tensor::from_slice(&[2], &[2i32, 4]).unwrap();
         let out = run(
             &op(Direction::Forward, hs, 0),
-            &[Some(&t(&[seq, batch, isz], &x)), Some(&t(&[1, 4 * hs, isz], &w)), Some(&t(&[1, 4 * hs, hs], &r)), None, Some(&lens)],
+            &[
+                Some(&t(&[seq, batch, isz], &x)),
+                Some(&t(&[1, 4 * hs, isz], &w)),
+                Some(&t(&[1, 4 * hs, hs], &r)),
+                None,
+                Some(&lens),
+            ],
         )
         .unwrap();
         let y = out[0].as_slice::<f32>().unwrap();
         let yh = out[1].as_slice::<f32>().unwrap();
         // Batch 0 stops after step 1: Y is zero afterwards and Y_h is the step-1 output.
-        assert!(y[(2 * batch) * hs..(2 * batch) * hs + hs].iter().all(|&v| v == 0.0));
+        assert!(y[(2 * batch) * hs..(2 * batch) * hs + hs]
+            .iter()
+            .all(|&v| v == 0.0));
         assert_eq!(&yh[..hs], &y[batch * hs..batch * hs + hs]);
     }
 
@@ -258,7 +340,11 @@ mod tests {
         let x = t(&[2, 1, 3], &[0.0; 6]);
         let w = t(&[1, 8, 3], &[0.0; 24]);
         let r = t(&[1, 8, 3], &[0.0; 24]);
-        assert!(run(&op(Direction::Forward, 2, 0), &[Some(&x), Some(&w), Some(&r)]).is_err());
+        assert!(run(
+            &op(Direction::Forward, 2, 0),
+            &[Some(&x), Some(&w), Some(&r)]
+        )
+        .is_err());
         assert!(run(&op(Direction::Forward, 2, 0), &[Some(&x)]).is_err());
     }
 }

@@ -72,9 +72,24 @@ mod tests {
     fn two_steps_by_hand() {
         // hidden 1, input 1: h1 = tanh(0.5*1 + 0 + 0.1), h2 = tanh(0.5*2 + 0.3*h1 + 0.1)
         let op = Rnn {
-            common: RnnCommon { hidden_size: 1, direction: Direction::Forward, layout: 0, clip: None, activations: vec![Activation::Tanh] },
+            common: RnnCommon {
+                hidden_size: 1,
+                direction: Direction::Forward,
+                layout: 0,
+                clip: None,
+                activations: vec![Activation::Tanh],
+            },
         };
-        let out = run(&op, &[Some(&t(&[2, 1, 1], &[1.0, 2.0])), Some(&t(&[1, 1, 1], &[0.5])), Some(&t(&[1, 1, 1], &[0.3])), Some(&t(&[1, 2], &[0.1, 0.0]))]).unwrap();
+        let out = run(
+            &op,
+            &[
+                Some(&t(&[2, 1, 1], &[1.0, 2.0])),
+                Some(&t(&[1, 1, 1], &[0.5])),
+                Some(&t(&[1, 1, 1], &[0.3])),
+                Some(&t(&[1, 2], &[0.1, 0.0])),
+            ],
+        )
+        .unwrap();
         let h1 = (0.6f32).tanh();
         let h2 = (1.1f32 + 0.3 * h1).tanh();
         assert_close(out[0].as_slice::<f32>().unwrap(), &[h1, h2], 1e-6);
@@ -89,10 +104,21 @@ mod tests {
                 direction: Direction::Reverse,
                 layout: 0,
                 clip: Some(0.5),
-                activations: vec![Activation::Affine { alpha: 2.0, beta: 1.0 }],
+                activations: vec![Activation::Affine {
+                    alpha: 2.0,
+                    beta: 1.0,
+                }],
             },
         };
-        let out = run(&op, &[Some(&t(&[1, 1, 1], &[3.0])), Some(&t(&[1, 1, 1], &[1.0])), Some(&t(&[1, 1, 1], &[0.0]))]).unwrap();
+        let out = run(
+            &op,
+            &[
+                Some(&t(&[1, 1, 1], &[3.0])),
+                Some(&t(&[1, 1, 1], &[1.0])),
+                Some(&t(&[1, 1, 1], &[0.0])),
+            ],
+        )
+        .unwrap();
         assert_close(out[1].as_slice::<f32>().unwrap(), &[2.0], 1e-6);
     }
 }

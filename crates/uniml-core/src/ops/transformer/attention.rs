@@ -19,7 +19,7 @@ use crate::parallel::{par_chunks_mut, SyncPtr};
 
 use super::round_to;
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Attention {
     pub is_causal: bool,
     /// Head counts, required for 3-D inputs.
@@ -37,7 +37,29 @@ pub struct Attention {
     /// Type the softmax runs in (`softmax_precision`); `None`: the input type.
     /// f16/bf16 are emulated step by step in f32, f32/f64 run in f32.
     pub softmax_dtype: Option<DType>,
+    /// Whether the node uses output 3 (`qk_matmul_output`).
+    pub qk_output: bool,
 }
+
+impl Default for Attention {
+    fn default() -> Self {
+        Attention {
+            is_causal: false,
+            q_num_heads: None,
+            kv_num_heads: None,
+            scale: None,
+            softcap: 0.0,
+            qk_matmul_output_mode: 0,
+            left_window: -1,
+            right_window: -1,
+            softmax_dtype: None,
+            qk_output: false,
+        }
+    }
+}
+
+/// Query rows scored at once per (batch, head).
+const QUERY_BLOCK: usize = 64;
 
 /// Resolved sizes of one call.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +90,12 @@ fn dims_of(op: &Attention, q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims
             let (Some(qh), Some(kvh)) = (op.q_num_heads, op.kv_num_heads) else {
                 bail!("Attention: 3-D inputs need the q_num_heads and kv_num_heads attributes")
             };
-            if qh == 0 || kvh == 0 || q[2] % qh != 0 || k[2] % kvh != 0 || v[2] % kvh != 0 {
+            if qh == 0
+                || kvh == 0
+                || !q[2].is_multiple_of(qh)
+                || !k[2].is_multiple_of(kvh)
+                || !v[2].is_multiple_of(kvh)
+            {
                 bail!("Attention: hidden sizes {}, {}, {} are not divisible by head counts {qh}/{kvh}", q[2], k[2], v[2]);
             }
             if k[0] != q[0] || v[0] != q[0] || v[1] != k[1] {
@@ -76,15 +103,38 @@ fn dims_of(op: &Attention, q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims
             }
             let d = q[2] / qh;
             if k[2] / kvh != d {
-                bail!("Attention: K head size {} differs from Q head size {d}", k[2] / kvh);
+                bail!(
+                    "Attention: K head size {} differs from Q head size {d}",
+                    k[2] / kvh
+                );
             }
-            Ok(Dims { batch: q[0], qh, kvh, sq: q[1], skv: k[1], past: 0, d, dv: v[2] / kvh, rank3: true })
+            Ok(Dims {
+                batch: q[0],
+                qh,
+                kvh,
+                sq: q[1],
+                skv: k[1],
+                past: 0,
+                d,
+                dv: v[2] / kvh,
+                rank3: true,
+            })
         }
         4 => {
             if k[0] != q[0] || v[0] != q[0] || k[3] != q[3] || v[1] != k[1] || v[2] != k[2] {
                 bail!("Attention: inconsistent shapes Q {q:?}, K {k:?}, V {v:?}");
             }
-            Ok(Dims { batch: q[0], qh: q[1], kvh: k[1], sq: q[2], skv: k[2], past: 0, d: q[3], dv: v[3], rank3: false })
+            Ok(Dims {
+                batch: q[0],
+                qh: q[1],
+                kvh: k[1],
+                sq: q[2],
+                skv: k[2],
+                past: 0,
+                d: q[3],
+                dv: v[3],
+                rank3: false,
+            })
         }
         r => bail!("Attention: Q must be rank 3 or 4, got rank {r}"),
     }
@@ -108,12 +158,21 @@ impl Mask {
         let target = [dm.batch, dm.qh, dm.sq];
         for i in 0..3 {
             if full[i] != 1 && full[i] != target[i] {
-                bail!("Attention: attn_mask shape {shape:?} does not broadcast to [{}, {}, {}, {}]", dm.batch, dm.qh, dm.sq, dm.total());
+                bail!(
+                    "Attention: attn_mask shape {shape:?} does not broadcast to [{}, {}, {}, {}]",
+                    dm.batch,
+                    dm.qh,
+                    dm.sq,
+                    dm.total()
+                );
             }
         }
         let len = full[3];
         if len > dm.total() {
-            bail!("Attention: attn_mask last dim {len} exceeds the total sequence length {}", dm.total());
+            bail!(
+                "Attention: attn_mask last dim {len} exceeds the total sequence length {}",
+                dm.total()
+            );
         }
         let own = crate::ops::util::strides(&full);
         let mut strides = [0usize; 4];
@@ -121,7 +180,11 @@ impl Mask {
             strides[i] = if full[i] == 1 { 0 } else { own[i] };
         }
         let data = match m.dtype() {
-            DType::Bool => m.as_bytes().iter().map(|&b| if b != 0 { 0.0 } else { f32::NEG_INFINITY }).collect(),
+            DType::Bool => m
+                .as_bytes()
+                .iter()
+                .map(|&b| if b != 0 { 0.0 } else { f32::NEG_INFINITY })
+                .collect(),
             DType::String => bail!("Attention: attn_mask must be bool or numeric, got string"),
             _ => f32_data(m)?.into_owned(),
         };
@@ -132,13 +195,26 @@ impl Mask {
 impl Attention {
     /// Fills `bias[j]` for query row `i` of `(b, h)`; returns whether every key is masked.
     #[allow(clippy::too_many_arguments)]
-    fn row_bias(&self, dm: &Dims, mask: Option<&Mask>, nonpad: Option<&[i64]>, b: usize, h: usize, i: usize, bias: &mut [f32]) -> bool {
+    fn row_bias(
+        &self,
+        dm: &Dims,
+        mask: Option<&Mask>,
+        nonpad: Option<&[i64]>,
+        b: usize,
+        h: usize,
+        i: usize,
+        bias: &mut [f32],
+    ) -> bool {
         let t = dm.total();
         match mask {
             Some(m) => {
                 let base = b * m.strides[0] + h * m.strides[1] + i * m.strides[2];
                 for (j, o) in bias.iter_mut().enumerate() {
-                    *o = if j < m.len { m.data[base + j * m.strides[3]] } else { f32::NEG_INFINITY };
+                    *o = if j < m.len {
+                        m.data[base + j * m.strides[3]]
+                    } else {
+                        f32::NEG_INFINITY
+                    };
                 }
             }
             None => bias.fill(0.0),
@@ -253,7 +329,11 @@ fn concat_cache(x: &[f32], past: Option<&[f32]>, dm: &Dims, d: usize, out: &mut 
                 dst[..p * d].copy_from_slice(&pk[src..src + p * d]);
             }
             for si in 0..s {
-                let src = if dm.rank3 { (b * s + si) * h * d + hh * d } else { ((b * h + hh) * s + si) * d };
+                let src = if dm.rank3 {
+                    (b * s + si) * h * d + hh * d
+                } else {
+                    ((b * h + hh) * s + si) * d
+                };
                 dst[(p + si) * d..(p + si + 1) * d].copy_from_slice(&x[src..src + d]);
             }
         }
@@ -266,7 +346,9 @@ impl Op for Attention {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        let Some(q) = inputs.first() else { bail!("Attention needs Q, K and V") };
+        let Some(q) = inputs.first() else {
+            bail!("Attention needs Q, K and V")
+        };
         if let Some(dt) = q.dtype {
             if !dt.is_float() {
                 bail!("Attention expects float Q, got {dt}");
@@ -277,13 +359,22 @@ impl Op for Attention {
         let mut facts = vec![Fact::dtype_only(q.dtype); n_outputs.max(1)];
         if let (Some(qs), Some(vs)) = (shape(0), shape(2)) {
             let y = match (qs.rank(), vs.rank()) {
-                (4, 4) => Some(SymbolicShape(vec![qs.0[0].clone(), qs.0[1].clone(), qs.0[2].clone(), vs.0[3].clone()])),
+                (4, 4) => Some(SymbolicShape(vec![
+                    qs.0[0].clone(),
+                    qs.0[1].clone(),
+                    qs.0[2].clone(),
+                    vs.0[3].clone(),
+                ])),
                 (3, 3) => {
                     let hidden = match (vs.0[2].known(), self.q_num_heads, self.kv_num_heads) {
                         (Some(v), Some(qh), Some(kvh)) if kvh > 0 => Dim::Known(v / kvh * qh),
                         _ => Dim::Unknown,
                     };
-                    Some(SymbolicShape(vec![qs.0[0].clone(), qs.0[1].clone(), hidden]))
+                    Some(SymbolicShape(vec![
+                        qs.0[0].clone(),
+                        qs.0[1].clone(),
+                        hidden,
+                    ]))
                 }
                 _ => None,
             };
@@ -326,8 +417,12 @@ impl Op for Attention {
             }
         }
         let mut dm = dims_of(self, q.shape(), k.shape(), v.shape())?;
-        if dm.qh % dm.kvh != 0 {
-            bail!("Attention: q_num_heads {} must be a multiple of kv_num_heads {}", dm.qh, dm.kvh);
+        if dm.kvh == 0 || !dm.qh.is_multiple_of(dm.kvh) {
+            bail!(
+                "Attention: q_num_heads {} must be a multiple of kv_num_heads {}",
+                dm.qh,
+                dm.kvh
+            );
         }
         let (pk, pv) = (opt(4), opt(5));
         if pk.is_some() != pv.is_some() {
@@ -335,7 +430,9 @@ impl Op for Attention {
         }
         if let (Some(pk), Some(pv)) = (pk, pv) {
             let p = pk.shape().get(2).copied().unwrap_or(0);
-            if pk.shape() != [dm.batch, dm.kvh, p, dm.d] || pv.shape() != [dm.batch, dm.kvh, p, dm.dv] {
+            if pk.shape() != [dm.batch, dm.kvh, p, dm.d]
+                || pv.shape() != [dm.batch, dm.kvh, p, dm.dv]
+            {
                 bail!(
                     "Attention: past_key {:?} / past_value {:?} must be [{}, {}, past, {}] / [.., {}]",
                     pk.shape(),
@@ -352,10 +449,16 @@ impl Op for Attention {
             Some(n) => {
                 let v = crate::ops::util::read_i64s(n)?;
                 if v.len() != dm.batch {
-                    bail!("Attention: nonpad_kv_seqlen must have {} values, got {}", dm.batch, v.len());
+                    bail!(
+                        "Attention: nonpad_kv_seqlen must have {} values, got {}",
+                        dm.batch,
+                        v.len()
+                    );
                 }
                 if pk.is_some() {
-                    bail!("Attention: nonpad_kv_seqlen cannot be combined with past_key/past_value");
+                    bail!(
+                        "Attention: nonpad_kv_seqlen cannot be combined with past_key/past_value"
+                    );
                 }
                 Some(v)
             }
@@ -407,7 +510,8 @@ impl Op for Attention {
         };
         let sm_dt = self.softmax_dtype.unwrap_or(dt);
 
-        let mut qk_out = vec![0f32; b_ * qh * sq * t];
+        let want_qk = self.qk_output;
+        let mut qk_out = vec![0f32; if want_qk { b_ * qh * sq * t } else { 0 }];
         let qk_ptr = SyncPtr(qk_out.as_mut_ptr());
         let mut y = vec![0f32; b_ * qh * sq * dv];
         let mode = self.qk_matmul_output_mode;
@@ -417,61 +521,91 @@ impl Op for Attention {
         par_chunks_mut(ctx.par, &mut y, (sq * dv).max(1), &|task, yb| {
             let (b, h) = (task / qh, task % qh);
             let kv = h / group;
-            let (qoff, qrs) = if dm_c.rank3 { (b * sq * qh * d + h * d, qh * d) } else { ((b * qh + h) * sq * d, d) };
-            let mut s = vec![0f32; sq * t];
-            if t > 0 && sq > 0 {
-                let a = la::MatRef::with_strides(&qf[qoff..], sq, d, qrs, 1);
-                let kb = la::MatRef::new(&kall_r[(b * kvh + kv) * t * d..(b * kvh + kv + 1) * t * d], t, d).t();
-                if d > 0 {
-                    la::sgemm(sq, t, d, alpha, a, kb, 0.0, &mut s, t);
-                }
-            }
-            round_to(dt, &mut s);
-            if self.softcap > 0.0 {
-                let c = self.softcap;
-                if lp {
-                    for x in s.iter_mut() {
-                        let mut v = [*x / c];
-                        round_to(dt, &mut v);
-                        v[0] = v[0].tanh();
-                        round_to(dt, &mut v);
-                        *x = v[0] * c;
-                    }
-                    round_to(dt, &mut s);
-                } else {
-                    s.iter_mut().for_each(|x| *x = c * (*x / c).tanh());
-                }
-            }
+            let (qoff, qrs) = if dm_c.rank3 {
+                (b * sq * qh * d + h * d, qh * d)
+            } else {
+                ((b * qh + h) * sq * d, d)
+            };
+            let kb = &kall_r[(b * kvh + kv) * t * d..(b * kvh + kv + 1) * t * d];
+            let vb = &vall_r[(b * kvh + kv) * t * dv..(b * kvh + kv + 1) * t * dv];
+            // Query rows in blocks, so the score block stays small for long sequences.
+            let block = sq.clamp(1, QUERY_BLOCK);
+            let mut s = vec![0f32; block * t];
             let mut bias = vec![0f32; t];
-            let mut masked_rows = vec![false; sq];
-            for i in 0..sq {
-                let row = &mut s[i * t..(i + 1) * t];
-                masked_rows[i] = self.row_bias(&dm_c, mask_r, nonpad_r, b, h, i, &mut bias);
-                // Mode 0/1: the (softcapped) scores before the bias.
-                if mode <= 1 {
-                    // SAFETY: each task writes only its own (b, h) block of qk_out.
-                    unsafe { copy_to(qk_ptr, ((b * qh + h) * sq + i) * t, row) };
-                }
-                for (x, &bv) in row.iter_mut().zip(&bias) {
-                    *x += bv;
-                }
-                round_to(dt, row);
-                if mode == 2 {
-                    unsafe { copy_to(qk_ptr, ((b * qh + h) * sq + i) * t, row) };
-                }
-                if masked_rows[i] {
-                    row.fill(0.0);
+            for i0 in (0..sq).step_by(block) {
+                let rows = block.min(sq - i0);
+                let s = &mut s[..rows * t];
+                if t > 0 && d > 0 {
+                    let a = la::MatRef::with_strides(&qf[qoff + i0 * qrs..], rows, d, qrs, 1);
+                    let kt = la::MatRef::new(kb, t, d).t();
+                    la::sgemm(rows, t, d, alpha, a, kt, 0.0, s, t);
                 } else {
-                    softmax_row(row, sm_dt);
+                    s.fill(0.0);
                 }
-                round_to(dt, row);
-                if mode == 3 {
-                    unsafe { copy_to(qk_ptr, ((b * qh + h) * sq + i) * t, row) };
+                round_to(dt, s);
+                if self.softcap > 0.0 {
+                    let c = self.softcap;
+                    if lp {
+                        for x in s.iter_mut() {
+                            let mut v = [*x / c];
+                            round_to(dt, &mut v);
+                            v[0] = v[0].tanh();
+                            round_to(dt, &mut v);
+                            *x = v[0] * c;
+                        }
+                        round_to(dt, s);
+                    } else {
+                        s.iter_mut().for_each(|x| *x = c * (*x / c).tanh());
+                    }
                 }
-            }
-            if t > 0 && sq > 0 && dv > 0 {
-                let vb = la::MatRef::new(&vall_r[(b * kvh + kv) * t * dv..(b * kvh + kv + 1) * t * dv], t, dv);
-                la::sgemm(sq, dv, t, 1.0, la::MatRef::new(&s, sq, t), vb, 0.0, yb, dv);
+                for r in 0..rows {
+                    let i = i0 + r;
+                    let row = &mut s[r * t..(r + 1) * t];
+                    let qk_off = ((b * qh + h) * sq + i) * t;
+                    let all_masked = self.row_bias(&dm_c, mask_r, nonpad_r, b, h, i, &mut bias);
+                    // Mode 0/1: the (softcapped) scores before the bias.
+                    if want_qk && mode <= 1 {
+                        // SAFETY: each task writes only its own (b, h) block of qk_out.
+                        unsafe { copy_to(qk_ptr, qk_off, row) };
+                    }
+                    for (x, &bv) in row.iter_mut().zip(&bias) {
+                        *x += bv;
+                    }
+                    round_to(dt, row);
+                    if want_qk && mode == 2 {
+                        // SAFETY: as above.
+                        unsafe { copy_to(qk_ptr, qk_off, row) };
+                    }
+                    if all_masked {
+                        row.fill(0.0);
+                    } else {
+                        softmax_row(row, sm_dt);
+                    }
+                    round_to(dt, row);
+                    if want_qk && mode == 3 {
+                        // SAFETY: as above.
+                        unsafe { copy_to(qk_ptr, qk_off, row) };
+                    }
+                }
+                if dv > 0 {
+                    let out = &mut yb[i0 * dv..(i0 + rows) * dv];
+                    if t > 0 {
+                        let p = la::MatRef::new(s, rows, t);
+                        la::sgemm(
+                            rows,
+                            dv,
+                            t,
+                            1.0,
+                            p,
+                            la::MatRef::new(vb, t, dv),
+                            0.0,
+                            out,
+                            dv,
+                        );
+                    } else {
+                        out.fill(0.0);
+                    }
+                }
             }
         });
 
@@ -502,7 +636,13 @@ impl Op for Attention {
         let mut pvt = ctx.alloc(v.dtype(), &[b_, kvh, t, dv])?;
         store_f32(&vall, &mut pvt)?;
         outs.push(pvt);
-        let mut qkt = ctx.alloc(dt, &[b_, qh, sq, t])?;
+        // Output 3 only when the node asks for it (an empty tensor stands in otherwise).
+        let qk_shape = if want_qk {
+            [b_, qh, sq, t]
+        } else {
+            [0, 0, 0, 0]
+        };
+        let mut qkt = ctx.alloc(dt, &qk_shape)?;
         store_f32(&qk_out, &mut qkt)?;
         outs.push(qkt);
         Ok(outs)
@@ -527,12 +667,33 @@ mod tests {
     /// Naive 4-D attention with GQA, an additive [sq, total] mask, causal
     /// (offset = past) and past K/V.
     #[allow(clippy::too_many_arguments)]
-    fn naive(q: &[f32], k: &[f32], v: &[f32], pk: &[f32], pv: &[f32], mask: Option<&[f32]>, causal: bool, dims: (usize, usize, usize, usize, usize, usize, usize, usize)) -> Vec<f32> {
+    fn naive(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        pk: &[f32],
+        pv: &[f32],
+        mask: Option<&[f32]>,
+        causal: bool,
+        dims: (usize, usize, usize, usize, usize, usize, usize, usize),
+    ) -> Vec<f32> {
         let (b_, qh, kvh, sq, skv, p, d, dv) = dims;
         let t = p + skv;
         let scale = 1.0 / (d as f32).sqrt();
-        let kat = |b: usize, h: usize, j: usize, x: usize| if j < p { pk[((b * kvh + h) * p + j) * d + x] } else { k[((b * kvh + h) * skv + j - p) * d + x] };
-        let vat = |b: usize, h: usize, j: usize, x: usize| if j < p { pv[((b * kvh + h) * p + j) * dv + x] } else { v[((b * kvh + h) * skv + j - p) * dv + x] };
+        let kat = |b: usize, h: usize, j: usize, x: usize| {
+            if j < p {
+                pk[((b * kvh + h) * p + j) * d + x]
+            } else {
+                k[((b * kvh + h) * skv + j - p) * d + x]
+            }
+        };
+        let vat = |b: usize, h: usize, j: usize, x: usize| {
+            if j < p {
+                pv[((b * kvh + h) * p + j) * dv + x]
+            } else {
+                v[((b * kvh + h) * skv + j - p) * dv + x]
+            }
+        };
         let mut y = vec![0f32; b_ * qh * sq * dv];
         for b in 0..b_ {
             for h in 0..qh {
@@ -540,7 +701,10 @@ mod tests {
                 for i in 0..sq {
                     let mut sc: Vec<f32> = (0..t)
                         .map(|j| {
-                            let mut s = (0..d).map(|x| q[((b * qh + h) * sq + i) * d + x] * kat(b, kh, j, x)).sum::<f32>() * scale;
+                            let mut s = (0..d)
+                                .map(|x| q[((b * qh + h) * sq + i) * d + x] * kat(b, kh, j, x))
+                                .sum::<f32>()
+                                * scale;
                             if let Some(m) = mask {
                                 s += m[i * t + j];
                             }
@@ -551,12 +715,16 @@ mod tests {
                         })
                         .collect();
                     let m = sc.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f32 = sc.iter_mut().map(|x| {
-                        *x = (*x - m).exp();
-                        *x
-                    }).sum();
+                    let sum: f32 = sc
+                        .iter_mut()
+                        .map(|x| {
+                            *x = (*x - m).exp();
+                            *x
+                        })
+                        .sum();
                     for x in 0..dv {
-                        y[((b * qh + h) * sq + i) * dv + x] = (0..t).map(|j| sc[j] / sum * vat(b, kh, j, x)).sum();
+                        y[((b * qh + h) * sq + i) * dv + x] =
+                            (0..t).map(|j| sc[j] / sum * vat(b, kh, j, x)).sum();
                     }
                 }
             }
@@ -574,8 +742,20 @@ mod tests {
         let pk = rand_vec(b_ * kvh * p * d, 4);
         let pv = rand_vec(b_ * kvh * p * dv, 5);
         let mask = rand_vec(sq * t_, 6);
-        let want = naive(&q, &k, &v, &pk, &pv, Some(&mask), true, (b_, qh, kvh, sq, skv, p, d, dv));
-        let op = Attention { is_causal: true, left_window: -1, right_window: -1, ..Default::default() };
+        let want = naive(
+            &q,
+            &k,
+            &v,
+            &pk,
+            &pv,
+            Some(&mask),
+            true,
+            (b_, qh, kvh, sq, skv, p, d, dv),
+        );
+        let op = Attention {
+            is_causal: true,
+            ..Default::default()
+        };
         let ins = [
             t(&[b_, qh, sq, d], &q),
             t(&[b_, kvh, skv, d], &k),
@@ -584,12 +764,54 @@ mod tests {
             t(&[b_, kvh, p, d], &pk),
             t(&[b_, kvh, p, dv], &pv),
         ];
-        let out = crate::ops::nn::test_util::run_with(&FakePar, &op, &ins.iter().map(Some).collect::<Vec<_>>()).unwrap();
+        let out = crate::ops::nn::test_util::run_with(
+            &FakePar,
+            &op,
+            &ins.iter().map(Some).collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert_close(out[0].as_slice::<f32>().unwrap(), &want, 1e-5);
         assert_eq!(out[1].shape(), &[b_, kvh, t_, d]);
         // present_key = concat(past_key, K) along the sequence.
         assert_eq!(&out[1].as_slice::<f32>().unwrap()[..p * d], &pk[..p * d]);
-        assert_eq!(&out[1].as_slice::<f32>().unwrap()[p * d..t_ * d], &k[..skv * d]);
+        assert_eq!(
+            &out[1].as_slice::<f32>().unwrap()[p * d..t_ * d],
+            &k[..skv * d]
+        );
+    }
+
+    #[test]
+    fn long_sequences_are_blocked_correctly() {
+        let (b_, qh, kvh, sq, skv, d, dv) = (1, 2, 1, 70, 75, 3, 2);
+        let q = rand_vec(b_ * qh * sq * d, 11);
+        let k = rand_vec(b_ * kvh * skv * d, 12);
+        let v = rand_vec(b_ * kvh * skv * dv, 13);
+        let want = naive(
+            &q,
+            &k,
+            &v,
+            &[],
+            &[],
+            None,
+            true,
+            (b_, qh, kvh, sq, skv, 0, d, dv),
+        );
+        let op = Attention {
+            is_causal: true,
+            ..Default::default()
+        };
+        let ins = [
+            t(&[b_, qh, sq, d], &q),
+            t(&[b_, kvh, skv, d], &k),
+            t(&[b_, kvh, skv, dv], &v),
+        ];
+        let out = crate::ops::nn::test_util::run_with(
+            &FakePar,
+            &op,
+            &ins.iter().map(Some).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert_close(out[0].as_slice::<f32>().unwrap(), &want, 1e-5);
     }
 
     #[test]
@@ -609,14 +831,52 @@ mod tests {
             }
             o
         };
-        let op4 = Attention { left_window: -1, right_window: -1, ..Default::default() };
-        let y4 = run(&op4, &[Some(&t(&[1, h, s, d], &q4)), Some(&t(&[1, h, s, d], &k4)), Some(&t(&[1, h, s, d], &v4))]).unwrap();
-        let op3 = Attention { q_num_heads: Some(h), kv_num_heads: Some(h), left_window: -1, right_window: -1, ..Default::default() };
-        let y3 = run(&op3, &[Some(&t(&[1, s, h * d], &to3(&q4))), Some(&t(&[1, s, h * d], &to3(&k4))), Some(&t(&[1, s, h * d], &to3(&v4)))]).unwrap();
+        let op4 = Attention {
+            left_window: -1,
+            right_window: -1,
+            ..Default::default()
+        };
+        let y4 = run(
+            &op4,
+            &[
+                Some(&t(&[1, h, s, d], &q4)),
+                Some(&t(&[1, h, s, d], &k4)),
+                Some(&t(&[1, h, s, d], &v4)),
+            ],
+        )
+        .unwrap();
+        let op3 = Attention {
+            q_num_heads: Some(h),
+            kv_num_heads: Some(h),
+            left_window: -1,
+            right_window: -1,
+            ..Default::default()
+        };
+        let y3 = run(
+            &op3,
+            &[
+                Some(&t(&[1, s, h * d], &to3(&q4))),
+                Some(&t(&[1, s, h * d], &to3(&k4))),
+                Some(&t(&[1, s, h * d], &to3(&v4))),
+            ],
+        )
+        .unwrap();
         assert_eq!(y3[0].shape(), &[1, s, h * d]);
-        assert_close(y3[0].as_slice::<f32>().unwrap(), &to3(y4[0].as_slice::<f32>().unwrap()), 1e-6);
+        assert_close(
+            y3[0].as_slice::<f32>().unwrap(),
+            &to3(y4[0].as_slice::<f32>().unwrap()),
+            1e-6,
+        );
         // 3-D without head counts is an error.
-        assert!(run(&op4, &[Some(&t(&[1, s, h * d], &q4)), Some(&t(&[1, s, h * d], &k4)), Some(&t(&[1, s, h * d], &v4))]).is_err());
+        assert!(run(
+            &op4,
+            &[
+                Some(&t(&[1, s, h * d], &q4)),
+                Some(&t(&[1, s, h * d], &k4)),
+                Some(&t(&[1, s, h * d], &v4))
+            ]
+        )
+        .is_err());
     }
 
     #[test]
@@ -625,14 +885,24 @@ mod tests {
         let k = t(&[1, 1, 2, 1], &[1.0, -1.0]);
         let v = t(&[1, 1, 2, 1], &[3.0, 5.0]);
         let mask = Tensor::from_bools(&[2, 2], &[false, false, true, true]).unwrap();
-        let op = Attention { qk_matmul_output_mode: 3, left_window: -1, right_window: -1, ..Default::default() };
+        let op = Attention {
+            qk_matmul_output_mode: 3,
+            qk_output: true,
+            left_window: -1,
+            right_window: -1,
+            ..Default::default()
+        };
         let out = run(&op, &[Some(&q), Some(&k), Some(&v), Some(&mask)]).unwrap();
         let y = out[0].as_slice::<f32>().unwrap();
         assert_eq!(y[0], 0.0);
         let (a, b) = (2.0f32, -2.0f32);
         let pa = 1.0 / (1.0 + (b - a).exp());
         assert_close(&y[1..], &[pa * 3.0 + (1.0 - pa) * 5.0], 1e-6);
-        assert_close(out[3].as_slice::<f32>().unwrap(), &[0.0, 0.0, pa, 1.0 - pa], 1e-6);
+        assert_close(
+            out[3].as_slice::<f32>().unwrap(),
+            &[0.0, 0.0, pa, 1.0 - pa],
+            1e-6,
+        );
         // A mask that does not broadcast is an error.
         let bad = t(&[3, 2], &[0.0; 6]);
         assert!(run(&op, &[Some(&q), Some(&k), Some(&v), Some(&bad)]).is_err());
@@ -644,7 +914,12 @@ mod tests {
         let q = t(&[1, 1, 3, 1], &[1.0, 1.0, 1.0]);
         let k = t(&[1, 1, 3, 1], &[0.5, 0.1, 0.9]);
         let v = t(&[1, 1, 3, 1], &[1.0, 2.0, 3.0]);
-        let op = Attention { is_causal: true, left_window: 0, right_window: -1, ..Default::default() };
+        let op = Attention {
+            is_causal: true,
+            left_window: 0,
+            right_window: -1,
+            ..Default::default()
+        };
         let out = run(&op, &[Some(&q), Some(&k), Some(&v)]).unwrap();
         assert_close(out[0].as_slice::<f32>().unwrap(), &[1.0, 2.0, 3.0], 1e-6);
     }

@@ -23,7 +23,15 @@ impl Op for CausalConvWithState {
 
     fn output_facts(&self, inputs: &[&Fact], n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
-        let mut out = vec![Fact { dtype: x.dtype, shape: x.shape.clone(), konst: None, is_sequence: false }, Fact::dtype_only(x.dtype)];
+        let mut out = vec![
+            Fact {
+                dtype: x.dtype,
+                shape: x.shape.clone(),
+                konst: None,
+                is_sequence: false,
+            },
+            Fact::dtype_only(x.dtype),
+        ];
         out.truncate(n.max(1));
         Ok(out)
     }
@@ -40,7 +48,10 @@ impl Op for CausalConvWithState {
         }
         let (b_, c_, l_) = (xs[0], xs[1], xs[2]);
         if w.shape().len() != 3 || w.shape()[0] != c_ || w.shape()[1] != 1 || w.shape()[2] == 0 {
-            bail!("{op}: weight must be [{c_}, 1, k] with k >= 1, got {:?}", w.shape());
+            bail!(
+                "{op}: weight must be [{c_}, 1, k] with k >= 1, got {:?}",
+                w.shape()
+            );
         }
         let k = w.shape()[2];
         let km1 = k - 1;
@@ -51,7 +62,10 @@ impl Op for CausalConvWithState {
         }
         if let Some(p) = past {
             if p.shape() != [b_, c_, km1] {
-                bail!("{op}: past_state must be [{b_}, {c_}, {km1}], got {:?}", p.shape());
+                bail!(
+                    "{op}: past_state must be [{b_}, {c_}, {km1}], got {:?}",
+                    p.shape()
+                );
             }
         }
         let xf = float_data(x, "input")?;
@@ -89,7 +103,8 @@ impl Op for CausalConvWithState {
             }
             if silu {
                 round_to(dt, o);
-                o.iter_mut().for_each(|v| *v *= crate::ops::rnn::common::sigmoid(*v));
+                o.iter_mut()
+                    .for_each(|v| *v *= crate::ops::rnn::common::sigmoid(*v));
             }
         });
         let mut y = ctx.alloc(dt, xs)?;
@@ -97,7 +112,8 @@ impl Op for CausalConvWithState {
         let mut st = ctx.alloc(dt, &[b_, c_, km1])?;
         let mut state = vec![0f32; b_ * c_ * km1];
         for bc in 0..b_ * c_ {
-            state[bc * km1..(bc + 1) * km1].copy_from_slice(&padded[bc * plen + l_..(bc + 1) * plen]);
+            state[bc * km1..(bc + 1) * km1]
+                .copy_from_slice(&padded[bc * plen + l_..(bc + 1) * plen]);
         }
         store_f32(&state, &mut st)?;
         Ok(vec![y, st])
@@ -120,9 +136,17 @@ mod tests {
         assert_eq!(y[1].as_slice::<f32>().unwrap(), &[3.0]);
         let past = t(&[1, 1, 1], &[5.0]);
         let bias = t(&[1], &[0.5]);
-        let y = run(&CausalConvWithState::default(), &[Some(&x), Some(&w), Some(&bias), Some(&past)]).unwrap();
+        let y = run(
+            &CausalConvWithState::default(),
+            &[Some(&x), Some(&w), Some(&bias), Some(&past)],
+        )
+        .unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[51.5, 12.5, 23.5], 1e-6);
         let bad = t(&[1, 1, 2], &[0.0, 0.0]);
-        assert!(run(&CausalConvWithState::default(), &[Some(&x), Some(&w), None, Some(&bad)]).is_err());
+        assert!(run(
+            &CausalConvWithState::default(),
+            &[Some(&x), Some(&w), None, Some(&bad)]
+        )
+        .is_err());
     }
 }

@@ -15,7 +15,15 @@ pub struct CumProd {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cumprod<T: Num>(x: &[T], out: &mut [T], outer: usize, r: usize, inner: usize, exclusive: bool, reverse: bool) {
+fn cumprod<T: Num>(
+    x: &[T],
+    out: &mut [T],
+    outer: usize,
+    r: usize,
+    inner: usize,
+    exclusive: bool,
+    reverse: bool,
+) {
     let mut acc = vec![T::ONE; inner];
     for o in 0..outer {
         acc.fill(T::ONE);
@@ -42,13 +50,20 @@ impl Op for CumProd {
     }
 
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(x) = inputs.first() else { bail!("CumProd needs an input") };
+        let Some(x) = inputs.first() else {
+            bail!("CumProd needs an input")
+        };
         if let Some(dt) = x.dtype {
             if !(dt.is_float() || dt.is_integer()) {
                 bail!("CumProd expects a numeric tensor, got {dt}");
             }
         }
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape.clone(), konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -62,7 +77,11 @@ impl Op for CumProd {
         let (outer, r, inner) = if sh.is_empty() {
             (1, 1, 1)
         } else {
-            (sh[..axis].iter().product(), sh[axis], sh[axis + 1..].iter().product())
+            (
+                sh[..axis].iter().product(),
+                sh[axis],
+                sh[axis + 1..].iter().product(),
+            )
         };
         let mut out = ctx.alloc(x.dtype(), sh)?;
         crate::dispatch_numeric!(x.dtype(), T => {
@@ -83,7 +102,10 @@ mod tests {
         let x = Tensor::from_slice(&[3], &[1i32, 2, 3]).unwrap();
         let ax = Tensor::from_slice(&[], &[0i64]).unwrap();
         let go = |exclusive, reverse| {
-            run(&CumProd { exclusive, reverse }, &[Some(&x), Some(&ax)]).unwrap()[0].as_slice::<i32>().unwrap().to_vec()
+            run(&CumProd { exclusive, reverse }, &[Some(&x), Some(&ax)]).unwrap()[0]
+                .as_slice::<i32>()
+                .unwrap()
+                .to_vec()
         };
         assert_eq!(go(false, false), [1, 2, 6]);
         assert_eq!(go(true, false), [1, 1, 2]);

@@ -14,6 +14,7 @@ use uniml_linalg as la;
 
 use crate::op::{EvalCtx, Fact, Op};
 use crate::ops::nn::{f32_data, store_f32};
+use crate::parallel::{par_chunks_mut, Parallelism};
 
 /// A label: a letter's code point, or `ELLIPSIS + i` for the i-th broadcast dim
 /// (counted from the right, so ellipses of different ranks align).
@@ -92,7 +93,10 @@ fn expand(term: &[Option<char>], rank: usize, what: &str) -> Result<Vec<Label>> 
     let letters = term.iter().filter(|l| l.is_some()).count();
     let has_ell = term.contains(&None);
     if (!has_ell && letters != rank) || (has_ell && letters > rank) {
-        bail!("Einsum: {what} has rank {rank} but its term has {letters} labels{}", if has_ell { " and an ellipsis" } else { "" });
+        bail!(
+            "Einsum: {what} has rank {rank} but its term has {letters} labels{}",
+            if has_ell { " and an ellipsis" } else { "" }
+        );
     }
     let ell = rank - letters;
     let mut out = Vec::with_capacity(rank);
@@ -107,12 +111,20 @@ fn expand(term: &[Option<char>], rank: usize, what: &str) -> Result<Vec<Label>> 
 
 fn make_view(labels: &[Label], shape: &[usize]) -> Result<View> {
     let st = crate::ops::util::strides(shape);
-    let mut v = View { labels: vec![], dims: vec![], strides: vec![] };
+    let mut v = View {
+        labels: vec![],
+        dims: vec![],
+        strides: vec![],
+    };
     for (i, &l) in labels.iter().enumerate() {
         match v.labels.iter().position(|&x| x == l) {
             Some(p) => {
                 if v.dims[p] != shape[i] {
-                    bail!("Einsum: repeated label has sizes {} and {}", v.dims[p], shape[i]);
+                    bail!(
+                        "Einsum: repeated label has sizes {} and {}",
+                        v.dims[p],
+                        shape[i]
+                    );
                 }
                 v.strides[p] += st[i];
             }
@@ -127,11 +139,27 @@ fn make_view(labels: &[Label], shape: &[usize]) -> Result<View> {
 }
 
 /// Element type of the computation.
-trait Elem: Copy + Default + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + 'static {
+trait Elem:
+    Copy + Default + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + 'static
+{
     /// `c[bt][m×n] = a[bt][m×k] · b[bt][k×n]` (all contiguous).
-    fn batched_gemm(bt: usize, m: usize, n: usize, k: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
+    #[allow(clippy::too_many_arguments)]
+    fn batched_gemm(
+        _par: &dyn Parallelism,
+        bt: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[Self],
+        b: &[Self],
+        c: &mut [Self],
+    ) {
         for t in 0..bt {
-            let (a, b, c) = (&a[t * m * k..], &b[t * k * n..], &mut c[t * m * n..(t + 1) * m * n]);
+            let (a, b, c) = (
+                &a[t * m * k..],
+                &b[t * k * n..],
+                &mut c[t * m * n..(t + 1) * m * n],
+            );
             for i in 0..m {
                 let row = &mut c[i * n..(i + 1) * n];
                 for p in 0..k {
@@ -148,22 +176,46 @@ impl Elem for f64 {}
 impl Elem for i64 {}
 impl Elem for u64 {}
 impl Elem for f32 {
-    fn batched_gemm(bt: usize, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    fn batched_gemm(
+        par: &dyn Parallelism,
+        bt: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+    ) {
         if m == 0 || n == 0 || k == 0 {
             return;
         }
-        for t in 0..bt {
-            let am = la::MatRef::new(&a[t * m * k..(t + 1) * m * k], m, k);
+        // One task per batch, or blocks of rows for a single big product.
+        let rows = if bt > 1 || par.threads() <= 1 || m * n * k < (1 << 18) {
+            m
+        } else {
+            m.div_ceil(par.threads() * 2).max(4)
+        };
+        let per_batch = m.div_ceil(rows);
+        par_chunks_mut(par, &mut c[..bt * m * n], rows * n, &|task, cc| {
+            let (t, i0) = (task / per_batch, (task % per_batch) * rows);
+            let mr = cc.len() / n;
+            let am = la::MatRef::new(&a[(t * m + i0) * k..(t * m + i0 + mr) * k], mr, k);
             let bm = la::MatRef::new(&b[t * k * n..(t + 1) * k * n], k, n);
-            la::sgemm(m, n, k, 1.0, am, bm, 0.0, &mut c[t * m * n..(t + 1) * m * n], n);
-        }
+            la::sgemm(mr, n, k, 1.0, am, bm, 0.0, cc, n);
+        });
     }
 }
 
 /// Gathers `v` into a contiguous tensor with labels `out` (row-major), summing
 /// over the view's labels not in `out`. Labels of `out` missing from the view
 /// (broadcast) take `sizes` and stride 0. Borrows when no work is needed.
-fn gather<'a, T: Elem>(data: &'a [T], v: &View, out: &[Label], size_of: &dyn Fn(Label) -> usize) -> Cow<'a, [T]> {
+fn gather<'a, T: Elem>(
+    data: &'a [T],
+    v: &View,
+    out: &[Label],
+    size_of: &dyn Fn(Label) -> usize,
+) -> Cow<'a, [T]> {
     let odims: Vec<usize> = out.iter().map(|&l| size_of(l)).collect();
     let ostr: Vec<usize> = out
         .iter()
@@ -172,12 +224,21 @@ fn gather<'a, T: Elem>(data: &'a [T], v: &View, out: &[Label], size_of: &dyn Fn(
             _ => 0,
         })
         .collect();
-    let sum: Vec<usize> = (0..v.labels.len()).filter(|&p| !out.contains(&v.labels[p])).collect();
+    let sum: Vec<usize> = (0..v.labels.len())
+        .filter(|&p| !out.contains(&v.labels[p]))
+        .collect();
     let sdims: Vec<usize> = sum.iter().map(|&p| v.dims[p]).collect();
     let sstr: Vec<usize> = sum.iter().map(|&p| v.strides[p]).collect();
     let total: usize = odims.iter().product();
     // Zero-copy when the view already is `out` contiguous.
-    if sum.is_empty() && odims.iter().zip(&ostr).zip(crate::ops::util::strides(&odims)).all(|((&d, &s), c)| d <= 1 || s == c) && data.len() >= total {
+    if sum.is_empty()
+        && odims
+            .iter()
+            .zip(&ostr)
+            .zip(crate::ops::util::strides(&odims))
+            .all(|((&d, &s), c)| d <= 1 || s == c)
+        && data.len() >= total
+    {
         return Cow::Borrowed(&data[..total]);
     }
     let stotal: usize = sdims.iter().product();
@@ -223,17 +284,49 @@ fn gather<'a, T: Elem>(data: &'a [T], v: &View, out: &[Label], size_of: &dyn Fn(
 fn contiguous(labels: Vec<Label>, size_of: &dyn Fn(Label) -> usize) -> View {
     let dims: Vec<usize> = labels.iter().map(|&l| size_of(l)).collect();
     let strides = crate::ops::util::strides(&dims);
-    View { labels, dims, strides }
+    View {
+        labels,
+        dims,
+        strides,
+    }
 }
 
 /// Contracts `(a, av)` with `(b, bv)`, keeping the labels in `keep`.
-fn contract<T: Elem>(a: &[T], av: &View, b: &[T], bv: &View, keep: &[Label], size_of: &dyn Fn(Label) -> usize) -> (Vec<T>, View) {
+fn contract<T: Elem>(
+    par: &dyn Parallelism,
+    a: &[T],
+    av: &View,
+    b: &[T],
+    bv: &View,
+    keep: &[Label],
+    size_of: &dyn Fn(Label) -> usize,
+) -> (Vec<T>, View) {
     let in_a = |l: &Label| av.labels.contains(l);
     let in_b = |l: &Label| bv.labels.contains(l);
-    let batch: Vec<Label> = av.labels.iter().copied().filter(|l| in_b(l) && keep.contains(l)).collect();
-    let kl: Vec<Label> = av.labels.iter().copied().filter(|l| in_b(l) && !keep.contains(l)).collect();
-    let ml: Vec<Label> = av.labels.iter().copied().filter(|l| !in_b(l) && keep.contains(l)).collect();
-    let nl: Vec<Label> = bv.labels.iter().copied().filter(|l| !in_a(l) && keep.contains(l)).collect();
+    let batch: Vec<Label> = av
+        .labels
+        .iter()
+        .copied()
+        .filter(|l| in_b(l) && keep.contains(l))
+        .collect();
+    let kl: Vec<Label> = av
+        .labels
+        .iter()
+        .copied()
+        .filter(|l| in_b(l) && !keep.contains(l))
+        .collect();
+    let ml: Vec<Label> = av
+        .labels
+        .iter()
+        .copied()
+        .filter(|l| !in_b(l) && keep.contains(l))
+        .collect();
+    let nl: Vec<Label> = bv
+        .labels
+        .iter()
+        .copied()
+        .filter(|l| !in_a(l) && keep.contains(l))
+        .collect();
     let prod = |ls: &[Label]| ls.iter().map(|&l| size_of(l)).product::<usize>();
     let (bt, m, n, k) = (prod(&batch), prod(&ml), prod(&nl), prod(&kl));
     let a_order: Vec<Label> = batch.iter().chain(&ml).chain(&kl).copied().collect();
@@ -241,16 +334,25 @@ fn contract<T: Elem>(a: &[T], av: &View, b: &[T], bv: &View, keep: &[Label], siz
     let ag = gather(a, av, &a_order, size_of);
     let bg = gather(b, bv, &b_order, size_of);
     let mut c = vec![T::default(); bt * m * n];
-    T::batched_gemm(bt, m, n, k, &ag, &bg, &mut c);
+    T::batched_gemm(par, bt, m, n, k, &ag, &bg, &mut c);
     let labels: Vec<Label> = batch.into_iter().chain(ml).chain(nl).collect();
     (c, contiguous(labels, size_of))
 }
 
 /// Runs the equation on `T` data; returns the output and its shape.
-fn run<T: Elem>(eq: &Einsum, datas: &[Cow<[T]>], shapes: &[&[usize]]) -> Result<(Vec<T>, Vec<usize>)> {
+fn run<T: Elem>(
+    par: &dyn Parallelism,
+    eq: &Einsum,
+    datas: &[Cow<[T]>],
+    shapes: &[&[usize]],
+) -> Result<(Vec<T>, Vec<usize>)> {
     let terms = &eq.equation.inputs;
     if terms.len() != datas.len() {
-        bail!("Einsum: equation has {} operands, got {} inputs", terms.len(), datas.len());
+        bail!(
+            "Einsum: equation has {} operands, got {} inputs",
+            terms.len(),
+            datas.len()
+        );
     }
     let mut views = Vec::with_capacity(terms.len());
     let mut max_ell = 0usize;
@@ -278,10 +380,18 @@ fn run<T: Elem>(eq: &Einsum, datas: &[Cow<[T]>], shapes: &[&[usize]]) -> Result<
     let size_of = |l: Label| sizes.iter().find(|(x, _)| *x == l).map_or(1, |(_, s)| *s);
     let out_labels: Vec<Label> = match &eq.equation.output {
         Some(o) => {
-            let expanded = expand(o, o.iter().filter(|l| l.is_some()).count() + if o.contains(&None) { max_ell } else { 0 }, "output")?;
+            let expanded = expand(
+                o,
+                o.iter().filter(|l| l.is_some()).count()
+                    + if o.contains(&None) { max_ell } else { 0 },
+                "output",
+            )?;
             for l in &expanded {
                 if *l < ELLIPSIS && !sizes.iter().any(|(x, _)| x == l) {
-                    bail!("Einsum: output label '{}' does not appear in the inputs", label_name(*l));
+                    bail!(
+                        "Einsum: output label '{}' does not appear in the inputs",
+                        label_name(*l)
+                    );
                 }
             }
             expanded
@@ -291,7 +401,12 @@ fn run<T: Elem>(eq: &Einsum, datas: &[Cow<[T]>], shapes: &[&[usize]]) -> Result<
             let mut letters: Vec<Label> = vec![];
             for v in terms.iter().flatten().flatten() {
                 let l = *v as Label;
-                let count = terms.iter().flatten().flatten().filter(|&&c| c as Label == l).count();
+                let count = terms
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|&&c| c as Label == l)
+                    .count();
                 if count == 1 {
                     letters.push(l);
                 }
@@ -309,7 +424,7 @@ fn run<T: Elem>(eq: &Einsum, datas: &[Cow<[T]>], shapes: &[&[usize]]) -> Result<
         for v in &views[i + 1..] {
             keep.extend(v.labels.iter().copied());
         }
-        let (c, cv) = contract(&cur, &cur_view, &datas[i], &views[i], &keep, &size_of);
+        let (c, cv) = contract(par, &cur, &cur_view, &datas[i], &views[i], &keep, &size_of);
         cur = Cow::Owned(c);
         cur_view = cv;
     }
@@ -333,7 +448,11 @@ impl Op for Einsum {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let dtype = inputs.first().and_then(|f| f.dtype);
         if inputs.len() != self.equation.inputs.len() {
-            bail!("Einsum: equation has {} operands, got {} inputs", self.equation.inputs.len(), inputs.len());
+            bail!(
+                "Einsum: equation has {} operands, got {} inputs",
+                self.equation.inputs.len(),
+                inputs.len()
+            );
         }
         Ok(vec![Fact::dtype_only(dtype)])
     }
@@ -341,40 +460,65 @@ impl Op for Einsum {
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let mut views = Vec::with_capacity(inputs.len());
         for (i, x) in inputs.iter().enumerate() {
-            let Some(x) = x else { bail!("Einsum: input {i} is missing") };
+            let Some(x) = x else {
+                bail!("Einsum: input {i} is missing")
+            };
             views.push(x);
         }
-        let Some(first) = views.first() else { bail!("Einsum needs at least one input") };
+        let Some(first) = views.first() else {
+            bail!("Einsum needs at least one input")
+        };
         let dt = first.dtype();
         if views.iter().any(|v| v.dtype() != dt) {
-            bail!("Einsum: all inputs must have the same dtype, got {:?}", views.iter().map(|v| v.dtype()).collect::<Vec<_>>());
+            bail!(
+                "Einsum: all inputs must have the same dtype, got {:?}",
+                views.iter().map(|v| v.dtype()).collect::<Vec<_>>()
+            );
         }
         let shapes: Vec<&[usize]> = views.iter().map(|v| v.shape()).collect();
         match dt {
             DType::F32 | DType::F16 | DType::BF16 => {
-                let datas = views.iter().map(|v| f32_data(v)).collect::<Result<Vec<_>>>()?;
-                let (res, shape) = run::<f32>(self, &datas, &shapes)?;
+                let datas = views
+                    .iter()
+                    .map(|v| f32_data(v))
+                    .collect::<Result<Vec<_>>>()?;
+                let (res, shape) = run::<f32>(ctx.par, self, &datas, &shapes)?;
                 let mut out = ctx.alloc(dt, &shape)?;
                 store_f32(&res, &mut out)?;
                 Ok(vec![out])
             }
             DType::F64 => {
-                let datas = views.iter().map(|v| v.as_slice::<f64>().map(Cow::Borrowed)).collect::<Result<Vec<_>>>()?;
-                let (res, shape) = run::<f64>(self, &datas, &shapes)?;
+                let datas = views
+                    .iter()
+                    .map(|v| v.as_slice::<f64>().map(Cow::Borrowed))
+                    .collect::<Result<Vec<_>>>()?;
+                let (res, shape) = run::<f64>(ctx.par, self, &datas, &shapes)?;
                 Ok(vec![Tensor::from_vec(&shape, res)?])
             }
             DType::U64 => {
-                let datas = views.iter().map(|v| v.as_slice::<u64>().map(Cow::Borrowed)).collect::<Result<Vec<_>>>()?;
-                let (res, shape) = run::<u64>(self, &datas, &shapes)?;
+                let datas = views
+                    .iter()
+                    .map(|v| v.as_slice::<u64>().map(Cow::Borrowed))
+                    .collect::<Result<Vec<_>>>()?;
+                let (res, shape) = run::<u64>(ctx.par, self, &datas, &shapes)?;
                 Ok(vec![Tensor::from_vec(&shape, res)?])
             }
             d if d.is_integer() => {
-                let datas = views.iter().map(|v| crate::ops::util::read_i64s(v).map(Cow::Owned)).collect::<Result<Vec<_>>>();
+                let datas = views
+                    .iter()
+                    .map(|v| crate::ops::util::read_i64s(v).map(Cow::Owned))
+                    .collect::<Result<Vec<_>>>();
                 let datas = match datas {
                     Ok(d) => d,
-                    Err(_) => views.iter().map(|v| v.to_f64_vec().map(|x| Cow::Owned(x.into_iter().map(|f| f as i64).collect()))).collect::<Result<Vec<_>>>()?,
+                    Err(_) => views
+                        .iter()
+                        .map(|v| {
+                            v.to_f64_vec()
+                                .map(|x| Cow::Owned(x.into_iter().map(|f| f as i64).collect()))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
                 };
-                let (res, shape) = run::<i64>(self, &datas, &shapes)?;
+                let (res, shape) = run::<i64>(ctx.par, self, &datas, &shapes)?;
                 let mut out = ctx.alloc(dt, &shape)?;
                 store_ints(&res, &mut out)?;
                 Ok(vec![out])
@@ -413,7 +557,9 @@ mod tests {
     use crate::ops::nn::test_util::{assert_close, rand_vec, run as run_op, t};
 
     fn es(eq: &str, ins: &[&Tensor]) -> Result<Tensor> {
-        let op = Einsum { equation: Equation::parse(eq)? };
+        let op = Einsum {
+            equation: Equation::parse(eq)?,
+        };
         let opts: Vec<Option<&Tensor>> = ins.iter().map(|x| Some(*x)).collect();
         Ok(run_op(&op, &opts)?.remove(0))
     }
@@ -428,7 +574,9 @@ mod tests {
         for bb in 0..2 {
             for i in 0..3 {
                 for k in 0..5 {
-                    want[(bb * 3 + i) * 5 + k] = (0..4).map(|j| a[(bb * 3 + i) * 4 + j] * b[(bb * 4 + j) * 5 + k]).sum();
+                    want[(bb * 3 + i) * 5 + k] = (0..4)
+                        .map(|j| a[(bb * 3 + i) * 4 + j] * b[(bb * 4 + j) * 5 + k])
+                        .sum();
                 }
             }
         }
@@ -441,16 +589,55 @@ mod tests {
     }
 
     #[test]
+    fn big_single_product_split_over_threads() {
+        let (m, k, n) = (64, 64, 65);
+        let a = rand_vec(m * k, 3);
+        let b = rand_vec(k * n, 4);
+        let op = Einsum {
+            equation: Equation::parse("ik,kj->ij").unwrap(),
+        };
+        let (ta, tb) = (t(&[m, k], &a), t(&[k, n], &b));
+        let y = crate::ops::nn::test_util::run_with(
+            &crate::ops::nn::test_util::FakePar,
+            &op,
+            &[Some(&ta), Some(&tb)],
+        )
+        .unwrap();
+        let mut want = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                want[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        assert_close(y[0].as_slice::<f32>().unwrap(), &want, 1e-4);
+    }
+
+    #[test]
     fn diagonal_trace_sum_outer_and_ellipsis() {
         let m = t(&[3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
-        assert_eq!(es("ii->i", &[&m]).unwrap().as_slice::<f32>().unwrap(), &[1., 5., 9.]);
+        assert_eq!(
+            es("ii->i", &[&m]).unwrap().as_slice::<f32>().unwrap(),
+            &[1., 5., 9.]
+        );
         assert_eq!(es("ii", &[&m]).unwrap().as_slice::<f32>().unwrap(), &[15.]);
-        assert_eq!(es("ij->", &[&m]).unwrap().as_slice::<f32>().unwrap(), &[45.]);
-        assert_eq!(es("ij->i", &[&m]).unwrap().as_slice::<f32>().unwrap(), &[6., 15., 24.]);
+        assert_eq!(
+            es("ij->", &[&m]).unwrap().as_slice::<f32>().unwrap(),
+            &[45.]
+        );
+        assert_eq!(
+            es("ij->i", &[&m]).unwrap().as_slice::<f32>().unwrap(),
+            &[6., 15., 24.]
+        );
         let v = t(&[2], &[1., 2.]);
         let w = t(&[3], &[1., 10., 100.]);
-        assert_eq!(es("i,j->ij", &[&v, &w]).unwrap().as_slice::<f32>().unwrap(), &[1., 10., 100., 2., 20., 200.]);
-        assert_eq!(es("i,i", &[&v, &v]).unwrap().as_slice::<f32>().unwrap(), &[5.]);
+        assert_eq!(
+            es("i,j->ij", &[&v, &w]).unwrap().as_slice::<f32>().unwrap(),
+            &[1., 10., 100., 2., 20., 200.]
+        );
+        assert_eq!(
+            es("i,i", &[&v, &v]).unwrap().as_slice::<f32>().unwrap(),
+            &[5.]
+        );
         // Ellipsis with broadcasting: [2,1,2] x [3,2] -> [2,3]
         let x = t(&[2, 1, 2], &[1., 2., 3., 4.]);
         let y = t(&[3, 2], &[1., 0., 0., 1., 1., 1.]);
@@ -461,7 +648,11 @@ mod tests {
         let bd = es("...ii->...i", &[&t(&[1, 2, 2], &[1., 2., 3., 4.])]).unwrap();
         assert_eq!(bd.as_slice::<f32>().unwrap(), &[1., 4.]);
         // Three operands.
-        let r = es("i,ij,j->", &[&v, &t(&[2, 3], &[1., 1., 1., 1., 1., 1.]), &w]).unwrap();
+        let r = es(
+            "i,ij,j->",
+            &[&v, &t(&[2, 3], &[1., 1., 1., 1., 1., 1.]), &w],
+        )
+        .unwrap();
         assert_eq!(r.as_slice::<f32>().unwrap(), &[333.]);
     }
 

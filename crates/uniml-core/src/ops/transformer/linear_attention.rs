@@ -69,10 +69,16 @@ impl Op for LinearAttention {
         let (past, decay, beta) = (opt(3), opt(4), opt(5));
         let rule = self.update_rule;
         if rule.gated() != decay.is_some() {
-            bail!("{op}: update_rule {rule:?} {} the decay input", if rule.gated() { "requires" } else { "forbids" });
+            bail!(
+                "{op}: update_rule {rule:?} {} the decay input",
+                if rule.gated() { "requires" } else { "forbids" }
+            );
         }
         if rule.delta() != beta.is_some() {
-            bail!("{op}: update_rule {rule:?} {} the beta input", if rule.delta() { "requires" } else { "forbids" });
+            bail!(
+                "{op}: update_rule {rule:?} {} the beta input",
+                if rule.delta() { "requires" } else { "forbids" }
+            );
         }
         let (qh, kvh) = (self.q_num_heads, self.kv_num_heads);
         if qh == 0 || kvh == 0 || qh % kvh != 0 {
@@ -80,25 +86,43 @@ impl Op for LinearAttention {
         }
         for (n, t) in [("query", q), ("key", k), ("value", v)] {
             if t.shape().len() != 3 {
-                bail!("{op}: {n} must be rank 3 (B, T, H*D), got shape {:?}", t.shape());
+                bail!(
+                    "{op}: {n} must be rank 3 (B, T, H*D), got shape {:?}",
+                    t.shape()
+                );
             }
         }
         let (b_, t_) = (q.shape()[0], q.shape()[1]);
         if q.shape()[2] % qh != 0 {
-            bail!("{op}: query last dim {} is not divisible by q_num_heads {qh}", q.shape()[2]);
+            bail!(
+                "{op}: query last dim {} is not divisible by q_num_heads {qh}",
+                q.shape()[2]
+            );
         }
         let dk = q.shape()[2] / qh;
         if k.shape() != [b_, t_, kvh * dk] {
-            bail!("{op}: key must have shape [{b_}, {t_}, {}], got {:?}", kvh * dk, k.shape());
+            bail!(
+                "{op}: key must have shape [{b_}, {t_}, {}], got {:?}",
+                kvh * dk,
+                k.shape()
+            );
         }
         if v.shape()[0] != b_ || v.shape()[1] != t_ || v.shape()[2] % kvh != 0 {
-            bail!("{op}: value shape {:?} does not match query {:?} and kv_num_heads {kvh}", v.shape(), q.shape());
+            bail!(
+                "{op}: value shape {:?} does not match query {:?} and kv_num_heads {kvh}",
+                v.shape(),
+                q.shape()
+            );
         }
         let dv = v.shape()[2] / kvh;
         let decay_per_dim = match decay {
             Some(d) => {
                 if d.shape().len() != 3 || d.shape()[0] != b_ || d.shape()[1] != t_ {
-                    bail!("{op}: decay must be [{b_}, {t_}, {kvh} or {}], got {:?}", kvh * dk, d.shape());
+                    bail!(
+                        "{op}: decay must be [{b_}, {t_}, {kvh} or {}], got {:?}",
+                        kvh * dk,
+                        d.shape()
+                    );
                 }
                 match d.shape()[2] {
                     x if x == kvh * dk => true,
@@ -120,7 +144,10 @@ impl Op for LinearAttention {
         };
         if let Some(p) = past {
             if p.shape() != [b_, kvh, dk, dv] {
-                bail!("{op}: past_state must be [{b_}, {kvh}, {dk}, {dv}], got {:?}", p.shape());
+                bail!(
+                    "{op}: past_state must be [{b_}, {kvh}, {dk}, {dv}], got {:?}",
+                    p.shape()
+                );
             }
         }
         let qf = float_data(q, "query")?;
@@ -138,7 +165,11 @@ impl Op for LinearAttention {
             Some(p) => float_data(p, "past_state")?.into_owned(),
             None => vec![0f32; b_ * kvh * dk * dv],
         };
-        let scale = if self.scale == 0.0 { 1.0 / (dk as f32).sqrt() } else { self.scale };
+        let scale = if self.scale == 0.0 {
+            1.0 / (dk as f32).sqrt()
+        } else {
+            self.scale
+        };
         let group = qh / kvh;
         let mut out = vec![0f32; b_ * t_ * qh * dv];
         let optr = SyncPtr(out.as_mut_ptr());
@@ -153,13 +184,21 @@ impl Op for LinearAttention {
                 vt.copy_from_slice(&vf[(bt * kvh + h) * dv..(bt * kvh + h + 1) * dv]);
                 if let Some(d) = df {
                     for i in 0..dk {
-                        let g = if decay_per_dim { d[(bt * kvh + h) * dk + i] } else { d[bt * kvh + h] };
+                        let g = if decay_per_dim {
+                            d[(bt * kvh + h) * dk + i]
+                        } else {
+                            d[bt * kvh + h]
+                        };
                         let e = g.exp();
                         s[i * dv..(i + 1) * dv].iter_mut().for_each(|x| *x *= e);
                     }
                 }
                 if let Some(bb) = bf {
-                    let beta = if beta_w == 1 { bb[bt] } else { bb[bt * kvh + h] };
+                    let beta = if beta_w == 1 {
+                        bb[bt]
+                    } else {
+                        bb[bt * kvh + h]
+                    };
                     for (m, vm) in vt.iter_mut().enumerate() {
                         let r: f32 = (0..dk).map(|i| s[i * dv + m] * kt[i]).sum();
                         *vm = beta * (*vm - r);
@@ -184,7 +223,13 @@ impl Op for LinearAttention {
                     o.iter_mut().for_each(|x| *x *= scale);
                     // SAFETY: (b, t, hq) rows are written by exactly one task (the
                     // one owning kv head h = hq / group of batch b); `out` outlives the call.
-                    unsafe { std::ptr::copy_nonoverlapping(o.as_ptr(), optr.get().add((bt * qh + hq) * dv), dv) };
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            o.as_ptr(),
+                            optr.get().add((bt * qh + hq) * dv),
+                            dv,
+                        )
+                    };
                 }
             }
         });
@@ -205,26 +250,60 @@ mod tests {
     #[test]
     fn linear_rule_accumulates_outer_products() {
         // B=1, T=2, one head, d_k = d_v = 1: S_t = sum k*v, o_t = scale * q * S_t.
-        let op = LinearAttention { q_num_heads: 1, kv_num_heads: 1, scale: 1.0, update_rule: UpdateRule::Linear };
+        let op = LinearAttention {
+            q_num_heads: 1,
+            kv_num_heads: 1,
+            scale: 1.0,
+            update_rule: UpdateRule::Linear,
+        };
         let q = t(&[1, 2, 1], &[1.0, 2.0]);
         let k = t(&[1, 2, 1], &[3.0, 4.0]);
         let v = t(&[1, 2, 1], &[5.0, 6.0]);
         let y = run(&op, &[Some(&q), Some(&k), Some(&v)]).unwrap();
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[15.0, 2.0 * (15.0 + 24.0)], 1e-6);
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[15.0, 2.0 * (15.0 + 24.0)],
+            1e-6,
+        );
         assert_close(y[1].as_slice::<f32>().unwrap(), &[39.0], 1e-6);
         // gated_delta needs decay and beta.
-        let op = LinearAttention { q_num_heads: 1, kv_num_heads: 1, scale: 1.0, update_rule: UpdateRule::GatedDelta };
+        let op = LinearAttention {
+            q_num_heads: 1,
+            kv_num_heads: 1,
+            scale: 1.0,
+            update_rule: UpdateRule::GatedDelta,
+        };
         assert!(run(&op, &[Some(&q), Some(&k), Some(&v)]).is_err());
     }
 
     #[test]
     fn gated_delta_single_step_by_hand() {
-        let op = LinearAttention { q_num_heads: 1, kv_num_heads: 1, scale: 0.5, update_rule: UpdateRule::GatedDelta };
-        let (q, k, v) = (t(&[1, 1, 1], &[2.0]), t(&[1, 1, 1], &[1.0]), t(&[1, 1, 1], &[3.0]));
+        let op = LinearAttention {
+            q_num_heads: 1,
+            kv_num_heads: 1,
+            scale: 0.5,
+            update_rule: UpdateRule::GatedDelta,
+        };
+        let (q, k, v) = (
+            t(&[1, 1, 1], &[2.0]),
+            t(&[1, 1, 1], &[1.0]),
+            t(&[1, 1, 1], &[3.0]),
+        );
         let past = t(&[1, 1, 1, 1], &[4.0]);
         let decay = t(&[1, 1, 1], &[0.0f32.ln_1p()]); // exp(g) = 1
         let beta = t(&[1, 1, 1], &[0.5]);
-        let y = run(&op, &[Some(&q), Some(&k), Some(&v), Some(&past), Some(&decay), Some(&beta)]).unwrap();
+        let y = run(
+            &op,
+            &[
+                Some(&q),
+                Some(&k),
+                Some(&v),
+                Some(&past),
+                Some(&decay),
+                Some(&beta),
+            ],
+        )
+        .unwrap();
         // S = 4; v' = 0.5 * (3 - 4) = -0.5; S = 4 - 0.5 = 3.5; o = 0.5 * 2 * 3.5
         assert_close(y[1].as_slice::<f32>().unwrap(), &[3.5], 1e-6);
         assert_close(y[0].as_slice::<f32>().unwrap(), &[3.5], 1e-6);

@@ -44,7 +44,9 @@ pub struct SoftmaxCrossEntropyLoss {
 
 /// Loss output fact: the target's shape for `none`, a scalar otherwise.
 fn loss_fact(op: &str, reduction: Reduction, inputs: &[&Fact]) -> Result<Fact> {
-    let Some(x) = inputs.first() else { bail!("{op} needs an input") };
+    let Some(x) = inputs.first() else {
+        bail!("{op} needs an input")
+    };
     if let Some(dt) = x.dtype {
         if !dt.is_float() {
             bail!("{op} expects a float input, got {dt}");
@@ -62,13 +64,27 @@ fn loss_fact(op: &str, reduction: Reduction, inputs: &[&Fact]) -> Result<Fact> {
         },
         _ => Some(SymbolicShape(Vec::<Dim>::new())),
     };
-    Ok(Fact { dtype: x.dtype, shape, konst: None, is_sequence: false })
+    Ok(Fact {
+        dtype: x.dtype,
+        shape,
+        konst: None,
+        is_sequence: false,
+    })
 }
 
 /// Gathers `-x[n, target, d] * w[target]` per position and reduces.
 /// `x` is `[N, C, D]` flattened; returns the output values and shape.
 #[allow(clippy::too_many_arguments)]
-fn nll(op: &str, x: &[f32], n: usize, c: usize, dsz: usize, target: &[i64], weight: Option<&[f32]>, ignore: Option<i64>) -> Result<(Vec<f32>, f64)> {
+fn nll(
+    op: &str,
+    x: &[f32],
+    n: usize,
+    c: usize,
+    dsz: usize,
+    target: &[i64],
+    weight: Option<&[f32]>,
+    ignore: Option<i64>,
+) -> Result<(Vec<f32>, f64)> {
     let mut loss = vec![0f32; n * dsz];
     let mut wsum = 0f64;
     for i in 0..n {
@@ -97,8 +113,17 @@ fn reduce(loss: Vec<f32>, wsum: f64, reduction: Reduction) -> Vec<f32> {
     }
 }
 
-/// Checks shapes and reads target/weight; returns (N, C, D, target, weight).
-fn stage(op: &str, x: &TensorView, t: &TensorView, w: Option<&TensorView>) -> Result<(usize, usize, usize, Vec<i64>, Option<Vec<f32>>)> {
+/// Sizes `N`, `C`, `D` (product of the trailing dims), targets and weights.
+struct Staged {
+    n: usize,
+    c: usize,
+    d: usize,
+    target: Vec<i64>,
+    weight: Option<Vec<f32>>,
+}
+
+/// Checks shapes and reads target/weight.
+fn stage(op: &str, x: &TensorView, t: &TensorView, w: Option<&TensorView>) -> Result<Staged> {
     let xs = x.shape();
     if xs.len() < 2 {
         bail!("{op}: input must have rank >= 2 ([N, C, ...]), got shape {xs:?}");
@@ -122,7 +147,13 @@ fn stage(op: &str, x: &TensorView, t: &TensorView, w: Option<&TensorView>) -> Re
         }
         None => None,
     };
-    Ok((n, c, xs[2..].iter().product(), target, weight))
+    Ok(Staged {
+        n,
+        c,
+        d: xs[2..].iter().product(),
+        target,
+        weight,
+    })
 }
 
 fn out_tensor(ctx: &mut EvalCtx, dt: DType, shape: &[usize], v: &[f32]) -> Result<Tensor> {
@@ -144,11 +175,30 @@ impl Op for NllLoss {
         let op = self.name();
         let x = input(inputs, 0, op)?;
         let t = input(inputs, 1, op)?;
-        let (n, c, d, target, weight) = stage(op, x, t, inputs.get(2).and_then(|w| w.as_ref()))?;
+        let Staged {
+            n,
+            c,
+            d,
+            target,
+            weight,
+        } = stage(op, x, t, inputs.get(2).and_then(|w| w.as_ref()))?;
         let xv = float_data(x, "input")?;
-        let (loss, wsum) = nll(op, &xv, n, c, d, &target, weight.as_deref(), self.ignore_index)?;
+        let (loss, wsum) = nll(
+            op,
+            &xv,
+            n,
+            c,
+            d,
+            &target,
+            weight.as_deref(),
+            self.ignore_index,
+        )?;
         let out = reduce(loss, wsum, self.reduction);
-        let shape: &[usize] = if self.reduction == Reduction::None { t.shape() } else { &[] };
+        let shape: &[usize] = if self.reduction == Reduction::None {
+            t.shape()
+        } else {
+            &[]
+        };
         Ok(vec![out_tensor(ctx, x.dtype(), shape, &out)?])
     }
     crate::op_as_any!();
@@ -163,7 +213,12 @@ impl Op for SoftmaxCrossEntropyLoss {
         let mut out = vec![loss_fact(self.name(), self.reduction, inputs)?];
         if n_outputs > 1 {
             let x = inputs[0];
-            out.push(Fact { dtype: x.dtype, shape: x.shape.clone(), konst: None, is_sequence: false });
+            out.push(Fact {
+                dtype: x.dtype,
+                shape: x.shape.clone(),
+                konst: None,
+                is_sequence: false,
+            });
         }
         Ok(out)
     }
@@ -172,7 +227,13 @@ impl Op for SoftmaxCrossEntropyLoss {
         let op = self.name();
         let x = input(inputs, 0, op)?;
         let t = input(inputs, 1, op)?;
-        let (n, c, d, target, weight) = stage(op, x, t, inputs.get(2).and_then(|w| w.as_ref()))?;
+        let Staged {
+            n,
+            c,
+            d,
+            target,
+            weight,
+        } = stage(op, x, t, inputs.get(2).and_then(|w| w.as_ref()))?;
         let mut lp = float_data(x, "scores")?.into_owned();
         // log_softmax over C (stride d).
         for i in 0..n {
@@ -186,9 +247,22 @@ impl Op for SoftmaxCrossEntropyLoss {
                 }
             }
         }
-        let (loss, wsum) = nll(op, &lp, n, c, d, &target, weight.as_deref(), self.ignore_index)?;
+        let (loss, wsum) = nll(
+            op,
+            &lp,
+            n,
+            c,
+            d,
+            &target,
+            weight.as_deref(),
+            self.ignore_index,
+        )?;
         let out = reduce(loss, wsum, self.reduction);
-        let shape: &[usize] = if self.reduction == Reduction::None { t.shape() } else { &[] };
+        let shape: &[usize] = if self.reduction == Reduction::None {
+            t.shape()
+        } else {
+            &[]
+        };
         let loss_t = out_tensor(ctx, x.dtype(), shape, &out)?;
         let lp_t = out_tensor(ctx, x.dtype(), x.shape(), &lp)?;
         Ok(vec![loss_t, lp_t])
@@ -207,16 +281,28 @@ mod tests {
         let x = t(&[2, 3], &[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]);
         let tg = Tensor::from_slice(&[2], &[2i64, 0]).unwrap();
         let w = t(&[3], &[1.0, 2.0, 3.0]);
-        let op = NllLoss { reduction: Reduction::None, ignore_index: None };
+        let op = NllLoss {
+            reduction: Reduction::None,
+            ignore_index: None,
+        };
         let y = run(&op, &[Some(&x), Some(&tg)]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[3.0, 4.0], 1e-6);
-        let op = NllLoss { reduction: Reduction::Mean, ignore_index: None };
+        let op = NllLoss {
+            reduction: Reduction::Mean,
+            ignore_index: None,
+        };
         let y = run(&op, &[Some(&x), Some(&tg), Some(&w)]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[(9.0 + 4.0) / 4.0], 1e-6);
-        let op = NllLoss { reduction: Reduction::Mean, ignore_index: Some(0) };
+        let op = NllLoss {
+            reduction: Reduction::Mean,
+            ignore_index: Some(0),
+        };
         let y = run(&op, &[Some(&x), Some(&tg)]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[3.0], 1e-6);
-        let op = NllLoss { reduction: Reduction::Sum, ignore_index: None };
+        let op = NllLoss {
+            reduction: Reduction::Sum,
+            ignore_index: None,
+        };
         let bad = Tensor::from_slice(&[2], &[3i64, 0]).unwrap();
         assert!(run(&op, &[Some(&x), Some(&bad)]).is_err());
     }
@@ -225,7 +311,10 @@ mod tests {
     fn sce_matches_log_softmax() {
         let x = t(&[1, 2, 2], &[1.0, 0.0, 2.0, 0.0]);
         let tg = Tensor::from_slice(&[1, 2], &[1i64, 0]).unwrap();
-        let op = SoftmaxCrossEntropyLoss { reduction: Reduction::Sum, ignore_index: None };
+        let op = SoftmaxCrossEntropyLoss {
+            reduction: Reduction::Sum,
+            ignore_index: None,
+        };
         let y = run(&op, &[Some(&x), Some(&tg)]).unwrap();
         // position 0: scores (1, 2), target 1: -log(e^2/(e+e^2)); position 1: (0, 0) target 0: log 2
         let l0 = -(2f32.exp() / (1f32.exp() + 2f32.exp())).ln();

@@ -21,7 +21,13 @@ impl Default for LpNormalization {
 
 fn normalize<T>(x: &[T], out: &mut [T], outer: usize, r: usize, inner: usize, p: i64)
 where
-    T: Copy + Default + PartialEq + std::ops::Mul<Output = T> + std::ops::Div<Output = T> + std::ops::Add<Output = T> + Abs,
+    T: Copy
+        + Default
+        + PartialEq
+        + std::ops::Mul<Output = T>
+        + std::ops::Div<Output = T>
+        + std::ops::Add<Output = T>
+        + Abs,
 {
     for o in 0..outer {
         for i in 0..inner {
@@ -33,7 +39,11 @@ where
             }
             let norm = if p == 1 { acc } else { acc.sqrt() };
             for k in 0..r {
-                out[idx(k)] = if norm == T::default() { T::default() } else { x[idx(k)] / norm };
+                out[idx(k)] = if norm == T::default() {
+                    T::default()
+                } else {
+                    x[idx(k)] / norm
+                };
             }
         }
     }
@@ -66,13 +76,20 @@ impl Op for LpNormalization {
     }
 
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(x) = inputs.first() else { bail!("LpNormalization needs an input") };
+        let Some(x) = inputs.first() else {
+            bail!("LpNormalization needs an input")
+        };
         if let Some(dt) = x.dtype {
             if !dt.is_float() {
                 bail!("LpNormalization expects a float input, got {dt}");
             }
         }
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape.clone(), konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -85,7 +102,11 @@ impl Op for LpNormalization {
         let (outer, r, inner) = if sh.is_empty() {
             (1, 1, 1)
         } else {
-            (sh[..axis].iter().product(), sh[axis], sh[axis + 1..].iter().product())
+            (
+                sh[..axis].iter().product(),
+                sh[axis],
+                sh[axis + 1..].iter().product(),
+            )
         };
         if x.dtype() == DType::F64 {
             let xs = x.as_slice::<f64>()?;
@@ -113,7 +134,11 @@ mod tests {
         let x = t(&[2, 2], &[3.0, 4.0, 0.0, 0.0]);
         let y = run(&LpNormalization::default(), &[Some(&x)]).unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[0.6, 0.8, 0.0, 0.0], 1e-6);
-        let y = run(&LpNormalization { axis: 0, p: 1 }, &[Some(&t(&[2, 1], &[-1.0, 3.0]))]).unwrap();
+        let y = run(
+            &LpNormalization { axis: 0, p: 1 },
+            &[Some(&t(&[2, 1], &[-1.0, 3.0]))],
+        )
+        .unwrap();
         assert_close(y[0].as_slice::<f32>().unwrap(), &[-0.25, 0.75], 1e-6);
         assert!(run(&LpNormalization { axis: 0, p: 3 }, &[Some(&x)]).is_err());
         assert!(run(&LpNormalization { axis: 2, p: 2 }, &[Some(&x)]).is_err());

@@ -24,13 +24,20 @@ impl Op for RotaryEmbedding {
     }
 
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
-        let Some(x) = inputs.first() else { bail!("RotaryEmbedding needs an input") };
+        let Some(x) = inputs.first() else {
+            bail!("RotaryEmbedding needs an input")
+        };
         if let Some(dt) = x.dtype {
             if !dt.is_float() {
                 bail!("RotaryEmbedding expects a float input, got {dt}");
             }
         }
-        Ok(vec![Fact { dtype: x.dtype, shape: x.shape.clone(), konst: None, is_sequence: false }])
+        Ok(vec![Fact {
+            dtype: x.dtype,
+            shape: x.shape.clone(),
+            konst: None,
+            is_sequence: false,
+        }])
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -39,28 +46,58 @@ impl Op for RotaryEmbedding {
         let sin = input(inputs, 2, "RotaryEmbedding")?;
         let pos = inputs.get(3).and_then(|p| p.as_ref());
         if !x.dtype().is_float() || !cos.dtype().is_float() || !sin.dtype().is_float() {
-            bail!("RotaryEmbedding expects float X, cos_cache and sin_cache, got {}, {}, {}", x.dtype(), cos.dtype(), sin.dtype());
+            bail!(
+                "RotaryEmbedding expects float X, cos_cache and sin_cache, got {}, {}, {}",
+                x.dtype(),
+                cos.dtype(),
+                sin.dtype()
+            );
         }
         let sh = x.shape();
         // (batch, seq, heads, head_size) and the element strides of those axes.
         let (batch, seq, heads, hs, st) = match sh.len() {
-            4 => (sh[0], sh[2], sh[1], sh[3], [sh[1] * sh[2] * sh[3], sh[3], sh[2] * sh[3]]),
+            4 => (
+                sh[0],
+                sh[2],
+                sh[1],
+                sh[3],
+                [sh[1] * sh[2] * sh[3], sh[3], sh[2] * sh[3]],
+            ),
             3 => {
-                let Some(nh) = self.num_heads.filter(|&n| n > 0) else { bail!("RotaryEmbedding: 3-D input needs the num_heads attribute") };
+                let Some(nh) = self.num_heads.filter(|&n| n > 0) else {
+                    bail!("RotaryEmbedding: 3-D input needs the num_heads attribute")
+                };
                 if sh[2] % nh != 0 {
-                    bail!("RotaryEmbedding: hidden size {} is not divisible by num_heads {nh}", sh[2]);
+                    bail!(
+                        "RotaryEmbedding: hidden size {} is not divisible by num_heads {nh}",
+                        sh[2]
+                    );
                 }
-                (sh[0], sh[1], nh, sh[2] / nh, [sh[1] * sh[2], sh[2], sh[2] / nh])
+                (
+                    sh[0],
+                    sh[1],
+                    nh,
+                    sh[2] / nh,
+                    [sh[1] * sh[2], sh[2], sh[2] / nh],
+                )
             }
             r => bail!("RotaryEmbedding: input must be rank 3 or 4, got rank {r}"),
         };
-        let rd = if self.rotary_embedding_dim == 0 { hs } else { self.rotary_embedding_dim };
+        let rd = if self.rotary_embedding_dim == 0 {
+            hs
+        } else {
+            self.rotary_embedding_dim
+        };
         if rd > hs || rd % 2 != 0 {
             bail!("RotaryEmbedding: rotary_embedding_dim {rd} must be even and at most the head size {hs}");
         }
         let half = rd / 2;
         if cos.shape() != sin.shape() {
-            bail!("RotaryEmbedding: cos_cache {:?} and sin_cache {:?} differ in shape", cos.shape(), sin.shape());
+            bail!(
+                "RotaryEmbedding: cos_cache {:?} and sin_cache {:?} differ in shape",
+                cos.shape(),
+                sin.shape()
+            );
         }
         if cos.shape().last() != Some(&half) {
             bail!("RotaryEmbedding: cache last dim must be rotary_embedding_dim/2 = {half}, got shape {:?}", cos.shape());
@@ -145,10 +182,21 @@ mod tests {
         let op = RotaryEmbedding::default();
         let y = run(&op, &[Some(&x), Some(&cos), Some(&sin)]).unwrap();
         // halves: (x0, x2) rotated by θ, (x1, x3) by 0.
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[c * 1.0 - s * 3.0, 2.0, s * 1.0 + c * 3.0, 4.0], 1e-6);
-        let op = RotaryEmbedding { interleaved: true, ..Default::default() };
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[c * 1.0 - s * 3.0, 2.0, s * 1.0 + c * 3.0, 4.0],
+            1e-6,
+        );
+        let op = RotaryEmbedding {
+            interleaved: true,
+            ..Default::default()
+        };
         let y = run(&op, &[Some(&x), Some(&cos), Some(&sin)]).unwrap();
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[c * 1.0 - s * 2.0, s * 1.0 + c * 2.0, 3.0, 4.0], 1e-6);
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[c * 1.0 - s * 2.0, s * 1.0 + c * 2.0, 3.0, 4.0],
+            1e-6,
+        );
     }
 
     #[test]
@@ -157,10 +205,18 @@ mod tests {
         let cos = t(&[2, 1], &[1.0, 0.0]);
         let sin = t(&[2, 1], &[0.0, 1.0]);
         let pos = Tensor::from_slice(&[1, 1], &[1i64]).unwrap();
-        let op = RotaryEmbedding { interleaved: false, rotary_embedding_dim: 2, num_heads: Some(2) };
+        let op = RotaryEmbedding {
+            interleaved: false,
+            rotary_embedding_dim: 2,
+            num_heads: Some(2),
+        };
         let y = run(&op, &[Some(&x), Some(&cos), Some(&sin), Some(&pos)]).unwrap();
         // Each head of 4: first 2 rotated by 90°: (a, b) -> (-b, a).
-        assert_close(y[0].as_slice::<f32>().unwrap(), &[-2.0, 1.0, 3.0, 4.0, -6.0, 5.0, 7.0, 8.0], 1e-6);
+        assert_close(
+            y[0].as_slice::<f32>().unwrap(),
+            &[-2.0, 1.0, 3.0, 4.0, -6.0, 5.0, 7.0, 8.0],
+            1e-6,
+        );
         let bad = Tensor::from_slice(&[1, 1], &[5i64]).unwrap();
         assert!(run(&op, &[Some(&x), Some(&cos), Some(&sin), Some(&bad)]).is_err());
     }
