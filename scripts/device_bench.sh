@@ -14,11 +14,12 @@ cd "$(dirname "$0")/.."
 mode="${1:-cpu}"
 case "$mode" in
 prep)
-    : "${CARGO_TARGET_DIR:=$HOME/.cache/uniml-target}"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/uniml-target}"
     cargo build --release -q --bin uniml
     cargo build -q -p xtask
     mkdir -p .devbin
     cp "$CARGO_TARGET_DIR/release/uniml" "$CARGO_TARGET_DIR/debug/xtask" .devbin/
+    strip .devbin/uniml .devbin/xtask # the carried tree is limited to 64 MiB
     ls -la .devbin
     ;;
 cpu)
