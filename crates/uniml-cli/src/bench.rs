@@ -46,7 +46,7 @@ fn peak_rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, engine: &EngineArgs) -> Result<ExitCode> {
+pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool, engine: &EngineArgs) -> Result<ExitCode> {
     let (session, create_ms) = crate::load(model, engine.options())?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut inputs = Vec::new();
@@ -110,5 +110,65 @@ pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, engine: &Engi
         println!("  latency   min {min:.3} ms   median {median:.3} ms   p90 {p90:.3} ms");
         println!("  session creation {create_ms:.1} ms   peak RSS {:.1} MB   weights {:.1} MB", rss as f64 / 1e6, session.weight_bytes() as f64 / 1e6);
     }
+    if profile {
+        print_profile(&session, &views, runs)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wall time per node, summed over runs (the observer holds the clock: the
+/// engine core has none).
+struct NodeTimer {
+    started: std::cell::Cell<Option<Instant>>,
+    total: std::cell::RefCell<Vec<f64>>,
+}
+
+impl uniml::StepObserver for NodeTimer {
+    fn before(&self, _node: usize) {
+        self.started.set(Some(Instant::now()));
+    }
+    fn after(&self, node: usize) {
+        if let Some(t0) = self.started.take() {
+            let mut total = self.total.borrow_mut();
+            if node >= total.len() {
+                total.resize(node + 1, 0.0);
+            }
+            total[node] += t0.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+}
+
+fn print_profile(session: &uniml::Session, views: &[(&str, uniml::TensorView)], runs: usize) -> Result<()> {
+    let timer = NodeTimer { started: Default::default(), total: Default::default() };
+    let vals: Vec<(&str, uniml::ValueRef)> = views.iter().map(|(n, t)| (*n, uniml::ValueRef::Tensor(t.clone()))).collect();
+    for _ in 0..runs {
+        session.run_observed(&vals, Some(&timer))?;
+    }
+    let nodes = session.nodes();
+    let total = timer.total.into_inner();
+    let per_run = |ms: f64| ms / runs as f64;
+    let all: f64 = total.iter().sum();
+    let mut by_op: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+    for (i, ms) in total.iter().enumerate() {
+        if let Some((_, op)) = nodes.get(i) {
+            let e = by_op.entry(op).or_default();
+            e.0 += 1;
+            e.1 += ms;
+        }
+    }
+    let mut ops: Vec<_> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    println!("\nprofile ({runs} runs, per-run ms):\n  {:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms", "%");
+    for (op, (count, ms)) in ops {
+        println!("  {op:<28} {count:>6} {:>10.3} {:>6.1}%", per_run(ms), 100.0 * ms / all.max(1e-12));
+    }
+    let mut slowest: Vec<(usize, f64)> = total.iter().copied().enumerate().collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\n  slowest nodes:");
+    for (i, ms) in slowest.into_iter().take(12) {
+        if let Some((name, op)) = nodes.get(i) {
+            println!("  {:>10.3} ms  {op:<20} {name}", per_run(ms));
+        }
+    }
+    Ok(())
 }

@@ -83,6 +83,9 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// After timing, profile the runs per op type and per node.
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -106,7 +109,7 @@ fn main() -> ExitCode {
         Cmd::Inspect { model, json } => inspect(&model, json),
         Cmd::Check { model } => check(&model),
         Cmd::Run { model, inputs, inputs_dir, outputs_dir, engine } => io::run(&model, &inputs, inputs_dir.as_deref(), &outputs_dir, &engine),
-        Cmd::Bench { model, runs, warmup, json, engine } => bench::bench(&model, runs, warmup, json, &engine),
+        Cmd::Bench { model, runs, warmup, json, profile, engine } => bench::bench(&model, runs, warmup, json, profile, &engine),
         Cmd::Classify { model, image, labels, top, engine } => classify::classify(&model, &image, labels.as_deref(), top, &engine),
     };
     match r {

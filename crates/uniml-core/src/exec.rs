@@ -34,15 +34,29 @@ enum Slot<'a> {
     Owned(Value),
 }
 
+/// Hooks around each executed node (by index into `Graph::nodes`), for
+/// profilers and progress reporting at the edges: the core itself has no clock.
+pub trait StepObserver {
+    fn before(&self, node: usize);
+    fn after(&self, node: usize);
+}
+
 /// Executes a graph according to its plan.
 pub struct Executor<'g> {
     pub graph: &'g Graph,
     pub plan: &'g Plan,
+    observer: Option<&'g dyn StepObserver>,
 }
 
 impl<'g> Executor<'g> {
     pub fn new(graph: &'g Graph, plan: &'g Plan) -> Self {
-        Executor { graph, plan }
+        Executor { graph, plan, observer: None }
+    }
+
+    /// Calls `observer` before and after every node of this (top-level) run.
+    pub fn with_observer(mut self, observer: &'g dyn StepObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs with `inputs` bound to graph input values; returns the graph outputs in order.
@@ -69,7 +83,7 @@ impl<'g> Executor<'g> {
         'g: 'a,
     {
         let g = self.graph;
-                let mut slots: Vec<Slot<'a>> = Vec::with_capacity(g.values.len());
+        let mut slots: Vec<Slot<'a>> = Vec::with_capacity(g.values.len());
         for v in &g.values {
             slots.push(match &v.fact.konst {
                 Some(t) => Slot::Borrowed(ValueRef::Tensor(t.view())),
@@ -99,8 +113,15 @@ impl<'g> Executor<'g> {
                         }),
                     });
                 }
+                if let Some(o) = self.observer {
+                    o.before(n);
+                }
                 let mut ctx = EvalCtx::new(par, pool);
-                node.op.eval_values(&mut ctx, &args).map_err(|e| e.in_node(&node.name, node.op.name()))?
+                let outs = node.op.eval_values(&mut ctx, &args).map_err(|e| e.in_node(&node.name, node.op.name()))?;
+                if let Some(o) = self.observer {
+                    o.after(n);
+                }
+                outs
             };
             if outs.len() < node.outputs.len() {
                 return Err(Error::Node {
@@ -134,7 +155,7 @@ impl<'g> Executor<'g> {
                 Slot::Empty => return Err(Error::Other(format!("graph output '{}' was not computed", g.values[o].name))),
             });
         }
-                Ok(result)
+        Ok(result)
     }
 }
 

@@ -25,6 +25,7 @@ pub use info::{IoInfo, ModelInfo};
 pub use options::{Backend, SessionOptions};
 pub use session::Session;
 pub use uniml_core::op::ValueRef;
+pub use uniml_core::exec::StepObserver;
 pub use uniml_core::{Parallelism, Serial, Value};
 pub use uniml_data::{bf16, f16, DType, Dim, Error, Result, SymbolicShape, Tensor, TensorView, Unsupported};
 

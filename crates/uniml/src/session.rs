@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use uniml_core::exec::ExecState;
+use uniml_core::exec::{ExecState, StepObserver};
 use uniml_core::op::ValueRef;
 use uniml_core::{Executor, Graph, Parallelism, Plan, Serial, Value};
 use uniml_data::{Dim, Error, Result, Tensor, TensorView, Unsupported};
@@ -114,6 +114,12 @@ impl Session {
         self.graph.nodes.len()
     }
     /// Op name of each node after optimisation, in execution order.
+    /// The optimised graph's nodes as (name, op type), indexed as a
+    /// [`StepObserver`] sees them.
+    pub fn nodes(&self) -> Vec<(&str, &'static str)> {
+        self.graph.nodes.iter().map(|n| (n.name.as_str(), n.op.name())).collect()
+    }
+
     pub fn planned_ops(&self) -> Vec<&'static str> {
         self.plan.order.iter().map(|&n| self.graph.nodes[n].op.name()).collect()
     }
@@ -139,9 +145,19 @@ impl Session {
 
     /// Runs the model on named values (tensors, sequences, optionals).
     pub fn run_values(&self, inputs: &[(&str, ValueRef)]) -> Result<Vec<(String, Value)>> {
+        self.run_observed(inputs, None)
+    }
+
+    /// Like [`Session::run_values`], calling `observer` around every node
+    /// (indices into [`Session::nodes`]): the hook for profilers.
+    pub fn run_observed(&self, inputs: &[(&str, ValueRef)], observer: Option<&dyn StepObserver>) -> Result<Vec<(String, Value)>> {
         let bound = self.bind_inputs(inputs)?;
         let mut state = self.states.lock().map_err(|_| Error::Other("session state poisoned".into()))?.pop().unwrap_or_else(|| ExecState::new(self.options.memory_limit_bytes));
-        let result = Executor::new(&self.graph, &self.plan).run(&mut state, self.par.as_ref(), bound);
+        let mut exec = Executor::new(&self.graph, &self.plan);
+        if let Some(o) = observer {
+            exec = exec.with_observer(o);
+        }
+        let result = exec.run(&mut state, self.par.as_ref(), bound);
         if let Ok(mut s) = self.states.lock() {
             s.push(state);
         }
