@@ -1,17 +1,18 @@
 //! The routes, independent of the wasi:http plumbing: bytes in, status + JSON out.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use serde_json::{json, Value};
 use uniml::{DType, Dim, Session, SessionOptions, Tensor, TensorView};
 
 pub const MODEL_NAME: &str = "efficientnet_lite0";
+#[cfg(target_os = "wasi")]
 static MODEL: &[u8] = include_bytes!("../../../models/efficientnet_lite0.onnx");
 static LABELS: &str = include_str!("../../../models/imagenet_labels.txt");
 
 pub struct Reply {
     pub status: u16,
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))] // the worker always answers JSON
     pub content_type: &'static str,
     pub body: Vec<u8>,
 }
@@ -37,10 +38,44 @@ impl Reply {
     }
 }
 
-/// The session, created on the first request and kept while the instance lives.
+static SESSION: OnceLock<Result<Session, uniml::Error>> = OnceLock::new();
+
+fn load(model: &[u8]) -> Result<Session, uniml::Error> {
+    Session::from_bytes(model, SessionOptions::default().with_threads(1))
+}
+
+/// The session: with wasi:http, created from the compiled-in model on the first request and kept
+/// while the instance lives; in the worker build, set once by [`init`].
 fn session() -> Result<&'static Session, Reply> {
-    static SESSION: OnceLock<Result<Session, uniml::Error>> = OnceLock::new();
-    SESSION.get_or_init(|| Session::from_bytes(MODEL, SessionOptions::default().with_threads(1))).as_ref().map_err(Reply::engine)
+    #[cfg(target_os = "wasi")]
+    let s = SESSION.get_or_init(|| load(MODEL));
+    #[cfg(not(target_os = "wasi"))]
+    let s = SESSION.get().ok_or_else(|| Reply::error(503, "not-ready", "no model loaded yet"))?;
+    s.as_ref().map_err(Reply::engine)
+}
+
+/// Loads the model given by the host (worker build); a second call is refused.
+#[cfg(not(target_os = "wasi"))]
+pub fn init(model: &[u8]) -> Reply {
+    if SESSION.get().is_some() {
+        return Reply::error(409, "other", "the model is already loaded");
+    }
+    let t0 = now_ms();
+    match SESSION.get_or_init(|| load(model)) {
+        Ok(s) => Reply::json(200, &json!({ "model_name": MODEL_NAME, "nodes": s.node_count(), "weight_bytes": s.weight_bytes(), "load_ms": now_ms() - t0 })),
+        Err(e) => Reply::engine(e),
+    }
+}
+
+/// Milliseconds from a monotonic clock (the host's `performance.now()` in the worker build).
+#[cfg(target_os = "wasi")]
+fn now_ms() -> f64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
+}
+#[cfg(not(target_os = "wasi"))]
+fn now_ms() -> f64 {
+    crate::worker::now_ms()
 }
 
 pub fn route(method: &str, path: &str, body: &[u8]) -> Reply {
@@ -91,22 +126,22 @@ fn classify(body: &[u8]) -> Result<Reply, Reply> {
     if body.is_empty() {
         return Err(Reply::error(400, "invalid-image", "empty body: POST the PNG or JPEG bytes"));
     }
-    let t0 = Instant::now();
+    let t0 = now_ms();
     let img = image::load_from_memory(body).map_err(|e| Reply::error(400, "invalid-image", &format!("cannot decode the image (PNG or JPEG): {e}")))?;
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 || (w as u64) * (h as u64) > 64 << 20 {
         return Err(Reply::error(400, "invalid-image", &format!("image of {w}x{h} pixels is empty or too large")));
     }
     let pixels = preprocess(&img.to_rgb8());
-    let pre_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let t1 = Instant::now();
+    let pre_ms = now_ms() - t0;
+    let t1 = now_ms();
     let session = session()?;
-    let load_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let load_ms = now_ms() - t1;
     let input = session.inputs().first().map(|i| i.name.clone()).unwrap_or_else(|| "input".into());
     let view = TensorView::from_slice(&[1, 3, 224, 224], &pixels).map_err(|e| Reply::engine(&e))?;
-    let t2 = Instant::now();
+    let t2 = now_ms();
     let outs = session.run(&[(&input, view)]).map_err(|e| Reply::engine(&e))?;
-    let run_ms = t2.elapsed().as_secs_f64() * 1e3;
+    let run_ms = now_ms() - t2;
     let logits = outs[0].1.as_slice::<f32>().map_err(|e| Reply::engine(&e))?;
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();

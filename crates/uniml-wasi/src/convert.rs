@@ -98,7 +98,12 @@ pub fn error(e: uniml::Error, run: Option<(&uniml::Session, &[(&str, uniml::Tens
         ),
         uniml::Error::Input { name, problem } => {
             // Several wrong inputs come joined by ", "; describe each of them.
-            let names: Vec<&str> = name.split(", ").collect();
+            let mut names: Vec<&str> = Vec::new();
+            for n in name.split(", ") {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
             let (mut expected, mut got) = (Vec::new(), Vec::new());
             for n in &names {
                 if let Some((session, given)) = run {
