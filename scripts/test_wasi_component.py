@@ -8,8 +8,9 @@ onnxruntime computed now on the same inputs.
 Cases: digits8x8_cnn (model passed as bytes through `session.load`), efficientnet_lite0 on
 testdata/coffee.png (through `session.load-file` from a preopened directory: this Wasmtime
 version lowers `list<u8>` element by element, too slow for an 18 MB model), and typed errors:
-corrupt model -> invalid-model, wrong dims / missing input -> invalid-input naming the input
-with expected and got, bad data length -> invalid-tensor, small memory limit -> memory-limit.
+corrupt model -> invalid-model, unknown op -> unsupported-ops, wrong dims / missing input ->
+invalid-input naming the input with expected and got, bad data length -> invalid-tensor, small
+memory limit -> memory-limit.
 Exits non-zero on any failure; prints one JSON summary line last.
 """
 import json
@@ -92,6 +93,17 @@ def is_err(v):
     return isinstance(v, wc.Variant)
 
 
+def unsupported_model():
+    """A valid ONNX model with one op no engine knows."""
+    import onnx
+    from onnx import TensorProto, helper
+    node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example", name="mystery")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    return model.SerializeToString()
+
+
 def run_and_compare(eng, session, model_path, feeds, label):
     t0 = time.time()
     out = eng.call("[method]session.run", session, [(n, to_wit(a)) for n, a in feeds.items()])
@@ -155,6 +167,10 @@ def main():
     check(is_err(e) and e.tag == "invalid-model", f"truncated model -> invalid-model: {getattr(e, 'payload', e)!r}")
     e = eng.call("[static]session.load-with-options", digits_bytes, record(memory_limit_bytes=1000, optimize=True))
     check(is_err(e) and e.tag == "memory-limit" and e.payload.limit == 1000, f"memory limit 1000 B -> memory-limit: {getattr(e, 'payload', e).__dict__ if is_err(e) else e}")
+    e = eng.call("[static]session.load", unsupported_model())
+    u = e.payload[0] if is_err(e) and e.tag == "unsupported-ops" and e.payload else None
+    check(u is not None and (u.op, u.domain, u.node) == ("NoSuchOp", "com.example", "mystery"),
+          f"unsupported op -> unsupported-ops: {[x.__dict__ for x in e.payload] if is_err(e) and isinstance(e.payload, list) else e}")
     e = eng.call("[static]session.load-file", os.path.join(models, "no-such-model.onnx"), opts)
     check(is_err(e) and e.tag == "other", f"missing file -> other: {getattr(e, 'payload', e)!r}")
 

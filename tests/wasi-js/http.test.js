@@ -108,6 +108,11 @@ test('errors are JSON with a status, the server keeps serving', async () => {
   assert.equal(r.json.kind, 'invalid-tensor');
   r = await post('/v2/models/efficientnet_lite0/infer', '{not json', 'application/json');
   assert.equal(r.status, 400);
+  r = await post('/v2/models/efficientnet_lite0/infer', JSON.stringify({ inputs: [{ name: 'input', shape: [4294967296, 4294967296, 16], datatype: 'FP32', data: [] }] }), 'application/json');
+  assert.equal(r.status, 400);
+  r = await post('/classify', new Uint8Array(17 << 20), 'image/png');
+  assert.equal(r.status, 413);
+  assert.equal(r.json.kind, 'too-large');
   r = await post('/nope', '', 'text/plain');
   assert.equal(r.status, 404);
   const meta = await (await fetch(`${base}/v2/models/efficientnet_lite0`)).json();

@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use uniml::{DType, Dim, Session, SessionOptions, Tensor, TensorView};
 
 pub const MODEL_NAME: &str = "efficientnet_lite0";
+/// Requests larger than this are refused with 413 (an FP32 OIP request for one 224×224 image is ≈2 MB).
+pub const MAX_BODY: usize = 16 << 20;
 #[cfg(target_os = "wasi")]
 static MODEL: &[u8] = include_bytes!("../../../models/efficientnet_lite0.onnx");
 static LABELS: &str = include_str!("../../../models/imagenet_labels.txt");
@@ -81,6 +83,9 @@ fn now_ms() -> f64 {
 pub fn route(method: &str, path: &str, body: &[u8]) -> Reply {
     let infer = format!("/v2/models/{MODEL_NAME}/infer");
     let meta = format!("/v2/models/{MODEL_NAME}");
+    if body.len() > MAX_BODY {
+        return Reply::error(413, "too-large", &format!("request body over {MAX_BODY} bytes"));
+    }
     let r = match (method, path) {
         ("POST", "/classify") => classify(body),
         ("POST", p) if p == infer => infer_v2(body),
@@ -127,7 +132,15 @@ fn classify(body: &[u8]) -> Result<Reply, Reply> {
         return Err(Reply::error(400, "invalid-image", "empty body: POST the PNG or JPEG bytes"));
     }
     let t0 = now_ms();
-    let img = image::load_from_memory(body).map_err(|e| Reply::error(400, "invalid-image", &format!("cannot decode the image (PNG or JPEG): {e}")))?;
+    let bad = |e: image::ImageError| Reply::error(400, "invalid-image", &format!("cannot decode the image (PNG or JPEG): {e}"));
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(body)).with_guessed_format().map_err(|e| bad(e.into()))?;
+    // Decoding bombs fail as errors, not as a failed allocation (a trap) in 32-bit memory.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16384);
+    limits.max_image_height = Some(16384);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(bad)?;
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 || (w as u64) * (h as u64) > 64 << 20 {
         return Err(Reply::error(400, "invalid-image", &format!("image of {w}x{h} pixels is empty or too large")));
@@ -221,13 +234,14 @@ fn v2_tensor(inp: &Value) -> Result<(String, Tensor), Reply> {
         .and_then(Value::as_array)
         .ok_or_else(|| bad(format!("input '{name}' needs a \"shape\" array")))?
         .iter()
-        .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| bad(format!("input '{name}': shape entries must be non-negative integers"))))
+        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()).ok_or_else(|| bad(format!("input '{name}': shape entries must be non-negative integers below 2^32"))))
         .collect::<Result<_, _>>()?;
     let datatype = inp.get("datatype").and_then(Value::as_str).ok_or_else(|| bad(format!("input '{name}' needs a \"datatype\"")))?;
     let mut data = Vec::new();
     flatten(inp.get("data").ok_or_else(|| bad(format!("input '{name}' needs \"data\"")))?, &mut data).map_err(|m| bad(format!("input '{name}': {m}")))?;
-    let n: usize = shape.iter().product();
-    if n != data.len() {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if n != Some(data.len()) {
+        let n = n.map(|n| n.to_string()).unwrap_or_else(|| "too many".into());
         return Err(Reply::error(400, "invalid-tensor", &format!("input '{name}': shape {shape:?} needs {n} values, got {}", data.len())));
     }
     let t = match datatype {

@@ -22,8 +22,12 @@ pub struct SessionImpl {
     session: uniml::Session,
 }
 
+/// Default memory limit inside the component: well below the 4 GiB a 32-bit linear memory can
+/// address, so that oversized models fail with `memory-limit` instead of a failed allocation (a trap).
+const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
 fn options(o: &SessionOptions) -> uniml::SessionOptions {
-    let mut opts = uniml::SessionOptions::default().with_threads(1);
+    let mut opts = uniml::SessionOptions::default().with_threads(1).with_memory_limit(DEFAULT_MEMORY_LIMIT);
     if let Some(limit) = o.memory_limit_bytes {
         opts = opts.with_memory_limit(limit);
     }
