@@ -61,8 +61,8 @@ fn read_body(request: IncomingRequest) -> Result<Vec<u8>, api::Reply> {
 
 fn send(out: ResponseOutparam, reply: api::Reply) {
     let headers = Fields::new();
-    let _ = headers.set(&"content-type".to_string(), &[reply.content_type.as_bytes().to_vec()]);
-    let _ = headers.set(&"content-length".to_string(), &[reply.body.len().to_string().into_bytes()]);
+    let _ = headers.set("content-type", &[reply.content_type.as_bytes().to_vec()]);
+    let _ = headers.set("content-length", &[reply.body.len().to_string().into_bytes()]);
     let resp = OutgoingResponse::new(headers);
     let _ = resp.set_status_code(reply.status);
     let Ok(body) = resp.body() else { return };
