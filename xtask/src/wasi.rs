@@ -9,9 +9,10 @@
 //!   - `scripts/test_wasi_component.py`: the component under Wasmtime's Python component API;
 //!   - `tests/wasi-js/component.test.js`: `jco transpile` + Node;
 //!   - `tests/wasi-js/http.test.js`: the handler under `jco serve`;
-//!   - `edge/cloudflare/test/`: the Worker under `workerd`;
-//!   each comparing with onnxruntime computed at test time (or checking the top-1 class), and
-//!   checking the typed errors.
+//!   - `edge/cloudflare/test/`: the Worker under `workerd`.
+//!
+//! Each test compares with onnxruntime computed at test time (or checks the top-1 class) and
+//! checks the typed errors.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
