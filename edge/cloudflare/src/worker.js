@@ -9,6 +9,7 @@
 import wasm from './uniml.wasm';
 
 const MODEL_PATH = '/efficientnet_lite0.onnx';
+const MAX_BODY = 16 << 20; // as api::MAX_BODY in the engine module
 let engine; // { exports, loadMs }
 let loading;
 
@@ -54,7 +55,11 @@ export default {
       const enc = new TextEncoder();
       const method = enc.encode(request.method);
       const path = enc.encode(url.pathname);
+      if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY) {
+        return json(413, { error: `request body over ${MAX_BODY} bytes`, kind: 'too-large' });
+      }
       const body = new Uint8Array(await request.arrayBuffer());
+      if (body.length > MAX_BODY) return json(413, { error: `request body over ${MAX_BODY} bytes`, kind: 'too-large' });
       const status = exports.uniml_handle(put(exports, method), method.length, put(exports, path), path.length, put(exports, body), body.length);
       return new Response(response(exports), {
         status,

@@ -111,6 +111,9 @@ test('errors are JSON, the Worker keeps serving', async () => {
   const j = await r.json();
   assert.equal(j.kind, 'invalid-input');
   console.log(`wrong dims -> ${r.status} ${JSON.stringify(j)}`);
+  r = await fetch(`${base}/classify`, { method: 'POST', body: new Uint8Array(17 << 20) });
+  assert.equal(r.status, 413);
+  assert.equal((await r.json()).kind, 'too-large');
   r = await fetch(`${base}/classify`, { method: 'POST', body: readFileSync(join(root, 'testdata/chelsea.png')) });
   assert.equal(r.status, 200);
   assert.equal((await r.json()).top[0].index, 282);
