@@ -34,14 +34,15 @@ fn answer(r: api::Reply) -> u32 {
 ///
 /// # Safety
 /// `ptr`/`len` must come from one `uniml_alloc(len)` call, not yet passed back.
-unsafe fn take(ptr: *mut u8, len: usize) -> Vec<u8> {
-    if len == 0 {
-        return Vec::new();
+unsafe fn take(ptr: *mut u8, len: usize) -> Box<[u8]> {
+    if len == 0 || ptr.is_null() {
+        return Box::new([]);
     }
-    Vec::from_raw_parts(ptr, len, len)
+    // SAFETY: uniml_alloc made this pointer with Box::into_raw of a boxed slice of exactly len bytes.
+    Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len))
 }
 
-/// A buffer of `len` bytes for the host to fill (0 for `len == 0` or when out of memory).
+/// A zeroed buffer of `len` bytes for the host to fill (null for `len == 0` or when out of memory).
 #[no_mangle]
 pub extern "C" fn uniml_alloc(len: usize) -> *mut u8 {
     if len == 0 {
@@ -51,10 +52,8 @@ pub extern "C" fn uniml_alloc(len: usize) -> *mut u8 {
     if v.try_reserve_exact(len).is_err() {
         return std::ptr::null_mut();
     }
-    // SAFETY: capacity is exactly len; the host writes all len bytes before passing it back.
-    unsafe { v.set_len(len) };
-    let mut v = std::mem::ManuallyDrop::new(v);
-    v.as_mut_ptr()
+    v.resize(len, 0);
+    Box::into_raw(v.into_boxed_slice()) as *mut u8
 }
 
 /// Loads the ONNX model (a buffer from `uniml_alloc`, consumed). Returns the HTTP-style status.
