@@ -117,6 +117,10 @@ test('typed errors, never a trap', () => {
   assert.match(e.val.expected, /\[N, 1, 8, 8\]/);
   assert.match(e.val.got, /\[1,1,8,9\]/);
   console.log(`wrong dims -> ${e.tag}: ${runtime.errorMessage(e)}`);
+  e = expectError(() => session.run([['input', f32([1, 1, 7, 9])]]));
+  assert.equal(e.tag, 'invalid-input');
+  assert.equal(e.val.input, 'input', 'two wrong dims of one input name it once');
+  assert.match(e.val.message, /dim 2.*dim 3/);
   e = expectError(() => session.run([['input', { ...f32([1, 1, 8, 8]), data: new Uint8Array(3) }]]));
   assert.equal(e.tag, 'invalid-tensor');
   e = expectError(() => session.run([['nope', f32([1, 1, 8, 8])]]));

@@ -111,7 +111,8 @@ pub fn error(e: uniml::Error, run: Option<(&uniml::Session, &[(&str, uniml::Tens
                     got.push(given.iter().find(|(g, _)| g == n).map(|(_, t)| describe_given(t)).unwrap_or_else(|| "nothing".into()));
                 }
             }
-            Error::InvalidInput(InputError { input: name, expected: expected.join("; "), got: got.join("; "), message: problem })
+            // The engine names an input once per problem ("x, x" for two wrong dims): name it once.
+            Error::InvalidInput(InputError { input: names.join(", "), expected: expected.join("; "), got: got.join("; "), message: problem })
         }
         uniml::Error::Node { node, op, message } => Error::Runtime(NodeError { node, op, message }),
         uniml::Error::Shape(_) | uniml::Error::DType { .. } => Error::Runtime(NodeError { node: String::new(), op: String::new(), message }),
