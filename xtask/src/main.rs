@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod conformance;
 mod wasm;
+mod wasi;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
 /// `cargo run`): a binary reused from a shared target dir may have been built
@@ -98,6 +99,8 @@ fn test() -> Result<(), String> {
     run(cargo().args(["build", "-p", "uniml-text", "--target", "wasm32-unknown-unknown"]))?;
     step("golden models inside WebAssembly (wasm32-wasip1 under Wasmtime)");
     wasm::golden()?;
+    step("edge: WASI component (Python wasmtime, jco), wasi:http under jco serve, Cloudflare Worker under workerd");
+    wasi::test()?;
     step("ONNX backend conformance (baseline may only go up)");
     conformance::run_all(true)?;
     Ok(())
@@ -112,8 +115,10 @@ fn main() -> ExitCode {
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
+        Some("wasi") => wasi::build().map(|_| ()),
+        Some("wasi-test") => wasi::test(),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test>");
             return ExitCode::from(2);
         }
     };
