@@ -119,17 +119,18 @@ pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool
 /// Wall time per node, summed over runs (the observer holds the clock: the
 /// engine core has none).
 struct NodeTimer {
-    started: std::cell::Cell<Option<Instant>>,
-    total: std::cell::RefCell<Vec<f64>>,
+    started: std::sync::Mutex<Option<Instant>>,
+    total: std::sync::Mutex<Vec<f64>>,
 }
 
 impl uniml::StepObserver for NodeTimer {
     fn before(&self, _node: usize) {
-        self.started.set(Some(Instant::now()));
+        if let Ok(mut s) = self.started.lock() {
+            *s = Some(Instant::now());
+        }
     }
     fn after(&self, node: usize) {
-        if let Some(t0) = self.started.take() {
-            let mut total = self.total.borrow_mut();
+        if let (Some(t0), Ok(mut total)) = (self.started.lock().ok().and_then(|mut s| s.take()), self.total.lock()) {
             if node >= total.len() {
                 total.resize(node + 1, 0.0);
             }
@@ -145,7 +146,7 @@ fn print_profile(session: &uniml::Session, views: &[(&str, uniml::TensorView)], 
         session.run_observed(&vals, Some(&timer))?;
     }
     let nodes = session.nodes();
-    let total = timer.total.into_inner();
+    let total = timer.total.into_inner().unwrap_or_default();
     let per_run = |ms: f64| ms / runs as f64;
     let all: f64 = total.iter().sum();
     let mut by_op: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();

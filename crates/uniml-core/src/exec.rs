@@ -36,7 +36,7 @@ enum Slot<'a> {
 
 /// Hooks around each executed node (by index into `Graph::nodes`), for
 /// profilers and progress reporting at the edges: the core itself has no clock.
-pub trait StepObserver {
+pub trait StepObserver: Sync {
     fn before(&self, node: usize);
     fn after(&self, node: usize);
 }

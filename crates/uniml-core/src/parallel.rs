@@ -8,6 +8,14 @@ pub trait Parallelism: Send + Sync {
     fn threads(&self) -> usize;
     /// Calls `f(i)` for every `i in 0..tasks`; returns when all are done.
     fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync));
+    /// Runs `f` (a whole graph run) on one of this pool's own threads, so
+    /// that the serial work between parallel regions and the parallel tasks
+    /// share the pool's threads instead of adding the caller's thread to them
+    /// (with N threads on N cores, an extra thread means oversubscription).
+    /// Default: on the caller's thread.
+    fn run_inside(&self, f: &mut (dyn FnMut() + Send)) {
+        f()
+    }
 }
 
 /// Runs every task on the calling thread.

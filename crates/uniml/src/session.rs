@@ -151,13 +151,15 @@ impl Session {
     /// Like [`Session::run_values`], calling `observer` around every node
     /// (indices into [`Session::nodes`]): the hook for profilers.
     pub fn run_observed(&self, inputs: &[(&str, ValueRef)], observer: Option<&dyn StepObserver>) -> Result<Vec<(String, Value)>> {
-        let bound = self.bind_inputs(inputs)?;
+        let mut bound = self.bind_inputs(inputs)?;
         let mut state = self.states.lock().map_err(|_| Error::Other("session state poisoned".into()))?.pop().unwrap_or_else(|| ExecState::new(self.options.memory_limit_bytes));
         let mut exec = Executor::new(&self.graph, &self.plan);
         if let Some(o) = observer {
             exec = exec.with_observer(o);
         }
-        let result = exec.run(&mut state, self.par.as_ref(), bound);
+        let par = self.par.as_ref();
+        let mut result = Err(Error::Other("the run did not start".into()));
+        par.run_inside(&mut || result = exec.run(&mut state, par, std::mem::take(&mut bound)));
         if let Ok(mut s) = self.states.lock() {
             s.push(state);
         }

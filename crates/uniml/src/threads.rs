@@ -24,4 +24,7 @@ impl Parallelism for RayonPool {
         use rayon::prelude::*;
         self.pool.install(|| (0..tasks).into_par_iter().for_each(f));
     }
+    fn run_inside(&self, f: &mut (dyn FnMut() + Send)) {
+        self.pool.install(f)
+    }
 }

@@ -237,68 +237,136 @@ impl Tabs {
     }
 }
 
-fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Option<&mut [i64]>) {
+fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], idx: Option<&mut [i64]>) {
+    // One monomorphised loop nest per reduction: the per-tap `match` on the
+    // kind is resolved at compile time, not per element.
+    match (kind, idx) {
+        (PoolKind::Max, None) => pool_loops(t, x, out, None, MaxValue),
+        (PoolKind::Max, Some(ix)) => pool_loops(t, x, out, Some(ix), MaxIndex),
+        (PoolKind::Average { count_include_pad }, _) => pool_loops(t, x, out, None, Mean { count_include_pad }),
+        (PoolKind::Lp { p }, _) => pool_loops(t, x, out, None, LpNorm { p }),
+    }
+}
+
+/// A pooling reduction over the valid taps of one window.
+trait Reduce: Copy {
+    type Acc: Copy;
+    fn init(&self) -> Self::Acc;
+    fn tap(&self, acc: &mut Self::Acc, v: f32, at: usize);
+    /// The window's value; `taps` valid taps, `padded` taps counting the padding.
+    fn finish(&self, acc: Self::Acc, taps: usize, padded: usize) -> (f32, i64);
+}
+
+#[derive(Clone, Copy)]
+struct MaxValue;
+impl Reduce for MaxValue {
+    /// (best, any tap seen): the first tap is taken as is (a NaN there stays).
+    type Acc = (f32, bool);
+    fn init(&self) -> (f32, bool) {
+        (f32::NEG_INFINITY, false)
+    }
+    #[inline(always)]
+    fn tap(&self, acc: &mut (f32, bool), v: f32, _at: usize) {
+        if v > acc.0 || !acc.1 {
+            *acc = (v, true);
+        }
+    }
+    fn finish(&self, acc: (f32, bool), _taps: usize, _padded: usize) -> (f32, i64) {
+        (if acc.1 { acc.0 } else { 0.0 }, 0)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct MaxIndex;
+impl Reduce for MaxIndex {
+    type Acc = (f32, i64);
+    fn init(&self) -> (f32, i64) {
+        (f32::NEG_INFINITY, -1)
+    }
+    #[inline(always)]
+    fn tap(&self, acc: &mut (f32, i64), v: f32, at: usize) {
+        if v > acc.0 || acc.1 < 0 {
+            *acc = (v, at as i64);
+        }
+    }
+    fn finish(&self, acc: (f32, i64), _taps: usize, _padded: usize) -> (f32, i64) {
+        if acc.1 < 0 {
+            (0.0, 0)
+        } else {
+            acc
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Mean {
+    count_include_pad: bool,
+}
+impl Reduce for Mean {
+    type Acc = f32;
+    fn init(&self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn tap(&self, acc: &mut f32, v: f32, _at: usize) {
+        *acc += v;
+    }
+    fn finish(&self, acc: f32, taps: usize, padded: usize) -> (f32, i64) {
+        let d = if self.count_include_pad { padded } else { taps };
+        (if d == 0 { 0.0 } else { acc / d as f32 }, 0)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LpNorm {
+    p: f32,
+}
+impl Reduce for LpNorm {
+    type Acc = f32;
+    fn init(&self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn tap(&self, acc: &mut f32, v: f32, _at: usize) {
+        *acc += if self.p == 2.0 { v * v } else { v.abs().powf(self.p) };
+    }
+    fn finish(&self, acc: f32, _taps: usize, _padded: usize) -> (f32, i64) {
+        (if self.p == 2.0 { acc.sqrt() } else { acc.powf(1.0 / self.p) }, 0)
+    }
+}
+
+fn pool_loops<R: Reduce>(t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Option<&mut [i64]>, r: R) {
     let [a, b, c] = &t.0;
     let mut o = 0;
     for oa in 0..a.out {
         for ob in 0..b.out {
             for oc in 0..c.out {
-                let (mut acc, mut best_i, mut n) = (0f32, -1i64, 0usize);
-                let mut best = f32::NEG_INFINITY;
+                let mut acc = r.init();
+                let (kc0, kc1) = (c.lo[oc], c.hi[oc]);
                 for ka in a.lo[oa]..a.hi[oa] {
                     let pa = (a.start[oa] + (ka * a.dil) as i64) as usize;
                     for kb in b.lo[ob]..b.hi[ob] {
                         let pb = (b.start[ob] + (kb * b.dil) as i64) as usize;
                         let row = (pa * b.size + pb) * c.size;
-                        for kc in c.lo[oc]..c.hi[oc] {
-                            let pc = (c.start[oc] + (kc * c.dil) as i64) as usize;
-                            let v = x[row + pc];
-                            match kind {
-                                PoolKind::Max => {
-                                    if v > best || best_i < 0 {
-                                        best = v;
-                                        best_i = (row + pc) as i64;
-                                    }
-                                }
-                                PoolKind::Average { .. } => acc += v,
-                                PoolKind::Lp { p } => {
-                                    acc += if p == 2.0 { v * v } else { v.abs().powf(p) }
-                                }
+                        let first = (c.start[oc] + (kc0 * c.dil) as i64) as usize + row;
+                        if c.dil == 1 {
+                            for (i, &v) in x[first..first + (kc1 - kc0)].iter().enumerate() {
+                                r.tap(&mut acc, v, first + i);
                             }
-                            n += 1;
+                        } else {
+                            for kc in 0..kc1 - kc0 {
+                                let at = first + kc * c.dil;
+                                r.tap(&mut acc, x[at], at);
+                            }
                         }
                     }
                 }
-                out[o] = match kind {
-                    PoolKind::Max => {
-                        if best_i < 0 {
-                            0.0
-                        } else {
-                            best
-                        }
-                    }
-                    PoolKind::Average { count_include_pad } => {
-                        let d = if count_include_pad {
-                            a.padded_count[oa] * b.padded_count[ob] * c.padded_count[oc]
-                        } else {
-                            n
-                        };
-                        if d == 0 {
-                            0.0
-                        } else {
-                            acc / d as f32
-                        }
-                    }
-                    PoolKind::Lp { p } => {
-                        if p == 2.0 {
-                            acc.sqrt()
-                        } else {
-                            acc.powf(1.0 / p)
-                        }
-                    }
-                };
+                let taps = (a.hi[oa] - a.lo[oa]) * (b.hi[ob] - b.lo[ob]) * (kc1 - kc0);
+                let padded = a.padded_count[oa] * b.padded_count[ob] * c.padded_count[oc];
+                let (v, at) = r.finish(acc, taps, padded);
+                out[o] = v;
                 if let Some(ix) = idx.as_deref_mut() {
-                    ix[o] = best_i.max(0);
+                    ix[o] = at;
                 }
                 o += 1;
             }
