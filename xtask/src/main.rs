@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod conformance;
+mod serve;
 mod wasm;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
@@ -109,9 +110,11 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("serve-test") => serve::test(),
+        Some("serve-bench") => serve::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | serve-test | serve-bench [--secs S]>");
             return ExitCode::from(2);
         }
     };
