@@ -44,6 +44,12 @@ fn release_uniml() -> Result<std::path::PathBuf, String> {
 pub fn test() -> Result<(), String> {
     step("uniml-server tests (in-process server, raw HTTP client)");
     run(cargo().args(["test", "-p", "uniml-server"]))?;
+    triton()
+}
+
+/// NVIDIA's tritonclient against the release `uniml serve`, onnxruntime as the
+/// oracle (for `cargo xtask test`, whose workspace tests already ran uniml-server's).
+pub fn triton() -> Result<(), String> {
     step("python tools for the server (tritonclient[http], pinned)");
     let py = server_python()?;
     let bin = release_uniml()?;

@@ -368,7 +368,8 @@ impl<T: JsonElem> Flat<'_, T> {
 }
 
 fn flatten<T: JsonElem>(name: &str, raw: &RawValue, n: usize) -> Result<Vec<T>, DecodeError> {
-    let mut out = Vec::with_capacity(n);
+    // Every JSON element takes at least two bytes ("0,"): never reserve more than the text can hold.
+    let mut out = Vec::with_capacity(n.min(raw.get().len() / 2 + 1));
     let mut de = serde_json::Deserializer::from_str(raw.get());
     Flat { out: &mut out, cap: n }.deserialize(&mut de).map_err(|e| DecodeError::Bad(format!("input '{name}': data: {e}")))?;
     if out.len() != n {
