@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
+use std::pin::pin;
+use std::task::Poll;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,18 +151,16 @@ impl Server {
         let Server { listener, state, router } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
-        tokio::pin!(shutdown);
+        let mut shutdown = pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        conns.spawn(connection(stream, router.clone(), stop_rx.clone(), state.cfg.header_timeout));
-                    }
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                },
-                _ = &mut shutdown => break,
+            match first(listener.accept(), shutdown.as_mut()).await {
+                Either::Left(Ok((stream, _peer))) => {
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(connection(stream, router.clone(), stop_rx.clone(), state.cfg.header_timeout));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Either::Left(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Either::Right(()) => break,
             }
             while conns.try_join_next().is_some() {}
         }
@@ -180,18 +180,33 @@ async fn connection(stream: tokio::net::TcpStream, router: Router, mut stop: wat
     let svc = hyper_util::service::TowerToHyperService::new(router);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(conn);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            _ = conn.as_mut() => break,
-            _ = stop.wait_for(|s| *s), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-        }
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), svc));
+    if let Either::Left(_) = first(conn.as_mut(), stop.wait_for(|s| *s)).await {
+        return;
     }
+    // Shutting down: finish the request in progress (if any), then close.
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls both futures; the output of the first to finish (`a` wins ties).
+async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
@@ -210,10 +225,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    first(ctrl_c, term).await;
 }
 
 /// The `uniml serve` entry point: loads the models, binds, prints the URL on
