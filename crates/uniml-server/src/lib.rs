@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::task::Poll;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -499,9 +499,4 @@ async fn infer_inner(st: &Arc<AppState>, name: String, session: Arc<Session>, he
         }
     }
     Ok(resp)
-}
-
-/// Used by tests and tools: the file stem a model is served under.
-pub fn model_name(path: &FsPath) -> Option<String> {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned())
 }

@@ -145,7 +145,7 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>, model_inputs: &[Io
         }
         check_shape(&inp.name, info, &shape)?;
         let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| DecodeError::TooLarge(format!("input '{}': shape {:?} overflows", inp.name, shape)))?;
-        let nbytes = n.checked_mul(dtype.size().max(1)).unwrap_or(usize::MAX);
+        let nbytes = n.saturating_mul(dtype.size().max(1));
         if nbytes > max_bytes {
             return Err(DecodeError::TooLarge(format!("input '{}': shape {:?} of {} needs {nbytes} bytes, more than the limit of {max_bytes}", inp.name, shape, inp.datatype)));
         }
