@@ -1,7 +1,20 @@
 //! `cargo xtask bench`: uniml (`uniml bench --json`, release build) beside
 //! onnxruntime (`scripts/bench_ort.py`, pinned PyPI build) on the same models,
-//! threads and input shapes, in one run. Writes `docs/benchmarks.md`.
+//! threads and input shapes, in one run. Writes its section of
+//! `docs/benchmarks.md` and a ratio chart `docs/bench-cpu.svg`.
+//!
+//! Options:
+//! - `--runs K` timed runs per measurement (default 30);
+//! - `--cpus LIST` pins both engines to these CPUs with `taskset -c LIST`
+//!   (e.g. `0,1` to measure a 2-core budget on a bigger host);
+//! - `--uniml PATH` uses a prebuilt `uniml` binary (no cargo build);
+//! - `--no-fetch` uses the models already in `.cache/models`;
+//! - `--label TEXT` names the machine in the report (default: /proc/cpuinfo);
+//! - `--section NAME` writes the section under this name (default `cpu-native`).
+//!
+//! `UNIML_PYTHON` overrides the pinned venv's Python (a host without PyPI).
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::{python, root, run, step, target_dir};
@@ -20,6 +33,8 @@ const MODELS: &[Model] = &[
     Model { name: "ResNet-50 (generated)", path: ".cache/models/resnet50.onnx", dims: &["batch_size=1"] },
     Model { name: "light_squeezenet", path: ".cache/models/light/light_squeezenet.onnx", dims: &[] },
     Model { name: "light_shufflenet", path: ".cache/models/light/light_shufflenet.onnx", dims: &[] },
+    Model { name: "light_resnet50", path: ".cache/models/light/light_resnet50.onnx", dims: &[] },
+    Model { name: "light_densenet121", path: ".cache/models/light/light_densenet121.onnx", dims: &[] },
 ];
 
 fn json_of(out: &std::process::Output, what: &str) -> Result<serde_json::Value, String> {
@@ -31,74 +46,187 @@ fn json_of(out: &std::process::Output, what: &str) -> Result<serde_json::Value, 
     serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
 }
 
+fn arg_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// A command, pinned to `cpus` with taskset when asked.
+fn pinned(program: &std::path::Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", c]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// One measured pair.
+struct Row {
+    model: &'static str,
+    threads: usize,
+    ours: serde_json::Value,
+    peer: serde_json::Value,
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        match (self.ours["median_ms"].as_f64(), self.peer["median_ms"].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let cell = |j: &serde_json::Value, k: &str, scale: f64, digits: usize| j[k].as_f64().map(|v| format!("{:.*}", digits, v / scale)).unwrap_or_else(|| "—".into());
+        let ratio = self.ratio().map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into());
+        format!(
+            "| {} | {} | {} | {} | **{ratio}** | {} | {} | {} | {} |",
+            self.model,
+            self.threads,
+            cell(&self.ours, "median_ms", 1.0, 2),
+            cell(&self.peer, "median_ms", 1.0, 2),
+            cell(&self.ours, "peak_rss_bytes", 1e6, 0),
+            cell(&self.peer, "peak_rss_bytes", 1e6, 0),
+            cell(&self.ours, "session_create_ms", 1.0, 0),
+            cell(&self.peer, "session_create_ms", 1.0, 0),
+        )
+    }
+}
+
 pub fn bench(args: &[String]) -> Result<(), String> {
-    let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(30usize);
-    let py = python()?;
-    crate::models()?;
-    step("building uniml (release)");
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(["build", "--release", "-q", "--bin", "uniml"]))?;
-    let uniml = target_dir().join("release/uniml");
+    let runs: usize = arg_value(args, "--runs").and_then(|v| v.parse().ok()).unwrap_or(30);
+    let cpus = arg_value(args, "--cpus");
+    let section = arg_value(args, "--section").unwrap_or("cpu-native").to_string();
+    let py = match std::env::var_os("UNIML_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => python()?,
+    };
+    if !args.iter().any(|a| a == "--no-fetch") {
+        crate::models()?;
+    }
+    let uniml = match arg_value(args, "--uniml") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            step("building uniml (release)");
+            run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(["build", "--release", "-q", "--bin", "uniml"]))?;
+            target_dir().join("release/uniml")
+        }
+    };
     let mut rows = Vec::new();
+    let mut ort_version = String::from("?");
     for m in MODELS {
         let path = root().join(m.path);
         if !path.exists() {
             eprintln!("skipping {} ({} missing)", m.name, m.path);
             continue;
         }
-        for threads in [1, 2] {
+        for threads in [1usize, 2] {
             step(&format!("{} — {threads} thread(s)", m.name));
-            let mut ours = Command::new(&uniml);
+            let mut ours = pinned(&uniml, cpus);
             ours.arg("bench").arg(&path).args(["--json", "--runs", &runs.to_string(), "--threads", &threads.to_string()]);
-            let mut peer = Command::new(&py);
+            let mut peer = pinned(&py, cpus);
             peer.arg(root().join("scripts/bench_ort.py")).arg(&path).args(["--runs", &runs.to_string(), "--threads", &threads.to_string()]);
             for d in m.dims {
                 ours.args(["--dim", d]);
                 peer.args(["--dim", d]);
             }
-            let u = json_of(&ours.output().map_err(|e| e.to_string())?, "uniml bench");
-            let o = json_of(&peer.output().map_err(|e| e.to_string())?, "onnxruntime bench")?;
-            let u = match u {
-                Ok(u) => u,
+            // A failure on one side is reported in the table, not fatal: the
+            // rest of the run still measures.
+            let measure = |cmd: &mut Command, what: &str| match cmd.output().map_err(|e| format!("{what}: {e}")).and_then(|o| json_of(&o, what)) {
+                Ok(j) => j,
                 Err(e) => {
                     eprintln!("{e}");
-                    serde_json::json!({"error": e})
+                    serde_json::json!({ "error": e })
                 }
             };
-            let f = |j: &serde_json::Value, k: &str| j[k].as_f64();
-            let ratio = match (f(&u, "median_ms"), f(&o, "median_ms")) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "—".into(),
-            };
-            let cell = |j: &serde_json::Value, k: &str, scale: f64, digits: usize| f(j, k).map(|v| format!("{:.*}", digits, v / scale)).unwrap_or_else(|| "—".into());
-            let row = format!(
-                "| {} | {threads} | {} | {} | **{ratio}** | {} | {} | {} | {} |",
-                m.name,
-                cell(&u, "median_ms", 1.0, 2),
-                cell(&o, "median_ms", 1.0, 2),
-                cell(&u, "peak_rss_bytes", 1e6, 0),
-                cell(&o, "peak_rss_bytes", 1e6, 0),
-                cell(&u, "session_create_ms", 1.0, 0),
-                cell(&o, "session_create_ms", 1.0, 0),
-            );
-            eprintln!("{row}");
+            let row = Row { model: m.name, threads, ours: measure(&mut ours, "uniml bench"), peer: measure(&mut peer, "onnxruntime bench") };
+            if let Some(v) = row.peer["onnxruntime"].as_str() {
+                ort_version = v.to_string();
+            }
+            eprintln!("{}", row.markdown());
             rows.push(row);
         }
     }
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())).unwrap_or_default();
+    let label = arg_value(args, "--label").map(str::to_string).unwrap_or_else(machine_label);
+    let pin = cpus.map(|c| format!(", both pinned to CPUs {c} (taskset)")).unwrap_or_default();
+    let chart = format!("bench-{section}.svg");
     let mut md = format!(
-        "# Benchmarks\n\nGenerated by `cargo xtask bench` ({runs} runs after warm-up, median latency; random inputs; same model files).\n\
-         Machine: {cpu}, {} logical cores. Peer: onnxruntime {} (PyPI, CPU EP) in the same run.\n\
+        "Generated by `cargo xtask bench` ({runs} runs after warm-up, median latency; random inputs; same model files).\n\
+         Machine: {label}{pin}. Peer: onnxruntime {ort_version} (PyPI, CPU EP) in the same run.\n\
          Ratio = uniml median ÷ onnxruntime median (lower is better; < 1 means uniml is faster).\n\n\
-         | model | threads | uniml ms | onnxruntime ms | ratio | uniml peak RSS MB | ort peak RSS MB | uniml create ms | ort create ms |\n|---|---|---|---|---|---|---|---|---|\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "1.32.0"
+         | model | threads | uniml ms | onnxruntime ms | ratio | uniml peak RSS MB | ort peak RSS MB | uniml create ms | ort create ms |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in &rows {
-        md.push_str(r);
+        md.push_str(&r.markdown());
         md.push('\n');
     }
-    std::fs::create_dir_all(root().join("docs")).map_err(|e| e.to_string())?;
-    std::fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())?;
-    eprintln!("wrote docs/benchmarks.md");
+    md.push_str(&format!("\n![uniml ÷ onnxruntime, {section}]({chart})\n"));
+    let docs = root().join("docs");
+    std::fs::create_dir_all(&docs).map_err(|e| e.to_string())?;
+    std::fs::write(docs.join(&chart), ratio_chart(&rows)).map_err(|e| e.to_string())?;
+    write_section(&section, &format!("CPU: uniml vs onnxruntime ({section})"), &md)?;
+    eprintln!("wrote docs/benchmarks.md (section {section}) and docs/{chart}");
     Ok(())
+}
+
+fn machine_label() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    format!("{cpu}, {} logical cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// Replaces (or appends) the section `name` of `docs/benchmarks.md`, leaving
+/// the other sections (server, browser, GPU) as they are.
+pub fn write_section(name: &str, title: &str, body: &str) -> Result<(), String> {
+    let path = root().join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nEach section is written by the command it names; the others are left as they are.\n".into());
+    let (begin, end) = (format!("<!-- section:{name} -->"), format!("<!-- /section:{name} -->"));
+    let block = format!("{begin}\n## {title}\n\n{body}\n{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + end.len()..]),
+        _ => format!("{}\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(&path, new).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// A horizontal bar chart of the ratios (SVG), with the 1.0 line marked.
+fn ratio_chart(rows: &[Row]) -> String {
+    let (bar_h, left, width) = (18.0, 300.0, 360.0);
+    let max = rows.iter().filter_map(Row::ratio).fold(1.5f64, f64::max).min(5.0);
+    let height = 40.0 + bar_h * rows.len() as f64 + 30.0;
+    let x = |r: f64| left + width * (r / max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-weight=\"bold\">uniml median ÷ onnxruntime median (lower is better)</text>\n",
+        w = left + width + 60.0
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 34.0 + bar_h * i as f64;
+        svg.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} · {}t</text>\n", left - 6.0, y + 12.0, xml_escape(r.model), r.threads));
+        if let Some(ratio) = r.ratio() {
+            let colour = if ratio <= 1.0 { "#2e7d32" } else { "#c62828" };
+            svg.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"{}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{}\">{ratio:.2}</text>\n",
+                (x(ratio.min(max)) - left).max(1.0),
+                bar_h - 4.0,
+                x(ratio.min(max)) + 4.0,
+                y + 12.0
+            ));
+        }
+    }
+    let one = x(1.0);
+    svg.push_str(&format!(
+        "<line x1=\"{one:.1}\" y1=\"28\" x2=\"{one:.1}\" y2=\"{:.1}\" stroke=\"black\" stroke-dasharray=\"4 3\"/><text x=\"{one:.1}\" y=\"{:.1}\" text-anchor=\"middle\">1.0</text>\n</svg>\n",
+        height - 24.0,
+        height - 10.0
+    ));
+    svg
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

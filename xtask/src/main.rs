@@ -95,6 +95,8 @@ fn test() -> Result<(), String> {
     rustup_targets(&["wasm32-unknown-unknown", "wasm32-wasip2", "wasm32-wasip1"])?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-unknown-unknown"]))?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-wasip2"]))?;
+    // The text path (HF tokenizer + encoder) is pure Rust too: same engine in the browser.
+    run(cargo().args(["build", "-p", "uniml-text", "--target", "wasm32-unknown-unknown"]))?;
     step("golden models inside WebAssembly (wasm32-wasip1 under Wasmtime)");
     wasm::golden()?;
     step("ONNX backend conformance (baseline may only go up)");
@@ -114,7 +116,7 @@ fn main() -> ExitCode {
         Some("serve-bench") => serve::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | serve-test | serve-bench [--secs S]>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | serve-test | serve-bench [--secs S]>");
             return ExitCode::from(2);
         }
     };

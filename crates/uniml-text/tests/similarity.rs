@@ -8,15 +8,18 @@ use std::process::Command;
 use uniml::SessionOptions;
 use uniml_text::{cosine, SentenceEmbedder};
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-const TOKENIZER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../models/bert-uncased-tokenizer.json"
-);
-const MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../.cache/models/paraphrase-MiniLM-L3-v2.onnx"
-);
+/// The repository root, from the run-time manifest dir (a test binary reused
+/// from a shared target dir may have been compiled in another checkout).
+fn root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    manifest.join("../..")
+}
+fn tokenizer_path() -> String {
+    root().join("models/bert-uncased-tokenizer.json").display().to_string()
+}
+fn model_path() -> PathBuf {
+    root().join(".cache/models/paraphrase-MiniLM-L3-v2.onnx")
+}
 
 const SENTENCES: [&str; 3] = [
     "A man is playing a guitar.",
@@ -25,7 +28,7 @@ const SENTENCES: [&str; 3] = [
 ];
 
 fn python() -> PathBuf {
-    let py = Path::new(ROOT).join(".venv/bin/python");
+    let py = root().join(".venv/bin/python");
     assert!(
         py.exists(),
         "{} is missing: run bash scripts/setup-python.sh",
@@ -37,7 +40,7 @@ fn python() -> PathBuf {
 fn run_python(args: &[&str]) {
     let out = Command::new(python())
         .args(args)
-        .current_dir(ROOT)
+        .current_dir(root())
         .output()
         .expect("cannot start .venv/bin/python");
     assert!(
@@ -68,7 +71,7 @@ fn python_inputs(dir: &Path, i: usize) -> PathBuf {
     run_python(&[
         "scripts/make_inputs.py",
         "text",
-        TOKENIZER,
+        &tokenizer_path(),
         d.to_str().unwrap(),
         SENTENCES[i],
         "--max-len",
@@ -78,9 +81,9 @@ fn python_inputs(dir: &Path, i: usize) -> PathBuf {
 }
 
 fn embedder() -> SentenceEmbedder {
-    let tok = std::fs::read(TOKENIZER).unwrap_or_else(|e| panic!("cannot read {TOKENIZER}: {e}"));
-    let model = std::fs::read(MODEL)
-        .unwrap_or_else(|e| panic!("cannot read {MODEL}: {e} (run scripts/fetch_models.py)"));
+    let tok = std::fs::read(tokenizer_path()).unwrap_or_else(|e| panic!("cannot read {}: {e}", tokenizer_path()));
+    let model = std::fs::read(model_path())
+        .unwrap_or_else(|e| panic!("cannot read {}: {e} (run scripts/fetch_models.py)", model_path().display()));
     SentenceEmbedder::new(&tok, &model, SessionOptions::default()).expect("SentenceEmbedder::new")
 }
 
@@ -114,7 +117,7 @@ fn token_ids_match_python_and_embeddings_match_onnxruntime() {
         let out = dir.join(format!("out{i}"));
         run_python(&[
             "scripts/reference.py",
-            MODEL,
+            model_path().to_str().unwrap(),
             "--inputs-dir",
             d.to_str().unwrap(),
             "--outputs-dir",
@@ -176,7 +179,7 @@ fn truncation_is_configurable() {
 
 #[test]
 fn bad_tokenizer_json_is_a_clear_error() {
-    let model = std::fs::read(MODEL).unwrap();
+    let model = std::fs::read(model_path()).unwrap();
     let e = SentenceEmbedder::new(b"{not json", &model, SessionOptions::default()).unwrap_err();
     assert!(
         matches!(e, uniml::Error::Other(ref m) if m.contains("tokenizer.json")),
