@@ -513,3 +513,85 @@ pub fn encode_response(model: &str, id: Option<&Value>, results: &[(String, Tens
     body.extend_from_slice(&binary);
     Ok(Encoded { body, header_len })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uniml::{Dim, SymbolicShape};
+
+    fn io(name: &str, dtype: DType, dims: Vec<Dim>) -> IoInfo {
+        IoInfo { name: name.into(), dtype: Some(dtype), shape: Some(SymbolicShape(dims)), is_sequence: false }
+    }
+
+    fn decode(body: &str, inputs: &[IoInfo]) -> Result<InferRequest, DecodeError> {
+        decode_request(body.as_bytes(), None, inputs, &[io("y", DType::F32, vec![])], 1 << 20)
+    }
+
+    fn err(r: Result<InferRequest, DecodeError>) -> String {
+        match r {
+            Err(DecodeError::Bad(m)) | Err(DecodeError::TooLarge(m)) => m,
+            Ok(_) => panic!("expected an error"),
+        }
+    }
+
+    #[test]
+    fn every_datatype_round_trips_its_name() {
+        for d in [DType::Bool, DType::U8, DType::U16, DType::U32, DType::U64, DType::I8, DType::I16, DType::I32, DType::I64, DType::F16, DType::F32, DType::F64, DType::BF16, DType::String] {
+            assert_eq!(dtype_of(datatype(d)), Some(d));
+        }
+        assert_eq!(dtype_of("FLOAT"), None);
+    }
+
+    #[test]
+    fn json_integers_bools_strings_and_halves() {
+        let ids = [io("ids", DType::I64, vec![Dim::Sym("b".into()), Dim::Known(2)])];
+        let r = decode(r#"{"inputs":[{"name":"ids","shape":[2,2],"datatype":"INT64","data":[[1,-2],[9007199254740993,4.0]]}]}"#, &ids).map_err(|_| ()).unwrap();
+        assert_eq!(r.inputs[0].1.as_slice::<i64>().unwrap(), &[1, -2, 9007199254740993, 4]);
+        assert!(err(decode(r#"{"inputs":[{"name":"ids","shape":[1,2],"datatype":"INT64","data":[1,2.5]}]}"#, &ids)).contains("element 1 is 2.5"));
+        let u8s = [io("u", DType::U8, vec![Dim::Known(2)])];
+        assert!(err(decode(r#"{"inputs":[{"name":"u","shape":[2],"datatype":"UINT8","data":[1,256]}]}"#, &u8s)).contains("range of u8"));
+        let flags = [io("f", DType::Bool, vec![Dim::Known(3)])];
+        let r = decode(r#"{"inputs":[{"name":"f","shape":[3],"datatype":"BOOL","data":[true,false,1]}]}"#, &flags).map_err(|_| ()).unwrap();
+        assert_eq!(r.inputs[0].1.as_bools().unwrap(), &[true, false, true]);
+        let text = [io("t", DType::String, vec![Dim::Known(2)])];
+        let r = decode(r#"{"inputs":[{"name":"t","shape":[2],"datatype":"BYTES","data":["héllo",""]}]}"#, &text).map_err(|_| ()).unwrap();
+        assert_eq!(r.inputs[0].1.as_strings().unwrap(), &["héllo".to_string(), String::new()]);
+        let half = [io("h", DType::F16, vec![Dim::Known(2)])];
+        let r = decode(r#"{"inputs":[{"name":"h","shape":[2],"datatype":"FP16","data":[0.5,-2]}]}"#, &half).map_err(|_| ()).unwrap();
+        assert_eq!(r.inputs[0].1.as_slice::<f16>().unwrap(), &[f16::from_f32(0.5), f16::from_f32(-2.0)]);
+    }
+
+    #[test]
+    fn binary_bytes_elements_and_outputs() {
+        let text = [io("t", DType::String, vec![Dim::Known(2)])];
+        let mut bin = Vec::new();
+        for s in ["ab", "xyz"] {
+            bin.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            bin.extend_from_slice(s.as_bytes());
+        }
+        let header = format!(r#"{{"inputs":[{{"name":"t","shape":[2],"datatype":"BYTES","parameters":{{"binary_data_size":{}}}}}]}}"#, bin.len());
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&bin);
+        let r = decode_request(&body, Some(header.len()), &text, &[io("t", DType::String, vec![])], 1 << 20).map_err(|_| ()).unwrap();
+        assert_eq!(r.inputs[0].1.as_strings().unwrap(), &["ab".to_string(), "xyz".to_string()]);
+        // A length that overruns the data is refused.
+        let mut bad = body.clone();
+        let at = header.len();
+        bad[at..at + 4].copy_from_slice(&100u32.to_le_bytes());
+        assert!(matches!(decode_request(&bad, Some(header.len()), &text, &[], 1 << 20), Err(DecodeError::Bad(m)) if m.contains("overruns")));
+        // Encoding the same tensor as binary output gives the same layout.
+        let enc = encode_response("m", None, &[("t".into(), r.inputs[0].1.clone())], &[("t".into(), true)]).unwrap();
+        let h = enc.header_len.unwrap();
+        assert_eq!(&enc.body[h..], &bin[..]);
+    }
+
+    #[test]
+    fn sizes_are_checked_before_allocation() {
+        let x = [io("x", DType::F32, vec![Dim::Sym("n".into())])];
+        // 2^61 elements of 4 bytes: overflow is caught, nothing is reserved.
+        let r = decode(r#"{"inputs":[{"name":"x","shape":[2305843009213693952],"datatype":"FP32","data":[1]}]}"#, &x);
+        assert!(matches!(r, Err(DecodeError::TooLarge(_))));
+        let r = decode(r#"{"inputs":[{"name":"x","shape":[300000],"datatype":"FP32","data":[1]}]}"#, &x);
+        assert!(matches!(r, Err(DecodeError::TooLarge(m)) if m.contains("limit")));
+    }
+}
