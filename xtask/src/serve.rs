@@ -66,6 +66,8 @@ struct Level {
     p50_ms: f64,
     p99_ms: f64,
     rss_mb: f64,
+    /// Failure kinds (connect error, reset, status …) and their counts.
+    kinds: std::collections::BTreeMap<String, usize>,
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -145,7 +147,7 @@ fn load(addr: &str, req: &[u8], concurrency: usize, dur: Duration, pid: u32) -> 
         .map(|_| {
             let (addr, req) = (addr.to_string(), req.to_vec());
             std::thread::spawn(move || {
-                let (mut lat, mut shed, mut failed) = (Vec::new(), 0usize, 0usize);
+                let (mut lat, mut shed, mut kinds) = (Vec::new(), 0usize, std::collections::BTreeMap::<String, usize>::new());
                 let mut conn: Option<BufReader<TcpStream>> = None;
                 while Instant::now() < deadline {
                     if conn.is_none() {
@@ -155,8 +157,8 @@ fn load(addr: &str, req: &[u8], concurrency: usize, dur: Duration, pid: u32) -> 
                                 let _ = s.set_nodelay(true);
                                 conn = Some(BufReader::new(s));
                             }
-                            Err(_) => {
-                                failed += 1;
+                            Err(e) => {
+                                *kinds.entry(format!("connect: {:?}", e.kind())).or_default() += 1;
                                 std::thread::sleep(Duration::from_millis(10));
                                 continue;
                             }
@@ -179,28 +181,35 @@ fn load(addr: &str, req: &[u8], concurrency: usize, dur: Duration, pid: u32) -> 
                             // A polite client backs off a little before retrying.
                             std::thread::sleep(Duration::from_millis(20));
                         }
-                        Ok((_, _)) | Err(_) => {
-                            failed += 1;
+                        Ok((status, _)) => {
+                            *kinds.entry(format!("status {status}")).or_default() += 1;
+                            conn = None;
+                        }
+                        Err(e) => {
+                            *kinds.entry(format!("io: {:?}", e.kind())).or_default() += 1;
                             conn = None;
                         }
                     }
                 }
-                (lat, shed, failed)
+                (lat, shed, kinds)
             })
         })
         .collect();
-    let (mut lat, mut shed, mut failed) = (Vec::new(), 0, 0);
+    let (mut lat, mut shed, mut kinds) = (Vec::new(), 0, std::collections::BTreeMap::<String, usize>::new());
     for h in handles {
-        if let Ok((l, s, f)) = h.join() {
+        if let Ok((l, s, k)) = h.join() {
             lat.extend(l);
             shed += s;
-            failed += f;
+            for (kind, n) in k {
+                *kinds.entry(kind).or_default() += n;
+            }
         }
     }
+    let failed = kinds.values().sum();
     let secs = start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] };
-    Level { concurrency, ok: lat.len(), shed, failed, secs, p50_ms: pct(0.5), p99_ms: pct(0.99), rss_mb: peak_rss_mb(pid) }
+    Level { concurrency, ok: lat.len(), shed, failed, secs, p50_ms: pct(0.5), p99_ms: pct(0.99), rss_mb: peak_rss_mb(pid), kinds }
 }
 
 /// The OIP JSON request: a deterministic EfficientNet-Lite0 input (1×3×224×224).
@@ -235,7 +244,10 @@ fn run_levels(name: &str, child: Child, addr: &str, secs: f64) -> Vec<(String, L
     let mut rows = Vec::new();
     for c in LEVELS {
         let l = load(addr, &req, c, Duration::from_secs_f64(secs), pid);
-        eprintln!("{name} c={c}: {} ok, {} shed (503), {} failed in {:.1} s; p50 {:.1} ms p99 {:.1} ms; peak RSS {:.0} MB", l.ok, l.shed, l.failed, l.secs, l.p50_ms, l.p99_ms, l.rss_mb);
+        eprintln!(
+            "{name} c={c}: {} ok, {} shed (503), {} failed {:?} in {:.1} s; p50 {:.1} ms p99 {:.1} ms; peak RSS {:.0} MB",
+            l.ok, l.shed, l.failed, l.kinds, l.secs, l.p50_ms, l.p99_ms, l.rss_mb
+        );
         rows.push((name.to_string(), l));
     }
     stop(child);
@@ -281,6 +293,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             l.failed,
             l.rss_mb
         ));
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .filter(|(_, l)| l.failed > 0)
+        .map(|(n, l)| format!("{n} at {} clients: {}", l.concurrency, l.kinds.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join(", ")))
+        .collect();
+    if !notes.is_empty() {
+        md.push_str(&format!("\nFailures: {}.\n", notes.join("; ")));
     }
     println!("## Server\n\n{md}");
     crate::bench::write_section("server", "Server", &md)?;
