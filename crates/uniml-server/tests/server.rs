@@ -521,10 +521,10 @@ fn static_files_with_isolation_headers_and_precompression() {
 
 const EFFNET: &str = "models/efficientnet_lite0.onnx";
 
-/// A binary-extension request for EfficientNet-Lite0 (1×3×224×224 zeros): slow enough to catch in flight.
-fn effnet_request() -> Vec<u8> {
-    let bytes = vec![0u8; 3 * 224 * 224 * 4];
-    let header = json!({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": {"binary_data_size": bytes.len()}}]}).to_string();
+/// A binary-extension request for EfficientNet-Lite0 (batch×3×224×224 zeros): slow enough to catch in flight.
+fn effnet_request(batch: usize) -> Vec<u8> {
+    let bytes = vec![0u8; batch * 3 * 224 * 224 * 4];
+    let header = json!({"inputs": [{"name": "input", "shape": [batch, 3, 224, 224], "datatype": "FP32", "parameters": {"binary_data_size": bytes.len()}}]}).to_string();
     let mut body = header.clone().into_bytes();
     body.extend_from_slice(&bytes);
     let mut req = head("POST", "/v2/models/efficientnet_lite0/infer", &[("Inference-Header-Content-Length", &header.len().to_string())], Some(body.len())).into_bytes();
@@ -537,7 +537,7 @@ fn client_leaving_during_inference_frees_the_slot() {
     let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 0, ..default_cfg() });
     let m = srv.metrics.clone();
     let mut s = connect(srv.addr);
-    s.write_all(&effnet_request()).unwrap();
+    s.write_all(&effnet_request(1)).unwrap();
     wait_for("the inference to start", || m.running.load(std::sync::atomic::Ordering::SeqCst) == 1);
     drop(s);
     wait_for("the slot to be freed", || m.admitted.load(std::sync::atomic::Ordering::SeqCst) == 0);
@@ -547,7 +547,7 @@ fn client_leaving_during_inference_frees_the_slot() {
         "{text}"
     );
     let mut s = connect(srv.addr);
-    s.write_all(&effnet_request()).unwrap();
+    s.write_all(&effnet_request(1)).unwrap();
     let r = read_response(s);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["outputs"][0]["shape"], json!([1, 1000]));
@@ -555,15 +555,15 @@ fn client_leaving_during_inference_frees_the_slot() {
 
 #[test]
 fn slow_inference_gives_504_and_keeps_its_slot_until_done() {
-    let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 4, timeout: Duration::from_millis(40), ..default_cfg() });
+    let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 4, timeout: Duration::from_millis(150), ..default_cfg() });
     let m = srv.metrics.clone();
-    // The body (600 kB over loopback) normally arrives well within 40 ms and the
-    // inference does not finish in time; under heavy machine load the body may be
-    // late instead (408), so try a few times.
+    // A batch of 8: the body (4.8 MB over loopback) arrives within milliseconds and
+    // the inference takes several times 150 ms; under heavy machine load the body
+    // may be late instead (408), so try a few times.
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let mut s = connect(srv.addr);
-        s.write_all(&effnet_request()).unwrap();
+        s.write_all(&effnet_request(8)).unwrap();
         let r = read_response(s);
         statuses.push(r.status);
         if r.status == 504 {
