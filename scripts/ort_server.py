@@ -76,6 +76,8 @@ def main():
                 resp["id"] = req["id"]
             self.reply(200, resp)
 
+    # The stdlib default listen backlog (5) resets connections under a burst of clients.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
