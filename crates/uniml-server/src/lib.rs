@@ -440,6 +440,12 @@ fn admit(st: &Arc<AppState>, headers: &HeaderMap) -> Result<(Option<usize>, Admi
             return Err((e, false));
         }
     }
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+            let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding {enc:?} is not supported; send the request uncompressed"));
+            return Err((e, true));
+        }
+    }
     let header_len = match headers.get("inference-header-content-length") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| {

@@ -340,6 +340,9 @@ fn client_errors_name_the_input() {
             assert!(e.contains(n), "error {e:?} lacks {n:?}");
         }
     }
+    let gz = request(a, "POST", url, &[("Content-Encoding", "gzip")], b"\x1f\x8b");
+    assert_eq!(gz.status, 415);
+    assert!(gz.error().contains("Content-Encoding"), "{}", gz.error());
     for raw in [&b"{not json"[..], b"", b"[]", b"{\"inputs\": 3}", b"\xff\xfe"] {
         let r = request(a, "POST", url, &[("Content-Type", "application/json")], raw);
         assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(raw));
