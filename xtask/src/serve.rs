@@ -256,7 +256,7 @@ fn run_levels(name: &str, child: Child, addr: &str, secs: f64) -> Vec<(String, L
 
 /// `cargo xtask serve-bench [--secs S]`.
 pub fn bench(args: &[String]) -> Result<(), String> {
-    let secs: f64 = args.iter().position(|a| a == "--secs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3.0);
+    let secs: f64 = args.iter().position(|a| a == "--secs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5.0);
     let py = crate::python()?;
     let bin = release_uniml()?;
     let model = "models/efficientnet_lite0.onnx";
