@@ -393,7 +393,7 @@ fn wait_for(what: &str, f: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !f() {
         assert!(t0.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -540,7 +540,8 @@ fn client_leaving_during_inference_frees_the_slot() {
     let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 0, ..default_cfg() });
     let m = srv.metrics.clone();
     let mut s = connect(srv.addr);
-    s.write_all(&effnet_request(1)).unwrap();
+    // A batch of 4 keeps the inference running long enough to be seen.
+    s.write_all(&effnet_request(4)).unwrap();
     wait_for("the inference to start", || m.running.load(std::sync::atomic::Ordering::SeqCst) == 1);
     drop(s);
     wait_for("the slot to be freed", || m.admitted.load(std::sync::atomic::Ordering::SeqCst) == 0);
@@ -558,15 +559,15 @@ fn client_leaving_during_inference_frees_the_slot() {
 
 #[test]
 fn slow_inference_gives_504_and_keeps_its_slot_until_done() {
-    let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 4, timeout: Duration::from_millis(150), ..default_cfg() });
+    let srv = TestServer::start(&[EFFNET], Config { max_concurrency: 1, max_queue: 4, timeout: Duration::from_millis(120), ..default_cfg() });
     let m = srv.metrics.clone();
-    // A batch of 8: the body (4.8 MB over loopback) arrives within milliseconds and
-    // the inference takes several times 150 ms; under heavy machine load the body
-    // may be late instead (408), so try a few times.
+    // A batch of 12: the body (7.2 MB over loopback) arrives within milliseconds and
+    // the inference takes well over 120 ms even at onnxruntime's speed (12 × ~12 ms);
+    // under heavy machine load the body may be late instead (408), so try a few times.
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let mut s = connect(srv.addr);
-        s.write_all(&effnet_request(8)).unwrap();
+        s.write_all(&effnet_request(12)).unwrap();
         let r = read_response(s);
         statuses.push(r.status);
         if r.status == 504 {
