@@ -1,7 +1,7 @@
 //! `cargo xtask serve-test` and `cargo xtask serve-bench` for `uniml serve`.
 //!
 //! serve-test: the server crate's Rust tests, then `scripts/test_server_triton.py`
-//! (NVIDIA's tritonclient against the release `uniml serve`, onnxruntime as the
+//! (NVIDIA's tritonclient against `uniml serve` (dev profile), onnxruntime as the
 //! oracle in the same script).
 //!
 //! serve-bench: a bounded closed-loop load generator (this file; keep-alive
@@ -52,7 +52,11 @@ pub fn test() -> Result<(), String> {
 pub fn triton() -> Result<(), String> {
     step("python tools for the server (tritonclient[http], pinned)");
     let py = server_python()?;
-    let bin = release_uniml()?;
+    // The dev profile (dependencies at opt-level 2) shares its build with `cargo test`:
+    // cheap in CI, fast enough for a correctness run.
+    step("building uniml with `serve` (dev profile)");
+    run(cargo().args(["build", "-q", "-p", "uniml-cli", "--bin", "uniml"]))?;
+    let bin = target_dir().join("debug/uniml");
     step("tritonclient[http] against `uniml serve`, onnxruntime as the oracle");
     run(Command::new(py).arg(root().join("scripts/test_server_triton.py")).arg("--uniml").arg(bin))
 }
