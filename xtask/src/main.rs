@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod conformance;
+mod serve;
 mod wasm;
 mod wasi;
 
@@ -91,6 +92,8 @@ fn test() -> Result<(), String> {
     models()?;
     step("workspace tests (unit, golden vs onnxruntime, bad input)");
     run(cargo().args(["test", "--workspace", "--exclude", "xtask"]))?;
+    step("HTTP server: NVIDIA's tritonclient against uniml serve, compared with onnxruntime");
+    serve::triton()?;
     step("portability: wasm32-unknown-unknown and wasm32-wasip2 builds");
     rustup_targets(&["wasm32-unknown-unknown", "wasm32-wasip2", "wasm32-wasip1"])?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-unknown-unknown"]))?;
@@ -114,11 +117,13 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("serve-test") => serve::test(),
+        Some("serve-bench") => serve::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         Some("wasi") => wasi::build().map(|_| ()),
         Some("wasi-test") => wasi::test(),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test | serve-test | serve-bench [--secs S]>");
             return ExitCode::from(2);
         }
     };

@@ -10,6 +10,8 @@ use uniml::{Backend, Error, ModelInfo, Session, SessionOptions};
 mod bench;
 mod classify;
 mod io;
+#[cfg(feature = "serve")]
+mod serve;
 
 #[derive(Parser)]
 #[command(name = "uniml", version, about = "Run ONNX models on any device: inspect, check, run, bench")]
@@ -101,6 +103,9 @@ enum Cmd {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Serves models over HTTP: Open Inference Protocol v2 (KServe/Triton), metrics, static files.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +116,8 @@ fn main() -> ExitCode {
         Cmd::Run { model, inputs, inputs_dir, outputs_dir, engine } => io::run(&model, &inputs, inputs_dir.as_deref(), &outputs_dir, &engine),
         Cmd::Bench { model, runs, warmup, json, profile, engine } => bench::bench(&model, runs, warmup, json, profile, &engine),
         Cmd::Classify { model, image, labels, top, engine } => classify::classify(&model, &image, labels.as_deref(), top, &engine),
+        #[cfg(feature = "serve")]
+        Cmd::Serve(args) => serve::serve(&args),
     };
     match r {
         Ok(code) => code,
