@@ -10,6 +10,22 @@ import wasm from './uniml.wasm';
 
 const MODEL_PATH = '/efficientnet_lite0.onnx';
 const MAX_BODY = 16 << 20; // as api::MAX_BODY in the engine module
+
+/** Reads and discards a body stream, at most `limit` bytes. */
+async function drain(stream, limit) {
+  if (!stream) return;
+  const reader = stream.getReader();
+  let seen = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    seen += value.byteLength;
+    if (seen > limit) {
+      await reader.cancel();
+      return;
+    }
+  }
+}
 let engine; // { exports, loadMs }
 let loading;
 
@@ -56,6 +72,10 @@ export default {
       const method = enc.encode(request.method);
       const path = enc.encode(url.pathname);
       if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY) {
+        // Read and drop the body (bounded) before answering: a reply sent while
+        // the client is still uploading resets the connection, and the client
+        // sees a network error instead of the 413.
+        await drain(request.body, 4 * MAX_BODY);
         return json(413, { error: `request body over ${MAX_BODY} bytes`, kind: 'too-large' });
       }
       const body = new Uint8Array(await request.arrayBuffer());
