@@ -244,7 +244,13 @@ impl Session {
                 Err(Error::Input { name, problem })
             }
             _ => Err(Error::Input {
-                name: problems.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(", "),
+                // Each input named once, even with several problems (e.g. two wrong dims).
+                name: problems.iter().fold(Vec::<&str>::new(), |mut names, p| {
+                    if !names.contains(&p.0.as_str()) {
+                        names.push(&p.0);
+                    }
+                    names
+                }).join(", "),
                 problem: problems.iter().map(|(n, p)| format!("'{n}': {p}")).collect::<Vec<_>>().join("; "),
             }),
         }
