@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod conformance;
+mod gpu;
 mod wasm;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
@@ -109,9 +110,11 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("gpu-test") => gpu::gpu_test(),
+        Some("gpu-bench") => gpu::gpu_bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | gpu-test | gpu-bench [--runs K]>");
             return ExitCode::from(2);
         }
     };
