@@ -34,7 +34,7 @@ impl GpuContext {
     /// `WGPU_ADAPTER_NAME` narrow the choice. Fails with `Error::Backend`
     /// naming what was tried when no adapter exists.
     pub fn new() -> Result<Arc<GpuContext>> {
-        let desc = wgpu::InstanceDescriptor::from_env_or_default();
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let tried = format!("{:?}", desc.backends);
         let instance = wgpu::Instance::new(desc);
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {

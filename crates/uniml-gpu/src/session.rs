@@ -406,7 +406,6 @@ impl Run<'_> {
             let Some(v) = *v else { continue };
             if params.contains(&i) {
                 if let Some(ValueRef::Tensor(t)) = slots[v].host.as_ref().map(|h| h.as_ref()) {
-                    t.shape().hash(&mut DefaultHasher::new());
                     let mut h = DefaultHasher::new();
                     t.shape().hash(&mut h);
                     // Index inputs are uploaded per run; only their shape shapes the launch.
@@ -461,7 +460,7 @@ impl Run<'_> {
                     }
                 });
             }
-            let key: Vec<u64> = std::iter::once(Arc::as_ptr(&d.pipeline) as u64).chain(bufs.iter().map(|b| b.id)).collect();
+            let key: Vec<u64> = std::iter::once(Arc::as_ptr(&d.pipeline) as usize as u64).chain(bufs.iter().map(|b| b.id)).collect();
             if !self.st.bind_groups.contains_key(&key) {
                 if self.st.bind_groups.len() > 8192 {
                     self.st.bind_groups.clear();

@@ -118,9 +118,6 @@ impl Facts<'_> {
     pub fn rank(&self, i: usize) -> Option<usize> {
         self.input(i).and_then(|v| self.g.values[v].fact.rank())
     }
-    pub fn known_shape(&self, i: usize) -> Option<Vec<usize>> {
-        self.input(i).and_then(|v| self.g.values[v].fact.shape.as_ref()).and_then(|s| s.0.iter().map(|d| d.known()).collect())
-    }
     pub fn konst(&self, i: usize) -> Option<&Arc<Tensor>> {
         self.input(i).and_then(|v| self.g.konst(v))
     }
