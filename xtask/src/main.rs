@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod conformance;
 mod serve;
+mod gpu;
 mod wasm;
 mod wasi;
 
@@ -119,11 +120,13 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("serve-test") => serve::test(),
         Some("serve-bench") => serve::bench(&args[1..]),
+        Some("gpu-test") => gpu::gpu_test(),
+        Some("gpu-bench") => gpu::gpu_bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         Some("wasi") => wasi::build().map(|_| ()),
         Some("wasi-test") => wasi::test(),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test | serve-test | serve-bench [--secs S]>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>");
             return ExitCode::from(2);
         }
     };

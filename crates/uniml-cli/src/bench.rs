@@ -102,11 +102,16 @@ pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool
             "model": model.display().to_string(), "threads": threads, "runs": runs,
             "min_ms": min, "median_ms": median, "p90_ms": p90, "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
             "peak_rss_bytes": rss, "session_create_ms": create_ms, "weight_bytes": session.weight_bytes(),
-            "pool_peak_bytes": session.pool_peak_bytes(),
+            "pool_peak_bytes": session.pool_peak_bytes(), "backend": if session.on_gpu() { "gpu" } else { "cpu" },
+            "gpu_nodes": session.placement().gpu_nodes(), "nodes": session.placement().nodes.len(),
+            "adapter": session.placement().adapter,
         });
         println!("{j}");
     } else {
         println!("{}: {} runs, {threads} thread(s)", model.display(), runs);
+        if session.on_gpu() {
+            println!("  placement {}", session.placement().summary());
+        }
         println!("  latency   min {min:.3} ms   median {median:.3} ms   p90 {p90:.3} ms");
         println!("  session creation {create_ms:.1} ms   peak RSS {:.1} MB   weights {:.1} MB", rss as f64 / 1e6, session.weight_bytes() as f64 / 1e6);
     }

@@ -57,6 +57,9 @@ enum Cmd {
         model: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also load the model on this backend (cpu, gpu or auto) and print where each node runs.
+        #[arg(long)]
+        backend: Option<Backend>,
     },
     /// Lists every unsupported op, dtype or attribute at once (exit code 1 if any).
     Check { model: PathBuf },
@@ -111,7 +114,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Inspect { model, json } => inspect(&model, json),
+        Cmd::Inspect { model, json, backend } => inspect(&model, json, backend),
         Cmd::Check { model } => check(&model),
         Cmd::Run { model, inputs, inputs_dir, outputs_dir, engine } => io::run(&model, &inputs, inputs_dir.as_deref(), &outputs_dir, &engine),
         Cmd::Bench { model, runs, warmup, json, profile, engine } => bench::bench(&model, runs, warmup, json, profile, &engine),
@@ -150,8 +153,16 @@ pub fn load(model: &Path, options: SessionOptions) -> Result<(Session, f64), Err
     Ok((s?, ms))
 }
 
-fn inspect(model: &Path, json: bool) -> Result<ExitCode, Error> {
+fn inspect(model: &Path, json: bool, backend: Option<Backend>) -> Result<ExitCode, Error> {
     let info = ModelInfo::from_bytes(&read_file(model)?)?;
+    let placement = match backend {
+        Some(b) => {
+            let mut o = SessionOptions::default().with_threads(1);
+            o.backend = b;
+            Some(Session::from_file(model, o)?.placement().clone())
+        }
+        None => None,
+    };
     if json {
         let io = |v: &[uniml::IoInfo]| -> Vec<serde_json::Value> {
             v.iter()
@@ -166,6 +177,11 @@ fn inspect(model: &Path, json: bool) -> Result<ExitCode, Error> {
             "inputs": io(&info.inputs), "outputs": io(&info.outputs), "ops": info.op_histogram,
             "nodes": info.nodes, "initializers": info.initializers, "parameters": info.parameters,
             "parameter_bytes": info.parameter_bytes, "metadata": info.metadata,
+            "placement": placement.as_ref().map(|p| serde_json::json!({
+                "adapter": p.adapter, "gpu_nodes": p.gpu_nodes(), "cpu_nodes": p.cpu_nodes(), "fallback": p.fallback,
+                "nodes": p.nodes.iter().map(|n| serde_json::json!({"node": n.node, "op": n.op,
+                    "device": if n.device == uniml::Device::Gpu { "gpu" } else { "cpu" }, "reason": n.reason})).collect::<Vec<_>>(),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -190,6 +206,10 @@ fn inspect(model: &Path, json: bool) -> Result<ExitCode, Error> {
     }
     for (k, v) in &info.metadata {
         println!("metadata:   {k} = {v}");
+    }
+    if let Some(p) = placement {
+        println!("placement:  {}", p.summary());
+        print!("{}", p.table());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,10 +19,12 @@ mod info;
 /// Reading and writing NumPy `.npy` tensors (from and to bytes).
 pub mod npy;
 mod options;
+mod placement;
 mod session;
 
 pub use info::{IoInfo, ModelInfo};
 pub use options::{Backend, SessionOptions};
+pub use placement::{Device, NodePlacement, Placement};
 pub use session::Session;
 pub use uniml_core::op::ValueRef;
 pub use uniml_core::exec::StepObserver;
@@ -37,6 +39,10 @@ pub mod onnx {
     pub use uniml_onnx::ops::supported_ops;
 }
 
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(feature = "gpu")]
+pub use uniml_gpu::GpuRunStats;
 #[cfg(feature = "threads")]
 mod threads;
 #[cfg(feature = "threads")]

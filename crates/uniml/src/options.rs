@@ -5,9 +5,11 @@ use std::collections::HashMap;
 pub enum Backend {
     #[default]
     Cpu,
-    /// The GPU backend (wgpu); not built into this version: asking for it is an error.
+    /// The GPU backend (wgpu, feature `gpu`): an error when no adapter exists
+    /// or the build lacks the feature.
     Gpu,
-    /// GPU when available, else CPU (logged).
+    /// GPU when available, else CPU (logged on stderr and recorded in
+    /// [`crate::Session::placement`]).
     Auto,
 }
 

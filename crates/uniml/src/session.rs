@@ -10,6 +10,7 @@ use uniml_onnx::{import_model, ImportOptions};
 
 use crate::info::{io_info, IoInfo};
 use crate::options::{Backend, SessionOptions};
+use crate::placement::{Device, NodePlacement, Placement};
 
 /// A loaded, optimised and planned model, ready to `run` many times.
 ///
@@ -25,6 +26,9 @@ pub struct Session {
     states: Mutex<Vec<ExecState>>,
     par: Box<dyn Parallelism>,
     options: SessionOptions,
+    placement: Placement,
+    #[cfg(feature = "gpu")]
+    gpu: Option<uniml_gpu::GpuSession>,
 }
 
 impl std::fmt::Debug for Session {
@@ -36,14 +40,12 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Parses, imports, optimises and plans a model from ONNX bytes.
     pub fn from_bytes(bytes: &[u8], options: SessionOptions) -> Result<Session> {
-        match options.backend {
-            Backend::Cpu | Backend::Auto => {}
-            Backend::Gpu => {
-                return Err(Error::Backend {
-                    backend: "gpu".into(),
-                    message: "this build of uniml has no GPU backend; use backend cpu or auto".into(),
-                })
-            }
+        #[cfg(not(feature = "gpu"))]
+        if options.backend == Backend::Gpu {
+            return Err(Error::Backend {
+                backend: "gpu".into(),
+                message: "this build of uniml has no GPU backend (build with feature `gpu`); use backend cpu or auto".into(),
+            });
         }
         let model = uniml_onnx::proto::decode_model(bytes)?;
         let ext = ExternalDataMap(options.external_data.clone());
@@ -65,7 +67,39 @@ impl Session {
         }
         let plan = Plan::new(&graph)?;
         let par = make_parallelism(options.threads)?;
+        let all_cpu = |reason: &str, fallback: Option<String>| Placement {
+            adapter: String::new(),
+            nodes: plan.order.iter().map(|&n| NodePlacement { node: graph.nodes[n].name.clone(), op: graph.nodes[n].op.name(), device: Device::Cpu, reason: Some(reason.to_string()) }).collect(),
+            fallback,
+        };
+        #[cfg(feature = "gpu")]
+        let (gpu, placement) = match options.backend {
+            Backend::Cpu => (None, all_cpu("backend cpu", None)),
+            Backend::Gpu => {
+                let g = crate::gpu::session(&graph, &plan, options.memory_limit_bytes)?;
+                let p = crate::gpu::placement(&g);
+                (Some(g), p)
+            }
+            Backend::Auto => match crate::gpu::session(&graph, &plan, options.memory_limit_bytes) {
+                Ok(g) => {
+                    let p = crate::gpu::placement(&g);
+                    (Some(g), p)
+                }
+                Err(e) => {
+                    eprintln!("uniml: backend auto: GPU unavailable, running on CPU: {e}");
+                    (None, all_cpu("backend auto fell back to CPU", Some(e.to_string())))
+                }
+            },
+        };
+        #[cfg(not(feature = "gpu"))]
+        let placement = match options.backend {
+            Backend::Auto => all_cpu("backend auto: built without the gpu feature", Some("built without the gpu feature".into())),
+            _ => all_cpu("backend cpu", None),
+        };
         Ok(Session {
+            placement,
+            #[cfg(feature = "gpu")]
+            gpu,
             graph,
             plan,
             inputs,
@@ -130,6 +164,22 @@ impl Session {
     pub fn options(&self) -> &SessionOptions {
         &self.options
     }
+    /// Where each node runs (all CPU unless the session uses the GPU backend).
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+    /// Whether this session runs on the GPU backend.
+    pub fn on_gpu(&self) -> bool {
+        #[cfg(feature = "gpu")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "gpu"))]
+        false
+    }
+    /// Transfers, submissions and dispatches of the last GPU run (None for CPU sessions).
+    #[cfg(feature = "gpu")]
+    pub fn gpu_stats(&self) -> Option<uniml_gpu::GpuRunStats> {
+        self.gpu.as_ref().map(|g| g.last_stats())
+    }
 
     /// Runs the model on named tensor inputs; returns the outputs in model order.
     pub fn run(&self, inputs: &[(&str, TensorView)]) -> Result<Vec<(String, Tensor)>> {
@@ -152,6 +202,11 @@ impl Session {
     /// (indices into [`Session::nodes`]): the hook for profilers.
     pub fn run_observed(&self, inputs: &[(&str, ValueRef)], observer: Option<&dyn StepObserver>) -> Result<Vec<(String, Value)>> {
         let mut bound = self.bind_inputs(inputs)?;
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            let values = g.run(&self.graph, &self.plan, self.par.as_ref(), bound)?;
+            return Ok(self.outputs.iter().map(|o| o.name.clone()).zip(values).collect());
+        }
         let mut state = self.states.lock().map_err(|_| Error::Other("session state poisoned".into()))?.pop().unwrap_or_else(|| ExecState::new(self.options.memory_limit_bytes));
         let mut exec = Executor::new(&self.graph, &self.plan);
         if let Some(o) = observer {

@@ -1,0 +1,134 @@
+//! Adapter and device creation, the pipeline cache, and the error seam that
+//! turns wgpu's validation errors into `Error::Backend` instead of panics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use uniml_data::{Error, Result};
+
+/// A GPU device and queue plus what the backend caches per device
+/// (compiled pipelines keyed by their generated WGSL).
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// The first uncaptured wgpu error since the last check.
+    errors: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.info.name).field("backend", &self.info.backend).finish()
+    }
+}
+
+pub(crate) fn backend_err(message: impl Into<String>) -> Error {
+    Error::Backend { backend: "gpu".into(), message: message.into() }
+}
+
+impl GpuContext {
+    /// Opens the best adapter of the compiled-in native backends (Vulkan on
+    /// Linux and Windows, Metal on macOS, DX12 on Windows). `WGPU_BACKEND` and
+    /// `WGPU_ADAPTER_NAME` narrow the choice. Fails with `Error::Backend`
+    /// naming what was tried when no adapter exists.
+    pub fn new() -> Result<Arc<GpuContext>> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let tried = format!("{:?}", desc.backends);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(name) => {
+                let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                let lname = name.to_lowercase();
+                all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&lname)).ok_or_else(|| {
+                    backend_err(format!("no GPU adapter named like WGPU_ADAPTER_NAME='{name}' (backends tried: {tried})"))
+                })?
+            }
+            Err(_) => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            }))
+            .map_err(|e| {
+                backend_err(format!(
+                    "no GPU adapter found (backends tried: {tried}; wgpu: {e}). On Linux without a GPU, \
+                     install Mesa's lavapipe software Vulkan driver: `bash scripts/setup-gpu.sh`"
+                ))
+            })?,
+        };
+        let info = adapter.get_info();
+        // Ask for everything the adapter offers: large storage bindings matter for weights.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("uniml"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| backend_err(format!("cannot open a device on adapter '{}' ({:?}): {e}", info.name, info.backend)))?;
+        let errors: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        Ok(Arc::new(GpuContext { device, queue, info, limits, pipelines: Mutex::new(HashMap::new()), errors }))
+    }
+
+    /// One line naming the adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// Fails with the first uncaptured device error since the last check.
+    pub(crate) fn check_errors(&self) -> Result<()> {
+        let e = self.errors.lock().ok().and_then(|mut s| s.take());
+        match e {
+            Some(msg) => Err(backend_err(format!("device error: {msg}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The compute pipeline for a generated WGSL module (entry point `main`),
+    /// compiled once per distinct source.
+    pub(crate) fn pipeline(&self, label: &str, wgsl: &str) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().map_err(|_| backend_err("pipeline cache poisoned"))?.get(wgsl) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(backend_err(format!("kernel '{label}' failed to compile: {e}\n--- WGSL ---\n{wgsl}")));
+        }
+        let p = Arc::new(pipeline);
+        if let Ok(mut cache) = self.pipelines.lock() {
+            cache.insert(wgsl.to_string(), p.clone());
+        }
+        Ok(p)
+    }
+
+    /// Number of distinct compiled pipelines.
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Blocks until the queue is idle.
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| backend_err(format!("waiting for the GPU failed: {e}")))?;
+        self.check_errors()
+    }
+}

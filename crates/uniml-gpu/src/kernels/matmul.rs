@@ -1,0 +1,368 @@
+//! Tiled GEMM template (64×64 output tile per workgroup of 16×16 threads,
+//! 4×4 register block per thread, K in steps of 16 through workgroup memory)
+//! and its launchers: `MatMul` (batch broadcast), `Gemm` (transposes,
+//! alpha/beta, broadcast C, fused activation) and `Conv` as an implicit GEMM
+//! (im2col gathered on the fly: groups, strides, pads, dilations; bias and
+//! activation fused). Depthwise convs use a direct kernel.
+
+use std::fmt::Write;
+
+use uniml_core::ops::nn::conv::Conv;
+use uniml_core::ops::nn::gemm::Gemm;
+use uniml_core::ops::nn::matmul::MatMul;
+use uniml_data::{Error, Result};
+
+use super::wgsl::{act_fn, bindings, groups, lit, main_1d, WG};
+use super::{Bind, Facts, Launch, LowerCx, Support};
+
+const TILE: usize = 64;
+
+/// The pieces a GEMM user fills in; every dim is baked in as a constant.
+struct GemmSpec {
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+    bindings: String,
+    /// Helper functions (batch offsets, activation, …).
+    extra: String,
+    /// Body of `fn load_a(b: u32, m: u32, k: u32) -> f32` (in range).
+    load_a: String,
+    /// Body of `fn load_b(b: u32, k: u32, n: u32) -> f32` (in range).
+    load_b: String,
+    /// Body of `fn store(b: u32, m: u32, n: u32, v: f32)` (in range).
+    store: String,
+}
+
+fn gemm_wgsl(s: &GemmSpec) -> String {
+    let (m, n, k) = (s.m, s.n, s.k);
+    format!(
+        r#"{bindings}
+{extra}
+fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
+fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
+fn store(b: u32, m: u32, n: u32, v: f32) {{ {store} }}
+
+const M: u32 = {m}u;
+const N: u32 = {n}u;
+const K: u32 = {k}u;
+const BK: u32 = 16u;
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{
+  let b = wid.z;
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  let tid = lid.y * 16u + lid.x;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < K; k0 = k0 + BK) {{
+    for (var t = 0u; t < 4u; t = t + 1u) {{
+      let e = tid + t * 256u;
+      let mm = e / BK;
+      let kk = e % BK;
+      var v = 0.0;
+      if (m0 + mm < M && k0 + kk < K) {{ v = load_a(b, m0 + mm, k0 + kk); }}
+      As[kk * 64u + mm] = v;
+      let kb = e / 64u;
+      let nn = e % 64u;
+      var w = 0.0;
+      if (k0 + kb < K && n0 + nn < N) {{ w = load_b(b, k0 + kb, n0 + nn); }}
+      Bs[kb * 64u + nn] = w;
+    }}
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk = kk + 1u) {{
+      var a: array<f32, 4>;
+      var c: array<f32, 4>;
+      for (var r = 0u; r < 4u; r = r + 1u) {{
+        a[r] = As[kk * 64u + lid.y + r * 16u];
+        c[r] = Bs[kk * 64u + lid.x + r * 16u];
+      }}
+      for (var r = 0u; r < 4u; r = r + 1u) {{
+        for (var q = 0u; q < 4u; q = q + 1u) {{
+          acc[r * 4u + q] = fma(a[r], c[q], acc[r * 4u + q]);
+        }}
+      }}
+    }}
+    workgroupBarrier();
+  }}
+  for (var r = 0u; r < 4u; r = r + 1u) {{
+    for (var q = 0u; q < 4u; q = q + 1u) {{
+      let gm = m0 + lid.y + r * 16u;
+      let gn = n0 + lid.x + q * 16u;
+      if (gm < M && gn < N) {{ store(b, gm, gn, acc[r * 4u + q]); }}
+    }}
+  }}
+}}
+"#,
+        bindings = s.bindings,
+        extra = s.extra,
+        load_a = s.load_a,
+        load_b = s.load_b,
+        store = s.store,
+    )
+}
+
+fn gemm_groups(s: &GemmSpec) -> Result<[u32; 3]> {
+    if s.batch > 65535 {
+        return Err(Error::Shape(format!("GEMM batch {} exceeds 65535 workgroups", s.batch)));
+    }
+    Ok([s.n.div_ceil(TILE).max(1) as u32, s.m.div_ceil(TILE).max(1) as u32, s.batch.max(1) as u32])
+}
+
+/// `fn <name>(b: u32) -> u32`: element offset of batch `b` given batch dims and strides.
+fn batch_offset_fn(name: &str, dims: &[usize], strides: &[usize]) -> String {
+    let mut s = format!("fn {name}(b: u32) -> u32 {{\n  var r = b;\n  var o = 0u;\n");
+    for d in (0..dims.len()).rev() {
+        let _ = writeln!(s, "  o = o + (r % {}u) * {}u; r = r / {}u;", dims[d], strides[d], dims[d]);
+    }
+    s.push_str("  return o;\n}\n");
+    s
+}
+
+pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>> {
+    let op = f.node.op.as_any();
+    if op.downcast_ref::<MatMul>().is_some() {
+        return Some((|| {
+            f.f32s(&[0, 1])?;
+            match (f.rank(0), f.rank(1)) {
+                (Some(a), Some(b)) if a >= 2 && b >= 2 && a.max(b) <= 6 => Ok(Support::Kernel),
+                (Some(_), Some(_)) => Err("MatMul with a 1-D operand or rank > 6 runs on CPU".into()),
+                _ => Err("operand ranks unknown".into()),
+            }
+        })());
+    }
+    if op.downcast_ref::<Gemm>().is_some() {
+        return Some((|| {
+            f.f32s(&[0, 1])?;
+            if f.input(2).is_some() {
+                f.f32s(&[2])?;
+            }
+            Ok(Support::Kernel)
+        })());
+    }
+    if let Some(c) = op.downcast_ref::<Conv>() {
+        return Some((|| {
+            f.f32s(&[0, 1])?;
+            if f.input(2).is_some() {
+                f.f32s(&[2])?;
+            }
+            match f.rank(0) {
+                Some(3 | 4) => {}
+                Some(r) => return Err(format!("Conv of rank {r} runs on CPU (1-D and 2-D on GPU)")),
+                None => return Err("input rank unknown".into()),
+            }
+            if c.group == 0 {
+                return Err("group 0".into());
+            }
+            Ok(Support::Kernel)
+        })());
+    }
+    None
+}
+
+pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
+    let op = cx.node.op.as_any();
+    if op.downcast_ref::<MatMul>().is_some() {
+        return Some(lower_matmul(cx));
+    }
+    if let Some(g) = op.downcast_ref::<Gemm>() {
+        return Some(lower_gemm(cx, g));
+    }
+    if let Some(c) = op.downcast_ref::<Conv>() {
+        return Some(lower_conv(cx, c));
+    }
+    None
+}
+
+fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
+    let (a, b) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    let out = cx.out(0)?.to_vec();
+    let (m, k, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 1]);
+    if b[b.len() - 2] != k {
+        return Err(Error::Shape(format!("MatMul: inner dims differ: {a:?} × {b:?}")));
+    }
+    let bdims = &out[..out.len() - 2];
+    let batch: usize = bdims.iter().product();
+    // Element offsets per batch dim of A and B (0 where broadcast).
+    let bstr = |s: &[usize], mat: usize| -> Vec<usize> {
+        let sb = &s[..s.len() - 2];
+        let off = bdims.len() - sb.len();
+        let mut st = vec![0usize; bdims.len()];
+        let mut acc = mat;
+        for d in (0..sb.len()).rev() {
+            if sb[d] != 1 {
+                st[d + off] = acc;
+            }
+            acc *= sb[d];
+        }
+        st
+    };
+    let (sa, sb) = (bstr(&a, m * k), bstr(&b, k * n));
+    let spec = GemmSpec {
+        m,
+        n,
+        k,
+        batch,
+        bindings: bindings(&["a", "w"], &[], "y"),
+        extra: batch_offset_fn("a_off", bdims, &sa) + &batch_offset_fn("b_off", bdims, &sb),
+        load_a: format!("return a[a_off(b) + m * {k}u + k];"),
+        load_b: format!("return w[b_off(b) + k * {n}u + n];"),
+        store: format!("y[(b * {m}u + m) * {n}u + n] = v;"),
+    };
+    cx.single("matmul", gemm_wgsl(&spec), vec![Bind::In(0), Bind::In(1), Bind::Out(0)], gemm_groups(&spec)?)
+}
+
+fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
+    let (a, b) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    if a.len() != 2 || b.len() != 2 {
+        return Err(Error::Shape(format!("Gemm operands must be 2-D, got {a:?} and {b:?}")));
+    }
+    let (m, k) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+    let (kb, n) = if g.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+    if k != kb {
+        return Err(Error::Shape(format!("Gemm: inner dims differ: {a:?} × {b:?} (transA {}, transB {})", g.trans_a, g.trans_b)));
+    }
+    let load_a = if g.trans_a { format!("return a[k * {m}u + m];") } else { format!("return a[m * {k}u + k];") };
+    let load_b = if g.trans_b { format!("return w[n * {k}u + k];") } else { format!("return w[k * {n}u + n];") };
+    let has_c = cx.has(2) && g.beta != 0.0;
+    let mut binds = vec![Bind::In(0), Bind::In(1)];
+    let (names, c_term) = if has_c {
+        binds.push(Bind::In(2));
+        let cs = cx.shape(2)?.to_vec();
+        let st = super::wgsl::broadcast_strides(&cs, &[m, n]);
+        (vec!["a", "w", "c"], format!(" + {} * c[m * {}u + n * {}u]", lit(g.beta), st[0], st[1]))
+    } else {
+        (vec!["a", "w"], String::new())
+    };
+    binds.push(Bind::Out(0));
+    let spec = GemmSpec {
+        m,
+        n,
+        k,
+        batch: 1,
+        bindings: bindings(&names, &[], "y"),
+        extra: act_fn(g.activation),
+        load_a,
+        load_b,
+        store: format!("y[m * {n}u + n] = act({} * v{c_term});", lit(g.alpha)),
+    };
+    cx.single("gemm", gemm_wgsl(&spec), binds, gemm_groups(&spec)?)
+}
+
+/// Conv geometry in 2-D form (1-D convs have H = 1).
+struct ConvGeom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+    group: usize,
+}
+
+fn conv_geom(cx: &LowerCx, conv: &Conv) -> Result<ConvGeom> {
+    let x = cx.shape(0)?.to_vec();
+    let wt = cx.shape(1)?.to_vec();
+    if wt.len() != x.len() || !(3..=4).contains(&x.len()) {
+        return Err(Error::Shape(format!("Conv: input {x:?} and weight {wt:?} must both be 3-D or 4-D")));
+    }
+    let group = conv.group.max(1);
+    let (m, cg) = (wt[0], wt[1]);
+    if x[1] != cg * group || m % group != 0 {
+        return Err(Error::Shape(format!("Conv: input channels {} != {cg} × group {group} (or {m} outputs not divisible)", x[1])));
+    }
+    let geo = conv.window.resolve(&x[2..], &wt[2..])?;
+    let two = |v: &[usize], d: usize| if v.len() == 2 { (v[0], v[1]) } else { (d, v[0]) };
+    let (h, w) = two(&x[2..], 1);
+    let (kh, kw) = two(&wt[2..], 1);
+    let (oh, ow) = two(&geo.output, 1);
+    let (sh, sw) = two(&geo.strides, 1);
+    let (dh, dw) = two(&geo.dilations, 1);
+    let (ph, pw) = two(&geo.pad_begin, 0);
+    Ok(ConvGeom { n: x[0], c: x[1], h, w, m, kh, kw, oh, ow, sh, sw, dh, dw, ph, pw, group })
+}
+
+fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
+    let g = conv_geom(cx, conv)?;
+    let has_bias = cx.has(2);
+    let mut binds = vec![Bind::In(0), Bind::In(1)];
+    let mut names = vec!["x", "wt"];
+    if has_bias {
+        binds.push(Bind::In(2));
+        names.push("bias");
+    }
+    binds.push(Bind::Out(0));
+    let bias = |co: &str| if has_bias { format!(" + bias[{co}]") } else { String::new() };
+    let act = act_fn(conv.activation);
+    let ConvGeom { n, c, h, w, m, kh, kw, oh, ow, sh, sw, dh, dw, ph, pw, group } = g;
+    if group == c && m == c && group > 1 {
+        // Depthwise: one thread per output element.
+        let total = n * m * oh * ow;
+        let body = format!(
+            r#"  let ox = i % {ow}u; let oy = (i / {ow}u) % {oh}u; let ch = (i / {ohw}u) % {m}u; let img = i / {mohw}u;
+  var s = 0.0;
+  for (var ky = 0u; ky < {kh}u; ky = ky + 1u) {{
+    let iy = i32(oy * {sh}u + ky * {dh}u) - {ph};
+    if (iy < 0 || iy >= {h}) {{ continue; }}
+    for (var kx = 0u; kx < {kw}u; kx = kx + 1u) {{
+      let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
+      if (ix < 0 || ix >= {w}) {{ continue; }}
+      s = fma(x[((img * {c}u + ch) * {h}u + u32(iy)) * {w}u + u32(ix)], wt[(ch * {kh}u + ky) * {kw}u + kx], s);
+    }}
+  }}
+  y[i] = act(s{b});"#,
+            ohw = oh * ow,
+            mohw = m * oh * ow,
+            ph = ph as i32,
+            pw = pw as i32,
+            h = h as i32,
+            w = w as i32,
+            b = bias("ch"),
+        );
+        let src = format!("{}{act}{}", bindings(&names, &[], "y"), main_1d(total, &body));
+        return cx.single("depthwise_conv", src, binds, groups(total, WG));
+    }
+    let (mg, cg) = (m / group, c / group);
+    let khw = kh * kw;
+    let spec = GemmSpec {
+        m: mg,
+        n: oh * ow,
+        k: cg * khw,
+        batch: n * group,
+        bindings: bindings(&names, &[], "y"),
+        extra: act,
+        load_a: format!("return wt[((b % {group}u) * {mg}u + m) * {K}u + k];", K = cg * khw),
+        load_b: format!(
+            r#"let img = b / {group}u; let g = b % {group}u;
+  let ch = k / {khw}u; let r = k % {khw}u; let ky = r / {kw}u; let kx = r % {kw}u;
+  let oy = n / {ow}u; let ox = n % {ow}u;
+  let iy = i32(oy * {sh}u + ky * {dh}u) - {ph};
+  let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
+  if (iy < 0 || iy >= {h} || ix < 0 || ix >= {w}) {{ return 0.0; }}
+  return x[((img * {c}u + g * {cg}u + ch) * {hu}u + u32(iy)) * {wu}u + u32(ix)];"#,
+            ph = ph as i32,
+            pw = pw as i32,
+            h = h as i32,
+            w = w as i32,
+            hu = h,
+            wu = w,
+        ),
+        store: format!(
+            "let img = b / {group}u; let co = (b % {group}u) * {mg}u + m; y[(img * {m}u + co) * {ohw}u + n] = act(v{});",
+            bias("co"),
+            ohw = oh * ow
+        ),
+    };
+    cx.single("conv_implicit_gemm", gemm_wgsl(&spec), binds, gemm_groups(&spec)?)
+}

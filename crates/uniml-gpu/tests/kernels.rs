@@ -1,0 +1,343 @@
+//! Every GPU kernel diffed against the CPU kernel of the same core op, on
+//! random shapes and attributes (proptest). Runs on whatever Vulkan/Metal/DX12
+//! adapter exists (lavapipe in CI: `bash scripts/setup-gpu.sh`); skips with a
+//! loud message only when there is none (`cargo xtask gpu-test` fails then).
+
+use std::sync::{Arc, OnceLock};
+
+use proptest::prelude::*;
+use uniml_core::exec::run_once;
+use uniml_core::op::ValueRef;
+use uniml_core::ops::elementwise::binary::{BinOp, Binary, Pow};
+use uniml_core::ops::elementwise::clip::Clip;
+use uniml_core::ops::elementwise::unary::{Unary, UnaryOp};
+use uniml_core::ops::nn::conv::Conv;
+use uniml_core::ops::nn::gemm::Gemm;
+use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
+use uniml_core::ops::nn::matmul::MatMul;
+use uniml_core::ops::nn::norm::LayerNorm;
+use uniml_core::ops::nn::padding::Window;
+use uniml_core::ops::nn::pool::{Pool, PoolKind};
+use uniml_core::ops::nn::softmax::{Softmax, SoftmaxKind};
+use uniml_core::ops::nn::FusedActivation;
+use uniml_core::ops::reduce::reducer::{Reduce, ReduceKind};
+use uniml_core::ops::shape::concat::Concat;
+use uniml_core::ops::shape::expand::Expand;
+use uniml_core::ops::shape::gather::Gather;
+use uniml_core::ops::shape::reshape::Reshape;
+use uniml_core::ops::shape::slice::Slice;
+use uniml_core::ops::shape::transpose::Transpose;
+use uniml_core::{Fact, Graph, Op, Plan, Serial, SymbolicShape, Tensor};
+use uniml_gpu::{Device, GpuContext, GpuSession};
+
+fn ctx() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new() {
+        Ok(c) => {
+            eprintln!("GPU adapter: {}", c.describe());
+            Some(c)
+        }
+        Err(e) => {
+            assert!(std::env::var_os("UNIML_REQUIRE_GPU").is_none(), "UNIML_REQUIRE_GPU is set but there is no GPU adapter: {e}");
+            eprintln!("\n!!!!! SKIPPING GPU KERNEL TESTS: no GPU adapter: {e}\n!!!!! run `bash scripts/setup-gpu.sh` (cargo xtask gpu-test does and fails without an adapter)\n");
+            None
+        }
+    })
+    .clone()
+}
+
+/// A deterministic f32 tensor with values in [-2, 2).
+fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect();
+    Tensor::from_vec(shape, v).unwrap()
+}
+
+enum In {
+    /// A graph input (uploaded at run time).
+    Feed(Tensor),
+    /// A constant (weights: uploaded at session creation; parameters: read on the host).
+    Const(Tensor),
+}
+
+/// Runs one node on CPU and GPU; asserts it was placed on the GPU and the outputs agree.
+fn check(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
+    check_graph(vec![(op, (0..inputs.len()).map(Some).collect())], inputs, tol)
+}
+
+/// A chain of nodes: node k reads inputs by index into `inputs` (or the previous node's output, index usize::MAX).
+fn check_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: Vec<Option<In>>, tol: f32) {
+    let Some(ctx) = ctx() else { return };
+    let mut g = Graph::default();
+    let mut feeds = Vec::new();
+    let mut ids = Vec::new();
+    for (i, inp) in inputs.iter().enumerate() {
+        ids.push(match inp {
+            None => None,
+            Some(In::Const(t)) => Some(g.add_const(format!("c{i}"), t.clone())),
+            Some(In::Feed(t)) => {
+                let v = g.add_value(format!("x{i}"), Fact::new(t.dtype(), SymbolicShape::known(t.shape())));
+                g.inputs.push(v);
+                feeds.push((v, t.clone()));
+                Some(v)
+            }
+        });
+    }
+    let mut prev = None;
+    let n_nodes = nodes.len();
+    for (k, (op, refs)) in nodes.into_iter().enumerate() {
+        let out = g.add_value(format!("y{k}"), Fact::unknown());
+        let ins = refs.iter().map(|r| r.and_then(|i| if i == usize::MAX { prev } else { ids[i] })).collect();
+        g.add_node(format!("n{k}"), op, ins, vec![out]);
+        prev = Some(out);
+    }
+    g.outputs.push(prev.unwrap());
+    g.infer_facts().unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let views: Vec<_> = feeds.iter().map(|(v, t)| (*v, t.view())).collect();
+    let want = run_once(&g, &views, &Serial, 1 << 30).unwrap().pop().unwrap().into_tensor().unwrap();
+    let sess = GpuSession::new(ctx, &g, &plan, 1 << 30).unwrap();
+    let p = sess.placement();
+    assert_eq!(p.gpu_nodes(), n_nodes, "every node must be on the GPU:\n{}", p.table());
+    let bound = feeds.iter().map(|(v, t)| (*v, ValueRef::Tensor(t.view()))).collect();
+    let got = sess.run(&g, &plan, &Serial, bound).unwrap().pop().unwrap().into_tensor().unwrap();
+    assert_eq!(got.shape(), want.shape());
+    let (a, b) = (got.as_slice::<f32>().unwrap(), want.as_slice::<f32>().unwrap());
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * scale || (x.is_nan() && y.is_nan()), "element {i}: gpu {x} vs cpu {y} (scale {scale})");
+    }
+    let st = sess.last_stats();
+    assert!(st.submits <= 2, "one run should need one submit (plus the output download): {st:?}");
+}
+
+fn i64s(v: &[i64]) -> Tensor {
+    Tensor::from_slice(&[v.len()], v).unwrap()
+}
+
+fn act_strategy() -> impl Strategy<Value = FusedActivation> {
+    prop_oneof![
+        Just(FusedActivation::None),
+        Just(FusedActivation::Relu),
+        Just(FusedActivation::Clip { min: 0.0, max: 6.0 }),
+        Just(FusedActivation::Clip { min: f32::NEG_INFINITY, max: 1.0 }),
+        Just(FusedActivation::HardSwish),
+        Just(FusedActivation::Sigmoid),
+        Just(FusedActivation::SiLU),
+        Just(FusedActivation::LeakyRelu { alpha: 0.1 }),
+        Just(FusedActivation::HardSigmoid { alpha: 0.2, beta: 0.5 }),
+    ]
+}
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn matmul_batched_broadcast(m in 1usize..70, k in 1usize..40, n in 1usize..70, ba in 0usize..3, bb in 0usize..3, seed in any::<u64>()) {
+        let batch = [2usize, 3];
+        let a: Vec<usize> = batch[2 - ba..].iter().copied().chain([m, k]).collect();
+        let mut b: Vec<usize> = batch[2 - bb..].iter().copied().chain([k, n]).collect();
+        if bb == 2 { b[0] = 1; } // broadcast a unit batch dim against A's
+        check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, seed))), Some(In::Const(rand_tensor(&b, seed + 1)))], 1e-4);
+    }
+
+    #[test]
+    fn gemm_transposes_bias_activation(m in 1usize..50, k in 1usize..50, n in 1usize..50, ta: bool, tb: bool, c in 0usize..4, alpha in -2f32..2.0, beta in -2f32..2.0, act in act_strategy(), seed in any::<u64>()) {
+        let mut gm = Gemm::new(alpha, beta, ta, tb);
+        gm.activation = act;
+        let a = if ta { vec![k, m] } else { vec![m, k] };
+        let b = if tb { vec![n, k] } else { vec![k, n] };
+        let cs: Option<Vec<usize>> = [None, Some(vec![n]), Some(vec![m, n]), Some(vec![1])][c].clone();
+        let mut ins = vec![Some(In::Feed(rand_tensor(&a, seed))), Some(In::Const(rand_tensor(&b, seed + 1)))];
+        if let Some(cs) = cs { ins.push(Some(In::Const(rand_tensor(&cs, seed + 2)))); }
+        check(Box::new(gm), ins, 1e-4);
+    }
+
+    #[test]
+    fn conv_grouped_strided_padded_dilated(n in 1usize..3, cg in 1usize..5, mg in 1usize..6, group in 1usize..3, kh in 1usize..4, kw in 1usize..4,
+        s in 1usize..3, d in 1usize..3, p in 0usize..3, h in 3usize..12, w in 3usize..12, one_d: bool, bias: bool, act in act_strategy(), seed in any::<u64>()) {
+        let (c, m) = (cg * group, mg * group);
+        let (xs, ws, win) = if one_d {
+            (vec![n, c, w], vec![m, cg, kw], Window { strides: vec![s], dilations: vec![d], pads: vec![p, p + 1], ..Default::default() })
+        } else {
+            (vec![n, c, h, w], vec![m, cg, kh, kw], Window { strides: vec![s, 1], dilations: vec![d, 1], pads: vec![p, 1, p + 1, 0], ..Default::default() })
+        };
+        let span = (xs[xs.len() - 1] + 2 * p + 1).saturating_sub((ws[ws.len() - 1] - 1) * d + 1);
+        prop_assume!(span > 0 && h + 2 * p + 1 > (kh - 1) * d + 1);
+        let mut conv = Conv::new(None, win, group);
+        conv.activation = act;
+        let mut ins = vec![Some(In::Feed(rand_tensor(&xs, seed))), Some(In::Const(rand_tensor(&ws, seed + 1)))];
+        if bias { ins.push(Some(In::Const(rand_tensor(&[m], seed + 2)))); }
+        check(Box::new(conv), ins, 1e-4);
+    }
+
+    #[test]
+    fn depthwise_conv(n in 1usize..3, c in 2usize..9, k in 1usize..6, s in 1usize..3, p in 0usize..3, h in 5usize..14, act in act_strategy(), seed in any::<u64>()) {
+        let win = Window { strides: vec![s, s], pads: vec![p, p, p, p], ..Default::default() };
+        let mut conv = Conv::new(None, win, c);
+        conv.activation = act;
+        prop_assume!(h + 2 * p >= k);
+        check(Box::new(conv), vec![Some(In::Feed(rand_tensor(&[n, c, h, h + 1], seed))), Some(In::Const(rand_tensor(&[c, 1, k, k], seed + 1))), Some(In::Const(rand_tensor(&[c], seed + 2)))], 1e-4);
+    }
+
+    #[test]
+    fn binary_broadcast(op in 0usize..8, a in proptest::collection::vec(1usize..5, 0..4), mask in proptest::collection::vec(any::<bool>(), 4), seed in any::<u64>()) {
+        let b: Vec<usize> = a.iter().zip(&mask).map(|(&d, &m)| if m { 1 } else { d }).skip(if mask[3] { 1 } else { 0 }).collect();
+        let opx: Box<dyn Op> = match op {
+            0 => Box::new(Binary::new(BinOp::Add)),
+            1 => Box::new(Binary::new(BinOp::Sub)),
+            2 => Box::new(Binary::new(BinOp::Mul)),
+            3 => Box::new(Binary::new(BinOp::Div)),
+            4 => Box::new(Binary::new(BinOp::Max)),
+            5 => Box::new(Binary::new(BinOp::Min)),
+            6 => Box::new(Binary::new(BinOp::PRelu)),
+            _ => Box::new(Pow),
+        };
+        let bt = if op == 7 { Tensor::from_vec(&b, vec![2.0f32; b.iter().product()]).unwrap() } else { rand_tensor(&b, seed + 1) };
+        // Division by values near 0 is ill-conditioned; keep the divisor away from 0.
+        let bt = if op == 3 { Tensor::from_vec(&b, bt.as_slice::<f32>().unwrap().iter().map(|v| if v.abs() < 0.25 { 0.25 } else { *v }).collect()).unwrap() } else { bt };
+        let swap = mask[0] && op != 6 && op != 7;
+        let (x, y) = (In::Feed(rand_tensor(&a, seed)), In::Feed(bt));
+        check(opx, if swap { vec![Some(y), Some(x)] } else { vec![Some(x), Some(y)] }, 1e-5);
+    }
+
+    #[test]
+    fn unary_ops(op in 0usize..22, shape in proptest::collection::vec(1usize..9, 1..4), seed in any::<u64>()) {
+        let u = [UnaryOp::Abs, UnaryOp::Neg, UnaryOp::Relu, UnaryOp::Exp, UnaryOp::Erf, UnaryOp::Tanh, UnaryOp::Sigmoid,
+            UnaryOp::LeakyRelu { alpha: 0.01 }, UnaryOp::HardSigmoid { alpha: 0.2, beta: 0.5 }, UnaryOp::HardSwish, UnaryOp::Softplus,
+            UnaryOp::Gelu { tanh: false }, UnaryOp::Gelu { tanh: true }, UnaryOp::Elu { alpha: 1.0 }, UnaryOp::Softsign, UnaryOp::Floor,
+            UnaryOp::Ceil, UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Mish, UnaryOp::Selu { alpha: 1.67, gamma: 1.05 }, UnaryOp::Sqrt][op];
+        let x = rand_tensor(&shape, seed);
+        let x = if matches!(u, UnaryOp::Sqrt) { Tensor::from_vec(&shape, x.as_slice::<f32>().unwrap().iter().map(|v| v.abs()).collect()).unwrap() } else { x };
+        check(Box::new(Unary::new(u)), vec![Some(In::Feed(x))], 2e-5);
+    }
+
+    #[test]
+    fn clip_with_inputs_and_attributes(lo in -1f32..0.0, hi in 0f32..1.0, form in 0usize..3, seed in any::<u64>()) {
+        let x = Some(In::Feed(rand_tensor(&[3, 7], seed)));
+        let scalar = |v: f32| Some(In::Const(Tensor::from_vec(&[], vec![v]).unwrap()));
+        match form {
+            0 => check(Box::new(Clip { min: Some(lo), max: Some(hi) }), vec![x], 0.0),
+            1 => check(Box::new(Clip::default()), vec![x, scalar(lo), scalar(hi)], 0.0),
+            _ => check(Box::new(Clip::default()), vec![x, None, scalar(hi)], 0.0),
+        }
+    }
+
+    #[test]
+    fn pools(max: bool, include_pad: bool, k in 1usize..4, s in 1usize..3, p in 0usize..2, ceil: bool, h in 4usize..11, seed in any::<u64>()) {
+        prop_assume!(p < k);
+        let kind = if max { PoolKind::Max } else { PoolKind::Average { count_include_pad: include_pad } };
+        let win = Window { strides: vec![s, s], pads: vec![p, p, p, p], ceil_mode: ceil, ..Default::default() };
+        let pool = Pool { kind, kernel_shape: vec![k, k], window: win, storage_order: 0, with_indices: false };
+        check(Box::new(pool), vec![Some(In::Feed(rand_tensor(&[2, 3, h, h + 2], seed)))], 1e-5);
+    }
+
+    #[test]
+    fn rows_reduce_softmax_layernorm(which in 0usize..7, shape in proptest::collection::vec(1usize..7, 2..5), a in 0usize..4, seed in any::<u64>()) {
+        let rank = shape.len();
+        let a = a % rank;
+        let x = Some(In::Feed(rand_tensor(&shape, seed)));
+        match which {
+            0 => check(Box::new(Reduce::new(ReduceKind::Mean, Some(vec![a as i64]), true, false)), vec![x], 1e-5),
+            1 => check(Box::new(Reduce::new(ReduceKind::Sum, Some((a as i64..rank as i64).collect()), false, false)), vec![x], 1e-5),
+            2 => check(Box::new(Reduce::new(ReduceKind::Max, None, true, false)), vec![x, Some(In::Const(i64s(&[-1])))], 0.0),
+            3 => check(Box::new(Softmax { kind: SoftmaxKind::Softmax, axis: a as i64 - rank as i64, flatten_tail: false }), vec![x], 1e-5),
+            4 => check(Box::new(Softmax { kind: SoftmaxKind::LogSoftmax, axis: a as i64, flatten_tail: true }), vec![x], 1e-5),
+            5 => {
+                let r: Vec<usize> = shape[a..].to_vec();
+                check(Box::new(LayerNorm { axis: a as i64, epsilon: 1e-5 }), vec![x, Some(In::Const(rand_tensor(&r, seed + 1))), Some(In::Const(rand_tensor(&r, seed + 2)))], 1e-4)
+            }
+            _ => {
+                let mut s4 = shape.clone();
+                while s4.len() < 3 { s4.push(3); }
+                check(Box::new(GlobalPool { kind: GlobalPoolKind::Average }), vec![Some(In::Feed(rand_tensor(&s4, seed)))], 1e-5)
+            }
+        }
+    }
+
+    #[test]
+    fn layout_ops(which in 0usize..5, shape in proptest::collection::vec(1usize..6, 1..5), seed in any::<u64>(), pick in any::<u64>()) {
+        let rank = shape.len();
+        let x = rand_tensor(&shape, seed);
+        match which {
+            0 => {
+                let mut perm: Vec<usize> = (0..rank).collect();
+                perm.rotate_left((pick as usize) % rank);
+                check(Box::new(Transpose { perm: Some(perm) }), vec![Some(In::Feed(x))], 0.0)
+            }
+            1 => {
+                let ax = (pick as usize) % rank;
+                let d = shape[ax] as i64;
+                let (st, en, step) = if pick % 2 == 0 { (1.min(d - 1), d, 1 + (pick as i64 / 7) % 2) } else { (d - 1, -d - 1, -1) };
+                check(Box::new(Slice::default()), vec![Some(In::Feed(x)), Some(In::Const(i64s(&[st]))), Some(In::Const(i64s(&[en]))), Some(In::Const(i64s(&[ax as i64]))), Some(In::Const(i64s(&[step])))], 0.0)
+            }
+            2 => {
+                let ax = (pick as usize) % rank;
+                let mut s2 = shape.clone();
+                s2[ax] = 1 + (pick as usize / 3) % 3;
+                check(Box::new(Concat { axis: ax as i64 }), vec![Some(In::Feed(x)), Some(In::Const(rand_tensor(&s2, seed + 1))), Some(In::Feed(rand_tensor(&shape, seed + 2)))], 0.0)
+            }
+            3 => {
+                let ax = (pick as usize) % rank;
+                let d = shape[ax] as i64;
+                let idx: Vec<i64> = (0..5).map(|i| ((pick as i64 + i * 3) % (2 * d)) - d).collect();
+                let idx = Tensor::from_vec(&[5], idx).unwrap();
+                check(Box::new(Gather { axis: ax as i64 }), vec![Some(In::Const(x)), Some(In::Feed(idx))], 0.0)
+            }
+            _ => {
+                let mut target: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                let small: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if (pick >> i) & 1 == 1 { 1 } else { d }).collect();
+                target.insert(0, 2);
+                check(Box::new(Expand), vec![Some(In::Feed(rand_tensor(&small, seed))), Some(In::Const(i64s(&target)))], 0.0)
+            }
+        }
+    }
+}
+
+#[test]
+fn reshape_is_a_zero_copy_view_between_kernels() {
+    let x = rand_tensor(&[2, 3, 4], 7);
+    check_graph(
+        vec![
+            (Box::new(Unary::new(UnaryOp::Relu)), vec![Some(0)]),
+            (Box::new(Reshape { allowzero: false }), vec![Some(usize::MAX), Some(1)]),
+            (Box::new(Unary::new(UnaryOp::Neg)), vec![Some(usize::MAX)]),
+        ],
+        vec![Some(In::Feed(x)), Some(In::Const(i64s(&[6, -1])))],
+        0.0,
+    );
+}
+
+#[test]
+fn gather_rejects_out_of_range_indices_without_panicking() {
+    let Some(ctx) = ctx() else { return };
+    let mut g = Graph::default();
+    let data = g.add_const("data", rand_tensor(&[4, 3], 1));
+    let idx = g.add_value("idx", Fact::new(uniml_core::DType::I64, SymbolicShape::known(&[2])));
+    g.inputs.push(idx);
+    let y = g.add_value("y", Fact::unknown());
+    g.add_node("gather", Box::new(Gather { axis: 0 }), vec![Some(data), Some(idx)], vec![y]);
+    g.outputs.push(y);
+    g.infer_facts().unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let sess = GpuSession::new(ctx, &g, &plan, 1 << 30).unwrap();
+    assert_eq!(sess.placement().nodes[0].device, Device::Gpu);
+    let bad = Tensor::from_vec(&[2], vec![0i64, 9]).unwrap();
+    let err = sess.run(&g, &plan, &Serial, vec![(idx, ValueRef::Tensor(bad.view()))]).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    // The session stays usable.
+    let ok = Tensor::from_vec(&[2], vec![3i64, -1]).unwrap();
+    sess.run(&g, &plan, &Serial, vec![(idx, ValueRef::Tensor(ok.view()))]).unwrap();
+}
