@@ -9,6 +9,10 @@
 #
 #   bash scripts/device_bench.sh prep   # here: release uniml + xtask into .devbin/
 #   bash scripts/device_bench.sh cpu    # there: CPU bench pinned to 2 cores vs onnxruntime
+#   bash scripts/device_bench.sh gpu    # there: uniml (wgpu/Vulkan) vs PyTorch CUDA eager
+#
+# The GPU mode needs the Vulkan loader, which that image lacks: the caller
+# downloads the loader packages into `.gl/` here (docs/gpu.md) and carries them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-cpu}"
@@ -19,7 +23,10 @@ prep)
     cargo build -q -p xtask
     mkdir -p .devbin
     cp "$CARGO_TARGET_DIR/release/uniml" "$CARGO_TARGET_DIR/debug/xtask" .devbin/
-    strip .devbin/uniml .devbin/xtask # the carried tree is limited to 64 MiB
+    cargo build --release -q -p uniml-cli --features gpu
+    cp "$CARGO_TARGET_DIR/release/uniml" .devbin/uniml-gpu
+    cargo build --release -q --bin uniml # leave the default (CPU) binary in place
+    strip .devbin/uniml .devbin/uniml-gpu .devbin/xtask # the carried tree is limited to 64 MiB
     ls -la .devbin
     ;;
 cpu)
@@ -30,8 +37,30 @@ cpu)
     mkdir -p "${OUT:-/tmp/out}"
     cp docs/benchmarks.md docs/bench-cpu-gpuhost-2cores.svg "${OUT:-/tmp/out}/"
     ;;
+gpu)
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    fi
+    out="${OUT:-/tmp/out}"
+    mkdir -p "$out"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+    python3 scripts/gen_models.py mobilenetv2 --out .cache/models
+    python3 scripts/gen_gemm.py 4096 .cache/models/gemm4096.onnx
+    runs="${RUNS:-50}"
+    {
+        for batch in 1 32; do
+            .devbin/uniml-gpu bench models/efficientnet_lite0.onnx --backend gpu --json --runs "$runs" --dim N=$batch
+            .devbin/uniml-gpu bench .cache/models/mobilenetv2.onnx --backend gpu --json --runs "$runs" --dim batch_size=$batch
+        done
+        .devbin/uniml-gpu bench .cache/models/gemm4096.onnx --backend gpu --json --runs 20
+        python3 scripts/bench_torch.py --runs "$runs"
+    } 2>&1 | tee "$out/gpu_bench.jsonl"
+    .devbin/uniml-gpu inspect models/efficientnet_lite0.onnx --backend gpu > "$out/placement.txt" 2>&1 || true
+    ;;
 *)
-    echo "usage: $0 prep|cpu" >&2
+    echo "usage: $0 prep|cpu|gpu" >&2
     exit 2
     ;;
 esac

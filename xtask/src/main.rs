@@ -95,6 +95,8 @@ fn test() -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--exclude", "xtask"]))?;
     step("HTTP server: NVIDIA's tritonclient against uniml serve, compared with onnxruntime");
     serve::triton()?;
+    step("GPU backend on Mesa's lavapipe (software Vulkan): kernels vs CPU, golden models vs onnxruntime");
+    gpu::gpu_test()?;
     step("portability: wasm32-unknown-unknown and wasm32-wasip2 builds");
     rustup_targets(&["wasm32-unknown-unknown", "wasm32-wasip2", "wasm32-wasip1"])?;
     run(cargo().args(["build", "-p", "uniml", "--no-default-features", "--target", "wasm32-unknown-unknown"]))?;
