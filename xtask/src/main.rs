@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod conformance;
 mod wasm;
+mod web;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
 /// `cargo run`): a binary reused from a shared target dir may have been built
@@ -110,8 +111,10 @@ fn main() -> ExitCode {
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
+        Some("web") => web::build(),
+        Some("web-test") => web::test(),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | web | web-test>");
             return ExitCode::from(2);
         }
     };
