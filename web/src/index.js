@@ -253,14 +253,18 @@ class InThreadSession {
 class WorkerSession {
   static async start(bytes, owned, sessionOptions, options) {
     const self = new WorkerSession();
-    const workerUrl = options.workerUrl ? new URL(String(options.workerUrl), baseHref()) : new URL('./worker.js', import.meta.url);
-    self.url = workerUrl.href;
+    self.url = 'worker.js';
+    const custom = options.workerUrl ? new URL(String(options.workerUrl), baseHref()) : null;
     self.pending = new Map();
     self.nextId = 1;
     const onMessage = (msg) => self.onMessage(msg);
     const onError = (err) => self.failAll(new Error(`uniml: the worker ${self.url} failed: ${err && err.message ? err.message : 'load error (is worker.js served beside index.js?)'}`));
     if (typeof Worker !== 'undefined' && !isNode) {
-      self.worker = new Worker(workerUrl, { type: 'module', name: 'uniml' });
+      // Written out literally: Vite and webpack recognise this exact form and bundle the worker.
+      self.worker = custom
+        ? new Worker(custom, { type: 'module', name: 'uniml' })
+        : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'uniml' });
+      self.url = custom ? custom.href : 'worker.js';
       self.worker.onmessage = (e) => onMessage(e.data);
       self.worker.onerror = (e) => {
         e.preventDefault?.();
@@ -270,7 +274,9 @@ class WorkerSession {
     } else {
       const wt = nodeBuiltin('worker_threads');
       if (!wt) throw new Error('uniml: worker mode needs Web Workers (browsers) or worker_threads (Node >= 20.16)');
-      self.worker = new wt.Worker(workerUrl);
+      const url = custom || new URL('./worker.js', import.meta.url);
+      self.url = url.href;
+      self.worker = new wt.Worker(url);
       self.worker.on('message', onMessage);
       self.worker.on('error', onError);
       self.worker.unref(); // an idle session does not keep Node alive; calls ref() it

@@ -91,6 +91,16 @@ try {
     const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
     check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
   }
+  if (!process.env.UNIML_SKIP_DEMO) {
+    const page = await context.newPage();
+    await page.goto(url + 'web/demo/index.html');
+    const demo = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+    await page.close();
+    check(!demo.error && demo.top[0].index === 967, `demo PWA: coffee → ${demo.error || demo.top.map((t) => t.label).join(', ')}`);
+    check(!demo.error && demo.digit === 1, `demo PWA: a drawn "1" → ${demo.digit}`);
+  }
 } finally {
   await context.close();
   server.close();

@@ -113,8 +113,9 @@ fn main() -> ExitCode {
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         Some("web") => web::build(),
         Some("web-test") => web::test(),
+        Some("web-demo") => web::demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | web | web-test>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | web | web-test | web-demo [--port N]>");
             return ExitCode::from(2);
         }
     };

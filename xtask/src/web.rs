@@ -197,3 +197,16 @@ pub fn test() -> Result<(), String> {
     eprintln!("\nweb tests passed");
     Ok(())
 }
+
+/// `cargo xtask web-demo [--port N] [--host H]`: builds the package and serves the demo PWA
+/// (web/demo) with COOP/COEP from the repository root; prints the URL; runs until Ctrl-C.
+pub fn demo(args: &[String]) -> Result<(), String> {
+    let opt = |name: &str, dflt: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| dflt.to_string());
+    let port = opt("--port", "8080");
+    let host = opt("--host", "127.0.0.1");
+    port.parse::<u16>().map_err(|_| format!("--port needs a number, got '{port}'"))?;
+    build()?;
+    step(&format!("demo: http://{host}:{port}/web/demo/  (Ctrl-C to stop)"));
+    println!("http://{host}:{port}/web/demo/");
+    run(Command::new("node").arg("web/tools/serve.mjs").arg(".").args(["--port", &port, "--host", &host]))
+}
