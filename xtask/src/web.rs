@@ -57,10 +57,14 @@ fn build_flavour(wb: &Path, simd: bool) -> Result<PathBuf, String> {
     // the SIMD build has its own, so that changing RUSTFLAGS never rebuilds the other.
     let tdir = if simd { target_dir().join("web-simd") } else { target_dir() };
     let flags = if simd { "-C target-feature=+simd128" } else { "" };
-    run(cargo()
-        .args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"])
-        .env("CARGO_TARGET_DIR", &tdir)
-        .env("RUSTFLAGS", flags))?;
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"]).env("CARGO_TARGET_DIR", &tdir).env("RUSTFLAGS", flags);
+    // Not crate::run: it would point CARGO_TARGET_DIR back at the shared dir.
+    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown", tdir.display());
+    let status = build.current_dir(root()).status().map_err(|e| format!("cannot start cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of the {name} engine wasm failed"));
+    }
     let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
     let out = tdir.join(format!("web-bindgen-{name}"));
     let opt = out.join("uniml_bg.opt.wasm");
