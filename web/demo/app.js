@@ -7,7 +7,10 @@ const PHOTOS = ['/testdata/coffee.png', '/testdata/chelsea.png', '/testdata/astr
 
 // ---------------------------------------------------------------- service worker
 if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('./sw.js').then(
+  // Scope '/': the engine's worker (/dist/web/worker.js) and the models live outside /web/demo/,
+  // and a worker is only served offline when it is inside the scope (the server sends
+  // `Service-Worker-Allowed: /` for sw.js).
+  navigator.serviceWorker.register('./sw.js', { scope: '/' }).then(
     () => ($('sw').textContent = 'Offline ready (service worker).'),
     (e) => ($('sw').textContent = `No offline cache: ${e.message}`),
   );

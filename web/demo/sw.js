@@ -2,7 +2,7 @@
 // install, then answers from the cache first, so the demo works offline.
 const CACHE = 'uniml-demo-v1';
 const ASSETS = [
-  './', './index.html', './app.js', './style.css', './manifest.webmanifest', './icon.svg',
+  '/web/demo/', '/web/demo/index.html', '/web/demo/app.js', '/web/demo/style.css', '/web/demo/manifest.webmanifest', '/web/demo/icon.svg',
   '/dist/web/index.js', '/dist/web/engine.js', '/dist/web/tensor.js', '/dist/web/worker.js', '/dist/web/uniml.js',
   '/dist/web/uniml_bg.wasm', '/dist/web/uniml_scalar_bg.wasm',
   '/models/digits8x8_cnn.onnx', '/models/efficientnet_lite0.onnx', '/models/imagenet_labels.txt',

@@ -97,9 +97,19 @@ try {
     const demo = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
-    await page.close();
     check(!demo.error && demo.top[0].index === 967, `demo PWA: coffee → ${demo.error || demo.top.map((t) => t.label).join(', ')}`);
     check(!demo.error && demo.digit === 1, `demo PWA: a drawn "1" → ${demo.digit}`);
+    // Offline: the service worker cached app, engine and models; reload without network.
+    const cached = await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      return (await (await caches.open('uniml-demo-v1')).keys()).length;
+    });
+    await context.setOffline(true);
+    await page.reload();
+    const offline = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
+    await context.setOffline(false);
+    check(!offline.error && offline.top[0].index === 967, `demo PWA offline (${cached} cached files): coffee → ${offline.error || offline.top[0].label}`);
+    await page.close();
   }
 } finally {
   await context.close();

@@ -48,6 +48,7 @@ export function serve(root, { port = 0, host = '127.0.0.1', log = false } = {}) 
       return;
     }
     headers['Content-Type'] = MIME[extname(file)] || 'application/octet-stream';
+    if (file.endsWith(`${sep}sw.js`)) headers['Service-Worker-Allowed'] = '/';
     const accept = String(req.headers['accept-encoding'] || '');
     let body = file;
     for (const [enc, ext] of [['br', '.br'], ['gzip', '.gz']]) {

@@ -105,6 +105,7 @@ fn test() -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
+        Some("demo") if args.iter().any(|a| a == "--web") => web::demo(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
@@ -115,7 +116,7 @@ fn main() -> ExitCode {
         Some("web-test") => web::test(),
         Some("web-demo") => web::demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] | models | wasm | web | web-test | web-demo [--port N]>");
+            eprintln!("usage: cargo xtask <demo [IMAGE] | demo --web [--port N] | test | conformance [--check] | bench [--runs K] | models | wasm | web | web-test | web-demo [--port N]>");
             return ExitCode::from(2);
         }
     };

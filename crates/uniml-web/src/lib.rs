@@ -50,6 +50,14 @@ pub fn take_panic_message() -> Option<String> {
     PANIC.lock().ok().and_then(|mut p| p.take())
 }
 
+/// Panics on purpose: lets the tests check that a panic reaches JS as a readable `Error`.
+/// Not part of the API.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = debugPanic)]
+pub fn debug_panic(message: &str) {
+    panic!("{message}");
+}
+
 /// Bytes of the wasm linear memory (it grows, never shrinks).
 #[wasm_bindgen(js_name = wasmMemoryBytes)]
 pub fn wasm_memory_bytes() -> f64 {
