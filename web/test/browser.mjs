@@ -87,6 +87,9 @@ try {
     check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
     console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
   }
+  const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
+  check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
+  check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
   for (const bundler of ['esbuild', 'vite']) {
     const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
     check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);

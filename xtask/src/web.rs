@@ -195,7 +195,7 @@ pub fn test() -> Result<(), String> {
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
     step("Node: the package vs onnxruntime, errors, release, worker mode");
-    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
     step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps)");
     run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
     eprintln!("\nweb tests passed");
