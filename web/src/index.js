@@ -1,4 +1,4 @@
-// uniml: run ONNX models in the browser, Node, Deno and Bun with one small wasm engine.
+// uniml: run ONNX models in browsers and Node with one small wasm engine.
 // See index.d.ts for the typed API and docs/web.md for bundlers, threads and sizes.
 
 import { Tensor, feedOf } from './tensor.js';

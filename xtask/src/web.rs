@@ -113,7 +113,7 @@ pub fn build() -> Result<(), String> {
     let pkg = serde_json::json!({
         "name": "uniml",
         "version": version,
-        "description": "Run ONNX models in the browser, Node, Deno and Bun: one small WebAssembly engine, typed errors, worker mode.",
+        "description": "Run ONNX models in browsers and Node: one small WebAssembly engine, typed errors, worker mode.",
         "license": "Apache-2.0",
         "type": "module",
         "main": "./index.js",
