@@ -29,6 +29,13 @@ export function nodeBuiltin(name) {
   return p && p.versions && p.versions.node && typeof p.getBuiltinModule === 'function' ? p.getBuiltinModule(name) : undefined;
 }
 
+/** A Node built-in module, or a clear error on Node older than 20.16. */
+export function requireNodeBuiltin(name) {
+  const m = nodeBuiltin(name);
+  if (!m) throw new Error(`uniml: this needs Node >= 20.16 (process.getBuiltinModule('${name}')); this is Node ${globalThis.process?.versions?.node ?? '?'}`);
+  return m;
+}
+
 export const isNode = !!(globalThis.process && globalThis.process.versions && globalThis.process.versions.node) && typeof window === 'undefined';
 
 /** Base for resolving relative model URLs: the page, the worker script, or the Node cwd. */
@@ -92,7 +99,7 @@ function describeBytes(bytes) {
 
 async function compileFromUrl(url) {
   if (url.protocol === 'file:') {
-    const fs = nodeBuiltin('fs');
+    const fs = isNode ? requireNodeBuiltin('fs') : nodeBuiltin('fs');
     if (fs) {
       let bytes;
       try {

@@ -9,7 +9,7 @@ import {
   engineMemoryStats,
   isNode,
   loadEngine,
-  nodeBuiltin,
+  requireNodeBuiltin,
   simdSupported,
 } from './engine.js';
 
@@ -82,12 +82,13 @@ async function loadModelBytes(model, { onProgress, signal }) {
   }
   let url;
   if (model instanceof URL) url = model;
-  else if (isNode && !isUrlLike(model)) url = nodeBuiltin('url').pathToFileURL(model);
+  else if (isNode && !isUrlLike(model)) url = requireNodeBuiltin('url').pathToFileURL(model);
   else url = new URL(model, baseHref());
-  if (url.protocol === 'file:' && nodeBuiltin('fs')) {
+  if (url.protocol === 'file:' && isNode) {
+    const fs = requireNodeBuiltin('fs');
     let bytes;
     try {
-      bytes = new Uint8Array(nodeBuiltin('fs').readFileSync(url));
+      bytes = new Uint8Array(fs.readFileSync(url));
     } catch (e) {
       throw new Error(`uniml: cannot read the model at ${url.href}: ${e.message}`, { cause: e });
     }
@@ -272,8 +273,8 @@ class WorkerSession {
       };
       self.worker.onmessageerror = () => onError(new Error('a message could not be deserialized'));
     } else {
-      const wt = nodeBuiltin('worker_threads');
-      if (!wt) throw new Error('uniml: worker mode needs Web Workers (browsers) or worker_threads (Node >= 20.16)');
+      if (!isNode) throw new Error('uniml: worker mode needs Web Workers (`Worker`), which this environment lacks (e.g. a service worker); use {worker: false}');
+      const wt = requireNodeBuiltin('worker_threads');
       const url = custom || new URL('./worker.js', import.meta.url);
       self.url = url.href;
       self.worker = new wt.Worker(url);

@@ -2,6 +2,9 @@
 //! `memoryStats()` can show live heap bytes: wasm linear memory never shrinks,
 //! but the bytes a released session gave back are visible here and reused.
 
+// Installed as the global allocator on wasm32 only; natively (docs, `cargo test --workspace`) it is unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
