@@ -1,6 +1,6 @@
 // Chromium tests (playwright-core driving Debian's /usr/bin/chromium): the package page
-// (in-page and worker runs vs onnxruntime, 404 errors), then tiny apps built with esbuild
-// and with Vite from the installed npm packages. Exits non-zero on any failure.
+// (in-page and worker runs vs onnxruntime, 404 errors), then tiny apps built with esbuild,
+// Vite and webpack from the installed npm packages. Exits non-zero on any failure.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,9 @@ function buildApps() {
   }
   // Vite: zero config.
   execFileSync(join(BIN, 'vite'), ['build', join(apps, 'src'), '--outDir', join(apps, 'vite'), '--emptyOutDir', '--base', './', '--logLevel', 'warn'], { stdio: 'inherit', cwd: apps });
+  // webpack 5: zero config (it emits `new URL(..., import.meta.url)` assets and module workers).
+  execFileSync(join(BIN, 'webpack'), ['--mode', 'production', '--entry', './src/main.js', '--output-path', './webpack', '--output-filename', 'main.js', '--no-devtool', '--stats', 'errors-warnings'], { stdio: 'inherit', cwd: apps });
+  cpSync(join(apps, 'src/index.html'), join(apps, 'webpack/index.html'));
   return apps;
 }
 
@@ -90,7 +93,7 @@ try {
   const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
   check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
   check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
-  for (const bundler of ['esbuild', 'vite']) {
+  for (const bundler of ['esbuild', 'vite', 'webpack']) {
     const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
     check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
   }
