@@ -126,7 +126,8 @@ pub fn build() -> Result<(), String> {
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./package.json": "./package.json"
         },
-        "sideEffects": false,
+        // worker.js only registers a message handler: never prune it.
+        "sideEffects": ["./worker.js"],
         "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "README.md"],
         "engines": { "node": ">=20.16" }
     });
