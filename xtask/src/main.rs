@@ -12,6 +12,7 @@ mod serve;
 mod gpu;
 mod wasm;
 mod wasi;
+mod web;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
 /// `cargo run`): a binary reused from a shared target dir may have been built
@@ -107,6 +108,8 @@ fn test() -> Result<(), String> {
     wasm::golden()?;
     step("edge: WASI component (Python wasmtime, jco), wasi:http under jco serve, Cloudflare Worker under workerd");
     wasi::test()?;
+    step("browser package: Node, headless Chromium, esbuild/Vite/webpack apps, the demo PWA (online and offline)");
+    web::test()?;
     step("ONNX backend conformance (baseline may only go up)");
     conformance::run_all(true)?;
     Ok(())
@@ -115,7 +118,11 @@ fn test() -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
-        Some("demo") => demo(&args[1..]),
+        // The main job: the demo web app (engine in wasm, in a Web Worker), served locally.
+        Some("demo") if args.iter().any(|a| a == "--native") => {
+            demo(&args[1..].iter().filter(|a| *a != "--native").cloned().collect::<Vec<_>>())
+        }
+        Some("demo") => web::demo(&args[1..].iter().filter(|a| *a != "--web").cloned().collect::<Vec<_>>()),
         Some("test") => test(),
         Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
         Some("models") => models(),
@@ -127,8 +134,13 @@ fn main() -> ExitCode {
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         Some("wasi") => wasi::build().map(|_| ()),
         Some("wasi-test") => wasi::test(),
+        Some("web") => web::build(),
+        Some("web-test") => web::test(),
+        Some("web-demo") => web::demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | wasi | wasi-test | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>");
+            eprintln!(
+                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
+            );
             return ExitCode::from(2);
         }
     };

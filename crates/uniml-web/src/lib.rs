@@ -1,0 +1,190 @@
+//! # uniml-web
+//!
+//! The low-level WebAssembly API of the `uniml` npm package, a thin face over
+//! the `uniml` facade. The hand-written JS glue in `web/src/` (the public API:
+//! `Session.create`, `Tensor`, worker mode) is the only caller; see `docs/web.md`.
+//!
+//! * every failure is a JS `Error` carrying the engine's full message;
+//! * a panic (a bug, never expected on any input) is recorded by a panic hook so the
+//!   glue can turn the resulting trap into a readable `Error` ([`take_panic_message`]);
+//! * [`WasmSession::release`] really frees: it drops the session (weights, plan, pools),
+//!   and a counting allocator makes that visible ([`heap_bytes`]).
+
+mod alloc;
+mod convert;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use uniml::{Session, SessionOptions, Tensor};
+use wasm_bindgen::prelude::*;
+
+pub use alloc::{heap_bytes, heap_peak_bytes};
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Installs the panic hook (idempotent). Called by the glue right after instantiation.
+#[wasm_bindgen]
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = match info.payload().downcast_ref::<&str>() {
+                Some(s) => s.to_string(),
+                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "unknown panic".into()),
+            };
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            if let Ok(mut slot) = PANIC.lock() {
+                *slot = Some(format!("{msg}{at}"));
+            }
+        }));
+    });
+}
+
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The message of the last panic (then cleared), or `undefined`. After a panic the
+/// wasm instance traps; the glue reports this message and starts a fresh instance.
+#[wasm_bindgen(js_name = takePanicMessage)]
+pub fn take_panic_message() -> Option<String> {
+    PANIC.lock().ok().and_then(|mut p| p.take())
+}
+
+/// Panics on purpose: lets the tests check that a panic reaches JS as a readable `Error`.
+/// Not part of the API.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = debugPanic)]
+pub fn debug_panic(message: &str) {
+    panic!("{message}");
+}
+
+/// Bytes of the wasm linear memory (it grows, never shrinks).
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Ok(mem) = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>() {
+            if let Ok(buf) = mem.buffer().dyn_into::<js_sys::ArrayBuffer>() {
+                return buf.byte_length() as f64;
+            }
+        }
+    }
+    0.0
+}
+
+/// The engine version (the crate version).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Whether this build was compiled with wasm SIMD (simd128).
+#[wasm_bindgen(js_name = builtWithSimd)]
+pub fn built_with_simd() -> bool {
+    cfg!(target_feature = "simd128")
+}
+
+/// A loaded model. Created from ONNX bytes; `release()` frees everything it holds.
+#[wasm_bindgen]
+pub struct WasmSession {
+    inner: Option<Session>,
+}
+
+#[wasm_bindgen]
+impl WasmSession {
+    /// Parses, optimises and plans a model. `memory_limit` in bytes (0 = default).
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8], threads: u32, memory_limit: f64) -> Result<WasmSession, JsError> {
+        let mut opts = SessionOptions::default().with_threads(threads.max(1) as usize);
+        if memory_limit > 0.0 {
+            opts = opts.with_memory_limit(memory_limit as u64);
+        }
+        let session = Session::from_bytes(bytes, opts).map_err(js_err)?;
+        Ok(WasmSession { inner: Some(session) })
+    }
+
+    fn session(&self) -> Result<&Session, JsError> {
+        self.inner.as_ref().ok_or_else(|| JsError::new("this session was released; create a new Session to run again"))
+    }
+
+    /// Input metadata: an array of `{name, dtype, dims}`; dims are numbers,
+    /// strings (symbolic) or null (unknown); `dims` is null when the rank is unknown.
+    pub fn inputs(&self) -> Result<Array, JsError> {
+        Ok(self.session()?.inputs().iter().map(convert::io_info).collect())
+    }
+
+    /// Output metadata, as `inputs()`.
+    pub fn outputs(&self) -> Result<Array, JsError> {
+        Ok(self.session()?.outputs().iter().map(convert::io_info).collect())
+    }
+
+    /// Runs the model. `feeds` is an array of `[name, dtype, dims, data]`, with
+    /// `data` a `Uint8Array` over the tensor's bytes (little-endian), or an array
+    /// of strings for dtype `string`. Returns an array of `[name, dtype, dims, data]`
+    /// in model order, `data` a fresh `Uint8Array` (or an array of strings).
+    pub fn run(&self, feeds: Array) -> Result<Array, JsError> {
+        let session = self.session()?;
+        let mut owned: Vec<(String, Tensor)> = Vec::with_capacity(feeds.length() as usize);
+        for feed in feeds.iter() {
+            owned.push(convert::feed_to_tensor(&feed)?);
+        }
+        let views: Vec<(&str, uniml::TensorView)> = owned.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        let outputs = session.run(&views).map_err(js_err)?;
+        drop(views);
+        drop(owned);
+        let out = Array::new();
+        for (name, t) in outputs {
+            out.push(&convert::tensor_to_js(&name, &t)?);
+        }
+        Ok(out)
+    }
+
+    /// Frees cached run-time buffers (re-created by the next run).
+    #[wasm_bindgen(js_name = trimMemory)]
+    pub fn trim_memory(&self) {
+        if let Some(s) = &self.inner {
+            s.trim_memory();
+        }
+    }
+
+    /// Peak bytes held by this session's run-time buffer pool.
+    #[wasm_bindgen(js_name = poolPeakBytes)]
+    pub fn pool_peak_bytes(&self) -> f64 {
+        self.inner.as_ref().map(|s| s.pool_peak_bytes() as f64).unwrap_or(0.0)
+    }
+
+    /// Bytes of weights held by the session.
+    #[wasm_bindgen(js_name = weightBytes)]
+    pub fn weight_bytes(&self) -> f64 {
+        self.inner.as_ref().map(|s| s.weight_bytes() as f64).unwrap_or(0.0)
+    }
+
+    /// Model metadata properties as an object.
+    pub fn metadata(&self) -> Result<Object, JsError> {
+        let o = Object::new();
+        for (k, v) in self.session()?.metadata() {
+            Reflect::set(&o, &k.into(), &v.into()).map_err(|_| JsError::new("cannot build metadata object"))?;
+        }
+        Ok(o)
+    }
+
+    /// Drops the model (weights, plan, buffer pools). Later calls fail with a clear error.
+    pub fn release(&mut self) {
+        if let Some(s) = self.inner.take() {
+            s.trim_memory();
+        }
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn released(&self) -> bool {
+        self.inner.is_none()
+    }
+}
+
+/// `Uint8Array` copy of a byte slice (a fresh JS buffer, offset 0).
+pub(crate) fn bytes_to_js(b: &[u8]) -> Uint8Array {
+    let a = Uint8Array::new_with_length(b.len() as u32);
+    a.copy_from(b);
+    a
+}

@@ -1,0 +1,211 @@
+// Loads the engine wasm (SIMD or scalar build, picked at run time) and wraps the
+// low-level wasm-bindgen API. Used on the main thread (index.js) and in the worker (worker.js).
+//
+// The wasm files are referenced as `new URL('./uniml_bg.wasm', import.meta.url)`, the
+// standard ESM asset pattern that Vite, webpack and Rollup bundle with zero config.
+// No eval, no blob: URLs, no dynamic import().
+
+import initWasm, * as wasm from './uniml.js';
+import { TYPED_ARRAYS, tensorOf } from './tensor.js';
+
+// A tiny module whose one function returns a v128 (i32.const 0; i8x16.splat; i8x16.popcnt):
+// WebAssembly.validate of it tells whether this JS engine can run the SIMD build.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+/** Whether this JS engine validates WebAssembly SIMD (simd128). */
+export function simdSupported() {
+  try {
+    return WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/** A Node built-in module without import() (Node >= 20.16), or undefined elsewhere. */
+export function nodeBuiltin(name) {
+  const p = globalThis.process;
+  return p && p.versions && p.versions.node && typeof p.getBuiltinModule === 'function' ? p.getBuiltinModule(name) : undefined;
+}
+
+/** A Node built-in module, or a clear error on Node older than 20.16. */
+export function requireNodeBuiltin(name) {
+  const m = nodeBuiltin(name);
+  if (!m) throw new Error(`uniml: this needs Node >= 20.16 (process.getBuiltinModule('${name}')); this is Node ${globalThis.process?.versions?.node ?? '?'}`);
+  return m;
+}
+
+export const isNode = !!(globalThis.process && globalThis.process.versions && globalThis.process.versions.node) && typeof window === 'undefined';
+
+/** Base for resolving relative model URLs: the page, the worker script, or the Node cwd. */
+export function baseHref() {
+  if (globalThis.location && globalThis.location.href) return globalThis.location.href;
+  const url = nodeBuiltin('url');
+  if (url && globalThis.process) return url.pathToFileURL(globalThis.process.cwd() + '/').href;
+  return import.meta.url;
+}
+
+let loading = null;
+let loaded = null;
+let poisoned = null;
+
+/** Loads and instantiates the engine once; later calls return the same promise. */
+export function loadEngine(options = {}) {
+  if (!loading) {
+    loading = instantiate(options).then(
+      (info) => (loaded = info),
+      (e) => {
+        loading = null;
+        throw e;
+      },
+    );
+  }
+  return loading;
+}
+
+/** The loaded engine's info, or null. */
+export function engineInfo() {
+  return loaded;
+}
+
+async function instantiate({ wasm: source } = {}) {
+  const simd = simdSupported();
+  let url = null;
+  let module;
+  if (source instanceof WebAssembly.Module) {
+    module = source;
+  } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    module = await WebAssembly.compile(source);
+  } else {
+    // Both URLs are written out literally so that bundlers see and emit both files.
+    url = source
+      ? new URL(String(source), baseHref())
+      : simd
+        ? new URL('./uniml_bg.wasm', import.meta.url)
+        : new URL('./uniml_scalar_bg.wasm', import.meta.url);
+    module = await compileFromUrl(url);
+  }
+  await initWasm({ module_or_path: module });
+  wasm.init();
+  return { simd: wasm.builtWithSimd(), simdSupported: simd, url: url && url.href, version: wasm.version() };
+}
+
+function describeBytes(bytes) {
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  const text = new TextDecoder().decode(bytes.subarray(0, 40)).replace(/\s+/g, ' ');
+  return `starts with ${head}${/^[\x20-\x7e]+$/.test(text.slice(0, 8)) ? ` ("${text}")` : ''}`;
+}
+
+async function compileFromUrl(url) {
+  if (url.protocol === 'file:') {
+    const fs = isNode ? requireNodeBuiltin('fs') : nodeBuiltin('fs');
+    if (fs) {
+      let bytes;
+      try {
+        bytes = fs.readFileSync(url);
+      } catch (e) {
+        throw new Error(`uniml: cannot read the engine wasm at ${url.href}: ${e.message}`, { cause: e });
+      }
+      return WebAssembly.compile(bytes);
+    }
+  }
+  let resp;
+  try {
+    resp = await fetch(url);
+  } catch (e) {
+    throw new Error(`uniml: cannot fetch the engine wasm from ${url.href}: ${e.message}`, { cause: e });
+  }
+  const type = resp.headers.get('content-type') || 'none';
+  if (!resp.ok) {
+    throw new Error(
+      `uniml: cannot load the engine wasm from ${url.href}: HTTP ${resp.status} ${resp.statusText} (content-type ${type}). ` +
+        `The .wasm files of the uniml package must be served beside the JS that imports them ` +
+        `(esbuild does not copy them: copy node_modules/uniml/*.wasm next to your bundle; see docs/web.md).`,
+    );
+  }
+  const bytes = new Uint8Array(await resp.arrayBuffer());
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw new Error(
+      `uniml: ${url.href} is not WebAssembly: HTTP ${resp.status}, content-type ${type}, ${bytes.length} bytes, ${describeBytes(bytes)}` +
+        (type.includes('html') ? ' (the server answered with an HTML page: the .wasm file is missing there)' : ''),
+    );
+  }
+  return WebAssembly.compile(bytes);
+}
+
+/** Calls into wasm; a trap (an engine bug) becomes a readable Error with the panic message. */
+export function guard(fn) {
+  if (poisoned) {
+    throw new Error(`uniml: the engine stopped after an internal error (${poisoned}); reload the page or use worker mode`);
+  }
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      let msg = null;
+      try {
+        msg = wasm.takePanicMessage();
+      } catch {
+        // the instance cannot answer
+      }
+      poisoned = msg || e.message;
+      throw new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned}`, { cause: e });
+    }
+    if (e instanceof Error && !e.message.startsWith('uniml:')) e.message = `uniml: ${e.message}`;
+    throw e;
+  }
+}
+
+function bytesOf(feed) {
+  if (feed.type === 'string') return feed.data;
+  const d = feed.data;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** Process-wide memory figures of this engine instance. */
+export function engineMemoryStats() {
+  if (!loaded) return { wasmMemoryBytes: 0, heapBytes: 0, heapPeakBytes: 0 };
+  return guard(() => ({ wasmMemoryBytes: wasm.wasmMemoryBytes(), heapBytes: wasm.heapBytes(), heapPeakBytes: wasm.heapPeakBytes() }));
+}
+
+/** One model in this engine instance: plain data in, plain data out. */
+export class LocalSession {
+  constructor(bytes, { threads = 1, memoryLimit = 0 } = {}) {
+    this.inner = guard(() => new wasm.WasmSession(bytes, threads, memoryLimit));
+    this.inputs = guard(() => this.inner.inputs());
+    this.outputs = guard(() => this.inner.outputs());
+    this.metadata = guard(() => this.inner.metadata());
+  }
+
+  /** feeds: [{name, type, dims, data}] → [[name, Tensor]] in model order. */
+  run(feeds) {
+    if (!this.inner) throw new Error('uniml: this session was released; create a new Session to run again');
+    for (const f of feeds) {
+      if (!TYPED_ARRAYS[f.type]) throw new TypeError(`uniml: input '${f.name}': unknown tensor type '${f.type}'`);
+    }
+    const out = guard(() => this.inner.run(feeds.map((f) => [f.name, f.type, f.dims, bytesOf(f)])));
+    return out.map(tensorOf);
+  }
+
+  memoryStats() {
+    const s = engineMemoryStats();
+    s.poolPeakBytes = this.inner ? guard(() => this.inner.poolPeakBytes()) : 0;
+    s.weightBytes = this.inner ? guard(() => this.inner.weightBytes()) : 0;
+    return s;
+  }
+
+  trimMemory() {
+    if (this.inner) guard(() => this.inner.trimMemory());
+  }
+
+  release() {
+    if (!this.inner) return;
+    const inner = this.inner;
+    this.inner = null;
+    guard(() => {
+      inner.release();
+      inner.free();
+    });
+  }
+}

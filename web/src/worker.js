@@ -1,0 +1,58 @@
+// The worker side of `Session.create(model, {worker: true})`: one session per worker.
+// Runs as a module Web Worker in browsers and as a worker_threads Worker in Node.
+
+import { LocalSession, engineMemoryStats, loadEngine, nodeBuiltin } from './engine.js';
+
+const wt = nodeBuiltin('worker_threads');
+const port = wt && !wt.isMainThread ? wt.parentPort : globalThis;
+
+let session = null;
+
+function reply(id, result, transfer = []) {
+  port.postMessage({ id, ok: true, result }, transfer);
+}
+
+function fail(id, e) {
+  port.postMessage({ id, ok: false, error: { name: e && e.name, message: e && e.message ? e.message : String(e) } });
+}
+
+async function handle(msg) {
+  const { id, op } = msg;
+  try {
+    switch (op) {
+      case 'create': {
+        await loadEngine({ wasm: msg.wasm });
+        session = new LocalSession(msg.bytes, msg.options);
+        return reply(id, { inputs: session.inputs, outputs: session.outputs, metadata: session.metadata });
+      }
+      case 'run': {
+        if (!session) throw new Error('uniml: this session was released; create a new Session to run again');
+        const outputs = session.run(msg.feeds).map(([name, t]) => [name, t.type, t.dims, t.data]);
+        const transfer = outputs.filter((o) => o[1] !== 'string').map((o) => o[3].buffer);
+        const result = { outputs };
+        if (msg.returnInputs) {
+          // Hand moved input buffers back so the caller can run again with them.
+          result.inputs = msg.feeds.map((f) => ({ name: f.name, data: f.data }));
+          for (const f of msg.feeds) if (f.type !== 'string' && !transfer.includes(f.data.buffer)) transfer.push(f.data.buffer);
+        }
+        return reply(id, result, transfer);
+      }
+      case 'memoryStats':
+        return reply(id, session ? session.memoryStats() : { ...engineMemoryStats(), poolPeakBytes: 0, weightBytes: 0 });
+      case 'trimMemory':
+        if (session) session.trimMemory();
+        return reply(id, null);
+      case 'release':
+        if (session) session.release();
+        session = null;
+        return reply(id, null);
+      default:
+        throw new Error(`uniml worker: unknown request '${op}'`);
+    }
+  } catch (e) {
+    fail(id, e);
+  }
+}
+
+if (port === globalThis) globalThis.onmessage = (e) => handle(e.data);
+else port.on('message', handle);

@@ -1,0 +1,130 @@
+// Chromium tests (playwright-core driving Debian's /usr/bin/chromium): the package page
+// (in-page and worker runs vs onnxruntime, 404 errors), then tiny apps built with esbuild,
+// Vite and webpack from the installed npm packages. Exits non-zero on any failure.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { serve } from '../tools/serve.mjs';
+
+const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
+const WORK = process.env.UNIML_WEB_TEST_DIR || join(ROOT, '.cache/web-test');
+const ARTIFACTS = join(ROOT, '.cache/web-artifacts');
+const BIN = join(ROOT, 'web/node_modules/.bin');
+const DIST = join(ROOT, 'dist/web');
+const TOL = 1e-4;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const failures = [];
+function check(cond, what) {
+  console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!cond) failures.push(what);
+}
+
+// ---- bundled apps: the package copied into node_modules as npm would install it
+function buildApps() {
+  const apps = join(WORK, 'apps');
+  rmSync(apps, { recursive: true, force: true });
+  mkdirSync(join(apps, 'src'), { recursive: true });
+  cpSync(DIST, join(apps, 'node_modules/uniml'), { recursive: true });
+  for (const f of ['index.html', 'main.js']) cpSync(join(ROOT, 'web/test/app', f), join(apps, 'src', f));
+  cpSync(join(ROOT, 'web/test/npy.mjs'), join(apps, 'src/npy.mjs'));
+  // esbuild: one bundle; esbuild does not emit `new URL(..., import.meta.url)` assets
+  // (evanw/esbuild#795), so the package's wasm and worker files are copied beside it.
+  const eb = join(apps, 'esbuild');
+  mkdirSync(eb, { recursive: true });
+  execFileSync(join(BIN, 'esbuild'), [join(apps, 'src/main.js'), '--bundle', '--format=esm', '--platform=browser', `--outfile=${join(eb, 'main.js')}`, '--log-level=warning'], { stdio: 'inherit', cwd: apps });
+  cpSync(join(apps, 'src/index.html'), join(eb, 'index.html'));
+  for (const f of readdirSync(join(apps, 'node_modules/uniml'))) {
+    if (/\.(wasm|js)$/.test(f) && f !== 'index.js') cpSync(join(apps, 'node_modules/uniml', f), join(eb, f));
+  }
+  // Vite: zero config.
+  execFileSync(join(BIN, 'vite'), ['build', join(apps, 'src'), '--outDir', join(apps, 'vite'), '--emptyOutDir', '--base', './', '--logLevel', 'warn'], { stdio: 'inherit', cwd: apps });
+  // webpack 5: zero config (it emits `new URL(..., import.meta.url)` assets and module workers).
+  execFileSync(join(BIN, 'webpack'), ['--mode', 'production', '--entry', './src/main.js', '--output-path', './webpack', '--output-filename', 'main.js', '--no-devtool', '--stats', 'errors-warnings'], { stdio: 'inherit', cwd: apps });
+  cpSync(join(apps, 'src/index.html'), join(apps, 'webpack/index.html'));
+  return apps;
+}
+
+async function pageResult(context, url, name) {
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 180_000 });
+  const result = await page.evaluate(() => window.__result);
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  if (!result.ok) console.log(`${name} console:\n  ${consoleLines.join('\n  ')}`);
+  await page.close();
+  return result;
+}
+
+const apps = buildApps();
+const { server, url } = await serve(ROOT);
+const profile = mkdtempSync(join(tmpdir(), 'uniml-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const r = await pageResult(context, url + 'web/test/page/index.html', 'package-page');
+  writeFileSync(join(ARTIFACTS, 'package-page.json'), JSON.stringify(r, null, 2));
+  check(r.ok, `package page ran${r.error ? ': ' + r.error : ''}`);
+  if (r.ok) {
+    check(r.crossOriginIsolated === true, 'page is cross-origin isolated (COOP/COEP)');
+    check(r.caps.simd === true && r.engine.simd === true, 'SIMD build picked in Chromium');
+    check(typeof r.caps.threadsReason === 'string' && r.caps.threadsReason.length > 0, `threadsReason: ${r.caps.threadsReason}`);
+    check(r.top1 === 967, `in page: coffee → ${r.top1} (espresso = 967)`);
+    check(r.diff.diff / r.diff.scale <= TOL, `in page: max |diff| vs onnxruntime ${r.diff.diff.toExponential(3)} (scale ${r.diff.scale.toPrecision(3)})`);
+    check(r.workerTop1 === 967, `worker: coffee → ${r.workerTop1}`);
+    check(r.workerDiff.diff / r.workerDiff.scale <= TOL, `worker: max |diff| vs onnxruntime ${r.workerDiff.diff.toExponential(3)}`);
+    check(r.workerSameAsPage === 0 && r.workerSecondDiff.diff === 0, `worker gives the page's numbers, also on a 2nd run after transfer`);
+    check(/does-not-exist\.onnx/.test(r.error404) && /HTTP 404/.test(r.error404) && /^true:/.test(r.error404), `404: ${r.error404}`);
+    check(/WebGPU backend not built yet/.test(r.errorWebgpu || ''), `webgpu: ${r.errorWebgpu}`);
+    check(r.progressCalls > 0 && r.progressLast[0] === r.progressLast[1], `onProgress called ${r.progressCalls} times, last ${JSON.stringify(r.progressLast)}`);
+    check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
+    console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
+  }
+  const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
+  check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
+  check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
+  for (const bundler of ['esbuild', 'vite', 'webpack']) {
+    const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
+    check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
+  }
+  if (!process.env.UNIML_SKIP_DEMO) {
+    const page = await context.newPage();
+    await page.goto(url + 'web/demo/index.html');
+    const demo = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+    check(!demo.error && demo.top[0].index === 967, `demo PWA: coffee → ${demo.error || demo.top.map((t) => t.label).join(', ')}`);
+    check(!demo.error && demo.digit === 1, `demo PWA: a drawn "1" → ${demo.digit}`);
+    // Offline: the service worker cached app, engine and models; reload without network.
+    const cached = await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      return (await (await caches.open('uniml-demo-v1')).keys()).length;
+    });
+    await context.setOffline(true);
+    await page.reload();
+    const offline = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
+    await context.setOffline(false);
+    check(!offline.error && offline.top[0].index === 967, `demo PWA offline (${cached} cached files): coffee → ${offline.error || offline.top[0].label}`);
+    await page.close();
+  }
+} finally {
+  await context.close();
+  server.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`screenshots in ${ARTIFACTS}; bundled apps in ${apps}`);
+if (failures.length) {
+  console.error(`\n${failures.length} browser check(s) failed:\n  ${failures.join('\n  ')}`);
+  process.exit(1);
+}
+console.log('browser tests passed');

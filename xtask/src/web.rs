@@ -1,0 +1,217 @@
+//! The browser/JS package: `cargo xtask web` writes the ESM npm package `uniml` to
+//! `dist/web/`; `cargo xtask web-test` builds it and runs its Node, Chromium and
+//! bundler tests against onnxruntime. Tools come from `scripts/setup-web.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{python, root, run, rustup_targets, step, target_dir};
+
+/// Largest allowed brotli size of one engine wasm.
+const BROTLI_BUDGET: u64 = 1 << 20;
+
+/// The JS glue files copied from web/src into the package.
+const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js"];
+
+fn node_bin(tool: &str) -> PathBuf {
+    root().join("web/node_modules/.bin").join(tool)
+}
+
+/// Runs setup-web.sh; returns the wasm-bindgen binary.
+fn setup(chromium: bool) -> Result<PathBuf, String> {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("scripts/setup-web.sh")).current_dir(root()).stderr(std::process::Stdio::inherit());
+    if !chromium {
+        cmd.env("SKIP_CHROMIUM", "1");
+    }
+    let out = cmd.output().map_err(|e| format!("cannot run scripts/setup-web.sh: {e}"))?;
+    if !out.status.success() {
+        return Err("scripts/setup-web.sh failed (see above)".into());
+    }
+    let wb = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
+    Ok(PathBuf::from(wb))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn newer(a: &Path, b: &Path) -> bool {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (m(a), m(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+/// One engine build: cargo (own target subdir per flavour, so both stay cached),
+/// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir.
+fn build_flavour(wb: &Path, simd: bool) -> Result<PathBuf, String> {
+    let name = if simd { "simd" } else { "scalar" };
+    step(&format!("engine wasm, {name} build"));
+    // The scalar build shares the main target dir (plain release wasm builds reuse it);
+    // the SIMD build has its own, so that changing RUSTFLAGS never rebuilds the other.
+    let tdir = if simd { target_dir().join("web-simd") } else { target_dir() };
+    let flags = if simd { "-C target-feature=+simd128" } else { "" };
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"]).env("CARGO_TARGET_DIR", &tdir).env("RUSTFLAGS", flags);
+    // Not crate::run: it would point CARGO_TARGET_DIR back at the shared dir.
+    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown", tdir.display());
+    let status = build.current_dir(root()).status().map_err(|e| format!("cannot start cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of the {name} engine wasm failed"));
+    }
+    let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
+    let out = tdir.join(format!("web-bindgen-{name}"));
+    let opt = out.join("uniml_bg.opt.wasm");
+    if !newer(&wasm, &opt) {
+        eprintln!("{name}: up to date");
+        return Ok(out);
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    run(Command::new(wb).arg("--target").arg("web").arg("--out-name").arg("uniml").arg("--no-typescript").arg("--out-dir").arg(&out).arg(&wasm))?;
+    let mut cmd = Command::new(node_bin("wasm-opt"));
+    cmd.arg(out.join("uniml_bg.wasm")).arg("-O3").arg("--strip-debug").arg("--strip-producers");
+    for f in ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"] {
+        cmd.arg(format!("--enable-{f}"));
+    }
+    if simd {
+        cmd.arg("--enable-simd");
+    }
+    run(cmd.arg("-o").arg(&opt))?;
+    Ok(out)
+}
+
+/// `cargo xtask web`: the npm package in dist/web.
+pub fn build() -> Result<(), String> {
+    step("web tools (wasm-bindgen-cli, npm dev tools)");
+    rustup_targets(&["wasm32-unknown-unknown"])?;
+    let wb = setup(false)?;
+    let simd = build_flavour(&wb, true)?;
+    let scalar = build_flavour(&wb, false)?;
+    step("assembling dist/web");
+    let glue_simd = std::fs::read(simd.join("uniml.js")).map_err(|e| e.to_string())?;
+    let glue_scalar = std::fs::read(scalar.join("uniml.js")).map_err(|e| e.to_string())?;
+    if glue_simd != glue_scalar {
+        return Err("the wasm-bindgen JS glue differs between the SIMD and scalar builds; both builds must export the same API".into());
+    }
+    let dist = root().join("dist/web");
+    let _ = std::fs::remove_dir_all(&dist);
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    copy(&simd.join("uniml.js"), &dist.join("uniml.js"))?;
+    copy(&simd.join("uniml_bg.opt.wasm"), &dist.join("uniml_bg.wasm"))?;
+    copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
+    for f in GLUE {
+        copy(&root().join("web/src").join(f), &dist.join(f))?;
+    }
+    copy(&root().join("web/src/README.md"), &dist.join("README.md"))?;
+    let version = env!("CARGO_PKG_VERSION");
+    let pkg = serde_json::json!({
+        "name": "uniml",
+        "version": version,
+        "description": "Run ONNX models in browsers and Node: one small WebAssembly engine, typed errors, worker mode.",
+        "license": "Apache-2.0",
+        "type": "module",
+        "main": "./index.js",
+        "module": "./index.js",
+        "types": "./index.d.ts",
+        "exports": {
+            ".": { "types": "./index.d.ts", "default": "./index.js" },
+            "./worker.js": "./worker.js",
+            "./uniml_bg.wasm": "./uniml_bg.wasm",
+            "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
+            "./package.json": "./package.json"
+        },
+        // worker.js only registers a message handler: never prune it.
+        "sideEffects": ["./worker.js"],
+        "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "README.md"],
+        "engines": { "node": ">=20.16" }
+    });
+    std::fs::write(dist.join("package.json"), serde_json::to_string_pretty(&pkg).map_err(|e| e.to_string())? + "\n").map_err(|e| e.to_string())?;
+    step("compressing and measuring the wasm (budget: 1 MiB brotli each)");
+    let out = Command::new("node")
+        .arg(root().join("web/tools/compress.mjs"))
+        .arg(dist.join("uniml_bg.wasm"))
+        .arg(dist.join("uniml_scalar_bg.wasm"))
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("compress.mjs failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut over = Vec::new();
+    eprintln!("{:<24} {:>12} {:>12} {:>12}", "file", "raw", "gzip", "brotli");
+    let mut sizes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let file = v["file"].as_str().unwrap_or("?").to_string();
+        eprintln!("{:<24} {:>12} {:>12} {:>12}", file, n("raw"), n("gzip"), n("brotli"));
+        if n("brotli") > BROTLI_BUDGET {
+            over.push(format!("{file}: {} bytes brotli", n("brotli")));
+        }
+        sizes.push(v);
+    }
+    std::fs::write(root().join("dist/web-sizes.json"), serde_json::to_string_pretty(&sizes).unwrap_or_default()).map_err(|e| e.to_string())?;
+    if !over.is_empty() {
+        return Err(format!("wasm over the 1 MiB brotli budget: {}", over.join(", ")));
+    }
+    eprintln!("\nnpm package written to {}", dist.display());
+    Ok(())
+}
+
+/// `cargo xtask web-test`: build, then Node, Chromium and bundler tests vs onnxruntime.
+pub fn test() -> Result<(), String> {
+    build()?;
+    step("browser (Debian chromium)");
+    setup(true)?;
+    let py = python()?;
+    let work = root().join(".cache/web-test");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    step("inputs and onnxruntime reference outputs");
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("digits", "models/digits8x8_cnn.onnx", &["digits-synthetic"]),
+        ("efficientnet-coffee", "models/efficientnet_lite0.onnx", &["image", "efficientnet", "testdata/coffee.png"]),
+    ];
+    for (name, model, make) in cases {
+        let dir = work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = |s: &str| dir.join(s).display().to_string();
+        let mut mk = vec!["scripts/make_inputs.py".to_string()];
+        mk.extend(make.iter().map(|s| s.to_string()));
+        mk.push(d("in"));
+        run(Command::new(&py).args(&mk))?;
+        run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
+    }
+    run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
+    // Tests import the package by name, as an app would: web/node_modules/uniml -> dist/web.
+    let link = root().join("web/node_modules/uniml");
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir_all(&link);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("../../dist/web", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    step("TypeScript: tsc --strict on a typed usage file");
+    run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
+    step("Node: the package vs onnxruntime, errors, release, worker mode");
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps)");
+    run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    eprintln!("\nweb tests passed");
+    Ok(())
+}
+
+/// `cargo xtask web-demo [--port N] [--host H]`: builds the package and serves the demo PWA
+/// (web/demo) with COOP/COEP from the repository root; prints the URL; runs until Ctrl-C.
+pub fn demo(args: &[String]) -> Result<(), String> {
+    let opt = |name: &str, dflt: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| dflt.to_string());
+    let port = opt("--port", "8080");
+    let host = opt("--host", "127.0.0.1");
+    port.parse::<u16>().map_err(|_| format!("--port needs a number, got '{port}'"))?;
+    build()?;
+    step(&format!("demo: http://{host}:{port}/web/demo/  (Ctrl-C to stop)"));
+    println!("http://{host}:{port}/web/demo/");
+    run(Command::new("node").arg("web/tools/serve.mjs").arg(".").args(["--port", &port, "--host", &host]))
+}
