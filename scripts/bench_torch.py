@@ -32,7 +32,19 @@ def attrs(node):
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def pads_of(a, nd):
+def pads_of(a, nd, spatial, kernel):
+    """Begin/end pads, resolving auto_pad SAME_UPPER/SAME_LOWER from the input size."""
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        strides, dil = a.get("strides", [1] * nd), a.get("dilations", [1] * nd)
+        pb, pe = [], []
+        for size, k, s, d in zip(spatial, kernel, strides, dil):
+            total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            small, big = total // 2, total - total // 2
+            pb.append(small if auto == "SAME_UPPER" else big)
+            pe.append(big if auto == "SAME_UPPER" else small)
+        return pb, pe
     p = list(a.get("pads", [0] * (2 * nd)))
     return p[:nd], p[nd:]
 
@@ -66,7 +78,7 @@ class OnnxEager:
     def op(self, t, x, a):
         if t == "Conv":
             nd = x[1].dim() - 2
-            pb, pe = pads_of(a, nd)
+            pb, pe = pads_of(a, nd, list(x[0].shape[2:]), list(x[1].shape[2:]))
             inp = x[0]
             if pb != pe:
                 flat = []
