@@ -282,7 +282,7 @@ proptest! {
             1 => {
                 let ax = (pick as usize) % rank;
                 let d = shape[ax] as i64;
-                let (st, en, step) = if pick % 2 == 0 { (1.min(d - 1), d, 1 + (pick as i64 / 7) % 2) } else { (d - 1, -d - 1, -1) };
+                let (st, en, step) = if pick % 2 == 0 { (1.min(d - 1), d, 1 + (pick / 7 % 2) as i64) } else { (d - 1, -d - 1, -1) };
                 check(Box::new(Slice::default()), vec![Some(In::Feed(x)), Some(In::Const(i64s(&[st]))), Some(In::Const(i64s(&[en]))), Some(In::Const(i64s(&[ax as i64]))), Some(In::Const(i64s(&[step])))], 0.0)
             }
             2 => {
