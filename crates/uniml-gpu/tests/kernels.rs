@@ -12,6 +12,7 @@ use uniml_core::ops::elementwise::binary::{BinOp, Binary, Pow};
 use uniml_core::ops::elementwise::clip::Clip;
 use uniml_core::ops::elementwise::unary::{Unary, UnaryOp};
 use uniml_core::ops::nn::conv::Conv;
+use uniml_core::ops::nn::conv_transpose::ConvTranspose;
 use uniml_core::ops::nn::gemm::Gemm;
 use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
 use uniml_core::ops::nn::matmul::MatMul;
@@ -310,6 +311,22 @@ proptest! {
 
 proptest! {
     #![proptest_config(cfg())]
+
+    #[test]
+    fn conv_transpose(n in 1usize..3, cg in 1usize..4, mg in 1usize..4, group in 1usize..3, k in 1usize..4, s in 1usize..3, d in 1usize..3,
+        p in 0usize..2, op in 0usize..2, h in 2usize..7, one_d: bool, bias: bool, act in act_strategy(), seed in any::<u64>()) {
+        prop_assume!(op < s.max(d) && p < k);
+        let (c, m) = (cg * group, mg * group);
+        let nd = if one_d { 1 } else { 2 };
+        let ct = ConvTranspose {
+            kernel_shape: None, strides: vec![s; nd], dilations: vec![d; nd], pads: Some(vec![p; 2 * nd]), output_padding: vec![op; nd],
+            output_shape: None, auto_pad: Default::default(), group, activation: act, packed: Default::default(),
+        };
+        let (xs, ws) = if one_d { (vec![n, c, h], vec![c, mg, k]) } else { (vec![n, c, h, h + 1], vec![c, mg, k, k]) };
+        let mut ins = vec![Some(In::Feed(rand_tensor(&xs, seed))), Some(In::Const(rand_tensor(&ws, seed + 1)))];
+        if bias { ins.push(Some(In::Const(rand_tensor(&[m], seed + 2)))); }
+        check(Box::new(ct), ins, 1e-4);
+    }
 
     #[test]
     fn resize_modes(mode in 0usize..5, coord in 0usize..5, by_sizes: bool, h in 2usize..9, oh in 1usize..17, ow in 1usize..17, seed in any::<u64>()) {

@@ -6,6 +6,7 @@
 //!   output shapes and the dispatches (pipeline, bindings, grid), cached by
 //!   the session per node and input shapes.
 
+pub(crate) mod conv_transpose;
 pub(crate) mod elementwise;
 pub(crate) mod layout;
 pub(crate) mod matmul;
@@ -165,7 +166,8 @@ pub(crate) fn support(g: &Graph, node: &Node) -> Support {
         .or_else(|| pool::support(&f))
         .or_else(|| rows::support(&f))
         .or_else(|| layout::support(&f))
-        .or_else(|| resize::support(&f));
+        .or_else(|| resize::support(&f))
+        .or_else(|| conv_transpose::support(&f));
     match r {
         Some(Ok(s)) => s,
         Some(Err(reason)) => Support::No(reason),
@@ -191,6 +193,9 @@ pub(crate) fn lower(cx: &LowerCx) -> Result<Launch> {
         return l;
     }
     if let Some(l) = resize::lower(cx) {
+        return l;
+    }
+    if let Some(l) = conv_transpose::lower(cx) {
         return l;
     }
     Err(crate::context::backend_err(format!("internal: no GPU kernel for {} node '{}'", cx.node.op.name(), cx.node.name)))
