@@ -1,6 +1,6 @@
 //! GPU pipelines: `cargo xtask gpu-test` (driver setup, kernel property
 //! tests, golden models on the GPU backend; a missing adapter is a failure)
-//! and `cargo xtask gpu-bench` (uniml GPU vs CPU timings as JSON lines).
+//! and `cargo xtask gpu-bench` (uniml GPU vs CPU timings and a 4096³ f32 GEMM, as JSON lines).
 
 use std::process::Command;
 
@@ -49,5 +49,7 @@ pub fn gpu_bench(args: &[String]) -> Result<(), String> {
             run(Command::new(&bin).args(["bench", model, "--backend", backend, "--json", "--runs", &runs]).args(*dims))?;
         }
     }
+    step("f32 GEMM 4096³ × 8 chained (weights resident; transfers included)");
+    run(cargo().args(["run", "--release", "-p", "uniml-gpu", "--example", "gemm_bench", "--", "4096", "8", &runs]))?;
     Ok(())
 }

@@ -35,7 +35,7 @@ impl GpuContext {
     /// naming what was tried when no adapter exists.
     pub fn new() -> Result<Arc<GpuContext>> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        let tried = format!("{:?}", desc.backends);
+        let tried = format!("{:?}", desc.backends & wgpu::Instance::enabled_backend_features() & !wgpu::Backends::NOOP);
         let instance = wgpu::Instance::new(desc);
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(name) => {

@@ -454,9 +454,7 @@ impl Run<'_> {
                             Some(ValueRef::Tensor(t)) => indices_i32(&t.to_owned(), *dim)?,
                             _ => return Err(backend_err("internal: indices not on the host")),
                         };
-                        let n = ix.len().max(1);
-                        let buf = Arc::new(self.upload_bytes(bytemuck::cast_slice(&ix), n)?);
-                        buf
+                        Arc::new(self.upload_bytes(bytemuck::cast_slice(&ix), ix.len().max(1))?)
                     }
                 });
             }

@@ -12,12 +12,15 @@ use uniml_core::ops::elementwise::binary::{BinOp, Binary, Pow};
 use uniml_core::ops::elementwise::clip::Clip;
 use uniml_core::ops::elementwise::unary::{Unary, UnaryOp};
 use uniml_core::ops::nn::conv::Conv;
+use uniml_core::ops::nn::conv_transpose::ConvTranspose;
 use uniml_core::ops::nn::gemm::Gemm;
 use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
 use uniml_core::ops::nn::matmul::MatMul;
 use uniml_core::ops::nn::norm::LayerNorm;
 use uniml_core::ops::nn::padding::Window;
 use uniml_core::ops::nn::pool::{Pool, PoolKind};
+use uniml_core::ops::nn::resize::{AspectPolicy, Resize};
+use uniml_core::ops::nn::resize_kernels::{CoordMode, InterpMode, Interp, NearestMode};
 use uniml_core::ops::nn::softmax::{Softmax, SoftmaxKind};
 use uniml_core::ops::nn::FusedActivation;
 use uniml_core::ops::reduce::reducer::{Reduce, ReduceKind};
@@ -280,7 +283,7 @@ proptest! {
             1 => {
                 let ax = (pick as usize) % rank;
                 let d = shape[ax] as i64;
-                let (st, en, step) = if pick % 2 == 0 { (1.min(d - 1), d, 1 + (pick as i64 / 7) % 2) } else { (d - 1, -d - 1, -1) };
+                let (st, en, step) = if pick % 2 == 0 { (1.min(d - 1), d, 1 + (pick / 7 % 2) as i64) } else { (d - 1, -d - 1, -1) };
                 check(Box::new(Slice::default()), vec![Some(In::Feed(x)), Some(In::Const(i64s(&[st]))), Some(In::Const(i64s(&[en]))), Some(In::Const(i64s(&[ax as i64]))), Some(In::Const(i64s(&[step])))], 0.0)
             }
             2 => {
@@ -292,7 +295,7 @@ proptest! {
             3 => {
                 let ax = (pick as usize) % rank;
                 let d = shape[ax] as i64;
-                let idx: Vec<i64> = (0..5).map(|i| ((pick as i64 + i * 3) % (2 * d)) - d).collect();
+                let idx: Vec<i64> = (0..5).map(|i| (((pick % 1000) as i64 + i * 3) % (2 * d)) - d).collect();
                 let idx = Tensor::from_vec(&[5], idx).unwrap();
                 check(Box::new(Gather { axis: ax as i64 }), vec![Some(In::Const(x)), Some(In::Feed(idx))], 0.0)
             }
@@ -303,6 +306,46 @@ proptest! {
                 check(Box::new(Expand), vec![Some(In::Feed(rand_tensor(&small, seed))), Some(In::Const(i64s(&target)))], 0.0)
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn conv_transpose(n in 1usize..3, cg in 1usize..4, mg in 1usize..4, group in 1usize..3, k in 1usize..4, s in 1usize..3, d in 1usize..3,
+        p in 0usize..2, op in 0usize..2, h in 2usize..7, one_d: bool, bias: bool, act in act_strategy(), seed in any::<u64>()) {
+        prop_assume!(op < s.max(d) && p < k);
+        let (c, m) = (cg * group, mg * group);
+        let nd = if one_d { 1 } else { 2 };
+        let ct = ConvTranspose {
+            kernel_shape: None, strides: vec![s; nd], dilations: vec![d; nd], pads: Some(vec![p; 2 * nd]), output_padding: vec![op; nd],
+            output_shape: None, auto_pad: Default::default(), group, activation: act, packed: Default::default(),
+        };
+        let (xs, ws) = if one_d { (vec![n, c, h], vec![c, mg, k]) } else { (vec![n, c, h, h + 1], vec![c, mg, k, k]) };
+        let mut ins = vec![Some(In::Feed(rand_tensor(&xs, seed))), Some(In::Const(rand_tensor(&ws, seed + 1)))];
+        if bias { ins.push(Some(In::Const(rand_tensor(&[m], seed + 2)))); }
+        check(Box::new(ct), ins, 1e-4);
+    }
+
+    #[test]
+    fn resize_modes(mode in 0usize..5, coord in 0usize..5, by_sizes: bool, h in 2usize..9, oh in 1usize..17, ow in 1usize..17, seed in any::<u64>()) {
+        let mode = [InterpMode::Nearest(NearestMode::RoundPreferFloor), InterpMode::Nearest(NearestMode::Floor), InterpMode::Linear,
+            InterpMode::Cubic { a: -0.75 }, InterpMode::Nearest(NearestMode::Ceil)][mode];
+        let coord = [CoordMode::HalfPixel, CoordMode::AlignCorners, CoordMode::Asymmetric, CoordMode::PytorchHalfPixel, CoordMode::HalfPixelSymmetric][coord];
+        let r = Resize {
+            interp: Interp { mode, coord, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+            keep_aspect: AspectPolicy::Stretch, axes: None, roi_input: Some(1), scales_input: Some(2), sizes_input: Some(3),
+            const_scales: None, op_name: "Resize",
+        };
+        let x = Some(In::Feed(rand_tensor(&[1, 2, h, h + 1], seed)));
+        let (scales, sizes) = if by_sizes {
+            (None, Some(In::Const(i64s(&[1, 2, oh as i64, ow as i64]))))
+        } else {
+            let (a, b) = (oh as f32 / 4.0 + 0.25, ow as f32 / 4.0 + 0.25);
+            (Some(In::Const(Tensor::from_vec(&[4], vec![1.0f32, 1.0, a, b]).unwrap())), None)
+        };
+        check(Box::new(r), vec![x, None, scales, sizes], 1e-5);
     }
 }
 

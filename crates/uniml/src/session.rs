@@ -229,8 +229,13 @@ impl Session {
         }
     }
 
-    /// Bytes held by the buffer pools (intermediates cached between runs): the peak seen.
+    /// Bytes held by the buffer pools (intermediates cached between runs): the peak seen
+    /// (device buffers for a GPU session).
     pub fn pool_peak_bytes(&self) -> u64 {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return g.last_stats().pool_peak_bytes;
+        }
         self.states.lock().map(|s| s.iter().map(|st| st.pool.peak_bytes).max().unwrap_or(0)).unwrap_or(0)
     }
 

@@ -9,20 +9,20 @@ use uniml_core::ops::shape::gather::Gather;
 use uniml_core::ops::shape::reshape::{Flatten, Reshape, Squeeze, Unsqueeze};
 use uniml_core::ops::shape::slice::{slice_axis, AxisSlice, Slice};
 use uniml_core::ops::shape::transpose::Transpose;
-use uniml_core::{DType, Tensor};
+use uniml_core::{DType, Node, Tensor};
 use uniml_data::{Error, Result};
 
 use super::wgsl::{bindings, broadcast_strides, groups, main_1d, strides, unravel, WG};
 use super::{Bind, Dispatch, Facts, Launch, LowerCx, OutSpec, Support};
 
-fn is_view(f: &Facts) -> bool {
-    let op = f.node.op.as_any();
+fn is_view(node: &Node) -> bool {
+    let op = node.op.as_any();
     op.is::<Reshape>() || op.is::<Flatten>() || op.is::<Squeeze>() || op.is::<Unsqueeze>() || op.is::<Identity>()
 }
 
 pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>> {
     let op = f.node.op.as_any();
-    if is_view(f) {
+    if is_view(f.node) {
         return Some(f.f32s(&[0]).map(|_| Support::View));
     }
     if op.is::<Transpose>() || op.is::<Slice>() || op.is::<Expand>() {
@@ -46,8 +46,7 @@ pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>>
 
 pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
     let op = cx.node.op.as_any();
-    let f = Facts { g: &EMPTY, node: cx.node };
-    if is_view(&f) {
+    if is_view(cx.node) {
         return Some(cx.out(0).map(|s| Launch { outputs: vec![OutSpec::View { input: 0, shape: s.to_vec() }], dispatches: vec![] }));
     }
     if let Some(t) = op.downcast_ref::<Transpose>() {
@@ -70,8 +69,6 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
     }
     None
 }
-
-static EMPTY: std::sync::LazyLock<uniml_core::Graph> = std::sync::LazyLock::new(uniml_core::Graph::default);
 
 /// `y[i] = x[off + Σ coord(i)·src]` over the output shape.
 fn copy_src(n: usize, out: &[usize], src: &[i64], off: i64) -> String {

@@ -6,10 +6,12 @@
 //!   output shapes and the dispatches (pipeline, bindings, grid), cached by
 //!   the session per node and input shapes.
 
+pub(crate) mod conv_transpose;
 pub(crate) mod elementwise;
 pub(crate) mod layout;
 pub(crate) mod matmul;
 pub(crate) mod pool;
+pub(crate) mod resize;
 pub(crate) mod rows;
 pub(crate) mod wgsl;
 
@@ -143,6 +145,9 @@ impl Facts<'_> {
 
 /// Inputs a GPU node reads on the host (shapes, axes, bounds, indices).
 pub(crate) fn host_inputs(node: &Node) -> Vec<usize> {
+    if let Some(r) = node.op.as_any().downcast_ref::<uniml_core::ops::nn::resize::Resize>() {
+        return resize::host_inputs(r);
+    }
     let name = node.op.name();
     match name {
         "Reshape" | "Squeeze" | "Unsqueeze" | "Expand" | "Gather" => vec![1],
@@ -160,7 +165,9 @@ pub(crate) fn support(g: &Graph, node: &Node) -> Support {
         .or_else(|| elementwise::support(&f))
         .or_else(|| pool::support(&f))
         .or_else(|| rows::support(&f))
-        .or_else(|| layout::support(&f));
+        .or_else(|| layout::support(&f))
+        .or_else(|| resize::support(&f))
+        .or_else(|| conv_transpose::support(&f));
     match r {
         Some(Ok(s)) => s,
         Some(Err(reason)) => Support::No(reason),
@@ -183,6 +190,12 @@ pub(crate) fn lower(cx: &LowerCx) -> Result<Launch> {
         return l;
     }
     if let Some(l) = layout::lower(cx) {
+        return l;
+    }
+    if let Some(l) = resize::lower(cx) {
+        return l;
+    }
+    if let Some(l) = conv_transpose::lower(cx) {
         return l;
     }
     Err(crate::context::backend_err(format!("internal: no GPU kernel for {} node '{}'", cx.node.op.name(), cx.node.name)))
