@@ -12,6 +12,7 @@ pub mod graph;
 pub mod op;
 pub mod ops;
 pub mod parallel;
+pub mod placement;
 pub mod passes;
 pub mod plan;
 

@@ -6,7 +6,7 @@ use uniml_core::{Graph, Plan};
 use uniml_data::Result;
 use uniml_gpu::{GpuContext, GpuSession};
 
-use crate::placement::{Device, NodePlacement, Placement};
+use crate::placement::Placement;
 
 static CONTEXT: Mutex<Option<Arc<GpuContext>>> = Mutex::new(None);
 
@@ -26,19 +26,5 @@ pub(crate) fn session(graph: &Graph, plan: &Plan, memory_limit: u64) -> Result<G
 }
 
 pub(crate) fn placement(g: &GpuSession) -> Placement {
-    let p = g.placement();
-    Placement {
-        adapter: p.adapter.clone(),
-        nodes: p
-            .nodes
-            .iter()
-            .map(|n| NodePlacement {
-                node: n.node.clone(),
-                op: n.op,
-                device: if n.device == uniml_gpu::Device::Gpu { Device::Gpu } else { Device::Cpu },
-                reason: n.reason.clone(),
-            })
-            .collect(),
-        fallback: p.fallback.clone(),
-    }
+    g.placement().clone()
 }
