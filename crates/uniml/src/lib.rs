@@ -15,6 +15,8 @@
 //! This crate is the only stable Rust API; the `uniml-*` crates behind it are
 //! implementation layers.
 
+#[cfg(feature = "image")]
+pub mod imagenet;
 mod info;
 /// Reading and writing NumPy `.npy` tensors (from and to bytes).
 pub mod npy;
