@@ -49,3 +49,7 @@ pub use uniml_gpu::GpuRunStats;
 mod threads;
 #[cfg(feature = "threads")]
 pub use threads::RayonPool;
+#[cfg(feature = "threads")]
+mod spin_pool;
+#[cfg(feature = "threads")]
+pub use spin_pool::SpinPool;

@@ -40,6 +40,14 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Parses, imports, optimises and plans a model from ONNX bytes.
     pub fn from_bytes(bytes: &[u8], options: SessionOptions) -> Result<Session> {
+        let model = uniml_onnx::proto::decode_model(bytes)?;
+        Self::from_model(model, options)
+    }
+
+    /// Builds the session from a decoded model, which is dropped as soon as
+    /// the graph holds its own tensors (so that peak memory at load is not
+    /// bytes + protobuf + graph + packed weights at once).
+    fn from_model(model: uniml_onnx::proto::ModelProto, mut options: SessionOptions) -> Result<Session> {
         #[cfg(not(feature = "gpu"))]
         if options.backend == Backend::Gpu {
             return Err(Error::Backend {
@@ -47,13 +55,16 @@ impl Session {
                 message: "this build of uniml has no GPU backend (build with feature `gpu`); use backend cpu or auto".into(),
             });
         }
-        let model = uniml_onnx::proto::decode_model(bytes)?;
-        let ext = ExternalDataMap(options.external_data.clone());
+        // The session keeps its options but not the external weight bytes: the graph copies what it needs.
+        let ext = ExternalDataMap(std::mem::take(&mut options.external_data));
         let imported = import_model(&model, &ImportOptions { external_data: &ext, limit_bytes: options.memory_limit_bytes })?;
+        drop(ext);
         let graph_proto = model.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
         let inits: std::collections::HashSet<&str> = graph_proto.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<IoInfo> = graph_proto.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(io_info).collect();
         let outputs: Vec<IoInfo> = graph_proto.output.iter().map(io_info).collect();
+        drop(inits);
+        drop(model);
         let mut graph = imported.graph;
         // Shape inference is advisory at load time: a rule that cannot decide
         // leaves facts unknown and kernels check shapes at run time.
@@ -118,6 +129,7 @@ impl Session {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
         let model = uniml_onnx::proto::decode_model(&bytes)?;
+        drop(bytes);
         let dir = path.parent().unwrap_or(std::path::Path::new("."));
         for loc in external_locations(&model) {
             if options.external_data.contains_key(&loc) {
@@ -127,7 +139,7 @@ impl Session {
             let data = std::fs::read(&file).map_err(|e| Error::ExternalData { location: loc.clone(), message: format!("cannot read {}: {e}", file.display()) })?;
             options.external_data.insert(loc, data);
         }
-        Self::from_bytes(&bytes, options)
+        Self::from_model(model, options)
     }
 
     pub fn inputs(&self) -> &[IoInfo] {
@@ -330,7 +342,7 @@ fn make_parallelism(threads: usize) -> Result<Box<dyn Parallelism>> {
     {
         let n = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
         if n > 1 {
-            return Ok(Box::new(crate::threads::RayonPool::new(n)?));
+            return Ok(Box::new(crate::spin_pool::SpinPool::new(n)?));
         }
     }
     let _ = threads;

@@ -1,5 +1,5 @@
-//! Tiled GEMM template (64×64 output tile per workgroup of 16×16 threads,
-//! 4×4 register block per thread, K in steps of 16 through workgroup memory)
+//! Tiled GEMM template (16×16 threads per workgroup, a 4×4 or 8×8 register
+//! block per thread, K in steps of 16 through workgroup memory)
 //! and its launchers: `MatMul` (batch broadcast), `Gemm` (transposes,
 //! alpha/beta, broadcast C, fused activation) and `Conv` as an implicit GEMM
 //! (im2col gathered on the fly: groups, strides, pads, dilations; bias and
@@ -14,8 +14,6 @@ use uniml_data::{Error, Result};
 
 use super::wgsl::{act_fn, bindings, groups, lit, main_1d, WG};
 use super::{Bind, Facts, Launch, LowerCx, Support};
-
-const TILE: usize = 64;
 
 /// The pieces a GEMM user fills in; every dim is baked in as a constant.
 struct GemmSpec {
@@ -34,73 +32,115 @@ struct GemmSpec {
     store: String,
 }
 
+/// Per-thread register block (`T×T` outputs) for a product of this size:
+/// 8×8 (128×128 workgroup tiles) when there are enough tiles to fill a
+/// large GPU, else 4×4 (64×64 tiles).
+fn gemm_block(s: &GemmSpec) -> usize {
+    if s.m >= 512 && s.n >= 512 {
+        8
+    } else {
+        4
+    }
+}
+
+/// The GEMM body as straight-line code for a 16×16 workgroup whose threads
+/// each own a `T×T` register block (rows `lid.y + 16r`, columns
+/// `lid.x + 16q`, so that stores are coalesced). The accumulators, the A/B
+/// fragments and every loop over them (BK = 16 steps) are unrolled by this
+/// generator into named scalars: naga keeps loops over private arrays as
+/// loops, and drivers may then leave the accumulators in memory instead of
+/// registers. A's workgroup rows are rotated by their k (`(m + k) % tile`)
+/// so the transposed stores spread over the banks without padding (which
+/// would overflow WebGPU's 16 KiB of workgroup memory at 8×8).
 fn gemm_wgsl(s: &GemmSpec) -> String {
+    let t = gemm_block(s);
+    let tile = 16 * t;
+    let mask = tile - 1;
     let (m, n, k) = (s.m, s.n, s.k);
+    let mut decl = String::new();
+    let mut load = String::new();
+    let mut fma = String::new();
+    let mut store = String::new();
+    for r in 0..t {
+        for q in 0..t {
+            let _ = writeln!(decl, "  var c{r}_{q} = 0.0;");
+        }
+    }
+    // 16 × tile elements of A and of B per k step: `t` of each per thread.
+    for i in 0..t {
+        let e = i * 256;
+        let _ = write!(
+            load,
+            r#"    {{
+      let e = tid + {e}u;
+      let mm = e / BK; let kk = e % BK;
+      var v = 0.0;
+      if (m0 + mm < M && k0 + kk < K) {{ v = load_a(b, m0 + mm, k0 + kk); }}
+      As[kk * {tile}u + ((mm + kk) & {mask}u)] = v;
+      let kb = e / {tile}u; let nn = e % {tile}u;
+      var w = 0.0;
+      if (k0 + kb < K && n0 + nn < N) {{ w = load_b(b, k0 + kb, n0 + nn); }}
+      Bs[kb * {tile}u + nn] = w;
+    }}
+"#
+        );
+    }
+    for kk in 0..16 {
+        for r in 0..t {
+            let _ = writeln!(fma, "    let a{kk}_{r} = As[{}u + ((lid.y + {}u) & {mask}u)];", kk * tile, r * 16 + kk);
+        }
+        for q in 0..t {
+            let _ = writeln!(fma, "    let b{kk}_{q} = Bs[{}u + lid.x];", kk * tile + q * 16);
+        }
+        for r in 0..t {
+            for q in 0..t {
+                let _ = writeln!(fma, "    c{r}_{q} = fma(a{kk}_{r}, b{kk}_{q}, c{r}_{q});");
+            }
+        }
+    }
+    for r in 0..t {
+        for q in 0..t {
+            let _ = writeln!(
+                store,
+                "  {{ let gm = m0 + lid.y + {}u; let gn = n0 + lid.x + {}u; if (gm < M && gn < N) {{ store(b, gm, gn, c{r}_{q}); }} }}",
+                r * 16,
+                q * 16
+            );
+        }
+    }
     format!(
         r#"{bindings}
 {extra}
 fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
 fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
-fn store(b: u32, m: u32, n: u32, v: f32) {{ {store} }}
+fn store(b: u32, m: u32, n: u32, v: f32) {{ {store_fn} }}
 
 const M: u32 = {m}u;
 const N: u32 = {n}u;
 const K: u32 = {k}u;
 const BK: u32 = 16u;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
+var<workgroup> As: array<f32, {as_len}>;
+var<workgroup> Bs: array<f32, {bs_len}>;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{
   let b = wid.z;
-  let m0 = wid.y * 64u;
-  let n0 = wid.x * 64u;
+  let m0 = wid.y * {tile}u;
+  let n0 = wid.x * {tile}u;
   let tid = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
-  for (var k0 = 0u; k0 < K; k0 = k0 + BK) {{
-    for (var t = 0u; t < 4u; t = t + 1u) {{
-      let e = tid + t * 256u;
-      let mm = e / BK;
-      let kk = e % BK;
-      var v = 0.0;
-      if (m0 + mm < M && k0 + kk < K) {{ v = load_a(b, m0 + mm, k0 + kk); }}
-      As[kk * 64u + mm] = v;
-      let kb = e / 64u;
-      let nn = e % 64u;
-      var w = 0.0;
-      if (k0 + kb < K && n0 + nn < N) {{ w = load_b(b, k0 + kb, n0 + nn); }}
-      Bs[kb * 64u + nn] = w;
-    }}
-    workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk = kk + 1u) {{
-      var a: array<f32, 4>;
-      var c: array<f32, 4>;
-      for (var r = 0u; r < 4u; r = r + 1u) {{
-        a[r] = As[kk * 64u + lid.y + r * 16u];
-        c[r] = Bs[kk * 64u + lid.x + r * 16u];
-      }}
-      for (var r = 0u; r < 4u; r = r + 1u) {{
-        for (var q = 0u; q < 4u; q = q + 1u) {{
-          acc[r * 4u + q] = fma(a[r], c[q], acc[r * 4u + q]);
-        }}
-      }}
-    }}
-    workgroupBarrier();
+{decl}  for (var k0 = 0u; k0 < K; k0 = k0 + BK) {{
+{load}    workgroupBarrier();
+{fma}    workgroupBarrier();
   }}
-  for (var r = 0u; r < 4u; r = r + 1u) {{
-    for (var q = 0u; q < 4u; q = q + 1u) {{
-      let gm = m0 + lid.y + r * 16u;
-      let gn = n0 + lid.x + q * 16u;
-      if (gm < M && gn < N) {{ store(b, gm, gn, acc[r * 4u + q]); }}
-    }}
-  }}
-}}
+{store}}}
 "#,
         bindings = s.bindings,
         extra = s.extra,
         load_a = s.load_a,
         load_b = s.load_b,
-        store = s.store,
+        store_fn = s.store,
+        as_len = 16 * tile,
+        bs_len = 16 * tile,
     )
 }
 
@@ -108,7 +148,8 @@ fn gemm_groups(s: &GemmSpec) -> Result<[u32; 3]> {
     if s.batch > 65535 {
         return Err(Error::Shape(format!("GEMM batch {} exceeds 65535 workgroups", s.batch)));
     }
-    Ok([s.n.div_ceil(TILE).max(1) as u32, s.m.div_ceil(TILE).max(1) as u32, s.batch.max(1) as u32])
+    let tile = 16 * gemm_block(s);
+    Ok([s.n.div_ceil(tile).max(1) as u32, s.m.div_ceil(tile).max(1) as u32, s.batch.max(1) as u32])
 }
 
 /// `fn <name>(b: u32) -> u32`: element offset of batch `b` given batch dims and strides.
