@@ -414,7 +414,7 @@ pub fn pack_bits(dtype: DType, elems: &[u8]) -> Vec<u8> {
 pub fn unpack_bits(dtype: DType, packed: &[u8], n: usize) -> Option<Vec<u8>> {
     let bits = dtype.bits();
     if bits >= 8 {
-        return (packed.len() == n).then(|| packed.to_vec());
+        return (packed.len() == n * dtype.size()).then(|| packed.to_vec());
     }
     let per = (8 / bits) as usize;
     if packed.len() != n.div_ceil(per) {

@@ -196,6 +196,9 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
     // Numeric: `requested` is the exact in-memory size and is within the limit; `packed_len`
     // (at most `requested`) is the serialised size.
     let from_packed = |bytes: &[u8]| -> Result<Tensor, Error> {
+        if dtype.bits() >= 8 {
+            return Tensor::from_raw_bytes(dtype, &shape, bytes).map_err(to_invalid);
+        }
         match uniml_data::lowp::unpack_bits(dtype, bytes, count as usize) {
             Some(unpacked) => Tensor::from_raw_bytes(dtype, &shape, &unpacked).map_err(to_invalid),
             None => Err(Error::InvalidModel(format!("{} has {} packed bytes, expected {packed_len}", desc(), bytes.len()))),
