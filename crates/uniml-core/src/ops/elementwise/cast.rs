@@ -7,11 +7,19 @@
 //! shortest round-trip digits, scientific notation outside
 //! `[1e-4, 10^precision)` (precision 16 for f64, 6 for f32, 3 for f16/bf16),
 //! `nan`/`inf`, and `True`/`False` for bools.
+//!
+//! The low-precision types (float8, float4, 4- and 2-bit ints) convert through
+//! their value: into float8/float4 by round-to-nearest-even, out-of-range values
+//! saturating to ±max unless `saturate` is off (then inf for E5M2, NaN for the
+//! others), FLOAT8E8M0 per `round_mode`; into 4-/2-bit ints by truncation
+//! (floats; out of range gives 0, as the ONNX reference does) or wrap-around
+//! (integers). See `uniml_data::lowp` and [`CastMode`].
 
-use uniml_data::{bail, bf16, f16, DType, Result, Tensor, TensorView};
+use uniml_data::{bail, bf16, f16, lowp, DType, Result, Tensor, TensorView};
 
 use super::kernel::map_unary;
-use super::num::{cast_elem, BoolElem, CastElem};
+pub use super::num::CastMode;
+use super::num::{cast_elem_mode, BoolElem, CastElem};
 use super::where_op::{pod, pod_mut};
 use crate::op::{input, EvalCtx, Fact, Op};
 
@@ -72,6 +80,46 @@ macro_rules! dispatch_cast {
                 type $T = BoolElem;
                 $body
             }
+            DType::F8E4M3FN => {
+                type $T = lowp::F8E4M3FN;
+                $body
+            }
+            DType::F8E4M3FNUZ => {
+                type $T = lowp::F8E4M3FNUZ;
+                $body
+            }
+            DType::F8E5M2 => {
+                type $T = lowp::F8E5M2;
+                $body
+            }
+            DType::F8E5M2FNUZ => {
+                type $T = lowp::F8E5M2FNUZ;
+                $body
+            }
+            DType::F8E8M0 => {
+                type $T = lowp::F8E8M0;
+                $body
+            }
+            DType::F4E2M1 => {
+                type $T = lowp::F4E2M1;
+                $body
+            }
+            DType::U4 => {
+                type $T = lowp::U4;
+                $body
+            }
+            DType::I4 => {
+                type $T = lowp::I4;
+                $body
+            }
+            DType::U2 => {
+                type $T = lowp::U2;
+                $body
+            }
+            DType::I2 => {
+                type $T = lowp::I2;
+                $body
+            }
             #[allow(unreachable_patterns)]
             _ => $fallback,
         }
@@ -82,24 +130,33 @@ macro_rules! dispatch_cast {
 #[derive(Debug, Clone)]
 pub struct Cast {
     pub to: DType,
+    pub mode: CastMode,
 }
 
 /// `CastLike(x, like)`: casts `x` to the dtype of `like`.
 #[derive(Debug, Clone, Default)]
-pub struct CastLike;
+pub struct CastLike {
+    pub mode: CastMode,
+}
 
 fn numeric<S: CastElem, D: CastElem>(
     ctx: &EvalCtx,
     x: &TensorView,
     out: &mut Tensor,
+    mode: CastMode,
 ) -> Result<()> {
     let src = pod::<S>(x.as_bytes())?;
     let dst = pod_mut::<D>(out.as_bytes_mut())?;
-    map_unary(ctx.par, src, dst, |&v| cast_elem::<S, D>(v))
+    map_unary(ctx.par, src, dst, |&v| cast_elem_mode::<S, D>(v, mode))
 }
 
-/// Casts a tensor view to `to`, allocating the output from `ctx`.
+/// Casts a tensor view to `to` (default [`CastMode`]), allocating the output from `ctx`.
 pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor> {
+    cast_view_mode(ctx, x, to, CastMode::default())
+}
+
+/// Casts a tensor view to `to` under `mode`, allocating the output from `ctx`.
+pub fn cast_view_mode(ctx: &mut EvalCtx, x: &TensorView, to: DType, mode: CastMode) -> Result<Tensor> {
     let from = x.dtype();
     let mut out = ctx.alloc(to, x.shape())?;
     if from == to {
@@ -113,7 +170,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
         dispatch_cast!(to, D => {
             let dst = pod_mut::<D>(out.as_bytes_mut())?;
             for (o, s) in dst.iter_mut().zip(strs) {
-                *o = parse::<D>(s, to)?;
+                *o = parse::<D>(s, to, mode)?;
             }
         }, _ => bail!("Cast cannot convert string to {to}"));
     } else if to == DType::String {
@@ -124,7 +181,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
             }
         }, _ => bail!("Cast cannot convert {from} to string"));
     } else {
-        dispatch_cast!(from, S => dispatch_cast!(to, D => numeric::<S, D>(ctx, x, &mut out)?,
+        dispatch_cast!(from, S => dispatch_cast!(to, D => numeric::<S, D>(ctx, x, &mut out, mode)?,
             _ => bail!("Cast cannot convert to {to}")),
             _ => bail!("Cast cannot convert from {from}"));
     }
@@ -132,7 +189,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
 }
 
 /// Parses one string as element type `D`.
-fn parse<D: CastElem>(s: &str, to: DType) -> Result<D> {
+fn parse<D: CastElem>(s: &str, to: DType, mode: CastMode) -> Result<D> {
     let t = s.trim();
     if to == DType::Bool {
         match t.to_ascii_lowercase().as_str() {
@@ -143,11 +200,11 @@ fn parse<D: CastElem>(s: &str, to: DType) -> Result<D> {
     }
     if D::INTEGRAL {
         if let Ok(v) = t.parse::<i128>() {
-            return Ok(D::from_i128(v));
+            return Ok(D::from_i128_mode(v, mode));
         }
     }
     match t.parse::<f64>() {
-        Ok(v) => Ok(D::from_f64c(v)),
+        Ok(v) => Ok(D::from_f64_mode(v, mode)),
         Err(_) => bail!("Cast cannot parse string {s:?} as {to}"),
     }
 }
@@ -168,6 +225,8 @@ fn format_elem<S: CastElem>(v: S, dt: DType) -> String {
             v.to_f64c(),
             1e3,
         ),
+        // float8/float4 values are exact in f32: its shortest spelling.
+        d if d.is_low_precision_float() => format_float(&format!("{:e}", v.to_f64c() as f32), v.to_f64c(), 1e6),
         _ => v.to_i128().to_string(),
     }
 }
@@ -254,7 +313,7 @@ impl Op for Cast {
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "Cast")?;
-        Ok(vec![cast_view(ctx, x, self.to)?])
+        Ok(vec![cast_view_mode(ctx, x, self.to, self.mode)?])
     }
     crate::op_as_any!();
 }
@@ -277,7 +336,7 @@ impl Op for CastLike {
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "CastLike")?;
         let like = input(inputs, 1, "CastLike")?;
-        Ok(vec![cast_view(ctx, x, like.dtype())?])
+        Ok(vec![cast_view_mode(ctx, x, like.dtype(), self.mode)?])
     }
     crate::op_as_any!();
 }
@@ -291,7 +350,7 @@ mod tests {
     fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
         let mut pool = BufferPool::new(u64::MAX);
         let mut ctx = EvalCtx::new(&Serial, &mut pool);
-        Cast { to }
+        Cast { to, mode: CastMode::default() }
             .eval(&mut ctx, &[Some(x.view())])
             .map(|mut v| v.remove(0))
     }

@@ -70,7 +70,7 @@ pub mod variadic;
 pub mod where_op;
 
 pub use binary::{BinOp, Binary, Pow};
-pub use cast::{Cast, CastLike};
+pub use cast::{Cast, CastLike, CastMode};
 pub use clip::Clip;
 pub use identity::{Dropout, Identity};
 pub use unary::{Unary, UnaryOp};
