@@ -6,9 +6,10 @@
 //! `Dropout` takes `ratio` as an attribute before 12 and as an input from 12.
 
 use uniml_core::ops::elementwise::{
-    BinOp, Binary, Cast, CastLike, CastMode, Clip, Dropout, Identity, Pow, Unary, UnaryOp, Variadic,
+    BinOp, Binary, Cast, CastLike, CastMode, Clip, Dropout, Identity, Pow, SwiGlu, Unary, UnaryOp, Variadic,
     VariadicOp, Where,
 };
+use uniml_core::ops::random::SeedSource;
 use uniml_core::Op;
 use uniml_data::lowp::RoundMode;
 use uniml_data::{DType, Result};
@@ -42,6 +43,8 @@ pub const OPS: &[(&str, Builder)] = &[
     ("Tanh", tanh),
     ("Sigmoid", sigmoid),
     ("HardSwish", hard_swish),
+    ("Swish", swish),
+    ("SwiGLU", swiglu),
     ("Softplus", softplus),
     ("Softsign", softsign),
     ("Mish", mish),
@@ -163,6 +166,18 @@ fn leaky_relu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     unary(UnaryOp::LeakyRelu {
         alpha: ctx.float_or("alpha", 0.01),
     })
+}
+
+fn swish(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    unary(UnaryOp::Swish {
+        alpha: ctx.float_or("alpha", 1.0),
+    })
+}
+
+fn swiglu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    Ok(Box::new(SwiGlu {
+        alpha: ctx.float_or("alpha", 1.0),
+    }))
 }
 
 fn elu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
@@ -294,24 +309,14 @@ fn cast_like(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 }
 
 fn dropout(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    // Inference: ratio (attribute before opset 12, input after) and seed do not matter.
-    let _ = (ctx.float("ratio"), ctx.int("seed"));
-    if ctx.opset >= 12 && ctx.has_input(2) {
-        if let Some(t) = ctx.const_input(2) {
-            let training = t.as_bytes().first().copied().unwrap_or(0) != 0;
-            let ratio = ctx
-                .const_input(1)
-                .and_then(|r| r.to_f64_vec().ok())
-                .and_then(|v| v.first().copied())
-                .unwrap_or(0.5);
-            if training && ratio != 0.0 {
-                return Err(
-                    ctx.unsupported("Dropout in training mode (random dropout) is not supported")
-                );
-            }
-        }
-    }
+    // Before opset 12 Dropout has no training mode (`ratio` attribute, `is_test` before 7):
+    // inference, the data passes through. From 12 the `training_mode` input turns it on.
+    let _ = ctx.float("ratio");
+    let may_train = ctx.opset >= 12
+        && ctx.has_input(2)
+        && ctx.const_input(2).is_none_or(|t| t.as_bytes().first().copied().unwrap_or(0) != 0);
     // The executor expects every declared output, named or not.
     let mask = ctx.n_outputs() > 1;
-    Ok(Box::new(Dropout { mask }))
+    let seed = ctx.int("seed").map(|s| s as f32);
+    Ok(Box::new(Dropout { mask, may_train, seeds: SeedSource::new(seed) }))
 }
