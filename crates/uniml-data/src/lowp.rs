@@ -322,13 +322,13 @@ pub trait SmallInt: Element {
     fn value(self) -> i32;
     /// The element of value `v`, which must be in `MIN..=MAX`.
     fn of(v: i32) -> Self;
-    /// Cast from a float: truncated toward zero; NaN, infinities and values out of range
-    /// give 0. ONNX leaves out-of-range float-to-int casts undefined; this is what its
-    /// reference (ml_dtypes) does.
+    /// Cast from a float: truncated toward zero, then wrapped to the type's width like
+    /// an integer cast (NaN and infinities give 0). ONNX leaves out-of-range
+    /// float-to-int results undefined; wrapping is what ml_dtypes (its reference) gives
+    /// in most runs, and keeps float and integer sources consistent.
     fn from_f64_cast(v: f64) -> Self {
-        let t = v.trunc();
-        if t >= Self::MIN as f64 && t <= Self::MAX as f64 {
-            Self::of(t as i32)
+        if v.is_finite() {
+            Self::wrapping(v.trunc() as i128)
         } else {
             Self::of(0)
         }

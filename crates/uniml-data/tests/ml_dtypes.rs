@@ -45,8 +45,13 @@ ints = {"int4": md.int4, "uint4": md.uint4, "int2": md.int2, "uint2": md.uint2}
 fx = np.concatenate([np.arange(-20, 20, 0.25), [np.nan, np.inf, -np.inf, 1e9]]).astype(np.float32)
 ix = np.arange(-300, 300, 7, dtype=np.int32)
 for name, t in ints.items():
+    # Floats whose truncation is out of range are undefined in ONNX ("fixed point:
+    # undefined if OOR") and ml_dtypes' answer for them varies between runs (a C++
+    # out-of-range conversion), so only in-range values are compared.
+    info = md.iinfo(t)
+    ok = fx[np.isfinite(fx) & (np.trunc(fx) >= info.min) & (np.trunc(fx) <= info.max)]
     with np.errstate(all="ignore"):
-        for x, y in zip(fx, fx.astype(t)):
+        for x, y in zip(ok, ok.astype(t)):
             print("f2i", name, float(x).hex(), int(y))
         for x, y in zip(ix, ix.astype(t)):
             print("i2i", name, int(x), int(y))

@@ -12,8 +12,8 @@
 //! their value: into float8/float4 by round-to-nearest-even, out-of-range values
 //! saturating to ±max unless `saturate` is off (then inf for E5M2, NaN for the
 //! others), FLOAT8E8M0 per `round_mode`; into 4-/2-bit ints by truncation
-//! (floats; out of range gives 0, as the ONNX reference does) or wrap-around
-//! (integers). See `uniml_data::lowp` and [`CastMode`].
+//! then wrap-around to the width (out-of-range floats are undefined in ONNX).
+//! See `uniml_data::lowp` and [`CastMode`].
 
 use uniml_data::{bail, bf16, f16, lowp, DType, Result, Tensor, TensorView};
 

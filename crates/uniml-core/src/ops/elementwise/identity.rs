@@ -193,7 +193,7 @@ mod tests {
         assert_ne!(a[1].as_bools().unwrap(), c[1].as_bools().unwrap());
         let (y, m) = (a[0].to_vec::<f64>().unwrap(), a[1].as_bools().unwrap());
         for i in 0..xs.len() {
-            let want = if m[i] { xs[i] / 0.7 } else { 0.0 };
+            let want = if m[i] { xs[i] / (1.0 - 0.3f32 as f64) } else { 0.0 };
             assert!((y[i] - want).abs() <= 1e-12 * want.abs(), "{i}");
         }
         let kept = m.iter().filter(|&&k| k).count() as f64 / xs.len() as f64;

@@ -456,7 +456,7 @@ macro_rules! cast_small_int {
             #[inline(always)] fn to_f64c(self) -> f64 { self.value() as f64 }
             /// Integers wrap (two's complement), as every ONNX integer cast does.
             #[inline(always)] fn from_i128(v: i128) -> Self { <$t as SmallInt>::wrapping(v) }
-            /// Floats truncate; out of range gives 0 (see `SmallInt::from_f64_cast`).
+            /// Floats truncate and wrap (see `SmallInt::from_f64_cast`).
             #[inline(always)] fn from_f64c(v: f64) -> Self { <$t as SmallInt>::from_f64_cast(v) }
         }
     )*};
