@@ -175,7 +175,7 @@ mod tests {
         assert!(relation("test_bernoulli_seed").is_some() && relation("test_bernoulli_unknown").is_none());
         let x = t(&[-9.0, 3.7, 20.0]);
         let want = vec![Some(t(&[0.0, 3.0, 0.0]))];
-        assert!(check(INT4, &[x.clone()], &[t(&[7.0, 3.0, 4.0])], &want).is_ok());
+        assert!(check(INT4, std::slice::from_ref(&x), &[t(&[7.0, 3.0, 4.0])], &want).is_ok());
         assert!(check(INT4, &[x], &[t(&[0.0, 4.0, 0.0])], &want).is_err());
     }
 }

@@ -393,6 +393,22 @@ pub fn valid_byte(dtype: DType, byte: u8) -> bool {
     }
 }
 
+/// The in-memory byte of the `dtype` element whose serialised bit pattern is the low
+/// `dtype.bits()` bits of `bits` (sign-extends INT4/INT2; identity for 8-bit types).
+pub fn byte_from_bits(dtype: DType, bits: u8) -> u8 {
+    let width = dtype.bits();
+    if width >= 8 {
+        return bits;
+    }
+    let mask = (1u8 << width) - 1;
+    let v = bits & mask;
+    if matches!(dtype, DType::I4 | DType::I2) && v & (1 << (width - 1)) != 0 {
+        v | !mask
+    } else {
+        v
+    }
+}
+
 /// Packs one-byte-per-element data of a sub-byte `dtype` (`dtype.bits()` < 8) into the
 /// serialised layout: `8 / bits` elements per byte, the first in the lowest bits, the
 /// last byte zero-padded. Other dtypes are returned unchanged.
@@ -420,17 +436,10 @@ pub fn unpack_bits(dtype: DType, packed: &[u8], n: usize) -> Option<Vec<u8>> {
     if packed.len() != n.div_ceil(per) {
         return None;
     }
-    let mask = (1u8 << bits) - 1;
-    let signed = matches!(dtype, DType::I4 | DType::I2);
     Some(
         (0..n)
             .map(|i| {
-                let v = (packed[i / per] >> ((i % per) as u32 * bits)) & mask;
-                if signed && v & (1 << (bits - 1)) != 0 {
-                    v | !mask
-                } else {
-                    v
-                }
+                byte_from_bits(dtype, packed[i / per] >> ((i % per) as u32 * bits))
             })
             .collect(),
     )
@@ -508,7 +517,7 @@ mod tests {
             let width = 1 + fmt.exp_bits + fmt.man_bits;
             let mut finite: Vec<(f64, u8)> = (0..(1u16 << width))
                 .map(|c| c as u8)
-                .filter(|&c| fmt.decode(c).is_finite() && !(c == fmt.sign_bit()))
+                .filter(|&c| fmt.decode(c).is_finite() && c != fmt.sign_bit())
                 .map(|c| (fmt.decode(c), c))
                 .collect();
             finite.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());

@@ -381,6 +381,51 @@ mod tests {
         );
     }
 
+    fn cast_mode(x: &Tensor, to: DType, saturate: bool, round: lowp::RoundMode) -> Tensor {
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&Serial, &mut pool);
+        Cast { to, mode: CastMode { saturate, round } }.eval(&mut ctx, &[Some(x.view())]).unwrap().remove(0)
+    }
+
+    /// Expected values from the ONNX Cast tables (saturate on/off) and the formats'
+    /// definitions, written out by hand.
+    #[test]
+    fn low_precision_casts() {
+        let up = lowp::RoundMode::Up;
+        let x = Tensor::from_slice(&[6], &[0.3f32, 1e6, f32::INFINITY, -f32::INFINITY, -0.0, 17.0]).unwrap();
+        // E4M3FN: 0.3 → 0.3125 (RNE), ±max 448, -0 kept, 17 → 16 (tie to even).
+        let y = cast_mode(&x, DType::F8E4M3FN, true, up);
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0.3125, 448.0, 448.0, -448.0, -0.0, 16.0]);
+        let y = cast_mode(&x, DType::F8E4M3FN, false, up).to_f64_vec().unwrap();
+        assert!(y[1].is_nan() && y[2].is_nan() && y[3].is_nan());
+        // E5M2 without saturation keeps infinities; FNUZ has no -0.
+        let y = cast_mode(&x, DType::F8E5M2, false, up).to_f64_vec().unwrap();
+        assert_eq!(&y[1..4], &[f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY]);
+        let y = cast_mode(&x, DType::F8E4M3FNUZ, true, up);
+        assert_eq!(y.to_f64_vec().unwrap()[1], 240.0);
+        assert_eq!(y.as_bytes()[4], 0);
+        // float4: ±6 at most, always saturating.
+        let y = cast_mode(&x, DType::F4E2M1, false, up);
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0.5, 6.0, 6.0, -6.0, -0.0, 6.0]);
+        // E8M0 rounding modes: 0.3 lies between 2^-2 and 2^-1.
+        let p = Tensor::from_slice(&[1], &[0.3f32]).unwrap();
+        assert_eq!(cast_mode(&p, DType::F8E8M0, true, up).to_f64_vec().unwrap(), vec![0.5]);
+        assert_eq!(cast_mode(&p, DType::F8E8M0, true, lowp::RoundMode::Down).to_f64_vec().unwrap(), vec![0.25]);
+        // 4-bit ints: floats truncate, integers wrap; back to wider types exactly.
+        let f = Tensor::from_slice(&[4], &[-7.9f32, 7.9, 3.5, -1.0]).unwrap();
+        assert_eq!(cast(&f, DType::I4).unwrap().to_f64_vec().unwrap(), vec![-7.0, 7.0, 3.0, -1.0]);
+        let i = Tensor::from_slice(&[3], &[200i32, -9, 15]).unwrap();
+        let y = cast(&i, DType::I4).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![-8.0, 7.0, -1.0]);
+        assert_eq!(cast(&y, DType::I8).unwrap().to_vec::<i8>().unwrap(), vec![-8, 7, -1]);
+        assert_eq!(cast(&i, DType::U2).unwrap().to_f64_vec().unwrap(), vec![0.0, 3.0, 3.0]);
+        // float8 → float8 and → string.
+        let y = cast(&cast(&x, DType::F8E4M3FN).unwrap(), DType::F8E5M2).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap()[..2], [0.3125, 448.0]);
+        let s = cast(&cast(&p, DType::F8E5M2).unwrap(), DType::String).unwrap();
+        assert_eq!(s.as_strings().unwrap(), &["0.3125"]);
+    }
+
     #[test]
     fn strings_round_trip() {
         let x = Tensor::from_slice(

@@ -373,6 +373,24 @@ mod tests {
         assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
     }
 
+    /// The ONNX spec's own cases (test_dequantizelinear_e4m3fn, _int4, _float4e2m1).
+    #[test]
+    fn low_precision_inputs() {
+        use uniml_data::lowp::{F4E2M1, F8E4M3FN, I4};
+        // 0, 0.5, 1, 448, -104 as E4M3FN bit patterns.
+        let x = Tensor::from_slice(&[5], &[F8E4M3FN(0), F8E4M3FN(0x30), F8E4M3FN(0x38), F8E4M3FN(0x7e), F8E4M3FN(0xed)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), None).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0., 1., 2., 896., -208.]);
+        let x = Tensor::from_slice(&[5], &[I4(0), I4(1), I4(7), I4(-8), I4(-1)]).unwrap();
+        let z = Tensor::from_slice(&[1], &[I4(1)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), Some(&z)).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![-2., 0., 12., -18., -4.]);
+        // 0, 1, -1, 1.5, -4 as E2M1 codes.
+        let x = Tensor::from_slice(&[5], &[F4E2M1(0), F4E2M1(2), F4E2M1(10), F4E2M1(3), F4E2M1(14)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), None).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0., 2., -2., 3., -8.]);
+    }
+
     #[test]
     fn errors() {
         let x = Tensor::from_slice(&[2], &[1u8, 2]).unwrap();

@@ -429,6 +429,30 @@ mod tests {
         assert_eq!(y.as_slice::<u16>().unwrap(), &[2048]);
     }
 
+    /// The ONNX spec's own cases (test_quantizelinear_int4, _e4m3fn, _e5m2, _float4e2m1).
+    #[test]
+    fn low_precision_outputs() {
+        let x = Tensor::from_slice(&[3, 4], &[0.0f32, 2.5, 4.8, 8.6, -30., -20., 6., 9., 12., 15., 16., 40.]).unwrap();
+        let s = Tensor::from_slice(&[3], &[2.0f32, 3.0, 4.0]).unwrap();
+        let op = QuantizeLinear { axis: 0, ..Default::default() };
+        let z = Tensor::from_slice(&[3], &[uniml_data::lowp::I4(1); 3]).unwrap();
+        let y = q(&op, &x, &s, Some(&z)).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![1., 2., 3., 5., -8., -6., 3., 4., 4., 5., 5., 7.]);
+        let x = Tensor::from_slice(&[5], &[0.0f32, 1.0, 2.0, 100000.0, 200.0]).unwrap();
+        let s = Tensor::scalar(2.0f32);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E4M3FN), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 448., 96.]);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E5M2), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 49152., 96.]);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E4M3FN), saturate: false, ..Default::default() };
+        assert!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap()[3].is_nan());
+        let op = QuantizeLinear { output_dtype: Some(DType::F4E2M1), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 6., 6.]);
+        // A non-zero float8 zero point is an error.
+        let z = Tensor::from_slice(&[1], &[uniml_data::lowp::F8E4M3FN(0x38)]).unwrap();
+        assert!(q(&QuantizeLinear::default(), &x, &s, Some(&z)).is_err());
+    }
+
     #[test]
     fn facts_and_errors() {
         let op = QuantizeLinear {

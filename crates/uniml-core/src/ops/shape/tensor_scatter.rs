@@ -91,7 +91,7 @@ impl Op for TensorScatter {
         let outer: usize = ps[..axis].iter().product();
         let l = Layout {
             outer,
-            batch_stride: if batch == 0 { 1 } else { outer / batch },
+            batch_stride: outer.checked_div(batch).unwrap_or(1),
             max_seq: ps[axis],
             seq: us[axis],
             inner: ps[axis + 1..].iter().product(),
