@@ -5,10 +5,11 @@
 
 mod dtype;
 mod error;
+pub mod lowp;
 mod shape;
 mod tensor;
 
-pub use dtype::{DType, Element};
+pub use dtype::{DType, Element, ALL_DTYPES};
 pub use error::{error_unsupported, Error, Result, Unsupported};
 pub use shape::{broadcast_shapes, Dim, Shape, SymbolicShape};
 pub use tensor::{Tensor, TensorView};

@@ -88,7 +88,9 @@ impl Tensor {
         })
     }
 
-    /// A tensor from little-endian raw bytes (the ONNX `raw_data` layout).
+    /// A tensor from little-endian raw bytes in the in-memory layout: the ONNX `raw_data`
+    /// layout except that sub-byte types are unpacked, one element per byte (see
+    /// [`crate::lowp`]; out-of-range bytes are an error).
     pub fn from_raw_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
         if dtype == DType::String {
             return Err(Error::Other("string tensors have no raw byte form".into()));
@@ -104,6 +106,14 @@ impl Tensor {
         if dtype == DType::Bool && bytes.iter().any(|&b| b > 1) {
             let fixed: Vec<u8> = bytes.iter().map(|&b| (b != 0) as u8).collect();
             return Self::from_raw_bytes(dtype, shape, &fixed);
+        }
+        if dtype.bits() < 8 {
+            if let Some(i) = bytes.iter().position(|&b| !crate::lowp::valid_byte(dtype, b)) {
+                return Err(Error::Other(format!(
+                    "byte {} of a {dtype} tensor is {:#04x}, outside the type's range (one unpacked element per byte)",
+                    i, bytes[i]
+                )));
+            }
         }
         Ok(Tensor { dtype, shape: shape.to_vec(), storage: Storage::Bytes(AlignedBytes::from_bytes(bytes)) })
     }
@@ -338,6 +348,7 @@ impl<'a> TensorView<'a> {
             DType::I64 => conv!(i64, |&v| v as f64),
             DType::U64 => conv!(u64, |&v| v as f64),
             DType::String => Err(Error::DType { expected: DType::F64, got: DType::String }),
+            d => Ok(self.as_bytes().iter().map(|&b| crate::lowp::byte_to_f64(d, b).unwrap_or(f64::NAN)).collect()),
         }
     }
 }

@@ -3,10 +3,16 @@
 //! Decoding rules (onnx.proto, "TensorProto"):
 //! * `data_location == EXTERNAL`: the bytes are `raw_data`-formatted and come from an
 //!   [`ExternalData`] source, described by the `location` / `offset` / `length` entries.
-//! * else a non-empty `raw_data`: fixed-width little-endian elements, bools one byte each.
+//! * else a non-empty `raw_data`: fixed-width little-endian elements, bools one byte each;
+//!   4-bit types (UINT4, INT4, FLOAT4E2M1) two per byte and 2-bit types (UINT2, INT2) four per
+//!   byte, the first element in the lowest bits, the last byte zero-padded.
 //! * else the typed field for the dtype: `float_data` (f32), `double_data` (f64), `int64_data`
 //!   (i64), `uint64_data` (u32, u64), `string_data` (strings), and `int32_data` for everything
-//!   narrower than 32 bits plus i32 (f16/bf16 as their u16 bit patterns).
+//!   narrower than 32 bits plus i32 (f16/bf16 as their u16 bit patterns, float8 as their byte,
+//!   sub-byte types as their *packed* bytes, one byte per int32, as `onnx.helper` writes them).
+//!
+//! In memory, sub-byte types are unpacked (one element per byte, see `uniml_data::lowp`): they
+//! are packed and unpacked here, at the protobuf boundary, and nowhere else.
 //!
 //! Every size is validated against the dims *before* anything proportional to the dims is
 //! allocated, so a hostile or corrupt file costs at most what its own bytes cost.
@@ -148,6 +154,8 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
     }
     let count = element_count(&p.dims, name)?;
     let limit = limit_bytes.min(usize::MAX as u64);
+    // Bytes of the serialised data (packed for sub-byte types) and of the in-memory tensor.
+    let packed_len = count.saturating_mul(dtype.bits() as u64).div_ceil(8);
     let requested = if dtype == DType::String {
         p.string_data.iter().map(|s| s.len() as u64).sum()
     } else {
@@ -185,37 +193,47 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
         return Tensor::from_strings(&shape, strings).map_err(to_invalid);
     }
 
-    // Numeric: `requested` is the exact byte size and is within the limit.
+    // Numeric: `requested` is the exact in-memory size and is within the limit; `packed_len`
+    // (at most `requested`) is the serialised size.
+    let from_packed = |bytes: &[u8]| -> Result<Tensor, Error> {
+        if dtype.bits() >= 8 {
+            return Tensor::from_raw_bytes(dtype, &shape, bytes).map_err(to_invalid);
+        }
+        match uniml_data::lowp::unpack_bits(dtype, bytes, count as usize) {
+            Some(unpacked) => Tensor::from_raw_bytes(dtype, &shape, &unpacked).map_err(to_invalid),
+            None => Err(Error::InvalidModel(format!("{} has {} packed bytes, expected {packed_len}", desc(), bytes.len()))),
+        }
+    };
     if p.data_location == tensor_proto::DataLocation::External as i32 {
         let (location, offset, length) = external_ref(p)?;
         if let Some(len) = length {
-            if len != requested {
+            if len != packed_len {
                 return Err(Error::ExternalData {
                     location,
-                    message: format!("{} needs {requested} bytes but external_data length is {len}", desc()),
+                    message: format!("{} needs {packed_len} bytes but external_data length is {len}", desc()),
                 });
             }
         }
         // Always ask for exactly the declared size: a resolver never reads more than the limit
         // allows, even when the model omits `length`.
-        let bytes = ext.read(&location, offset, Some(requested))?;
-        if bytes.len() as u64 != requested {
+        let bytes = ext.read(&location, offset, Some(packed_len))?;
+        if bytes.len() as u64 != packed_len {
             return Err(Error::ExternalData {
                 location,
-                message: format!("{} needs {requested} bytes, the source returned {}", desc(), bytes.len()),
+                message: format!("{} needs {packed_len} bytes, the source returned {}", desc(), bytes.len()),
             });
         }
-        return Tensor::from_raw_bytes(dtype, &shape, &bytes).map_err(to_invalid);
+        return from_packed(&bytes);
     }
     if !p.raw_data.is_empty() {
-        if p.raw_data.len() as u64 != requested {
+        if p.raw_data.len() as u64 != packed_len {
             return Err(Error::InvalidModel(format!(
-                "{} has {} bytes of raw_data, expected {requested}",
+                "{} has {} bytes of raw_data, expected {packed_len}",
                 desc(),
                 p.raw_data.len()
             )));
         }
-        return Tensor::from_raw_bytes(dtype, &shape, &p.raw_data).map_err(to_invalid);
+        return from_packed(&p.raw_data);
     }
 
     // Typed fields. Check the count first, then widen/narrow each value to its little-endian bytes.
@@ -224,14 +242,14 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
         DType::F64 => ("double_data", p.double_data.len()),
         DType::I64 => ("int64_data", p.int64_data.len()),
         DType::U32 | DType::U64 => ("uint64_data", p.uint64_data.len()),
-        DType::I32 | DType::I16 | DType::U16 | DType::I8 | DType::U8 | DType::Bool | DType::F16 | DType::BF16 => {
-            ("int32_data", p.int32_data.len())
-        }
         DType::String => unreachable!("handled above"),
+        // Everything else is narrower than 32 bits: one value (sub-byte: one packed byte) per int32.
+        _ => ("int32_data", p.int32_data.len()),
     };
-    if have as u64 != count {
+    let want = if dtype.bits() < 8 { packed_len } else { count };
+    if have as u64 != want {
         return Err(Error::InvalidModel(format!(
-            "{} has {have} values in {field} (and no raw_data), expected {count}",
+            "{} has {have} values in {field} (and no raw_data), expected {want}",
             desc()
         )));
     }
@@ -247,15 +265,16 @@ pub fn tensor_from_proto(p: &TensorProto, ext: &dyn ExternalData, limit_bytes: u
         DType::I16 | DType::U16 | DType::F16 | DType::BF16 => {
             p.int32_data.iter().for_each(|&v| bytes.extend_from_slice(&(v as u16).to_le_bytes()))
         }
-        DType::I8 | DType::U8 => bytes.extend(p.int32_data.iter().map(|&v| v as u8)),
         DType::Bool => bytes.extend(p.int32_data.iter().map(|&v| (v != 0) as u8)),
         DType::String => unreachable!("handled above"),
+        // I8, U8, float8 bit patterns, packed sub-byte data.
+        _ => bytes.extend(p.int32_data.iter().map(|&v| v as u8)),
     }
-    Tensor::from_raw_bytes(dtype, &shape, &bytes).map_err(to_invalid)
+    from_packed(&bytes)
 }
 
 /// Converts a [`Tensor`] to a `TensorProto` named `name`: `raw_data` for numeric dtypes (the
-/// compact form onnx's own `numpy_helper` writes), `string_data` for strings.
+/// compact form onnx's own `numpy_helper` writes; sub-byte types packed), `string_data` for strings.
 pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
     let mut p = TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),
@@ -265,7 +284,7 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
     };
     match t.as_strings() {
         Ok(strings) => p.string_data = strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        Err(_) => p.raw_data = t.as_bytes().to_vec(),
+        Err(_) => p.raw_data = uniml_data::lowp::pack_bits(t.dtype(), t.as_bytes()),
     }
     p
 }
@@ -333,9 +352,38 @@ mod tests {
         let e = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap_err().to_string();
         assert!(e.contains("negative"), "{e}");
 
-        let p = proto(17, &[4]);
+        let p = proto(14, &[4]);
         let e = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("unsupported tensor dtype FLOAT8E4M3FN (17)") && e.contains("'w'"), "{e}");
+        assert!(e.contains("unsupported tensor dtype COMPLEX64 (14)") && e.contains("'w'"), "{e}");
+    }
+
+    #[test]
+    fn sub_byte_types_pack_at_the_boundary() {
+        // onnx.helper.make_tensor('x', INT4, [5], [1, -2, 3, -8, 7]) writes int32_data [225, 131, 7].
+        let mut p = proto(DType::I4.onnx_code(), &[5]);
+        p.int32_data = vec![225, 131, 7];
+        let t = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap();
+        assert_eq!(t.to_f64_vec().unwrap(), vec![1.0, -2.0, 3.0, -8.0, 7.0]);
+        let back = tensor_to_proto(&t, "x");
+        assert_eq!(back.raw_data, vec![225, 131, 7]);
+        assert_eq!(tensor_from_proto(&back, &NoExternalData, 1 << 20).unwrap().as_bytes(), t.as_bytes());
+        // make_tensor('x', UINT2, [5], [1, 2, 3, 0, 3]) → int32_data [57, 3].
+        let mut p = proto(DType::U2.onnx_code(), &[5]);
+        p.raw_data = vec![57, 3];
+        let t = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap();
+        assert_eq!(t.to_f64_vec().unwrap(), vec![1.0, 2.0, 3.0, 0.0, 3.0]);
+        p.raw_data = vec![57, 3, 0];
+        assert!(tensor_from_proto(&p, &NoExternalData, 1 << 20).is_err());
+        // make_tensor('x', FLOAT8E4M3FN, [3], [1, -2, 448]) → int32_data [56, 192, 126].
+        let mut p = proto(DType::F8E4M3FN.onnx_code(), &[3]);
+        p.int32_data = vec![56, 192, 126];
+        let t = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap();
+        assert_eq!(t.to_f64_vec().unwrap(), vec![1.0, -2.0, 448.0]);
+        // make_tensor('x', FLOAT4E2M1, [3], [1, -2, 6]) → int32_data [194, 7].
+        let mut p = proto(DType::F4E2M1.onnx_code(), &[3]);
+        p.int32_data = vec![194, 7];
+        let t = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap();
+        assert_eq!(t.to_f64_vec().unwrap(), vec![1.0, -2.0, 6.0]);
     }
 
     #[test]

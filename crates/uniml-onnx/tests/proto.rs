@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
 
-use uniml_data::{bf16, f16, DType, Dim, Error, SymbolicShape, Tensor};
+use uniml_data::{bf16, f16, lowp, DType, Dim, Error, SymbolicShape, Tensor};
 use uniml_onnx::proto::{
     self, tensor_proto::DataLocation, AttributeProto, NodeProto, StringStringEntryProto, TensorProto,
 };
@@ -287,6 +287,17 @@ fn every_dtype_round_trips() {
         Tensor::scalar(7i64),
         Tensor::zeros(DType::F32, &[0, 5]).unwrap(),
         Tensor::zeros(DType::String, &[2, 0]).unwrap(),
+        // Low-precision types: bytes in memory, packed (odd lengths too) in the proto.
+        Tensor::from_slice(&[3], &[lowp::F8E4M3FN(0x7e), lowp::F8E4M3FN(0xff), lowp::F8E4M3FN(1)]).unwrap(),
+        Tensor::from_slice(&[2], &[lowp::F8E4M3FNUZ(0x80), lowp::F8E4M3FNUZ(0x7f)]).unwrap(),
+        Tensor::from_slice(&[2], &[lowp::F8E5M2(0x7c), lowp::F8E5M2(0x83)]).unwrap(),
+        Tensor::from_slice(&[2], &[lowp::F8E5M2FNUZ(0x80), lowp::F8E5M2FNUZ(0x01)]).unwrap(),
+        Tensor::from_slice(&[2], &[lowp::F8E8M0(0), lowp::F8E8M0(0xff)]).unwrap(),
+        Tensor::from_slice(&[3], &[lowp::F4E2M1(15), lowp::F4E2M1(0), lowp::F4E2M1(7)]).unwrap(),
+        Tensor::from_slice(&[3], &[lowp::U4(15), lowp::U4(0), lowp::U4(9)]).unwrap(),
+        Tensor::from_slice(&[1, 3], &[lowp::I4(-8), lowp::I4(7), lowp::I4(-1)]).unwrap(),
+        Tensor::from_slice(&[5], &[lowp::U2(3), lowp::U2(0), lowp::U2(1), lowp::U2(2), lowp::U2(3)]).unwrap(),
+        Tensor::from_slice(&[5], &[lowp::I2(-2), lowp::I2(1), lowp::I2(-1), lowp::I2(0), lowp::I2(-2)]).unwrap(),
     ];
     let mut seen = Vec::new();
     for t in &tensors {
@@ -316,7 +327,9 @@ fn every_dtype_round_trips() {
         DType::U64,
         DType::Bool,
         DType::String,
-    ]) {
+    ])
+    .chain(uniml_data::ALL_DTYPES.into_iter().filter(|d| d.is_low_precision()))
+    {
         assert!(seen.contains(&d), "{d} not covered");
     }
 }
@@ -564,9 +577,8 @@ fn huge_declared_initializer_hits_the_memory_limit_before_allocating() {
 fn unsupported_dtypes_are_named() {
     for (code, name) in [
         (14, "COMPLEX64 (14)"),
-        (17, "FLOAT8E4M3FN (17)"),
-        (21, "UINT4 (21)"),
-        (22, "INT4 (22)"),
+        (15, "COMPLEX128 (15)"),
+        (27, "FLOAT6E2M3 (27)"),
         (0, "UNDEFINED (0)"),
         (99, "unknown code 99"),
     ] {

@@ -28,6 +28,17 @@ pub fn datatype(d: DType) -> &'static str {
         DType::F64 => "FP64",
         DType::BF16 => "BF16",
         DType::String => "BYTES",
+        // Not OIP datatypes: named after ONNX; outputs are sent widened to FP32 values.
+        DType::F8E4M3FN => "FLOAT8E4M3FN",
+        DType::F8E4M3FNUZ => "FLOAT8E4M3FNUZ",
+        DType::F8E5M2 => "FLOAT8E5M2",
+        DType::F8E5M2FNUZ => "FLOAT8E5M2FNUZ",
+        DType::F8E8M0 => "FLOAT8E8M0",
+        DType::F4E2M1 => "FLOAT4E2M1",
+        DType::U4 => "UINT4",
+        DType::I4 => "INT4",
+        DType::U2 => "UINT2",
+        DType::I2 => "INT2",
     }
 }
 
@@ -402,6 +413,7 @@ fn from_json(name: &str, dtype: DType, shape: &[usize], n: usize, raw: &RawValue
             Tensor::from_raw_bytes(DType::Bool, shape, &bytes)
         }
         DType::String => Tensor::from_strings(shape, flatten::<String>(name, raw, n)?),
+        d => return bad(format!("input '{name}': {d} inputs are not supported over OIP")),
     };
     t.map_err(|e| DecodeError::Bad(format!("input '{name}': {e}")))
 }
@@ -441,6 +453,7 @@ fn out_data(t: &Tensor) -> uniml::Result<OutData<'_>> {
         DType::U64 => OutData::U64(t.as_slice()?),
         DType::Bool => OutData::Bool(t.as_bools()?.to_vec()),
         DType::String => OutData::Str(t.as_strings()?),
+        _ => OutData::Widened(t.to_f64_vec()?.into_iter().map(|v| v as f32).collect()),
     })
 }
 

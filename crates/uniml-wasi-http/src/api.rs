@@ -177,6 +177,8 @@ fn v2_datatype(d: DType) -> &'static str {
         DType::U64 => "UINT64",
         DType::Bool => "BOOL",
         DType::String => "BYTES",
+        // Not OIP datatypes (the classifier never produces them).
+        _ => "UNSUPPORTED",
     }
 }
 

@@ -21,7 +21,8 @@ pub fn dtype_out(d: DType) -> Option<TensorType> {
         DType::I64 => TensorType::I64,
         DType::U64 => TensorType::U64,
         DType::Bool => TensorType::Bool,
-        DType::String => return None,
+        // Strings and the low-precision types have no WIT tensor type.
+        _ => return None,
     })
 }
 

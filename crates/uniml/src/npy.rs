@@ -35,7 +35,9 @@ fn descr(dtype: DType) -> Option<&'static str> {
         DType::I64 => "<i8",
         DType::U64 => "<u8",
         DType::Bool => "|b1",
-        DType::BF16 | DType::String => return None,
+        // No standard npy descr (ml_dtypes' types are not numpy builtins): bf16, strings and
+        // the low-precision types go through .pb (TensorProto) files instead.
+        _ => return None,
     })
 }
 

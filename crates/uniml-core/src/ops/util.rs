@@ -31,7 +31,9 @@ macro_rules! dispatch_numeric {
 
 /// Like [`dispatch_numeric!`] but bool is treated as `u8` (0/1), so
 /// data-movement kernels (gather, slice, transpose, concat…) cover every
-/// non-string dtype with one generic body.
+/// non-string dtype with one generic body. The low-precision types (float8,
+/// float4, 4-/2-bit ints) are one byte per element in memory, so they move as
+/// `u8` too.
 #[macro_export]
 macro_rules! dispatch_pod {
     ($dtype:expr, $T:ident => $body:expr, _ => $fallback:expr) => {{
@@ -40,7 +42,9 @@ macro_rules! dispatch_pod {
             __D::F32 | __D::I32 | __D::U32 => { type $T = u32; $body }
             __D::F64 | __D::I64 | __D::U64 => { type $T = u64; $body }
             __D::F16 | __D::BF16 | __D::I16 | __D::U16 => { type $T = u16; $body }
-            __D::I8 | __D::U8 | __D::Bool => { type $T = u8; $body }
+            __D::I8 | __D::U8 | __D::Bool
+            | __D::F8E4M3FN | __D::F8E4M3FNUZ | __D::F8E5M2 | __D::F8E5M2FNUZ | __D::F8E8M0
+            | __D::F4E2M1 | __D::U4 | __D::I4 | __D::U2 | __D::I2 => { type $T = u8; $body }
             #[allow(unreachable_patterns)]
             _ => $fallback,
         }

@@ -10,7 +10,16 @@ pub fn remove_identities(g: &mut Graph) -> Result<bool> {
     let mut n = 0;
     while n < g.nodes.len() {
         let node = &g.nodes[n];
-        let is_identity = matches!(node.op.name(), "Identity" | "Dropout");
+        let is_identity = match node.op.name() {
+            "Identity" => true,
+            // Training-mode Dropout is random, not a pass-through.
+            "Dropout" => node
+                .op
+                .as_any()
+                .downcast_ref::<crate::ops::elementwise::Dropout>()
+                .is_some_and(|d| !d.may_train),
+            _ => false,
+        };
         let extra_outputs_unused = node.outputs.len() == 1 || {
             let uses = g.use_counts();
             node.outputs[1..].iter().all(|&o| uses[o] == 0)

@@ -6,10 +6,12 @@
 //! `Dropout` takes `ratio` as an attribute before 12 and as an input from 12.
 
 use uniml_core::ops::elementwise::{
-    BinOp, Binary, Cast, CastLike, Clip, Dropout, Identity, Pow, Unary, UnaryOp, Variadic,
+    BinOp, Binary, Cast, CastLike, CastMode, Clip, Dropout, Identity, Pow, SwiGlu, Unary, UnaryOp, Variadic,
     VariadicOp, Where,
 };
+use uniml_core::ops::random::SeedSource;
 use uniml_core::Op;
+use uniml_data::lowp::RoundMode;
 use uniml_data::{DType, Result};
 
 use crate::node_ctx::{Builder, NodeCtx};
@@ -41,6 +43,8 @@ pub const OPS: &[(&str, Builder)] = &[
     ("Tanh", tanh),
     ("Sigmoid", sigmoid),
     ("HardSwish", hard_swish),
+    ("Swish", swish),
+    ("SwiGLU", swiglu),
     ("Softplus", softplus),
     ("Softsign", softsign),
     ("Mish", mish),
@@ -164,6 +168,18 @@ fn leaky_relu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     })
 }
 
+fn swish(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    unary(UnaryOp::Swish {
+        alpha: ctx.float_or("alpha", 1.0),
+    })
+}
+
+fn swiglu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    Ok(Box::new(SwiGlu {
+        alpha: ctx.float_or("alpha", 1.0),
+    }))
+}
+
 fn elu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     unary(UnaryOp::Elu {
         alpha: ctx.float_or("alpha", 1.0),
@@ -253,66 +269,54 @@ fn clip(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     Ok(Box::new(Clip::default()))
 }
 
-/// Name of an ONNX dtype code this engine does not represent (float8, int4...).
+/// Name of an ONNX dtype code this engine does not represent.
 fn unsupported_dtype_name(code: i64) -> String {
-    let name = match code {
-        17 => "FLOAT8E4M3FN",
-        18 => "FLOAT8E4M3FNUZ",
-        19 => "FLOAT8E5M2",
-        20 => "FLOAT8E5M2FNUZ",
-        21 => "UINT4",
-        22 => "INT4",
-        23 => "FLOAT4E2M1",
-        24 => "FLOAT8E8M0",
-        25 => "UINT2",
-        26 => "INT2",
-        14 => "COMPLEX64",
-        15 => "COMPLEX128",
-        _ => return format!("dtype code {code}"),
-    };
-    name.to_string()
+    i32::try_from(code).map_or_else(|_| format!("dtype code {code}"), crate::tensor_proto::onnx_dtype_name)
 }
 
 fn cast(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let Some(code) = ctx.int("to") else {
         return Err(ctx.invalid("Cast needs the 'to' attribute"));
     };
-    // `saturate` (19+) and `round_mode` (24+) only affect float8 targets.
-    let _ = (ctx.int("saturate"), ctx.string("round_mode"));
     let to = i32::try_from(code).ok().and_then(DType::from_onnx_code);
     match to {
-        Some(to) => Ok(Box::new(Cast { to })),
+        Some(to) => Ok(Box::new(Cast { to, mode: cast_mode(ctx)? })),
         None => Err(ctx.unsupported(format!(
-            "Cast to {} is not supported (float8/int4/complex dtypes are not implemented)",
+            "Cast to {} is not supported (complex and float6 dtypes are not implemented)",
             unsupported_dtype_name(code)
         ))),
     }
 }
 
+/// `saturate` (opset 19+, default 1) and `round_mode` (24+, default "up"); they only
+/// affect float8 targets (round_mode only FLOAT8E8M0).
+fn cast_mode(ctx: &NodeCtx) -> Result<CastMode> {
+    let saturate = ctx.opset < 19 || ctx.int_or("saturate", 1) != 0;
+    let round = match ctx.string("round_mode").as_deref() {
+        None | Some("up") => RoundMode::Up,
+        Some("down") => RoundMode::Down,
+        Some("nearest") => RoundMode::Nearest,
+        Some(other) if ctx.opset >= 24 => {
+            return Err(ctx.invalid(format!("round_mode must be up, down or nearest, got {other:?}")))
+        }
+        Some(_) => RoundMode::Up,
+    };
+    Ok(CastMode { saturate, round })
+}
+
 fn cast_like(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    let _ = (ctx.int("saturate"), ctx.string("round_mode"));
-    Ok(Box::new(CastLike))
+    Ok(Box::new(CastLike { mode: cast_mode(ctx)? }))
 }
 
 fn dropout(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    // Inference: ratio (attribute before opset 12, input after) and seed do not matter.
-    let _ = (ctx.float("ratio"), ctx.int("seed"));
-    if ctx.opset >= 12 && ctx.has_input(2) {
-        if let Some(t) = ctx.const_input(2) {
-            let training = t.as_bytes().first().copied().unwrap_or(0) != 0;
-            let ratio = ctx
-                .const_input(1)
-                .and_then(|r| r.to_f64_vec().ok())
-                .and_then(|v| v.first().copied())
-                .unwrap_or(0.5);
-            if training && ratio != 0.0 {
-                return Err(
-                    ctx.unsupported("Dropout in training mode (random dropout) is not supported")
-                );
-            }
-        }
-    }
+    // Before opset 12 Dropout has no training mode (`ratio` attribute, `is_test` before 7):
+    // inference, the data passes through. From 12 the `training_mode` input turns it on.
+    let _ = ctx.float("ratio");
+    let may_train = ctx.opset >= 12
+        && ctx.has_input(2)
+        && ctx.const_input(2).is_none_or(|t| t.as_bytes().first().copied().unwrap_or(0) != 0);
     // The executor expects every declared output, named or not.
     let mask = ctx.n_outputs() > 1;
-    Ok(Box::new(Dropout { mask }))
+    let seed = ctx.int("seed").map(|s| s as f32);
+    Ok(Box::new(Dropout { mask, may_train, seeds: SeedSource::new(seed) }))
 }

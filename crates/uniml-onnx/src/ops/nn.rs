@@ -8,6 +8,7 @@ use uniml_core::ops::nn::conv_integer::ConvInteger;
 use uniml_core::ops::nn::conv_transpose::ConvTranspose;
 use uniml_core::ops::nn::deform_conv::DeformConv;
 use uniml_core::ops::nn::depth_space::{DepthSpace, DepthSpaceKind};
+use uniml_core::ops::nn::det::Det;
 use uniml_core::ops::nn::gemm::Gemm;
 use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
 use uniml_core::ops::nn::lrn::Lrn;
@@ -35,6 +36,7 @@ pub const OPS: &[(&str, Builder)] = &[
     ("GlobalLpPool", global_lp_pool),
     ("Gemm", gemm),
     ("MatMul", matmul),
+    ("Det", det),
     ("MatMulInteger", matmul_integer),
     ("ConvTranspose", conv_transpose),
     ("ConvInteger", conv_integer),
@@ -559,4 +561,8 @@ fn depth_to_space(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
 
 fn space_to_depth(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     depth_space(ctx, DepthSpaceKind::SpaceToDepth)
+}
+
+fn det(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    Ok(Box::new(Det))
 }

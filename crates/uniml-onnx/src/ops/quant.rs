@@ -3,9 +3,8 @@
 //! `saturate` from 19, `block_size` and `output_dtype` from 21 (Dequantize:
 //! `output_dtype` from 23), `precision` from 23), `DynamicQuantizeLinear` (11),
 //! `MatMulInteger` (10), `QLinearMatMul` (10, 21), `ConvInteger` (10),
-//! `QLinearConv` (10). float8, int4, int2 and float4 tensors are not
-//! representable yet: such `output_dtype`/`precision` values are reported
-//! as unsupported (tensors of those types already fail at import).
+//! `QLinearConv` (10). Quantize/DequantizeLinear cover the float8 (E4M3FN,
+//! E4M3FNUZ, E5M2, E5M2FNUZ), float4 (E2M1) and 4-/2-bit integer types.
 
 use uniml_core::ops::nn::padding::{AutoPad, Window};
 use uniml_core::ops::quant::conv::{ConvInteger, IntConvAttrs, QLinearConv};
@@ -51,7 +50,7 @@ fn dtype_attr(ctx: &NodeCtx, name: &str, allowed: &[DType]) -> Result<Option<DTy
                 .join(", ")
         ))),
         None => Err(ctx.unsupported(format!(
-            "{name} {} is not supported (float8, int4, int2 and float4 types are not implemented)",
+            "{name} {} is not supported",
             onnx_dtype_name(code32)
         ))),
     }
@@ -74,15 +73,27 @@ fn block_size(ctx: &NodeCtx) -> Result<usize> {
 }
 
 fn quantize_linear(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
-    if ctx.opset >= 19 {
-        // Only affects float8 outputs, which are not supported.
-        let _ = ctx.int("saturate");
-    }
+    // Only affects float8 outputs.
+    let saturate = ctx.opset < 19 || ctx.int_or("saturate", 1) != 0;
     let output_dtype = if ctx.opset >= 21 {
         dtype_attr(
             ctx,
             "output_dtype",
-            &[DType::U8, DType::I8, DType::U16, DType::I16],
+            &[
+                DType::U8,
+                DType::I8,
+                DType::U16,
+                DType::I16,
+                DType::U4,
+                DType::I4,
+                DType::U2,
+                DType::I2,
+                DType::F8E4M3FN,
+                DType::F8E4M3FNUZ,
+                DType::F8E5M2,
+                DType::F8E5M2FNUZ,
+                DType::F4E2M1,
+            ],
         )?
     } else {
         None
@@ -105,6 +116,7 @@ fn quantize_linear(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         block_size: block_size(ctx)?,
         output_dtype,
         precision,
+        saturate,
     }))
 }
 

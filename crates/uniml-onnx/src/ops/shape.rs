@@ -20,6 +20,7 @@ use uniml_core::ops::shape::{
     shape_of::{Shape, Size},
     slice::Slice,
     split::Split,
+    tensor_scatter::TensorScatter,
     topk::TopK,
     transpose::Transpose,
     trilu::Trilu,
@@ -60,6 +61,7 @@ pub const OPS: &[(&str, Builder)] = &[
     ("TopK", top_k),
     ("OneHot", one_hot),
     ("Trilu", trilu),
+    ("TensorScatter", tensor_scatter),
     ("Unique", unique),
     ("ReverseSequence", reverse_sequence),
     ("Col2Im", col2im),
@@ -354,6 +356,15 @@ fn trilu(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     Ok(Box::new(Trilu {
         upper: ctx.int_or("upper", 1) != 0,
     }))
+}
+
+fn tensor_scatter(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+    let circular = match ctx.string_or("mode", "linear").as_str() {
+        "linear" => false,
+        "circular" => true,
+        other => return Err(ctx.invalid(format!("TensorScatter mode must be linear or circular, got {other:?}"))),
+    };
+    Ok(Box::new(TensorScatter { axis: ctx.int_or("axis", -2), circular }))
 }
 
 fn unique(ctx: &NodeCtx) -> Result<Box<dyn Op>> {

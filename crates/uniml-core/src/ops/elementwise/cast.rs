@@ -7,11 +7,19 @@
 //! shortest round-trip digits, scientific notation outside
 //! `[1e-4, 10^precision)` (precision 16 for f64, 6 for f32, 3 for f16/bf16),
 //! `nan`/`inf`, and `True`/`False` for bools.
+//!
+//! The low-precision types (float8, float4, 4- and 2-bit ints) convert through
+//! their value: into float8/float4 by round-to-nearest-even, out-of-range values
+//! saturating to ±max unless `saturate` is off (then inf for E5M2, NaN for the
+//! others), FLOAT8E8M0 per `round_mode`; into 4-/2-bit ints by truncation
+//! then wrap-around to the width (out-of-range floats are undefined in ONNX).
+//! See `uniml_data::lowp` and [`CastMode`].
 
-use uniml_data::{bail, bf16, f16, DType, Result, Tensor, TensorView};
+use uniml_data::{bail, bf16, f16, lowp, DType, Result, Tensor, TensorView};
 
 use super::kernel::map_unary;
-use super::num::{cast_elem, BoolElem, CastElem};
+pub use super::num::CastMode;
+use super::num::{cast_elem_mode, BoolElem, CastElem};
 use super::where_op::{pod, pod_mut};
 use crate::op::{input, EvalCtx, Fact, Op};
 
@@ -72,6 +80,46 @@ macro_rules! dispatch_cast {
                 type $T = BoolElem;
                 $body
             }
+            DType::F8E4M3FN => {
+                type $T = lowp::F8E4M3FN;
+                $body
+            }
+            DType::F8E4M3FNUZ => {
+                type $T = lowp::F8E4M3FNUZ;
+                $body
+            }
+            DType::F8E5M2 => {
+                type $T = lowp::F8E5M2;
+                $body
+            }
+            DType::F8E5M2FNUZ => {
+                type $T = lowp::F8E5M2FNUZ;
+                $body
+            }
+            DType::F8E8M0 => {
+                type $T = lowp::F8E8M0;
+                $body
+            }
+            DType::F4E2M1 => {
+                type $T = lowp::F4E2M1;
+                $body
+            }
+            DType::U4 => {
+                type $T = lowp::U4;
+                $body
+            }
+            DType::I4 => {
+                type $T = lowp::I4;
+                $body
+            }
+            DType::U2 => {
+                type $T = lowp::U2;
+                $body
+            }
+            DType::I2 => {
+                type $T = lowp::I2;
+                $body
+            }
             #[allow(unreachable_patterns)]
             _ => $fallback,
         }
@@ -82,24 +130,33 @@ macro_rules! dispatch_cast {
 #[derive(Debug, Clone)]
 pub struct Cast {
     pub to: DType,
+    pub mode: CastMode,
 }
 
 /// `CastLike(x, like)`: casts `x` to the dtype of `like`.
 #[derive(Debug, Clone, Default)]
-pub struct CastLike;
+pub struct CastLike {
+    pub mode: CastMode,
+}
 
 fn numeric<S: CastElem, D: CastElem>(
     ctx: &EvalCtx,
     x: &TensorView,
     out: &mut Tensor,
+    mode: CastMode,
 ) -> Result<()> {
     let src = pod::<S>(x.as_bytes())?;
     let dst = pod_mut::<D>(out.as_bytes_mut())?;
-    map_unary(ctx.par, src, dst, |&v| cast_elem::<S, D>(v))
+    map_unary(ctx.par, src, dst, |&v| cast_elem_mode::<S, D>(v, mode))
 }
 
-/// Casts a tensor view to `to`, allocating the output from `ctx`.
+/// Casts a tensor view to `to` (default [`CastMode`]), allocating the output from `ctx`.
 pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor> {
+    cast_view_mode(ctx, x, to, CastMode::default())
+}
+
+/// Casts a tensor view to `to` under `mode`, allocating the output from `ctx`.
+pub fn cast_view_mode(ctx: &mut EvalCtx, x: &TensorView, to: DType, mode: CastMode) -> Result<Tensor> {
     let from = x.dtype();
     let mut out = ctx.alloc(to, x.shape())?;
     if from == to {
@@ -113,7 +170,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
         dispatch_cast!(to, D => {
             let dst = pod_mut::<D>(out.as_bytes_mut())?;
             for (o, s) in dst.iter_mut().zip(strs) {
-                *o = parse::<D>(s, to)?;
+                *o = parse::<D>(s, to, mode)?;
             }
         }, _ => bail!("Cast cannot convert string to {to}"));
     } else if to == DType::String {
@@ -124,7 +181,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
             }
         }, _ => bail!("Cast cannot convert {from} to string"));
     } else {
-        dispatch_cast!(from, S => dispatch_cast!(to, D => numeric::<S, D>(ctx, x, &mut out)?,
+        dispatch_cast!(from, S => dispatch_cast!(to, D => numeric::<S, D>(ctx, x, &mut out, mode)?,
             _ => bail!("Cast cannot convert to {to}")),
             _ => bail!("Cast cannot convert from {from}"));
     }
@@ -132,7 +189,7 @@ pub fn cast_view(ctx: &mut EvalCtx, x: &TensorView, to: DType) -> Result<Tensor>
 }
 
 /// Parses one string as element type `D`.
-fn parse<D: CastElem>(s: &str, to: DType) -> Result<D> {
+fn parse<D: CastElem>(s: &str, to: DType, mode: CastMode) -> Result<D> {
     let t = s.trim();
     if to == DType::Bool {
         match t.to_ascii_lowercase().as_str() {
@@ -143,11 +200,11 @@ fn parse<D: CastElem>(s: &str, to: DType) -> Result<D> {
     }
     if D::INTEGRAL {
         if let Ok(v) = t.parse::<i128>() {
-            return Ok(D::from_i128(v));
+            return Ok(D::from_i128_mode(v, mode));
         }
     }
     match t.parse::<f64>() {
-        Ok(v) => Ok(D::from_f64c(v)),
+        Ok(v) => Ok(D::from_f64_mode(v, mode)),
         Err(_) => bail!("Cast cannot parse string {s:?} as {to}"),
     }
 }
@@ -168,6 +225,8 @@ fn format_elem<S: CastElem>(v: S, dt: DType) -> String {
             v.to_f64c(),
             1e3,
         ),
+        // float8/float4 values are exact in f32: its shortest spelling.
+        d if d.is_low_precision_float() => format_float(&format!("{:e}", v.to_f64c() as f32), v.to_f64c(), 1e6),
         _ => v.to_i128().to_string(),
     }
 }
@@ -254,7 +313,7 @@ impl Op for Cast {
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "Cast")?;
-        Ok(vec![cast_view(ctx, x, self.to)?])
+        Ok(vec![cast_view_mode(ctx, x, self.to, self.mode)?])
     }
     crate::op_as_any!();
 }
@@ -277,7 +336,7 @@ impl Op for CastLike {
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "CastLike")?;
         let like = input(inputs, 1, "CastLike")?;
-        Ok(vec![cast_view(ctx, x, like.dtype())?])
+        Ok(vec![cast_view_mode(ctx, x, like.dtype(), self.mode)?])
     }
     crate::op_as_any!();
 }
@@ -291,7 +350,7 @@ mod tests {
     fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
         let mut pool = BufferPool::new(u64::MAX);
         let mut ctx = EvalCtx::new(&Serial, &mut pool);
-        Cast { to }
+        Cast { to, mode: CastMode::default() }
             .eval(&mut ctx, &[Some(x.view())])
             .map(|mut v| v.remove(0))
     }
@@ -320,6 +379,51 @@ mod tests {
             cast(&i, DType::U64).unwrap().to_vec::<u64>().unwrap(),
             vec![i64::MAX as u64, u64::MAX]
         );
+    }
+
+    fn cast_mode(x: &Tensor, to: DType, saturate: bool, round: lowp::RoundMode) -> Tensor {
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&Serial, &mut pool);
+        Cast { to, mode: CastMode { saturate, round } }.eval(&mut ctx, &[Some(x.view())]).unwrap().remove(0)
+    }
+
+    /// Expected values from the ONNX Cast tables (saturate on/off) and the formats'
+    /// definitions, written out by hand.
+    #[test]
+    fn low_precision_casts() {
+        let up = lowp::RoundMode::Up;
+        let x = Tensor::from_slice(&[6], &[0.3f32, 1e6, f32::INFINITY, -f32::INFINITY, -0.0, 17.0]).unwrap();
+        // E4M3FN: 0.3 → 0.3125 (RNE), ±max 448, -0 kept, 17 → 16 (tie to even).
+        let y = cast_mode(&x, DType::F8E4M3FN, true, up);
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0.3125, 448.0, 448.0, -448.0, -0.0, 16.0]);
+        let y = cast_mode(&x, DType::F8E4M3FN, false, up).to_f64_vec().unwrap();
+        assert!(y[1].is_nan() && y[2].is_nan() && y[3].is_nan());
+        // E5M2 without saturation keeps infinities; FNUZ has no -0.
+        let y = cast_mode(&x, DType::F8E5M2, false, up).to_f64_vec().unwrap();
+        assert_eq!(&y[1..4], &[f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY]);
+        let y = cast_mode(&x, DType::F8E4M3FNUZ, true, up);
+        assert_eq!(y.to_f64_vec().unwrap()[1], 240.0);
+        assert_eq!(y.as_bytes()[4], 0);
+        // float4: ±6 at most, always saturating.
+        let y = cast_mode(&x, DType::F4E2M1, false, up);
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0.5, 6.0, 6.0, -6.0, -0.0, 6.0]);
+        // E8M0 rounding modes: 0.3 lies between 2^-2 and 2^-1.
+        let p = Tensor::from_slice(&[1], &[0.3f32]).unwrap();
+        assert_eq!(cast_mode(&p, DType::F8E8M0, true, up).to_f64_vec().unwrap(), vec![0.5]);
+        assert_eq!(cast_mode(&p, DType::F8E8M0, true, lowp::RoundMode::Down).to_f64_vec().unwrap(), vec![0.25]);
+        // 4-bit ints: floats truncate, integers wrap; back to wider types exactly.
+        let f = Tensor::from_slice(&[4], &[-7.9f32, 7.9, 3.5, -1.0]).unwrap();
+        assert_eq!(cast(&f, DType::I4).unwrap().to_f64_vec().unwrap(), vec![-7.0, 7.0, 3.0, -1.0]);
+        let i = Tensor::from_slice(&[3], &[200i32, -9, 15]).unwrap();
+        let y = cast(&i, DType::I4).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![-8.0, 7.0, -1.0]);
+        assert_eq!(cast(&y, DType::I8).unwrap().to_vec::<i8>().unwrap(), vec![-8, 7, -1]);
+        assert_eq!(cast(&i, DType::U2).unwrap().to_f64_vec().unwrap(), vec![0.0, 3.0, 3.0]);
+        // float8 → float8 and → string.
+        let y = cast(&cast(&x, DType::F8E4M3FN).unwrap(), DType::F8E5M2).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap()[..2], [0.3125, 448.0]);
+        let s = cast(&cast(&p, DType::F8E5M2).unwrap(), DType::String).unwrap();
+        assert_eq!(s.as_strings().unwrap(), &["0.3125"]);
     }
 
     #[test]

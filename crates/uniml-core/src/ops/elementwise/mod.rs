@@ -1,7 +1,7 @@
 //! Elementwise ops: unary math and activations ([`unary::Unary`]), binary ops
 //! with numpy broadcasting ([`binary::Binary`], [`binary::Pow`]), `Clip`,
-//! variadic `Max`/`Min`/`Sum`/`Mean`, `Where`, `Cast`/`CastLike`, and the
-//! pass-through `Identity`/`Dropout`.
+//! variadic `Max`/`Min`/`Sum`/`Mean`, `Where`, `Cast`/`CastLike`, `SwiGLU`, and
+//! `Identity`/`Dropout` (a pass-through unless in training mode).
 //!
 //! Every op is a thin layer over two generic kernels in [`kernel`]:
 //! [`kernel::map_unary`] and [`kernel::map_binary`] (broadcast planned once as
@@ -65,14 +65,16 @@ pub mod clip;
 pub mod identity;
 pub mod kernel;
 pub mod num;
+pub mod swiglu;
 pub mod unary;
 pub mod variadic;
 pub mod where_op;
 
 pub use binary::{BinOp, Binary, Pow};
-pub use cast::{Cast, CastLike};
+pub use cast::{Cast, CastLike, CastMode};
 pub use clip::Clip;
 pub use identity::{Dropout, Identity};
+pub use swiglu::SwiGlu;
 pub use unary::{Unary, UnaryOp};
 pub use variadic::{Variadic, VariadicOp};
 pub use where_op::Where;

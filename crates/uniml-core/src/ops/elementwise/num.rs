@@ -5,8 +5,11 @@
 //! - [`Real`]: f32 and f64, with the transcendental functions the float ops need.
 //!   f16/bf16 tensors are computed through f32.
 //! - [`CastElem`]: conversions between every non-string dtype with numpy/C
-//!   semantics (floats truncate toward zero into ints, ints wrap).
+//!   semantics (floats truncate toward zero into ints, ints wrap); into the
+//!   low-precision floats by round-to-nearest-even with the ONNX `saturate`
+//!   and `round_mode` rules ([`CastMode`], `uniml_data::lowp`).
 
+use uniml_data::lowp::{self, LowFloat, SmallInt};
 use uniml_data::{bf16, f16, Element};
 
 /// A numeric element type.
@@ -388,6 +391,22 @@ pub fn tanh_f32(x: f32) -> f32 {
     }
 }
 
+/// How a cast rounds into the low-precision float types (ONNX `Cast` attributes
+/// `saturate` and `round_mode`); other targets ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CastMode {
+    /// Out-of-range values become ±max (default) instead of inf/NaN (float8 targets).
+    pub saturate: bool,
+    /// Rounding into FLOAT8E8M0.
+    pub round: lowp::RoundMode,
+}
+
+impl Default for CastMode {
+    fn default() -> Self {
+        CastMode { saturate: true, round: lowp::RoundMode::Up }
+    }
+}
+
 /// Conversions between every non-string dtype (bool is `u8` 0/1).
 pub trait CastElem: bytemuck::Pod + Send + Sync {
     /// Integer-like (ints and bool): converted through `i128` exactly.
@@ -396,7 +415,53 @@ pub trait CastElem: bytemuck::Pod + Send + Sync {
     fn to_f64c(self) -> f64;
     fn from_i128(v: i128) -> Self;
     fn from_f64c(v: f64) -> Self;
+    /// From f64 under a [`CastMode`] (only the low-precision floats look at it).
+    #[inline(always)]
+    fn from_f64_mode(v: f64, _mode: CastMode) -> Self {
+        Self::from_f64c(v)
+    }
+    /// From an integer under a [`CastMode`].
+    #[inline(always)]
+    fn from_i128_mode(v: i128, _mode: CastMode) -> Self {
+        Self::from_i128(v)
+    }
 }
+
+macro_rules! cast_low_float {
+    ($($t:ty),*) => {$(
+        impl CastElem for $t {
+            const INTEGRAL: bool = false;
+            #[inline(always)] fn to_i128(self) -> i128 { LowFloat::to_f64(self) as i128 }
+            #[inline(always)] fn to_f64c(self) -> f64 { LowFloat::to_f64(self) }
+            #[inline(always)] fn from_i128(v: i128) -> Self { Self::from_i128_mode(v, CastMode::default()) }
+            #[inline(always)] fn from_f64c(v: f64) -> Self { Self::from_f64_mode(v, CastMode::default()) }
+            #[inline(always)]
+            fn from_f64_mode(v: f64, m: CastMode) -> Self {
+                <$t as LowFloat>::from_f64(v, m.saturate, m.round)
+            }
+            #[inline(always)]
+            fn from_i128_mode(v: i128, m: CastMode) -> Self {
+                <$t as LowFloat>::from_f64(v as f64, m.saturate, m.round)
+            }
+        }
+    )*};
+}
+cast_low_float!(lowp::F8E4M3FN, lowp::F8E4M3FNUZ, lowp::F8E5M2, lowp::F8E5M2FNUZ, lowp::F8E8M0, lowp::F4E2M1);
+
+macro_rules! cast_small_int {
+    ($($t:ty),*) => {$(
+        impl CastElem for $t {
+            const INTEGRAL: bool = true;
+            #[inline(always)] fn to_i128(self) -> i128 { self.value() as i128 }
+            #[inline(always)] fn to_f64c(self) -> f64 { self.value() as f64 }
+            /// Integers wrap (two's complement), as every ONNX integer cast does.
+            #[inline(always)] fn from_i128(v: i128) -> Self { <$t as SmallInt>::wrapping(v) }
+            /// Floats truncate and wrap (see `SmallInt::from_f64_cast`).
+            #[inline(always)] fn from_f64c(v: f64) -> Self { <$t as SmallInt>::from_f64_cast(v) }
+        }
+    )*};
+}
+cast_small_int!(lowp::U4, lowp::I4, lowp::U2, lowp::I2);
 
 macro_rules! cast_int {
     ($($t:ty),*) => {$(
@@ -478,6 +543,16 @@ pub fn cast_elem<S: CastElem, D: CastElem>(s: S) -> D {
         D::from_i128(s.to_i128())
     } else {
         D::from_f64c(s.to_f64c())
+    }
+}
+
+/// [`cast_elem`] under a [`CastMode`].
+#[inline(always)]
+pub fn cast_elem_mode<S: CastElem, D: CastElem>(s: S, mode: CastMode) -> D {
+    if S::INTEGRAL {
+        D::from_i128_mode(s.to_i128(), mode)
+    } else {
+        D::from_f64_mode(s.to_f64c(), mode)
     }
 }
 

@@ -61,6 +61,10 @@ pub enum UnaryOp {
         beta: f32,
     },
     HardSwish,
+    /// `x * sigmoid(alpha * x)`.
+    Swish {
+        alpha: f32,
+    },
     Softplus,
     Softsign,
     Mish,
@@ -135,6 +139,7 @@ impl UnaryOp {
             Celu { .. } => "Celu",
             HardSigmoid { .. } => "HardSigmoid",
             HardSwish => "HardSwish",
+            Swish { .. } => "Swish",
             Softplus => "Softplus",
             Softsign => "Softsign",
             Mish => "Mish",
@@ -270,6 +275,10 @@ pub fn apply_real<R: Real>(op: UnaryOp, x: &[R], out: &mut [R]) {
             let a = R::of(1.0 / 6.0);
             m!(|v| v * (a * v + half).max_f(zero).min_f(one))
         }
+        Swish { alpha } => {
+            let a = R::of(alpha as f64);
+            m!(|v| v * sigmoid(a * v))
+        }
         Softplus => m!(|v| softplus(v)),
         Softsign => m!(|v| v / (one + v.abs())),
         Mish => m!(|v| v * softplus(v).tanh()),
@@ -304,7 +313,7 @@ pub fn apply_real<R: Real>(op: UnaryOp, x: &[R], out: &mut [R]) {
 /// `1 / (1 + e^-v)`: exact at both tails with the overflow-safe exp
 /// (e^-v = inf gives 0), and branch-free so f32 loops vectorise.
 #[inline(always)]
-fn sigmoid<R: Real>(v: R) -> R {
+pub(crate) fn sigmoid<R: Real>(v: R) -> R {
     R::ONE / (R::ONE + (-v).fast_exp())
 }
 

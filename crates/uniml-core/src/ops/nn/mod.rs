@@ -26,6 +26,7 @@ mod conv_kernels;
 pub mod conv_transpose;
 pub mod deform_conv;
 pub mod depth_space;
+pub mod det;
 mod depthwise;
 pub mod gemm;
 pub mod gemm_glue;

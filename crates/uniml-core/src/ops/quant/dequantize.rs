@@ -1,10 +1,14 @@
 //! `DequantizeLinear`: `y = (x - zero_point) * scale`, per tensor, per axis or
-//! blocked, from (u)int8/(u)int16/int32 to float/float16/bfloat16. Computed in
-//! f32 (the difference `x - zero_point` is exact), rounded once to the output.
+//! blocked, from (u)int8/(u)int16/int32/(u)int4/(u)int2, float8 and float4 to
+//! float/float16/bfloat16. Computed in f32 (the difference `x - zero_point` is
+//! exact), rounded once to the output. float8/float4 zero points must be 0.
 
+use uniml_data::lowp::{self, LowFloat, SmallInt};
 use uniml_data::{bail, ensure, DType, Element, Result, Tensor, TensorView};
 
-use super::{check_zero_point_shape, read_scales, read_zero_points, QuantLayout};
+use super::{
+    check_float_zero_point, check_zero_point_shape, read_scales, read_zero_points, QuantLayout,
+};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::parallel::par_chunks_mut;
 
@@ -59,6 +63,31 @@ macro_rules! qin {
 }
 qin!(u8, i8, u16, i16);
 
+macro_rules! qin_small {
+    ($($t:ty),*) => {$(
+        impl QIn for $t {
+            #[inline(always)]
+            fn centered(self, zp: i32) -> f32 {
+                (self.value() - zp) as f32
+            }
+        }
+    )*};
+}
+qin_small!(lowp::U4, lowp::I4, lowp::U2, lowp::I2);
+
+/// float8/float4: the zero point is 0 (checked), the value is exact in f32.
+macro_rules! qin_float {
+    ($($t:ty),*) => {$(
+        impl QIn for $t {
+            #[inline(always)]
+            fn centered(self, _zp: i32) -> f32 {
+                LowFloat::to_f64(self) as f32
+            }
+        }
+    )*};
+}
+qin_float!(lowp::F8E4M3FN, lowp::F8E4M3FNUZ, lowp::F8E5M2, lowp::F8E5M2FNUZ, lowp::F4E2M1);
+
 impl QIn for i32 {
     #[inline(always)]
     fn centered(self, zp: i32) -> f32 {
@@ -102,7 +131,12 @@ impl Op for DequantizeLinear {
                     x.dtype()
                 );
                 check_zero_point_shape(s.shape(), z.shape())?;
-                read_zero_points(z, "x_zero_point")?
+                if z.dtype().is_low_precision_float() {
+                    check_float_zero_point(z, "x_zero_point")?;
+                    vec![0; scale.len()]
+                } else {
+                    read_zero_points(z, "x_zero_point")?
+                }
             }
             None => vec![0; scale.len()],
         };
@@ -145,8 +179,17 @@ impl Op for DequantizeLinear {
             DType::U16 => go!(u16),
             DType::I16 => go!(i16),
             DType::I32 => go!(i32),
+            DType::U4 => go!(lowp::U4),
+            DType::I4 => go!(lowp::I4),
+            DType::U2 => go!(lowp::U2),
+            DType::I2 => go!(lowp::I2),
+            DType::F8E4M3FN => go!(lowp::F8E4M3FN),
+            DType::F8E4M3FNUZ => go!(lowp::F8E4M3FNUZ),
+            DType::F8E5M2 => go!(lowp::F8E5M2),
+            DType::F8E5M2FNUZ => go!(lowp::F8E5M2FNUZ),
+            DType::F4E2M1 => go!(lowp::F4E2M1),
             other => {
-                bail!("DequantizeLinear input must be (u)int8, (u)int16 or int32, got {other}")
+                bail!("DequantizeLinear input must be (u)int8/16/4/2, int32, float8 or float4, got {other}")
             }
         }
         Ok(vec![out])
@@ -328,6 +371,24 @@ mod tests {
             .map(|i| xv[i] as f32 * sb[(i / 4 / 2) * 4 + i % 4])
             .collect();
         assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
+    }
+
+    /// The ONNX spec's own cases (test_dequantizelinear_e4m3fn, _int4, _float4e2m1).
+    #[test]
+    fn low_precision_inputs() {
+        use uniml_data::lowp::{F4E2M1, F8E4M3FN, I4};
+        // 0, 0.5, 1, 448, -104 as E4M3FN bit patterns.
+        let x = Tensor::from_slice(&[5], &[F8E4M3FN(0), F8E4M3FN(0x30), F8E4M3FN(0x38), F8E4M3FN(0x7e), F8E4M3FN(0xed)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), None).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0., 1., 2., 896., -208.]);
+        let x = Tensor::from_slice(&[5], &[I4(0), I4(1), I4(7), I4(-8), I4(-1)]).unwrap();
+        let z = Tensor::from_slice(&[1], &[I4(1)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), Some(&z)).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![-2., 0., 12., -18., -4.]);
+        // 0, 1, -1, 1.5, -4 as E2M1 codes.
+        let x = Tensor::from_slice(&[5], &[F4E2M1(0), F4E2M1(2), F4E2M1(10), F4E2M1(3), F4E2M1(14)]).unwrap();
+        let y = dq(&DequantizeLinear::default(), &x, &Tensor::scalar(2.0f32), None).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![0., 2., -2., 3., -8.]);
     }
 
     #[test]

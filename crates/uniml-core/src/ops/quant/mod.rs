@@ -18,6 +18,7 @@ pub mod matmul;
 pub mod quantize;
 pub mod requant;
 
+use uniml_data::lowp::{self, SmallInt};
 use uniml_data::{bail, ensure, DType, Element, Result, TensorView};
 
 use crate::ops::util::norm_axis;
@@ -38,7 +39,7 @@ pub fn rint_clamped(v: f32) -> f32 {
     (c + MAGIC) - MAGIC
 }
 
-/// An integer type a quantized tensor may hold (u8, i8, u16, i16).
+/// An integer type a quantized tensor may hold (u8, i8, u16, i16, and the 4-/2-bit ints).
 pub trait QInt: Element {
     const LO: f32;
     const HI: f32;
@@ -60,6 +61,20 @@ macro_rules! qint {
 }
 qint!(u8, i8, u16, i16);
 
+macro_rules! qint_small {
+    ($($t:ty),*) => {$(
+        impl QInt for $t {
+            const LO: f32 = <$t as SmallInt>::MIN as f32;
+            const HI: f32 = <$t as SmallInt>::MAX as f32;
+            #[inline(always)]
+            fn from_i32(v: i32) -> Self {
+                <$t as SmallInt>::of(v)
+            }
+        }
+    )*};
+}
+qint_small!(lowp::U4, lowp::I4, lowp::U2, lowp::I2);
+
 /// Saturating quantization of one value: `clamp(rint(q) + zp, LO, HI)`; NaN gives `LO`.
 #[inline(always)]
 #[allow(clippy::manual_clamp)] // `clamp` keeps NaN; `max`/`min` map it to a bound
@@ -79,8 +94,24 @@ pub fn read_zero_points(t: &TensorView, what: &str) -> Result<Vec<i32>> {
         DType::U16 => t.as_slice::<u16>()?.iter().map(|&v| v as i32).collect(),
         DType::I16 => t.as_slice::<i16>()?.iter().map(|&v| v as i32).collect(),
         DType::I32 => t.as_slice::<i32>()?.to_vec(),
-        other => bail!("{what} must be an int8/uint8/int16/uint16/int32 tensor, got {other}"),
+        DType::U4 | DType::I4 | DType::U2 | DType::I2 => {
+            t.to_f64_vec()?.into_iter().map(|v| v as i32).collect()
+        }
+        other => bail!(
+            "{what} must be an int8/uint8/int16/uint16/int32/(u)int4/(u)int2 tensor, got {other}"
+        ),
     })
+}
+
+/// Reads a float8/float4 zero point, which must be all zeros (the ONNX spec and reference
+/// require it for float8; float4 follows the same rule here).
+pub fn check_float_zero_point(t: &TensorView, what: &str) -> Result<()> {
+    ensure!(
+        t.to_f64_vec()?.iter().all(|&v| v == 0.0),
+        "{what} of type {} must be zero",
+        t.dtype()
+    );
+    Ok(())
 }
 
 /// Reads a scale tensor (float, float16, bfloat16; int32 where allowed) as f32s.

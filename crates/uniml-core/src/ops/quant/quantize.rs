@@ -1,12 +1,17 @@
 //! `QuantizeLinear`: `y = saturate(rint(x / scale) + zero_point)`, per tensor,
-//! per axis or blocked, to uint8/int8/uint16/int16 (round half to even).
+//! per axis or blocked, to uint8/int8/uint16/int16/uint4/int4/uint2/int2
+//! (round half to even); to float8/float4: `y = cast(x / scale)` (round to
+//! nearest even, saturating unless `saturate` is off, see `uniml_data::lowp`;
+//! their zero point must be 0).
 
 use std::borrow::Cow;
 
-use uniml_data::{bail, ensure, DType, Result, Tensor, TensorView};
+use uniml_data::lowp::{self, LowFloat, RoundMode};
+use uniml_data::{bail, ensure, DType, Element, Result, Tensor, TensorView};
 
 use super::{
-    check_zero_point_shape, read_scales, read_zero_points, round_to, saturate, QInt, QuantLayout,
+    check_float_zero_point, check_zero_point_shape, read_scales, read_zero_points, round_to,
+    saturate, QuantLayout,
 };
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::parallel::par_chunks_mut;
@@ -24,6 +29,8 @@ pub struct QuantizeLinear {
     pub output_dtype: Option<DType>,
     /// Precision of `x / scale` (f32, f16 or bf16); `None` = the scale's dtype.
     pub precision: Option<DType>,
+    /// float8 outputs: out-of-range values become ±max (else inf/NaN).
+    pub saturate: bool,
 }
 
 impl Default for QuantizeLinear {
@@ -33,6 +40,7 @@ impl Default for QuantizeLinear {
             block_size: 0,
             output_dtype: None,
             precision: None,
+            saturate: true,
         }
     }
 }
@@ -48,8 +56,23 @@ impl QuantizeLinear {
             (None, None) => DType::U8,
         };
         ensure!(
-            matches!(dt, DType::U8 | DType::I8 | DType::U16 | DType::I16),
-            "QuantizeLinear output must be uint8, int8, uint16 or int16, got {dt}"
+            matches!(
+                dt,
+                DType::U8
+                    | DType::I8
+                    | DType::U16
+                    | DType::I16
+                    | DType::U4
+                    | DType::I4
+                    | DType::U2
+                    | DType::I2
+                    | DType::F8E4M3FN
+                    | DType::F8E4M3FNUZ
+                    | DType::F8E5M2
+                    | DType::F8E5M2FNUZ
+                    | DType::F4E2M1
+            ),
+            "QuantizeLinear output must be a (u)int8/16/4/2, float8 or float4 type, got {dt}"
         );
         Ok(dt)
     }
@@ -87,6 +110,11 @@ impl Op for QuantizeLinear {
             .map(|v| round_to(prec, v))
             .collect();
         let zps: Vec<f32> = match zp {
+            Some(z) if out_dt.is_low_precision_float() => {
+                check_zero_point_shape(s.shape(), z.shape())?;
+                check_float_zero_point(z, "y_zero_point")?;
+                vec![0.0; scale.len()]
+            }
             Some(z) => {
                 check_zero_point_shape(s.shape(), z.shape())?;
                 read_zero_points(z, "y_zero_point")?
@@ -119,11 +147,24 @@ impl Op for QuantizeLinear {
             zp: &zps,
             prec,
         };
+        fn float<Y: LowFloat>(sat: bool) -> impl Fn(f32, f32) -> Y + Sync {
+            move |q, z| Y::from_f64((q + z) as f64, sat, RoundMode::Up)
+        }
+        let sat = self.saturate;
         match out_dt {
-            DType::U8 => k.run(ctx, out.as_slice_mut::<u8>()?),
-            DType::I8 => k.run(ctx, out.as_slice_mut::<i8>()?),
-            DType::U16 => k.run(ctx, out.as_slice_mut::<u16>()?),
-            DType::I16 => k.run(ctx, out.as_slice_mut::<i16>()?),
+            DType::U8 => k.run(ctx, out.as_slice_mut::<u8>()?, &saturate::<u8>),
+            DType::I8 => k.run(ctx, out.as_slice_mut::<i8>()?, &saturate::<i8>),
+            DType::U16 => k.run(ctx, out.as_slice_mut::<u16>()?, &saturate::<u16>),
+            DType::I16 => k.run(ctx, out.as_slice_mut::<i16>()?, &saturate::<i16>),
+            DType::U4 => k.run(ctx, out.as_slice_mut()?, &saturate::<lowp::U4>),
+            DType::I4 => k.run(ctx, out.as_slice_mut()?, &saturate::<lowp::I4>),
+            DType::U2 => k.run(ctx, out.as_slice_mut()?, &saturate::<lowp::U2>),
+            DType::I2 => k.run(ctx, out.as_slice_mut()?, &saturate::<lowp::I2>),
+            DType::F8E4M3FN => k.run(ctx, out.as_slice_mut()?, &float::<lowp::F8E4M3FN>(sat)),
+            DType::F8E4M3FNUZ => k.run(ctx, out.as_slice_mut()?, &float::<lowp::F8E4M3FNUZ>(sat)),
+            DType::F8E5M2 => k.run(ctx, out.as_slice_mut()?, &float::<lowp::F8E5M2>(sat)),
+            DType::F8E5M2FNUZ => k.run(ctx, out.as_slice_mut()?, &float::<lowp::F8E5M2FNUZ>(sat)),
+            DType::F4E2M1 => k.run(ctx, out.as_slice_mut()?, &float::<lowp::F4E2M1>(sat)),
             other => bail!("QuantizeLinear cannot produce {other}"),
         }
         Ok(vec![out])
@@ -141,20 +182,28 @@ struct Kernel<'a> {
 }
 
 impl Kernel<'_> {
-    fn run<Y: QInt>(&self, ctx: &EvalCtx, y: &mut [Y]) {
+    /// `fin(x / scale, zero_point)` gives each output element.
+    fn run<Y: Element, F: Fn(f32, f32) -> Y + Sync>(&self, ctx: &EvalCtx, y: &mut [Y], fin: &F) {
         par_chunks_mut(ctx.par, y, CHUNK, &|ci, chunk| {
             let start = ci * CHUNK;
             self.layout
                 .for_runs(start, chunk.len(), |off, len, p, step| {
                     let xs = &self.x[start + off..start + off + len];
                     let ys = &mut chunk[off..off + len];
-                    self.run_slice(xs, ys, p, step);
+                    self.run_slice(xs, ys, p, step, fin);
                 });
         });
     }
 
     #[inline]
-    fn run_slice<Y: QInt>(&self, xs: &[f32], ys: &mut [Y], p: usize, step: usize) {
+    fn run_slice<Y: Element, F: Fn(f32, f32) -> Y>(
+        &self,
+        xs: &[f32],
+        ys: &mut [Y],
+        p: usize,
+        step: usize,
+        saturate: &F,
+    ) {
         let (scale, zp) = (&self.scale[p..], &self.zp[p..]);
         match (self.prec, step) {
             (DType::F32 | DType::I32, 0) => {
@@ -378,6 +427,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(y.as_slice::<u16>().unwrap(), &[2048]);
+    }
+
+    /// The ONNX spec's own cases (test_quantizelinear_int4, _e4m3fn, _e5m2, _float4e2m1).
+    #[test]
+    fn low_precision_outputs() {
+        let x = Tensor::from_slice(&[3, 4], &[0.0f32, 2.5, 4.8, 8.6, -30., -20., 6., 9., 12., 15., 16., 40.]).unwrap();
+        let s = Tensor::from_slice(&[3], &[2.0f32, 3.0, 4.0]).unwrap();
+        let op = QuantizeLinear { axis: 0, ..Default::default() };
+        let z = Tensor::from_slice(&[3], &[uniml_data::lowp::I4(1); 3]).unwrap();
+        let y = q(&op, &x, &s, Some(&z)).unwrap();
+        assert_eq!(y.to_f64_vec().unwrap(), vec![1., 2., 3., 5., -8., -6., 3., 4., 4., 5., 5., 7.]);
+        let x = Tensor::from_slice(&[5], &[0.0f32, 1.0, 2.0, 100000.0, 200.0]).unwrap();
+        let s = Tensor::scalar(2.0f32);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E4M3FN), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 448., 96.]);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E5M2), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 49152., 96.]);
+        let op = QuantizeLinear { output_dtype: Some(DType::F8E4M3FN), saturate: false, ..Default::default() };
+        assert!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap()[3].is_nan());
+        let op = QuantizeLinear { output_dtype: Some(DType::F4E2M1), ..Default::default() };
+        assert_eq!(q(&op, &x, &s, None).unwrap().to_f64_vec().unwrap(), vec![0., 0.5, 1., 6., 6.]);
+        // A non-zero float8 zero point is an error.
+        let z = Tensor::from_slice(&[1], &[uniml_data::lowp::F8E4M3FN(0x38)]).unwrap();
+        assert!(q(&QuantizeLinear::default(), &x, &s, Some(&z)).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `BitCast` (opset 26): reinterprets the bits of each element as another
-//! dtype of the same size (e.g. float32 ↔ int32, int8 → uint8, bool → uint8).
-//! Shape is unchanged; strings are not allowed. Bytes cast *to* bool become
-//! 0/1 (bool tensors only hold those).
+//! dtype of the same bit width (e.g. float32 ↔ int32, int8 → uint8, bool →
+//! uint8, uint8 → float8, int4 ↔ uint4 ↔ float4). Shape is unchanged; strings
+//! are not allowed. Bytes cast *to* bool become 0/1 (bool tensors only hold
+//! those); sub-byte elements are re-encoded in their one-byte in-memory form.
 
 use uniml_data::{ensure, DType, Result, Tensor, TensorView};
 
@@ -21,11 +22,11 @@ impl Op for BitCast {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         if let Some(d) = x.dtype {
             ensure!(
-                d != DType::String && d.size() == self.to.size(),
-                "BitCast needs same-size non-string dtypes, got {d} ({} bytes) to {} ({} bytes)",
-                d.size(),
+                d != DType::String && d.bits() == self.to.bits(),
+                "BitCast needs same-width non-string dtypes, got {d} ({} bits) to {} ({} bits)",
+                d.bits(),
                 self.to,
-                self.to.size()
+                self.to.bits()
             );
         }
         Ok(vec![Fact {
@@ -40,17 +41,20 @@ impl Op for BitCast {
         let x = input(inputs, 0, "BitCast")?;
         let d = x.dtype();
         ensure!(
-            d != DType::String && self.to != DType::String && d.size() == self.to.size(),
-            "BitCast needs same-size non-string dtypes, got {d} ({} bytes) to {} ({} bytes)",
-            d.size(),
+            d != DType::String && self.to != DType::String && d.bits() == self.to.bits(),
+            "BitCast needs same-width non-string dtypes, got {d} ({} bits) to {} ({} bits)",
+            d.bits(),
             self.to,
-            self.to.size()
+            self.to.bits()
         );
         let mut out = ctx.alloc(self.to, x.shape())?;
         let dst = out.as_bytes_mut();
         dst.copy_from_slice(x.as_bytes());
         if self.to == DType::Bool {
             dst.iter_mut().for_each(|b| *b = (*b != 0) as u8);
+        } else if self.to.bits() < 8 {
+            let to = self.to;
+            dst.iter_mut().for_each(|b| *b = uniml_data::lowp::byte_from_bits(to, *b));
         }
         Ok(vec![out])
     }

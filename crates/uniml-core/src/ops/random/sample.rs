@@ -46,7 +46,7 @@ fn store_bits(bits: &[bool], out: &mut Tensor) -> Result<()> {
             uniml_data::bf16::ONE,
             uniml_data::bf16::ZERO
         ),
-        DType::String => bail!("Bernoulli cannot produce strings"),
+        d => bail!("Bernoulli cannot produce {d}"),
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub(crate) fn one_of(dtype: DType) -> Result<Tensor> {
         DType::I64 => Tensor::scalar(1i64),
         DType::U64 => Tensor::scalar(1u64),
         DType::Bool => Tensor::from_bools(&[], &[true])?,
-        DType::String => bail!("no value 1 for string tensors"),
+        d => bail!("no value 1 for {d} tensors"),
     })
 }
 

@@ -39,6 +39,7 @@ pub mod scatter;
 pub mod shape_of;
 pub mod slice;
 pub mod split;
+pub mod tensor_scatter;
 pub mod topk;
 pub mod transpose;
 pub mod trilu;

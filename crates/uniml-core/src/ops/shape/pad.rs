@@ -57,6 +57,7 @@ pub(crate) fn scalar_of(dtype: DType, v: f64) -> Result<Tensor> {
         DType::U64 => Tensor::scalar(v as u64),
         DType::Bool => Tensor::from_bools(&[], &[v != 0.0])?,
         DType::String => Tensor::from_strings(&[], vec![String::new()])?,
+        d => bail!("no scalar of {d}"),
     })
 }
 
