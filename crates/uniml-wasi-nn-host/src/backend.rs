@@ -338,3 +338,114 @@ impl GraphRegistry for NamedGraphs {
         self.0.get_mut(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits8x8_cnn.onnx")).expect("models/digits8x8_cnn.onnx")
+    }
+
+    fn backend() -> UnimlBackend {
+        let mut b = UnimlBackend::new(SessionOptions::default().with_threads(1), Limits { max_model_bytes: 1 << 20, max_live_graphs: 2 });
+        b.log_errors = false;
+        b
+    }
+
+    fn wasi_f32(dims: &[u32], v: &[f32]) -> wasmtime_wasi_nn::Tensor {
+        wasmtime_wasi_nn::Tensor::new(dims.to_vec(), TensorType::Fp32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+
+    fn msg(e: BackendError) -> String {
+        match e {
+            BackendError::BackendAccess(inner) => format!("{inner:#}"),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn runs_like_a_native_session_through_both_abis() {
+        let model = digits();
+        let b = backend();
+        let g = b.load_graph(&[&model], ExecutionTarget::Cpu).unwrap();
+        let x: Vec<f32> = (0..2 * 64).map(|i| (i % 17) as f32 / 16.0).collect();
+        let native = Session::from_bytes(&model, SessionOptions::default().with_threads(1)).unwrap();
+        let want = native.run(&[("input", TensorView::from_slice(&[2, 1, 8, 8], &x).unwrap())]).unwrap();
+        // WIT: named inputs in, named outputs out.
+        let mut c = g.context();
+        let out = c.compute(Some(vec![NamedTensor { name: "input".into(), tensor: wasi_f32(&[2, 1, 8, 8], &x) }])).unwrap().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "logits");
+        assert_eq!(out[0].tensor.dimensions, vec![2, 10]);
+        assert_eq!(out[0].tensor.data, want[0].1.as_bytes());
+        // WITX: set-input by index, compute, get-output by index.
+        let mut c = g.context();
+        c.set_input(Id::Index(0), &wasi_f32(&[2, 1, 8, 8], &x)).unwrap();
+        c.compute(None).unwrap();
+        assert_eq!(c.get_output(Id::Index(0)).unwrap().data, want[0].1.as_bytes());
+        assert!(c.get_output(Id::Index(1)).is_err());
+    }
+
+    #[test]
+    fn bad_models_and_targets_are_errors() {
+        let model = digits();
+        let mut b = backend();
+        assert!(msg(b.load_graph(&[b"not onnx"], ExecutionTarget::Cpu).err().unwrap()).contains("invalid model"));
+        assert!(b.load_graph(&[&model[..model.len() / 2]], ExecutionTarget::Cpu).is_err());
+        assert!(matches!(b.load_graph(&[], ExecutionTarget::Cpu), Err(BackendError::InvalidNumberOfBuilders(1, 0))));
+        assert!(matches!(b.load_graph(&[&model, &model], ExecutionTarget::Cpu), Err(BackendError::InvalidNumberOfBuilders(1, 2))));
+        assert!(msg(b.load_graph(&[&model], ExecutionTarget::Gpu).err().unwrap()).contains("cpu only"));
+        let big = vec![0u8; (1 << 20) + 1];
+        assert!(msg(b.load_graph(&[&big], ExecutionTarget::Cpu).err().unwrap()).contains("limit"));
+        // Live-graph cap: two alive, the third refused, one dropped, loading works again.
+        let g1 = b.load(&[&model], ExecutionTarget::Cpu).unwrap();
+        let _g2 = b.load(&[&model], ExecutionTarget::Cpu).unwrap();
+        assert!(msg(b.load(&[&model], ExecutionTarget::Cpu).err().unwrap()).contains("too many graphs"));
+        drop(g1);
+        assert!(b.load(&[&model], ExecutionTarget::Cpu).is_ok());
+    }
+
+    #[test]
+    fn bad_tensors_are_errors_and_the_context_keeps_working() {
+        let model = digits();
+        let g = backend().load_graph(&[&model], ExecutionTarget::Cpu).unwrap();
+        let mut c = g.context();
+        let x = vec![0.5f32; 64];
+        let named = |name: &str, t: wasmtime_wasi_nn::Tensor| Some(vec![NamedTensor { name: name.into(), tensor: t }]);
+        // wrong dims for the model
+        assert!(msg(c.compute(named("input", wasi_f32(&[1, 1, 8, 9], &vec![0.0; 72]))).err().unwrap()).contains("input"));
+        // data length does not match dims
+        assert!(msg(c.compute(named("input", wasi_f32(&[1, 1, 8, 8], &x[..63]))).err().unwrap()).contains("needs 256 bytes, got 252"));
+        // overflowing dims
+        assert!(msg(c.compute(named("input", wasi_f32(&[u32::MAX, u32::MAX, u32::MAX, u32::MAX], &[0.0]))).err().unwrap()).contains("overflow"));
+        // wrong dtype
+        let t = wasmtime_wasi_nn::Tensor::new(vec![1, 1, 8, 8], TensorType::I64, vec![0; 64 * 8]);
+        assert!(c.compute(named("input", t)).is_err());
+        // unknown input name, missing input, input twice, bad index
+        assert!(msg(c.compute(named("nope", wasi_f32(&[1, 1, 8, 8], &x))).err().unwrap()).contains("no input 'nope'"));
+        assert!(msg(c.compute(Some(vec![])).err().unwrap()).contains("was not set"));
+        let twice = vec![
+            NamedTensor { name: "input".into(), tensor: wasi_f32(&[1, 1, 8, 8], &x) },
+            NamedTensor { name: "input".into(), tensor: wasi_f32(&[1, 1, 8, 8], &x) },
+        ];
+        assert!(msg(c.compute(Some(twice)).err().unwrap()).contains("twice"));
+        assert!(c.set_input(Id::Index(3), &wasi_f32(&[1, 1, 8, 8], &x)).is_err());
+        assert!(c.get_output(Id::Index(0)).is_err());
+        // still fine
+        let out = c.compute(named("input", wasi_f32(&[1, 1, 8, 8], &x))).unwrap().unwrap();
+        assert_eq!(out[0].tensor.dimensions, vec![1, 10]);
+    }
+
+    #[test]
+    fn every_wasi_nn_tensor_type_maps_onto_uniml_and_back() {
+        for ty in [TensorType::Fp16, TensorType::Fp32, TensorType::Fp64, TensorType::Bf16, TensorType::U8, TensorType::I32, TensorType::I64] {
+            let d = dtype_of(ty);
+            let t = wasmtime_wasi_nn::Tensor::new(vec![2, 3], ty, vec![1; 6 * d.size()]);
+            let u = to_uniml(&t).unwrap();
+            assert_eq!(u.dtype(), d);
+            assert_eq!(to_wasi(&u).unwrap(), t);
+        }
+        assert!(tensor_type_of(DType::I8).is_err());
+    }
+}
