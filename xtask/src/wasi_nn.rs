@@ -11,7 +11,8 @@
 //!   - onnxruntime agrees on the logits (when the pinned Python venv is there);
 //!   - the guest cannot read outside its preopened directory (`/etc/passwd`, `..`, a symlink out);
 //!   - bad models and inputs come back to the guest as wasi-nn errors, and it keeps working;
-//!   and prints the latency table (median of N runs, efficientnet_lite0).
+//!   and prints the latency table (median of N runs, efficientnet_lite0); `--write-docs` writes
+//!   it into `docs/edge.md`.
 //! * `cargo xtask wasi-nn-bench [--runs N]`: the same, plus the pure-wasm guest built with
 //!   simd128, and writes the table into `docs/edge.md`.
 
@@ -252,14 +253,14 @@ fn onnxruntime(w: &Work, outputs: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-pub fn test(args: &[String], write_docs: bool) -> Result<(), String> {
+pub fn test(args: &[String], write_docs: bool, simd: bool) -> Result<(), String> {
     let runs: usize = match args.iter().position(|a| a == "--runs") {
         Some(i) => args.get(i + 1).and_then(|s| s.parse().ok()).ok_or("--runs N")?,
         None => 10,
     };
     step("the guest's wasi-nn WIT is the one of the pinned wasmtime-wasi-nn");
     check_wit()?;
-    let b = build(write_docs)?;
+    let b = build(simd)?;
     let w = prepare()?;
     let model_abs = root().join(MODEL).display().to_string();
     let data = |s: &str| format!("/data/{s}");

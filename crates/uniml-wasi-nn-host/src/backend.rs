@@ -125,9 +125,6 @@ pub struct UnimlGraph {
 }
 
 impl UnimlGraph {
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
     pub fn context(&self) -> UnimlContext {
         UnimlContext {
             session: self.session.clone(),
