@@ -85,7 +85,10 @@ fn build(simd: bool) -> Result<Built, String> {
     rustup_targets(&[GUEST_TARGET])?;
     step("building uniml-nn-host, the native guest and uniml (release), the guest for wasm32-wasip2");
     let t0 = Instant::now();
-    run(cargo().args(["build", "--release", "-p", "uniml-wasi-nn-host", "-p", "uniml-wasi-nn-guest"]))?;
+    // Two invocations, not one: built together, feature unification would give the shared crates
+    // (uniml, serde, ...) other features than either build alone, and rebuild Wasmtime.
+    run(cargo().args(["build", "--release", "-p", "uniml-wasi-nn-host"]))?;
+    run(cargo().args(["build", "--release", "-p", "uniml-wasi-nn-guest"]))?;
     run(cargo().args(["build", "-p", "uniml-wasi-nn-guest", "--target", GUEST_TARGET, "--profile", "component"]))?;
     let guest_simd = if simd {
         // Own target dir: a RUSTFLAGS change must not rebuild the scalar artifacts.
