@@ -12,6 +12,7 @@ mod serve;
 mod gpu;
 mod wasm;
 mod wasi;
+mod wasi_nn;
 mod web;
 
 /// The repository root. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
@@ -134,12 +135,14 @@ fn main() -> ExitCode {
         Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
         Some("wasi") => wasi::build().map(|_| ()),
         Some("wasi-test") => wasi::test(),
+        Some("wasi-nn-test") => wasi_nn::test(&args[1..], args.iter().any(|a| a == "--write-docs"), false),
+        Some("wasi-nn-bench") => wasi_nn::test(&args[1..], true, true),
         Some("web") => web::build(),
         Some("web-test") => web::test(),
         Some("web-demo") => web::demo(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
+                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | wasi-nn-test [--runs N] [--write-docs] | wasi-nn-bench [--runs N] | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
             );
             return ExitCode::from(2);
         }
