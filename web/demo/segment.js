@@ -31,7 +31,7 @@ function frameTensor(source, w, h) {
   return new Tensor('float32', x, [1, SIZE, SIZE, 3]);
 }
 
-/** Draws the frame, then the background (1 - p) tinted over it, scaled to the view. */
+/** Draws the frame, then washes out the background (alpha ~ 1 - p) over it, scaled to the view. */
 function blend(source, w, h, mask) {
   view.width = 384;
   view.height = Math.round((384 * h) / w);
@@ -41,10 +41,10 @@ function blend(source, w, h, mask) {
   for (let i = 0; i < SIZE * SIZE; i++) {
     const p = mask[i];
     if (p > 0.5) fg++;
-    img.data[4 * i] = 31;
-    img.data[4 * i + 1] = 78;
-    img.data[4 * i + 2] = 121;
-    img.data[4 * i + 3] = Math.round((1 - p) * 200);
+    img.data[4 * i] = 235;
+    img.data[4 * i + 1] = 235;
+    img.data[4 * i + 2] = 235;
+    img.data[4 * i + 3] = Math.round((1 - p) * 215);
   }
   octx.putImageData(img, 0, 0);
   vctx.imageSmoothingEnabled = true;

@@ -68,11 +68,13 @@ async function pageResult(context, url, name) {
 const onlyDemo = Boolean(process.env.UNIML_ONLY_DEMO);
 const apps = onlyDemo ? null : buildApps();
 const { server, url } = await serve(ROOT);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const profile = mkdtempSync(join(tmpdir(), 'uniml-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: CHROMIUM_ARGS,
 });
 try {
   if (!onlyDemo) {
@@ -104,7 +106,7 @@ try {
   }
   if (!process.env.UNIML_SKIP_DEMO) {
     const python = process.env.UNIML_PYTHON || join(ROOT, '.venv/bin/python');
-    await testDemo({ context, url, root: ROOT, work: WORK, artifacts: ARTIFACTS, python }, check);
+    await testDemo({ context, url, root: ROOT, work: WORK, artifacts: ARTIFACTS, python, chromium: CHROMIUM, chromiumArgs: CHROMIUM_ARGS }, check);
   }
 } finally {
   await context.close();

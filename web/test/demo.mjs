@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { chromium } from 'playwright-core';
+
 import { maxDiff, parseNpy } from './npy.mjs';
 
 const NPY_DESCR = { float32: '<f4', int64: '<i8' };
@@ -153,6 +155,23 @@ async function similarityTab(env, check, label) {
   return { page, memory: await page.evaluate(() => window.__demo.similarity.memory()) };
 }
 
+/** The camera path, with Chromium's fake camera (a test pattern) and auto-accepted permission. */
+async function cameraTab(env, check) {
+  const browser = await chromium.launch({ executablePath: env.chromium, headless: true, args: [...env.chromiumArgs, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${env.url}web/demo/index.html#segment`);
+    const r = await tabReady(page, 'segment');
+    await page.waitForTimeout(1500); // a few more camera frames
+    const fps = await page.evaluate(() => document.getElementById('seg-fps').textContent);
+    await shot(env, page, 'demo-segment-camera');
+    check(!r.error && r.source === 'camera' && /frames\/s/.test(fps), `demo segmentation on the (fake) camera: ${r.error || `${r.source}, ${fps}`}`);
+    await page.evaluate(() => document.getElementById('seg-stop').click());
+  } finally {
+    await browser.close();
+  }
+}
+
 /** A tab with a bad model URL must show an error line quickly. */
 async function errorShown(env, check, query, tab, errorId, pattern, what) {
   const page = await openTab(env, query, tab);
@@ -175,7 +194,8 @@ export async function testDemo(env, check) {
   for (const [model, m] of Object.entries(memory)) console.log(`  ${model.padEnd(14)} heap peak ${m.heapPeak}, wasm memory ${m.wasmMemory}, pool peak ${m.poolPeak}, weights ${m.weights}`);
   writeFileSync(join(env.artifacts, 'demo-memory.json'), JSON.stringify(memory, null, 2));
 
-  await errorShown(env, check, '?segmentModel=/testdata/coffee.png', 'segment', 'seg-error', /Error: .*(invalid|protobuf|decode|model)/i, 'corrupt model (a PNG)');
+  await cameraTab(env, check);
+  await errorShown(env, check, '?segmentModel=/testdata/coffee.png', 'segment', 'seg-error', /Error: uniml: invalid model/, 'corrupt model (a PNG)');
   await errorShown(env, check, '?textModel=/models/no-such-model.onnx', 'similarity', 'sim-error', /HTTP 404/, '404 model URL');
 
   // Offline: app and engine from the service worker, models from the model cache.
