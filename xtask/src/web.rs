@@ -11,7 +11,25 @@ use crate::{python, root, run, rustup_targets, step, target_dir};
 const BROTLI_BUDGET: u64 = 1 << 20;
 
 /// The JS glue files copied from web/src into the package.
-const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js"];
+const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "threads.js", "thread-worker.js"];
+
+/// The engine builds: the scalar one, SIMD, and threads + SIMD (shared memory, atomics).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Scalar,
+    Simd,
+    Threads,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Scalar => "scalar",
+            Flavour::Simd => "simd",
+            Flavour::Threads => "threads",
+        }
+    }
+}
 
 fn node_bin(tool: &str) -> PathBuf {
     root().join("web/node_modules/.bin").join(tool)
@@ -48,39 +66,61 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
-/// One engine build: cargo (own target subdir per flavour, so both stay cached),
-/// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir.
-fn build_flavour(wb: &Path, simd: bool) -> Result<PathBuf, String> {
-    let name = if simd { "simd" } else { "scalar" };
+/// One engine build: cargo (own target subdir per flavour, so all stay cached),
+/// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir
+/// (`uniml.js` + `uniml_bg.opt.wasm`; `uniml_threads.*` for the threaded build).
+///
+/// The threaded build needs a `std` compiled with atomics: `-Z build-std` on this stable
+/// toolchain through `RUSTC_BOOTSTRAP=1` (with the rust-src component, which
+/// scripts/setup-web.sh installs), and a shared memory of at most 4 GiB.
+fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
+    let name = flavour.name();
     step(&format!("engine wasm, {name} build"));
     // The scalar build shares the main target dir (plain release wasm builds reuse it);
-    // the SIMD build has its own, so that changing RUSTFLAGS never rebuilds the other.
-    let tdir = if simd { target_dir().join("web-simd") } else { target_dir() };
-    let flags = if simd { "-C target-feature=+simd128" } else { "" };
+    // the others have their own, so that changing RUSTFLAGS never rebuilds another.
+    let tdir = match flavour {
+        Flavour::Scalar => target_dir(),
+        Flavour::Simd => target_dir().join("web-simd"),
+        Flavour::Threads => target_dir().join("web-threads"),
+    };
+    let flags = match flavour {
+        Flavour::Scalar => "",
+        Flavour::Simd => "-C target-feature=+simd128",
+        Flavour::Threads => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296",
+    };
     let mut build = cargo();
     build.args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"]).env("CARGO_TARGET_DIR", &tdir).env("RUSTFLAGS", flags);
+    let mut extra = "";
+    if flavour == Flavour::Threads {
+        build.args(["-Z", "build-std=panic_abort,std"]).env("RUSTC_BOOTSTRAP", "1");
+        extra = " RUSTC_BOOTSTRAP=1 ... -Z build-std=panic_abort,std";
+    }
     // Not crate::run: it would point CARGO_TARGET_DIR back at the shared dir.
-    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown", tdir.display());
+    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown{extra}", tdir.display());
     let status = build.current_dir(root()).status().map_err(|e| format!("cannot start cargo: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build of the {name} engine wasm failed"));
     }
     let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
     let out = tdir.join(format!("web-bindgen-{name}"));
-    let opt = out.join("uniml_bg.opt.wasm");
+    let stem = if flavour == Flavour::Threads { "uniml_threads" } else { "uniml" };
+    let opt = out.join(format!("{stem}_bg.opt.wasm"));
     if !newer(&wasm, &opt) {
         eprintln!("{name}: up to date");
         return Ok(out);
     }
     let _ = std::fs::remove_dir_all(&out);
-    run(Command::new(wb).arg("--target").arg("web").arg("--out-name").arg("uniml").arg("--no-typescript").arg("--out-dir").arg(&out).arg(&wasm))?;
+    run(Command::new(wb).arg("--target").arg("web").arg("--out-name").arg(stem).arg("--no-typescript").arg("--out-dir").arg(&out).arg(&wasm))?;
     let mut cmd = Command::new(node_bin("wasm-opt"));
-    cmd.arg(out.join("uniml_bg.wasm")).arg("-O3").arg("--strip-debug").arg("--strip-producers");
+    cmd.arg(out.join(format!("{stem}_bg.wasm"))).arg("-O3").arg("--strip-debug").arg("--strip-producers");
     for f in ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"] {
         cmd.arg(format!("--enable-{f}"));
     }
-    if simd {
+    if flavour != Flavour::Scalar {
         cmd.arg("--enable-simd");
+    }
+    if flavour == Flavour::Threads {
+        cmd.arg("--enable-threads");
     }
     run(cmd.arg("-o").arg(&opt))?;
     Ok(out)
@@ -91,8 +131,9 @@ pub fn build() -> Result<(), String> {
     step("web tools (wasm-bindgen-cli, npm dev tools)");
     rustup_targets(&["wasm32-unknown-unknown"])?;
     let wb = setup(false)?;
-    let simd = build_flavour(&wb, true)?;
-    let scalar = build_flavour(&wb, false)?;
+    let simd = build_flavour(&wb, Flavour::Simd)?;
+    let scalar = build_flavour(&wb, Flavour::Scalar)?;
+    let threads = build_flavour(&wb, Flavour::Threads)?;
     step("assembling dist/web");
     let glue_simd = std::fs::read(simd.join("uniml.js")).map_err(|e| e.to_string())?;
     let glue_scalar = std::fs::read(scalar.join("uniml.js")).map_err(|e| e.to_string())?;
@@ -105,6 +146,8 @@ pub fn build() -> Result<(), String> {
     copy(&simd.join("uniml.js"), &dist.join("uniml.js"))?;
     copy(&simd.join("uniml_bg.opt.wasm"), &dist.join("uniml_bg.wasm"))?;
     copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
+    copy(&threads.join("uniml_threads.js"), &dist.join("uniml_threads.js"))?;
+    copy(&threads.join("uniml_threads_bg.opt.wasm"), &dist.join("uniml_threads_bg.wasm"))?;
     for f in GLUE {
         copy(&root().join("web/src").join(f), &dist.join(f))?;
     }
@@ -122,12 +165,14 @@ pub fn build() -> Result<(), String> {
         "exports": {
             ".": { "types": "./index.d.ts", "default": "./index.js" },
             "./worker.js": "./worker.js",
+            "./thread-worker.js": "./thread-worker.js",
             "./uniml_bg.wasm": "./uniml_bg.wasm",
+            "./uniml_threads_bg.wasm": "./uniml_threads_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./package.json": "./package.json"
         },
-        // worker.js only registers a message handler: never prune it.
-        "sideEffects": ["./worker.js"],
+        // The worker entries only register message handlers: never prune them.
+        "sideEffects": ["./worker.js", "./thread-worker.js"],
         "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "README.md"],
         "engines": { "node": ">=20.16" }
     });
@@ -137,19 +182,20 @@ pub fn build() -> Result<(), String> {
         .arg(root().join("web/tools/compress.mjs"))
         .arg(dist.join("uniml_bg.wasm"))
         .arg(dist.join("uniml_scalar_bg.wasm"))
+        .arg(dist.join("uniml_threads_bg.wasm"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
         return Err(format!("compress.mjs failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let mut over = Vec::new();
-    eprintln!("{:<24} {:>12} {:>12} {:>12}", "file", "raw", "gzip", "brotli");
+    eprintln!("{:<26} {:>12} {:>12} {:>12}", "file", "raw", "gzip", "brotli");
     let mut sizes = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         let file = v["file"].as_str().unwrap_or("?").to_string();
-        eprintln!("{:<24} {:>12} {:>12} {:>12}", file, n("raw"), n("gzip"), n("brotli"));
+        eprintln!("{:<26} {:>12} {:>12} {:>12}", file, n("raw"), n("gzip"), n("brotli"));
         if n("brotli") > BROTLI_BUDGET {
             over.push(format!("{file}: {} bytes brotli", n("brotli")));
         }
