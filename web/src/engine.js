@@ -258,6 +258,11 @@ export class LocalSession {
     if (this.inner) guard(() => this.inner.trimMemory());
   }
 
+  /** Threads of this session and the engine pool's workers and the kernel tasks they ran. */
+  threadStats() {
+    return { threads: this.threads, workers: guard(() => wasm.poolWorkers()), workerTasks: guard(() => wasm.poolWorkerTasks()) };
+  }
+
   release() {
     if (!this.inner) return;
     const inner = this.inner;

@@ -134,6 +134,8 @@ export class Session {
   run(feeds: Readonly<Record<string, Tensor>>, options?: RunOptions): Promise<Record<string, Tensor>>;
   memoryStats(): Promise<SessionMemoryStats>;
   trimMemory(): Promise<void>;
+  /** This session's threads, the engine pool's workers and the kernel tasks they have run (threaded build). */
+  threadStats(): Promise<{ threads: number; workers: number; workerTasks: number }>;
   /** Frees the model; later runs throw. In worker mode the worker is terminated. */
   release(): Promise<void>;
 }

@@ -216,6 +216,12 @@ export class Session {
     if (this._impl) await this._impl.trimMemory();
   }
 
+  /** This session's threads, and the engine pool's workers and the kernel tasks they have run. */
+  async threadStats() {
+    if (!this._impl) return { threads: 1, workers: 0, workerTasks: 0 };
+    return this._impl.threadStats();
+  }
+
   /** Frees the model (weights, plan, buffers); in worker mode the worker is terminated. */
   async release() {
     const impl = this._impl;
@@ -241,6 +247,9 @@ class InThreadSession {
   }
   async trimMemory() {
     this.local.trimMemory();
+  }
+  async threadStats() {
+    return this.local.threadStats();
   }
   async release() {
     this.local.release();
@@ -335,6 +344,10 @@ class WorkerSession {
 
   trimMemory() {
     return this.call({ op: 'trimMemory' });
+  }
+
+  threadStats() {
+    return this.call({ op: 'threadStats' });
   }
 
   async release() {

@@ -39,6 +39,8 @@ async function handle(msg) {
       }
       case 'memoryStats':
         return reply(id, session ? session.memoryStats() : { ...engineMemoryStats(), poolPeakBytes: 0, weightBytes: 0 });
+      case 'threadStats':
+        return reply(id, session ? session.threadStats() : { threads: 1, workers: 0, workerTasks: 0 });
       case 'trimMemory':
         if (session) session.trimMemory();
         return reply(id, null);

@@ -36,7 +36,7 @@ fn node_bin(tool: &str) -> PathBuf {
 }
 
 /// Runs setup-web.sh; returns the wasm-bindgen binary.
-fn setup(chromium: bool) -> Result<PathBuf, String> {
+pub(crate) fn setup(chromium: bool) -> Result<PathBuf, String> {
     let mut cmd = Command::new("bash");
     cmd.arg(root().join("scripts/setup-web.sh")).current_dir(root()).stderr(std::process::Stdio::inherit());
     if !chromium {
@@ -209,6 +209,16 @@ pub fn build() -> Result<(), String> {
     Ok(())
 }
 
+/// Tests and benchmarks import the package by name, as an app would: web/node_modules/uniml -> dist/web.
+pub(crate) fn link_package() -> Result<(), String> {
+    let link = root().join("web/node_modules/uniml");
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir_all(&link);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("../../dist/web", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    Ok(())
+}
+
 /// `cargo xtask web-test`: build, then Node, Chromium and bundler tests vs onnxruntime.
 pub fn test() -> Result<(), String> {
     build()?;
@@ -233,16 +243,11 @@ pub fn test() -> Result<(), String> {
         run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
     }
     run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
-    // Tests import the package by name, as an app would: web/node_modules/uniml -> dist/web.
-    let link = root().join("web/node_modules/uniml");
-    let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_dir_all(&link);
-    #[cfg(unix)]
-    std::os::unix::fs::symlink("../../dist/web", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    link_package()?;
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
-    step("Node: the package vs onnxruntime, errors, release, worker mode");
-    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    step("Node: the package vs onnxruntime, errors, release, worker mode, threads");
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/threads.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
     step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps)");
     run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
     eprintln!("\nweb tests passed");

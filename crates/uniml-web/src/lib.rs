@@ -118,6 +118,12 @@ pub fn pool_workers() -> u32 {
     pool::workers() as u32
 }
 
+/// Kernel tasks run by pool workers so far (threaded build; 0 otherwise).
+#[wasm_bindgen(js_name = poolWorkerTasks)]
+pub fn pool_worker_tasks() -> f64 {
+    pool::worker_tasks() as f64
+}
+
 /// A loaded model. Created from ONNX bytes; `release()` frees everything it holds.
 #[wasm_bindgen]
 pub struct WasmSession {

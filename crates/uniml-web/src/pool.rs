@@ -42,6 +42,9 @@ impl Job {
             // SAFETY: i < tasks, so the caller is still inside `for_each` (it waits for
             // `done == tasks`), and the closure is alive.
             unsafe { (*self.f)(i) };
+            if IS_WORKER.with(|w| w.get()) {
+                POOL.worker_tasks.fetch_add(1, Ordering::Relaxed);
+            }
             self.done.fetch_add(1, Ordering::Release);
         }
     }
@@ -59,6 +62,8 @@ struct Shared {
     generation: AtomicUsize,
     /// Workers inside `worker_loop`.
     workers: AtomicUsize,
+    /// Tasks run by workers (not callers) so far: shows that the pool really works.
+    worker_tasks: AtomicUsize,
     /// A `for_each` is in flight (one at a time; nested or concurrent calls run serially).
     busy: AtomicBool,
     /// A thread panicked: the instance is unusable; waiting callers stop.
@@ -70,6 +75,7 @@ static POOL: Shared = Shared {
     wake: Condvar::new(),
     generation: AtomicUsize::new(0),
     workers: AtomicUsize::new(0),
+    worker_tasks: AtomicUsize::new(0),
     busy: AtomicBool::new(false),
     panicked: AtomicBool::new(false),
 };
@@ -112,6 +118,11 @@ pub fn worker_loop() {
 /// Workers started so far (inside [`worker_loop`]).
 pub fn workers() -> usize {
     POOL.workers.load(Ordering::Acquire)
+}
+
+/// Tasks run by pool workers so far.
+pub fn worker_tasks() -> usize {
+    POOL.worker_tasks.load(Ordering::Relaxed)
 }
 
 /// Marks the pool dead after a panic, so that a caller waiting for a worker's
