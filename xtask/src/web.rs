@@ -66,6 +66,9 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
+/// Link arguments of the threaded build (see `build_flavour`).
+const THREADS_LINK_ARGS: &[&str] = &["--shared-memory", "--import-memory", "--export=__wasm_init_tls", "--export=__tls_size", "--export=__tls_align", "--export=__tls_base"];
+
 /// One engine build: cargo (own target subdir per flavour, so all stay cached),
 /// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir
 /// (`uniml.js` + `uniml_bg.opt.wasm`; `uniml_threads.*` for the threaded build).
@@ -89,14 +92,23 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
         Flavour::Threads => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296",
     };
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"]).env("CARGO_TARGET_DIR", &tdir).env("RUSTFLAGS", flags);
-    let mut extra = "";
-    if flavour == Flavour::Threads {
-        build.args(["-Z", "build-std=panic_abort,std"]).env("RUSTC_BOOTSTRAP", "1");
-        extra = " RUSTC_BOOTSTRAP=1 ... -Z build-std=panic_abort,std";
+    let threaded = flavour == Flavour::Threads;
+    // The threaded build links with a shared, imported memory and exports the TLS symbols that
+    // wasm-bindgen's thread transform needs: link arguments of the final crate only (`cargo rustc`),
+    // so that they never invalidate the dependencies' (and std's) cached builds.
+    let link: &[&str] = if threaded { THREADS_LINK_ARGS } else { &[] };
+    build
+        .args([if threaded { "rustc" } else { "build" }, "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_DIR", &tdir)
+        .env("RUSTFLAGS", flags);
+    if threaded {
+        build.args(["-Z", "build-std=panic_abort,std", "--"]).env("RUSTC_BOOTSTRAP", "1");
+        for a in link {
+            build.arg("-C").arg(format!("link-arg={a}"));
+        }
     }
     // Not crate::run: it would point CARGO_TARGET_DIR back at the shared dir.
-    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown{extra}", tdir.display());
+    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\"{} {build:?}", tdir.display(), if threaded { " RUSTC_BOOTSTRAP=1" } else { "" });
     let status = build.current_dir(root()).status().map_err(|e| format!("cannot start cargo: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build of the {name} engine wasm failed"));
