@@ -49,7 +49,10 @@ function startWorker(module, memory, index) {
   return new Promise((resolve, reject) => {
     const fail = (why) => reject(new Error(`uniml: cannot start engine thread ${index + 1} (thread-worker.js): ${why}`));
     const onMessage = (msg) => {
-      if (msg && msg.type === 'uniml-thread-ready') resolve(w);
+      if (msg && msg.type === 'uniml-thread-ready') {
+        if (node) w.unref(); // a started pool thread never keeps Node alive
+        resolve(w);
+      }
       else if (msg && msg.type === 'uniml-thread-failed') fail(msg.message);
     };
     let w;
@@ -58,7 +61,6 @@ function startWorker(module, memory, index) {
       w = new wt.Worker(new URL('./thread-worker.js', import.meta.url), { name: `uniml-thread-${index + 1}` });
       w.on('message', onMessage);
       w.on('error', (e) => fail(e && e.message ? e.message : String(e)));
-      w.unref(); // pool threads never keep Node alive
     } else {
       // Written out literally: Vite and webpack recognise this exact form and bundle the worker.
       w = new Worker(new URL('./thread-worker.js', import.meta.url), { type: 'module', name: `uniml-thread-${index + 1}` });
