@@ -136,7 +136,7 @@ export async function prepareThreads(requested) {
   const want = requested === 0 ? coreCount() : requested;
   if (want <= 1) return { threads: 1, reason: '' };
   if (!loaded.threaded) return { threads: 1, reason: loaded.threadsReason };
-  await ensureWorkers(engineModule, wasm.wasmMemory(), want - 1);
+  await ensureWorkers(engineModule, wasm.wasmMemory(), want - 1, () => wasm.poolWorkers());
   return { threads: want, reason: '' };
 }
 

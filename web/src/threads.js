@@ -76,13 +76,18 @@ function startWorker(module, memory, index) {
 
 /**
  * Makes sure `count` pool workers run on this engine instance (`module` and its shared
- * `memory`); starts the missing ones and waits until each has instantiated the engine.
+ * `memory`); starts the missing ones and waits until each has instantiated the engine and
+ * `inLoop()` (the engine's count of workers in its loop) reaches `count`.
  */
-export async function ensureWorkers(module, memory, count) {
+export async function ensureWorkers(module, memory, count, inLoop) {
   while (started.length < count) {
     const p = startWorker(module, memory, started.length);
     started.push(p);
     p.catch(() => {});
   }
   await Promise.all(started.slice(0, count));
+  // 'ready' comes just before a worker enters the engine's loop: wait (without blocking)
+  // until the engine counts them, so that the first run already shares its work.
+  const until = Date.now() + 10_000;
+  while (inLoop() < count && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
 }

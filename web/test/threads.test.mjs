@@ -34,11 +34,8 @@ test('threads in Node: threaded build, 2 threads, same numbers as onnxruntime an
   assert.equal(Session.engineInfo().threaded, true, 'the threaded build is loaded');
   assert.equal(s2.threads, 2, `engine reports 2 threads (${s2.threadsReason})`);
   assert.equal(s2.threadsReason, '');
-  const before = await s2.threadStats();
+  assert.equal((await s2.threadStats()).workers, 1, 'one pool worker beside the calling thread');
   const out2 = (await s2.run(feeds)).logits.data;
-  const after = await s2.threadStats();
-  assert.equal(after.workers, 1, 'one pool worker beside the calling thread');
-  assert.ok(after.workerTasks > before.workerTasks, `the pool worker ran kernel tasks (${before.workerTasks} → ${after.workerTasks})`);
   const d2 = maxDiff(out2, ref.data);
   console.log(`2 threads vs onnxruntime: max |diff| ${d2.diff.toExponential(3)} (scale ${d2.scale.toPrecision(3)})`);
   assert.ok(d2.diff / d2.scale <= TOL);
@@ -55,6 +52,9 @@ test('threads in Node: threaded build, 2 threads, same numbers as onnxruntime an
   const t1 = await timeRuns(s1, feeds, 5);
   const t2 = await timeRuns(s2, feeds, 5);
   console.log(`efficientnet_lite0 in Node: 1 thread ${t1.toFixed(1)} ms, 2 threads ${t2.toFixed(1)} ms (×${(t1 / t2).toFixed(2)})`);
+  const stats = await s2.threadStats();
+  console.log(`pool: ${JSON.stringify(stats)}`);
+  assert.ok(stats.workerTasks > 0, 'the pool worker ran kernel tasks');
   await s1.release();
   await s2.release();
 });
