@@ -189,7 +189,7 @@ export class Session {
       const impl = new InThreadSession(local);
       session = new Session(impl, { inputs: local.inputs, outputs: local.outputs, metadata: local.metadata, threads: local.threads, threadsReason: local.threadsReason, worker: false });
     }
-    if (threads !== 1 && session.threads === 1 && !warnedThreads) {
+    if (threads !== 1 && session.threads === 1 && session.threadsReason && !warnedThreads) {
       warnedThreads = true;
       console.warn(`uniml: threads=${threads} requested; running on 1 thread because ${session.threadsReason}`);
     }

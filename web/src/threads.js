@@ -83,7 +83,8 @@ export async function ensureWorkers(module, memory, count, inLoop) {
   while (started.length < count) {
     const p = startWorker(module, memory, started.length);
     started.push(p);
-    p.catch(() => {});
+    // A worker that failed to start is forgotten, so that a later session may try again.
+    p.catch(() => started.splice(started.indexOf(p), 1));
   }
   await Promise.all(started.slice(0, count));
   // 'ready' comes just before a worker enters the engine's loop: wait (without blocking)
