@@ -4,7 +4,8 @@
 #   * the pinned npm dev tools of web/package.json (npm ci: typescript, esbuild, vite,
 #     playwright-core, binaryen for wasm-opt)
 #   * Debian's chromium (for the Playwright tests), via apt
-#   * the rustup target wasm32-unknown-unknown
+#   * the rustup target wasm32-unknown-unknown and the rust-src component (the threaded wasm
+#     build compiles std with atomics: -Z build-std)
 # Prints the wasm-bindgen binary path on its last line of stdout.
 #   SKIP_CHROMIUM=1 skips the browser (build only).
 set -euo pipefail
@@ -30,9 +31,12 @@ else
   log "wasm-bindgen-cli installed in $(( $(date +%s) - start )) s"
 fi
 
-# --- rustup target
+# --- rustup target, and std's sources for the threaded build (-Z build-std)
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown >&2
+fi
+if command -v rustup >/dev/null && ! rustup component list --installed | grep -q '^rust-src'; then
+  rustup component add rust-src >&2
 fi
 
 # --- npm dev tools (pinned by web/package-lock.json)

@@ -1,12 +1,18 @@
-// Loads the engine wasm (SIMD or scalar build, picked at run time) and wraps the
-// low-level wasm-bindgen API. Used on the main thread (index.js) and in the worker (worker.js).
+// Loads the engine wasm (threaded+SIMD, SIMD or scalar build, picked at run time) and wraps
+// the low-level wasm-bindgen API. Used on the main thread (index.js) and in the worker (worker.js).
 //
 // The wasm files are referenced as `new URL('./uniml_bg.wasm', import.meta.url)`, the
 // standard ESM asset pattern that Vite, webpack and Rollup bundle with zero config.
 // No eval, no blob: URLs, no dynamic import().
 
-import initWasm, * as wasm from './uniml.js';
+import initSingle, * as wasmSingle from './uniml.js';
+import initThreaded, * as wasmThreaded from './uniml_threads.js';
 import { TYPED_ARRAYS, tensorOf } from './tensor.js';
+import { coreCount, ensureWorkers, threadsSupport } from './threads.js';
+
+// The wasm-bindgen API of the loaded build: `uniml.js` (SIMD and scalar builds share it)
+// or `uniml_threads.js` (the threaded build: shared memory, a pool of workers).
+let wasm = wasmSingle;
 
 // A tiny module whose one function returns a v128 (i32.const 0; i8x16.splat; i8x16.popcnt):
 // WebAssembly.validate of it tells whether this JS engine can run the SIMD build.
@@ -48,6 +54,7 @@ export function baseHref() {
 
 let loading = null;
 let loaded = null;
+let engineModule = null;
 let poisoned = null;
 
 /** Loads and instantiates the engine once; later calls return the same promise. */
@@ -69,8 +76,19 @@ export function engineInfo() {
   return loaded;
 }
 
-async function instantiate({ wasm: source } = {}) {
+/** Whether a compiled engine module is the threaded build (it imports a shared memory). */
+function isThreadedModule(module) {
+  return WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+}
+
+/**
+ * `threads` (as in Session.create; 1 when absent) picks the threaded build when it is not 1
+ * and threads are supported here: the first load decides for this JS thread.
+ */
+async function instantiate({ wasm: source, threads = 1 } = {}) {
   const simd = simdSupported();
+  const support = threadsSupport(simd);
+  const wanted = threads !== 1;
   let url = null;
   let module;
   if (source instanceof WebAssembly.Module) {
@@ -78,17 +96,48 @@ async function instantiate({ wasm: source } = {}) {
   } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     module = await WebAssembly.compile(source);
   } else {
-    // Both URLs are written out literally so that bundlers see and emit both files.
+    // The URLs are written out literally so that bundlers see and emit all three files.
     url = source
       ? new URL(String(source), baseHref())
-      : simd
-        ? new URL('./uniml_bg.wasm', import.meta.url)
-        : new URL('./uniml_scalar_bg.wasm', import.meta.url);
+      : support.ok && wanted
+        ? new URL('./uniml_threads_bg.wasm', import.meta.url)
+        : simd
+          ? new URL('./uniml_bg.wasm', import.meta.url)
+          : new URL('./uniml_scalar_bg.wasm', import.meta.url);
     module = await compileFromUrl(url);
   }
-  await initWasm({ module_or_path: module });
+  const threaded = isThreadedModule(module);
+  if (threaded && !support.ok) throw new Error(`uniml: the given engine wasm is the threaded build, which cannot run here: ${support.reason}`);
+  wasm = threaded ? wasmThreaded : wasmSingle;
+  engineModule = module;
+  await (threaded ? initThreaded : initSingle)({ module_or_path: module });
   wasm.init();
-  return { simd: wasm.builtWithSimd(), simdSupported: simd, url: url && url.href, version: wasm.version() };
+  return {
+    simd: wasm.builtWithSimd(),
+    simdSupported: simd,
+    threaded: wasm.builtWithThreads(),
+    threadsReason: threaded
+      ? ''
+      : !support.ok
+        ? support.reason
+        : source
+          ? 'a single-threaded engine wasm was given (options.wasm)'
+          : 'the engine in this thread was loaded single-threaded (the first Session.create or init() here asked for 1 thread); pass threads to init() before creating sessions',
+    url: url && url.href,
+    version: wasm.version(),
+  };
+}
+
+/**
+ * Kernel threads a session of the loaded engine gets for `requested` (0 = all cores), after
+ * starting the pool workers it needs: `{threads, reason}` (reason: why fewer, or '').
+ */
+export async function prepareThreads(requested) {
+  const want = requested === 0 ? coreCount() : requested;
+  if (want <= 1) return { threads: 1, reason: '' };
+  if (!loaded.threaded) return { threads: 1, reason: loaded.threadsReason };
+  await ensureWorkers(engineModule, wasm.wasmMemory(), want - 1, () => wasm.poolWorkers());
+  return { threads: want, reason: '' };
 }
 
 function describeBytes(bytes) {
@@ -171,8 +220,18 @@ export function engineMemoryStats() {
 
 /** One model in this engine instance: plain data in, plain data out. */
 export class LocalSession {
+  /** Creates a session after starting the pool workers its threads need. */
+  static async create(bytes, { threads = 1, memoryLimit = 0 } = {}) {
+    const t = await prepareThreads(threads);
+    const s = new LocalSession(bytes, { threads: t.threads, memoryLimit });
+    s.threadsReason = s.threads < t.threads ? 'the engine pool started fewer workers' : t.reason;
+    return s;
+  }
+
   constructor(bytes, { threads = 1, memoryLimit = 0 } = {}) {
     this.inner = guard(() => new wasm.WasmSession(bytes, threads, memoryLimit));
+    this.threads = guard(() => this.inner.threads());
+    this.threadsReason = '';
     this.inputs = guard(() => this.inner.inputs());
     this.outputs = guard(() => this.inner.outputs());
     this.metadata = guard(() => this.inner.metadata());
@@ -197,6 +256,11 @@ export class LocalSession {
 
   trimMemory() {
     if (this.inner) guard(() => this.inner.trimMemory());
+  }
+
+  /** Threads of this session and the engine pool's workers and the kernel tasks they ran. */
+  threadStats() {
+    return { threads: this.threads, workers: guard(() => wasm.poolWorkers()), workerTasks: guard(() => wasm.poolWorkerTasks()) };
   }
 
   release() {

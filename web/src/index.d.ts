@@ -70,7 +70,9 @@ export interface ValueMetadata {
 export interface SessionOptions {
   /** 'auto' and 'wasm' run on the CPU (wasm). 'webgpu' is not built yet and throws. */
   backend?: 'auto' | 'wasm' | 'webgpu';
-  /** Requested kernel threads. This build runs on 1 thread; `capabilities().threadsReason` says why. */
+  /** Kernel threads (default 1; 0 = all cores). More than 1 needs the threaded build: SharedArrayBuffer
+   *  (a cross-origin isolated page, or Node) and SIMD; otherwise the session runs on 1 thread and
+   *  `threadsReason` says why. On a browser's main thread a threaded session runs in worker mode. */
   threads?: number;
   /** Run the session in a dedicated module Worker (worker_threads in Node). */
   worker?: boolean;
@@ -114,7 +116,7 @@ export class Session {
   private constructor();
   /** Loads a model from a URL (fetch, with progress), a path (Node), a Blob, or bytes. */
   static create(model: Model, options?: SessionOptions): Promise<Session>;
-  /** The loaded engine: version, which build (SIMD or scalar) and from where; null before the first create. */
+  /** The loaded engine: version, which build (threaded, SIMD or scalar) and from where; null before the first create. */
   static engineInfo(): EngineInfo | null;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
@@ -123,14 +125,17 @@ export class Session {
   /** Model metadata properties. */
   readonly metadata: Readonly<Record<string, string>>;
   readonly backend: 'wasm';
-  /** Threads kernels run on (1 in this build). */
+  /** Threads kernels run on, as reported by the engine (1 = one thread). */
   readonly threads: number;
+  /** Why the session got fewer threads than requested ('' when it did not). */
   readonly threadsReason: string;
   /** Whether the session runs in a worker. */
   readonly worker: boolean;
   run(feeds: Readonly<Record<string, Tensor>>, options?: RunOptions): Promise<Record<string, Tensor>>;
   memoryStats(): Promise<SessionMemoryStats>;
   trimMemory(): Promise<void>;
+  /** This session's threads, the engine pool's workers and the kernel tasks they have run (threaded build). */
+  threadStats(): Promise<{ threads: number; workers: number; workerTasks: number }>;
   /** Frees the model; later runs throw. In worker mode the worker is terminated. */
   release(): Promise<void>;
 }
@@ -140,6 +145,10 @@ export interface EngineInfo {
   simd: boolean;
   /** Whether this JS engine supports wasm SIMD. */
   simdSupported: boolean;
+  /** Whether the running wasm is the threaded build (shared memory, worker pool). */
+  threaded: boolean;
+  /** Why the single-threaded build was loaded ('' for the threaded build). */
+  threadsReason: string;
   /** Where the wasm came from (null when given as bytes or a module). */
   url: string | null;
   version: string;
@@ -147,8 +156,12 @@ export interface EngineInfo {
 
 export interface Capabilities {
   simd: boolean;
+  /** Whether the threaded build can run here (SharedArrayBuffer, workers, SIMD). */
   threads: boolean;
+  /** Why not ('' when threads are available), e.g. the page is not cross-origin isolated (COOP/COEP missing). */
   threadsReason: string;
+  /** Cores of this machine (navigator.hardwareConcurrency / os.availableParallelism()). */
+  cores: number;
   crossOriginIsolated: boolean;
   webgpu: boolean;
   shaderF16: boolean;
@@ -159,4 +172,4 @@ export function capabilities(): Promise<Capabilities>;
 /** Memory of the main-thread engine instance. */
 export function memoryStats(): MemoryStats;
 /** Loads the engine ahead of time (optional). */
-export function init(options?: { wasm?: SessionOptions['wasm'] }): Promise<EngineInfo>;
+export function init(options?: { wasm?: SessionOptions['wasm']; threads?: number }): Promise<EngineInfo>;

@@ -12,22 +12,11 @@ import {
   requireNodeBuiltin,
   simdSupported,
 } from './engine.js';
+import { coreCount, onBrowserMainThread, threadsSupport } from './threads.js';
 
 export { Tensor };
 
 const BACKENDS = ['auto', 'wasm', 'cpu', 'webgpu'];
-
-/** Why kernels run on one thread in this environment. */
-function threadsReason() {
-  const isolated = globalThis.crossOriginIsolated === true || (isNode && typeof SharedArrayBuffer !== 'undefined');
-  if (!isolated) {
-    return (
-      'the page is not cross-origin isolated, so SharedArrayBuffer (needed for wasm threads) is unavailable: ' +
-      'serve it with "Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp"'
-    );
-  }
-  return 'this build of uniml is single-threaded (the threaded wasm build is not shipped yet); it runs on 1 thread';
-}
 
 /** What this environment offers: SIMD, threads (and why not), WebGPU and shader-f16. */
 export async function capabilities() {
@@ -43,10 +32,13 @@ export async function capabilities() {
       webgpu = false;
     }
   }
+  const simd = simdSupported();
+  const t = threadsSupport(simd);
   return {
-    simd: simdSupported(),
-    threads: false,
-    threadsReason: threadsReason(),
+    simd,
+    threads: t.ok,
+    threadsReason: t.ok ? '' : t.reason,
+    cores: coreCount(),
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     webgpu,
     shaderF16,
@@ -175,28 +167,33 @@ export class Session {
     this.outputNames = info.outputs.map((o) => o.name);
     this.metadata = info.metadata;
     this.backend = 'wasm';
-    this.threads = 1;
+    this.threads = info.threads;
     this.threadsReason = info.threadsReason;
     this.worker = info.worker;
   }
 
   static async create(model, options = {}) {
     const { threads } = checkOptions(options);
-    const reason = threadsReason();
-    if ((threads > 1 || threads === 0) && !warnedThreads && options.threads !== undefined) {
-      warnedThreads = true;
-      console.warn(`uniml: threads=${threads} requested; running on 1 thread because ${reason}`);
-    }
     const { bytes, owned } = await loadModelBytes(model, options);
-    const sessionOptions = { threads: 1, memoryLimit: options.memoryLimit ?? 0 };
-    if (options.worker) {
+    const sessionOptions = { threads, memoryLimit: options.memoryLimit ?? 0 };
+    // A browser's main thread may not block, which the thread pool's locks need:
+    // a threaded session there runs in worker mode.
+    const wantsThreads = threads !== 1 && threadsSupport(simdSupported()).ok;
+    let session;
+    if (options.worker || (wantsThreads && onBrowserMainThread())) {
       const remote = await WorkerSession.start(bytes, owned, sessionOptions, options);
-      return new Session(remote, { ...remote.info, threadsReason: reason, worker: true });
+      session = new Session(remote, { ...remote.info, worker: true });
+    } else {
+      await loadEngine({ wasm: options.wasm, threads });
+      const local = await LocalSession.create(bytes, sessionOptions);
+      const impl = new InThreadSession(local);
+      session = new Session(impl, { inputs: local.inputs, outputs: local.outputs, metadata: local.metadata, threads: local.threads, threadsReason: local.threadsReason, worker: false });
     }
-    await loadEngine({ wasm: options.wasm });
-    const local = new LocalSession(bytes, sessionOptions);
-    const impl = new InThreadSession(local);
-    return new Session(impl, { inputs: local.inputs, outputs: local.outputs, metadata: local.metadata, threadsReason: reason, worker: false });
+    if (threads !== 1 && session.threads === 1 && session.threadsReason && !warnedThreads) {
+      warnedThreads = true;
+      console.warn(`uniml: threads=${threads} requested; running on 1 thread because ${session.threadsReason}`);
+    }
+    return session;
   }
 
   /** Runs the model: `{inputName: Tensor}` → `{outputName: Tensor}`. `transfer` (worker mode) moves input buffers instead of copying them. */
@@ -217,6 +214,12 @@ export class Session {
   /** Frees run-time buffers (re-created by the next run). */
   async trimMemory() {
     if (this._impl) await this._impl.trimMemory();
+  }
+
+  /** This session's threads, and the engine pool's workers and the kernel tasks they have run. */
+  async threadStats() {
+    if (!this._impl) return { threads: 1, workers: 0, workerTasks: 0 };
+    return this._impl.threadStats();
   }
 
   /** Frees the model (weights, plan, buffers); in worker mode the worker is terminated. */
@@ -244,6 +247,9 @@ class InThreadSession {
   }
   async trimMemory() {
     this.local.trimMemory();
+  }
+  async threadStats() {
+    return this.local.threadStats();
   }
   async release() {
     this.local.release();
@@ -338,6 +344,10 @@ class WorkerSession {
 
   trimMemory() {
     return this.call({ op: 'trimMemory' });
+  }
+
+  threadStats() {
+    return this.call({ op: 'threadStats' });
   }
 
   async release() {

@@ -21,9 +21,9 @@ async function handle(msg) {
   try {
     switch (op) {
       case 'create': {
-        await loadEngine({ wasm: msg.wasm });
-        session = new LocalSession(msg.bytes, msg.options);
-        return reply(id, { inputs: session.inputs, outputs: session.outputs, metadata: session.metadata });
+        await loadEngine({ wasm: msg.wasm, threads: msg.options.threads });
+        session = await LocalSession.create(msg.bytes, msg.options);
+        return reply(id, { inputs: session.inputs, outputs: session.outputs, metadata: session.metadata, threads: session.threads, threadsReason: session.threadsReason });
       }
       case 'run': {
         if (!session) throw new Error('uniml: this session was released; create a new Session to run again');
@@ -39,6 +39,8 @@ async function handle(msg) {
       }
       case 'memoryStats':
         return reply(id, session ? session.memoryStats() : { ...engineMemoryStats(), poolPeakBytes: 0, weightBytes: 0 });
+      case 'threadStats':
+        return reply(id, session ? session.threadStats() : { threads: 1, workers: 0, workerTasks: 0 });
       case 'trimMemory':
         if (session) session.trimMemory();
         return reply(id, null);

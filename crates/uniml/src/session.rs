@@ -77,7 +77,10 @@ impl Session {
             })?;
         }
         let plan = Plan::new(&graph)?;
-        let par = make_parallelism(options.threads)?;
+        let par: Box<dyn Parallelism> = match &options.parallelism {
+            Some(p) => Box::new(p.clone()),
+            None => make_parallelism(options.threads)?,
+        };
         let all_cpu = |reason: &str, fallback: Option<String>| Placement {
             adapter: String::new(),
             nodes: plan.order.iter().map(|&n| NodePlacement { node: graph.nodes[n].name.clone(), op: graph.nodes[n].op.name(), device: Device::Cpu, reason: Some(reason.to_string()) }).collect(),
@@ -175,6 +178,10 @@ impl Session {
     }
     pub fn options(&self) -> &SessionOptions {
         &self.options
+    }
+    /// Threads this session's kernels run on (its [`Parallelism`]'s count; 1 = serial).
+    pub fn threads(&self) -> usize {
+        self.par.threads()
     }
     /// Where each node runs (all CPU unless the session uses the GPU backend).
     pub fn placement(&self) -> &Placement {
