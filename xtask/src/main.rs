@@ -110,6 +110,8 @@ fn test() -> Result<(), String> {
     wasm::golden()?;
     step("edge: WASI component (Python wasmtime, jco), wasi:http under jco serve, Cloudflare Worker under workerd");
     wasi::test()?;
+    step("wasi-nn: a wasm32-wasip2 guest through uniml-nn-host (Wasmtime + wasi-nn backed by uniml) vs native, sandbox, bad input");
+    wasi_nn::test(&[], false, false)?;
     step("browser package: Node, headless Chromium, esbuild/Vite/webpack apps, the demo PWA (online and offline)");
     web::test()?;
     step("ONNX backend conformance (baseline may only go up)");

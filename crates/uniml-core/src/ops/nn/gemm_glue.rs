@@ -384,13 +384,21 @@ impl ARef<'_> {
 /// `k × tile` im2col buffer around 1 MiB.
 pub fn col_tile(par: &dyn Parallelism, m: usize, n: usize, k: usize) -> usize {
     let threads = par.threads().max(1);
-    let cap = ((1usize << 18) / k.max(1)).max(64);
+    // Keep a `k × tile` B tile within ~1 MiB (L2), in whole 32-column panels.
+    let cap = ((1usize << 18) / k.max(1)).max(64) / 32 * 32;
     if threads == 1 || m * n * k < PAR_MIN_FLOPS {
-        return n.min(cap).max(1);
+        return n.min(cap.max(1)).max(1);
     }
-    let per = n.div_ceil(threads * 2);
-    per.clamp(64.min(n), cap).max(1)
+    // Whole panels per task, and a task count that is a multiple of the
+    // thread count (edge panels are the only uneven ones).
+    let panels = n.div_ceil(COL_PANEL);
+    let rounds = if panels <= 8 * threads { 1 } else { 2 };
+    let per = panels.div_ceil(threads * rounds).max(1) * COL_PANEL;
+    per.min(cap.max(COL_PANEL)).max(1)
 }
+
+/// Column granularity of the parallel column split (the widest microtile).
+const COL_PANEL: usize = 32;
 
 // ---------------------------------------------------------------------------
 // Weight caches keyed by the constant tensor they were packed from.
