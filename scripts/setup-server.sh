@@ -22,5 +22,11 @@ else
     "$PY" -c "$CHECK" || { log "tritonclient check still fails after install"; exit 1; }
 fi
 
+# wrk (Debian) drives the load test (cargo xtask serve-bench).
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (apt)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get install -y -q wrk >&2 || { $SUDO apt-get update -q >&2 && $SUDO apt-get install -y -q wrk >&2; }
+fi
 
 echo "$PY"

@@ -98,6 +98,8 @@ fn test() -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--exclude", "xtask"]))?;
     step("HTTP server: NVIDIA's tritonclient against uniml serve, compared with onnxruntime");
     serve::triton()?;
+    step("HTTP server under load: wrk at 1..32 connections, uniml serve beside a Python onnxruntime server (no failures, clean 503s)");
+    serve::bench(&["--secs".into(), "2".into(), "--check".into()])?;
     step("GPU backend on Mesa's lavapipe (software Vulkan): kernels vs CPU, golden models vs onnxruntime");
     gpu::gpu_test()?;
     step("portability: wasm32-unknown-unknown and wasm32-wasip2 builds");

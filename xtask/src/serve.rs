@@ -13,8 +13,7 @@
 //! /proc) and failures; 503s (load shedding) are counted apart. Writes the
 //! table as the "server" section of docs/benchmarks.md (`bench::write_section`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,111 +112,92 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// One keep-alive request/response; returns the status and whether the server closes.
-fn exchange(stream: &mut BufReader<TcpStream>, req: &[u8]) -> std::io::Result<(u16, bool)> {
-    stream.get_mut().write_all(req)?;
-    let mut status = 0u16;
-    let mut len = 0usize;
-    let mut close = false;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stream.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+/// wrk's Lua script: POSTs the JSON body (file in `UNIML_BODY`) and counts 503s (load shedding)
+/// and other non-200 statuses per thread; `done` prints one `UNIML {json}` line with the totals.
+const WRK_SCRIPT: &str = r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  shed = 0; bad = 0
+  local f = assert(io.open(os.getenv("UNIML_BODY"), "rb"))
+  wrk.method = "POST"; wrk.body = f:read("*a"); f:close()
+  wrk.headers["Content-Type"] = "application/json"
+end
+function response(status, headers, body)
+  if status == 503 then shed = shed + 1 elseif status ~= 200 then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local s, b = 0, 0
+  for _, t in ipairs(threads) do s = s + t:get("shed"); b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('UNIML {"requests":%d,"shed":%d,"bad":%d,"socket":%d,"timeout":%d,"p50_us":%f,"p99_us":%f,"duration_us":%d}\n',
+    summary.requests, s, b, e.connect + e.read + e.write, e.timeout, latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"#;
+
+/// `concurrency` keep-alive connections posting the request back to back for `secs`, driven by
+/// `wrk` (Debian's, installed by scripts/setup-server.sh).
+fn load(addr: &str, files: &WrkFiles, concurrency: usize, secs: u64, pid: u32) -> Level {
+    let url = format!("http://{addr}/v2/models/efficientnet_lite0/infer");
+    let out = Command::new("wrk")
+        .args(["-t", &concurrency.min(2).to_string(), "-c", &concurrency.to_string(), "-d", &format!("{secs}s"), "--timeout", "60s", "-s"])
+        .arg(&files.script)
+        .arg(&url)
+        .env("UNIML_BODY", &files.body)
+        .output();
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    let summary = match &out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("UNIML ").map(str::to_string)),
+        Err(e) => {
+            kinds.insert(format!("wrk did not start: {e}"), 1);
+            None
         }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
+    };
+    let v: serde_json::Value = summary.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_else(|| {
+        if let Ok(o) = &out {
+            kinds.insert(format!("wrk printed no summary: {}", String::from_utf8_lossy(&o.stderr).trim()), 1);
         }
-        let lower = l.to_ascii_lowercase();
-        if lower.starts_with("http/1.") {
-            status = l.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        } else if let Some(v) = lower.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        } else if lower.starts_with("connection:") && lower.contains("close") {
-            close = true;
+        serde_json::Value::Null
+    });
+    let n = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    let (requests, shed, bad, socket, timeout) = (n("requests") as usize, n("shed") as usize, n("bad") as usize, n("socket") as usize, n("timeout") as usize);
+    for (k, c) in [("non-200/503 status", bad), ("socket error", socket), ("timeout", timeout)] {
+        if c > 0 {
+            kinds.insert(k.to_string(), c);
         }
     }
-    let mut sink = vec![0u8; len];
-    stream.read_exact(&mut sink)?;
-    Ok((status, close))
-}
-
-/// `concurrency` clients each sending `req` back to back for `dur` (closed loop).
-fn load(addr: &str, req: &[u8], concurrency: usize, dur: Duration, pid: u32) -> Level {
-    let start = Instant::now();
-    let deadline = start + dur;
-    let handles: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (addr, req) = (addr.to_string(), req.to_vec());
-            std::thread::spawn(move || {
-                let (mut lat, mut shed, mut kinds) = (Vec::new(), 0usize, std::collections::BTreeMap::<String, usize>::new());
-                let mut conn: Option<BufReader<TcpStream>> = None;
-                while Instant::now() < deadline {
-                    if conn.is_none() {
-                        match TcpStream::connect(&addr) {
-                            Ok(s) => {
-                                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-                                let _ = s.set_nodelay(true);
-                                conn = Some(BufReader::new(s));
-                            }
-                            Err(e) => {
-                                *kinds.entry(format!("connect: {:?}", e.kind())).or_default() += 1;
-                                std::thread::sleep(Duration::from_millis(10));
-                                continue;
-                            }
-                        }
-                    }
-                    let t0 = Instant::now();
-                    let r = exchange(conn.as_mut().expect("connected"), &req);
-                    match r {
-                        Ok((200, close)) => {
-                            lat.push(t0.elapsed().as_secs_f64() * 1e3);
-                            if close {
-                                conn = None;
-                            }
-                        }
-                        Ok((503, close)) => {
-                            shed += 1;
-                            if close {
-                                conn = None;
-                            }
-                            // A polite client backs off a little before retrying.
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        Ok((status, _)) => {
-                            *kinds.entry(format!("status {status}")).or_default() += 1;
-                            conn = None;
-                        }
-                        Err(e) => {
-                            *kinds.entry(format!("io: {:?}", e.kind())).or_default() += 1;
-                            conn = None;
-                        }
-                    }
-                }
-                (lat, shed, kinds)
-            })
-        })
-        .collect();
-    let (mut lat, mut shed, mut kinds) = (Vec::new(), 0, std::collections::BTreeMap::<String, usize>::new());
-    for h in handles {
-        if let Ok((l, s, k)) = h.join() {
-            lat.extend(l);
-            shed += s;
-            for (kind, n) in k {
-                *kinds.entry(kind).or_default() += n;
-            }
-        }
+    Level {
+        concurrency,
+        ok: requests.saturating_sub(shed + bad),
+        shed,
+        failed: kinds.values().sum(),
+        secs: (n("duration_us") / 1e6).max(1e-9),
+        p50_ms: n("p50_us") / 1e3,
+        p99_ms: n("p99_us") / 1e3,
+        rss_mb: peak_rss_mb(pid),
+        kinds,
     }
-    let failed = kinds.values().sum();
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] };
-    Level { concurrency, ok: lat.len(), shed, failed, secs, p50_ms: pct(0.5), p99_ms: pct(0.99), rss_mb: peak_rss_mb(pid), kinds }
 }
 
-/// The OIP JSON request: a deterministic EfficientNet-Lite0 input (1×3×224×224).
-fn request_bytes(addr_host: &str) -> Vec<u8> {
+/// The request body file and wrk script, written once per bench into the cache.
+struct WrkFiles {
+    body: std::path::PathBuf,
+    script: std::path::PathBuf,
+}
+
+impl WrkFiles {
+    fn write() -> Result<WrkFiles, String> {
+        let dir = root().join(".cache/serve-bench");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let files = WrkFiles { body: dir.join("request.json"), script: dir.join("post.lua") };
+        std::fs::write(&files.body, request_body()).map_err(|e| e.to_string())?;
+        std::fs::write(&files.script, WRK_SCRIPT).map_err(|e| e.to_string())?;
+        Ok(files)
+    }
+}
+
+/// The OIP JSON request body: a deterministic EfficientNet-Lite0 input (1×3×224×224).
+fn request_body() -> String {
     let n = 3 * 224 * 224;
     let mut data = String::with_capacity(n * 8);
     let mut x: u32 = 12345;
@@ -228,26 +208,18 @@ fn request_bytes(addr_host: &str) -> Vec<u8> {
         }
         data.push_str(&format!("{:.4}", (x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0));
     }
-    let body = format!("{{\"id\":\"bench\",\"inputs\":[{{\"name\":\"input\",\"shape\":[1,3,224,224],\"datatype\":\"FP32\",\"data\":[{data}]}}]}}");
-    let mut req = format!(
-        "POST /v2/models/efficientnet_lite0/infer HTTP/1.1\r\nHost: {addr_host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body.as_bytes());
-    req
+    format!("{{\"id\":\"bench\",\"inputs\":[{{\"name\":\"input\",\"shape\":[1,3,224,224],\"datatype\":\"FP32\",\"data\":[{data}]}}]}}")
 }
 
 const LEVELS: [usize; 5] = [1, 2, 4, 8, 32];
 
-fn run_levels(name: &str, child: Child, addr: &str, secs: f64) -> Vec<(String, Level)> {
-    let req = request_bytes(addr);
+fn run_levels(name: &str, child: Child, addr: &str, files: &WrkFiles, secs: u64) -> Vec<(String, Level)> {
     let pid = child.id();
     // Warm-up: a few requests so buffer pools and caches are in place.
-    let _ = load(addr, &req, 1, Duration::from_millis(500), pid);
+    let _ = load(addr, files, 1, 1, pid);
     let mut rows = Vec::new();
     for c in LEVELS {
-        let l = load(addr, &req, c, Duration::from_secs_f64(secs), pid);
+        let l = load(addr, files, c, secs, pid);
         eprintln!(
             "{name} c={c}: {} ok, {} shed (503), {} failed {:?} in {:.1} s; p50 {:.1} ms p99 {:.1} ms; peak RSS {:.0} MB",
             l.ok, l.shed, l.failed, l.kinds, l.secs, l.p50_ms, l.p99_ms, l.rss_mb
@@ -260,28 +232,31 @@ fn run_levels(name: &str, child: Child, addr: &str, secs: f64) -> Vec<(String, L
 
 /// `cargo xtask serve-bench [--secs S]`.
 pub fn bench(args: &[String]) -> Result<(), String> {
-    let secs: f64 = args.iter().position(|a| a == "--secs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5.0);
-    let py = crate::python()?;
+    let secs: u64 = args.iter().position(|a| a == "--secs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
+    // --check (cargo xtask test): short levels, assertions, docs left alone.
+    let check = args.iter().any(|a| a == "--check");
+    let py = server_python()?;
+    let files = WrkFiles::write()?;
     let bin = release_uniml()?;
     let model = "models/efficientnet_lite0.onnx";
     let (conc, queue) = (2usize, 16usize);
     step(&format!("uniml serve {model} --threads 1 --max-concurrency {conc} --max-queue {queue}"));
     let (child, addr) = start(Command::new(&bin).args(["serve", model, "--port", "0", "--threads", "1", "--max-concurrency", &conc.to_string(), "--max-queue", &queue.to_string()]))?;
-    let mut rows = run_levels("uniml serve", child, &addr, secs);
+    let mut rows = run_levels("uniml serve", child, &addr, &files, secs);
     step("scripts/ort_server.py (stdlib http.server + onnxruntime, 1 intra-op thread per request thread)");
     let (child, addr) = start(Command::new(&py).args(["scripts/ort_server.py", model, "--port", "0", "--threads", "1"]))?;
-    rows.extend(run_levels("python onnxruntime", child, &addr, secs));
+    rows.extend(run_levels("python onnxruntime", child, &addr, &files, secs));
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())).unwrap_or_default();
     let mut md = format!(
         "Generated by `cargo xtask serve-bench`: EfficientNet-Lite0, one OIP JSON request (1×3×224×224 FP32, {:.1} MB) posted \
-         back to back by N keep-alive clients over loopback for {secs:.0} s per level, first to `uniml serve --threads 1 --max-concurrency {conc} \
+         back to back by N keep-alive connections of `wrk` (Debian's 4.1) over loopback for {secs} s per level, first to `uniml serve --threads 1 --max-concurrency {conc} \
          --max-queue {queue}`, then to `scripts/ort_server.py` (stdlib `http.server` + onnxruntime 1.32, one intra-op thread, one thread per \
-         connection) in the same run. Latencies are of successful requests, client-side; shed = clean `503` + `Retry-After` (load shedding, \
+         connection) in the same run. Latencies are wrk's, client-side, over all responses (503s included); shed = clean `503` + `Retry-After` (load shedding, \
          by design above {} clients); failed = anything else (must be 0). Peak RSS is the server's VmHWM. Machine: {cpu}, {} logical cores \
          (shared with the load generator).\n\n\
          | server | clients | req/s | p50 ms | p99 ms | ok | shed 503 | failed | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|\n",
-        request_bytes("x").len() as f64 / 1e6,
+        std::fs::metadata(&files.body).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
         conc + queue,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     );
@@ -307,11 +282,20 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         md.push_str(&format!("\nFailures: {}.\n", notes.join("; ")));
     }
     println!("## Server\n\n{md}");
-    crate::bench::write_section("server", "Server", &md)?;
-    eprintln!("wrote the Server section of docs/benchmarks.md");
-    let bad: usize = rows.iter().map(|(_, l)| l.failed).sum();
-    if rows.iter().filter(|(n, _)| n == "uniml serve").any(|(_, l)| l.failed > 0) {
-        return Err(format!("uniml serve had failed requests ({bad} in all)"));
+    let ours: Vec<&Level> = rows.iter().filter(|(n, _)| n == "uniml serve").map(|(_, l)| l).collect();
+    if ours.iter().any(|l| l.failed > 0) {
+        return Err(format!("uniml serve had failed requests: {}", notes.join("; ")));
+    }
+    // Below saturation (concurrency + queue) every request is served; above it, clean 503s only.
+    if let Some(l) = ours.iter().find(|l| l.concurrency <= conc + queue && l.shed > 0) {
+        return Err(format!("uniml serve shed {} requests at {} clients, below its capacity of {}", l.shed, l.concurrency, conc + queue));
+    }
+    if ours.iter().any(|l| l.ok == 0) {
+        return Err("uniml serve answered no request at some level".into());
+    }
+    if !check {
+        crate::bench::write_section("server", "Server", &md)?;
+        eprintln!("wrote the Server section of docs/benchmarks.md");
     }
     Ok(())
 }
