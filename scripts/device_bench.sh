@@ -12,7 +12,8 @@
 #   bash scripts/device_bench.sh gpu    # there: uniml (wgpu/Vulkan) vs PyTorch CUDA eager
 #
 # The GPU mode needs the Vulkan loader, which that image lacks: the caller
-# downloads the loader packages into `.gl/` here (docs/gpu.md) and carries them.
+# downloads the loader packages into `.gl/` here (docs/gpu.md: libvulkan1 and the
+# glvnd packages libglvnd0 libglx0 libgl1 libegl1 libopengl0 libgles2) and carries them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-cpu}"
