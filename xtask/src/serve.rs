@@ -4,14 +4,15 @@
 //! (NVIDIA's tritonclient against `uniml serve` (dev profile), onnxruntime as the
 //! oracle in the same script).
 //!
-//! serve-bench: a bounded closed-loop load generator (this file; keep-alive
-//! HTTP/1.1 over loopback, one thread per simulated client) posts the same OIP
-//! JSON request for EfficientNet-Lite0 at concurrency 1, 2, 4, 8 and 32 for a few
+//! serve-bench: `wrk` (Debian's, keep-alive HTTP/1.1 over loopback; a Lua script
+//! posts the body and counts 503s apart from other statuses) sends the same OIP
+//! JSON request for EfficientNet-Lite0 at 1, 2, 4, 8 and 32 connections for a few
 //! seconds each, first to `uniml serve`, then to `scripts/ort_server.py`
 //! (stdlib http.server + onnxruntime) in the same run. Reports throughput,
-//! p50/p99 latency of successful requests, the server's peak RSS (VmHWM from
-//! /proc) and failures; 503s (load shedding) are counted apart. Writes the
-//! table as the "server" section of docs/benchmarks.md (`bench::write_section`).
+//! p50/p99 latency, the server's peak RSS (VmHWM from /proc) and failures; 503s
+//! (load shedding) are counted apart. Writes the table as the "server" section of
+//! docs/benchmarks.md (`bench::write_section`); `--check` (in `cargo xtask test`)
+//! only asserts: no failures, no 503 below the server's capacity.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
