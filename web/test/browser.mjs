@@ -125,6 +125,7 @@ try {
     for (const bundler of ['esbuild', 'vite', 'webpack']) {
       const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
       check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
+    }
   }
   if (!process.env.UNIML_SKIP_DEMO) {
     const python = process.env.UNIML_PYTHON || join(ROOT, '.venv/bin/python');
