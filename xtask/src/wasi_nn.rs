@@ -88,6 +88,8 @@ fn build(simd: bool) -> Result<Built, String> {
     // Two invocations, not one: built together, feature unification would give the shared crates
     // (uniml, serde, ...) other features than either build alone, and rebuild Wasmtime.
     run(cargo().args(["build", "--release", "-p", "uniml-wasi-nn-host"]))?;
+    // The host's backend unit tests, on the release artifacts just built.
+    run(cargo().args(["test", "--release", "-p", "uniml-wasi-nn-host"]))?;
     run(cargo().args(["build", "--release", "-p", "uniml-wasi-nn-guest"]))?;
     run(cargo().args(["build", "-p", "uniml-wasi-nn-guest", "--target", GUEST_TARGET, "--profile", "component"]))?;
     let guest_simd = if simd {
