@@ -1,6 +1,7 @@
 // The browser/Node benchmark body shared by node.mjs (Node) and worker.mjs (Chromium):
-// uniml's npm package and onnxruntime-web (wasm EP) on the same models, inputs and
-// thread count, one after the other in the same JS thread. Used by `cargo xtask bench --browser`.
+// uniml's npm package and onnxruntime-web on the same models, inputs and thread count, one
+// after the other in the same JS thread: uniml's wasm vs the wasm EP, or (gpu) uniml's WebGPU
+// backend vs onnxruntime-web's WebGPU EP. Used by `cargo xtask bench --browser`.
 
 /** Deterministic inputs for a model from uniml's input metadata (symbolic dims from `dims`, else 1). */
 function makeInputs(meta, dims) {
@@ -52,7 +53,7 @@ function compare(a, b) {
  * `ort`: onnxruntime-web with `env.wasm.numThreads` already set; `load(path)` → model bytes;
  * `emit(row)` gets one result per model (errors included); `log(text)` prints progress.
  */
-export async function benchAll({ uniml, ort, models, threads, runs, warmup = 3, load, emit, log, env }) {
+export async function benchAll({ uniml, ort, models, threads, runs, warmup = 3, load, emit, log, env, gpu = false }) {
   for (const m of models) {
     const row = { env, model: m.name, threads, uniml: {}, ort: {} };
     let bytes;
@@ -68,11 +69,17 @@ export async function benchAll({ uniml, ort, models, threads, runs, warmup = 3, 
     log(`${env} · ${m.name} · ${threads} thread(s) · uniml`);
     try {
       let t = performance.now();
-      const s = await uniml.Session.create(bytes.slice(), { threads });
+      const s = await uniml.Session.create(bytes.slice(), gpu ? { backend: 'webgpu' } : { threads });
       row.uniml.create_ms = performance.now() - t;
       row.uniml.threads = s.threads;
       row.uniml.threadsReason = s.threadsReason;
       row.uniml.worker = s.worker;
+      row.uniml.backend = s.backend;
+      if (gpu) {
+        const placement = await s.placement();
+        row.uniml.gpuNodes = placement.filter((p) => p.device === 'gpu').length;
+        row.uniml.nodes = placement.length;
+      }
       inputs = makeInputs(s.inputMetadata, m.dims || {});
       const feeds = Object.fromEntries(inputs.map((i) => [i.name, new uniml.Tensor(i.type, i.data, i.dims)]));
       const out = await s.run(feeds);
@@ -85,7 +92,7 @@ export async function benchAll({ uniml, ort, models, threads, runs, warmup = 3, 
     log(`${env} · ${m.name} · ${threads} thread(s) · onnxruntime-web${row.uniml.median_ms ? ` (uniml ${row.uniml.median_ms.toFixed(2)} ms)` : ''}`);
     try {
       const t = performance.now();
-      const s = await ort.InferenceSession.create(bytes.slice(), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+      const s = await ort.InferenceSession.create(bytes.slice(), { executionProviders: [gpu ? 'webgpu' : 'wasm'], graphOptimizationLevel: 'all' });
       row.ort.create_ms = performance.now() - t;
       if (!inputs) throw new Error('no inputs (uniml could not read the model metadata)');
       const feeds = Object.fromEntries(inputs.map((i) => [i.name, new ort.Tensor(i.type, i.data, i.dims)]));

@@ -18,4 +18,4 @@ w.onerror = (e) => {
   window.__bench.error = `worker failed: ${e.message}`;
   window.__bench.done = true;
 };
-w.postMessage({ models, threads: Number(q.get('threads')), runs: Number(q.get('runs') || 20), warmup: Number(q.get('warmup') || 3) });
+w.postMessage({ models, threads: Number(q.get('threads')), runs: Number(q.get('runs') || 20), warmup: Number(q.get('warmup') || 3), gpu: q.get('gpu') === '1' });

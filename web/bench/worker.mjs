@@ -1,18 +1,22 @@
 // Chromium side of `cargo xtask bench --browser`: runs in a module Worker of page.html
 // (a COOP/COEP page, so both engines may use threads); posts progress and rows to the page.
 import * as uniml from '/web/node_modules/uniml/index.js';
-import * as ort from '/web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+import * as ortWasm from '/web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+import * as ortWebgpu from '/web/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs';
 
 import { benchAll } from './core.mjs';
 
-onmessage = async ({ data: { models, threads, runs, warmup } }) => {
+onmessage = async ({ data: { models, threads, runs, warmup, gpu } }) => {
   try {
+    // The WebGPU build of onnxruntime-web (its WebGPU EP) only for the gpu rows.
+    const ort = gpu ? ortWebgpu : ortWasm;
     ort.env.wasm.numThreads = threads;
     ort.env.wasm.wasmPaths = '/web/node_modules/onnxruntime-web/dist/';
     await benchAll({
       uniml,
       ort,
-      env: 'chromium',
+      env: gpu ? 'chromium-webgpu' : 'chromium',
+      gpu,
       models,
       threads,
       runs,

@@ -1,5 +1,6 @@
-// Loads the engine wasm (threaded+SIMD, SIMD or scalar build, picked at run time) and wraps
-// the low-level wasm-bindgen API. Used on the main thread (index.js) and in the worker (worker.js).
+// Loads the engine wasm (threaded+SIMD, SIMD or scalar build, picked at run time; the WebGPU
+// build beside it for `backend: 'webgpu'`) and wraps the low-level wasm-bindgen API. Used on the
+// main thread (index.js) and in the worker (worker.js).
 //
 // The wasm files are referenced as `new URL('./uniml_bg.wasm', import.meta.url)`, the
 // standard ESM asset pattern that Vite, webpack and Rollup bundle with zero config.
@@ -7,6 +8,7 @@
 
 import initSingle, * as wasmSingle from './uniml.js';
 import initThreaded, * as wasmThreaded from './uniml_threads.js';
+import initWebgpu, * as wasmWebgpu from './uniml_webgpu.js';
 import { TYPED_ARRAYS, tensorOf } from './tensor.js';
 import { coreCount, ensureWorkers, threadsSupport } from './threads.js';
 
@@ -55,7 +57,8 @@ export function baseHref() {
 let loading = null;
 let loaded = null;
 let engineModule = null;
-let poisoned = null;
+// Per engine instance (API namespace): the panic message that stopped it.
+const poisoned = new Map();
 
 /** Loads and instantiates the engine once; later calls return the same promise. */
 export function loadEngine(options = {}) {
@@ -140,6 +143,42 @@ export async function prepareThreads(requested) {
   return { threads: want, reason: '' };
 }
 
+let gpuLoading = null;
+
+/**
+ * Loads the WebGPU build (its own instance beside the CPU engine, fetched only when a WebGPU
+ * session is asked for) and opens the device once: `{adapter, url}`. Rejects with the reason
+ * when this JS engine has no WebGPU or no adapter.
+ */
+export function loadGpuEngine() {
+  if (!gpuLoading) {
+    gpuLoading = (async () => {
+      const gpu = globalThis.navigator && globalThis.navigator.gpu;
+      if (!gpu) {
+        throw new Error(
+          "uniml: backend 'webgpu': this JS engine has no WebGPU (navigator.gpu is missing: Node, an older browser, " +
+            "a page that is not a secure context, or WebGPU disabled); use backend 'wasm' or 'auto'",
+        );
+      }
+      const url = new URL('./uniml_webgpu_bg.wasm', import.meta.url);
+      const module = await compileFromUrl(url);
+      await initWebgpu({ module_or_path: module });
+      wasmWebgpu.init();
+      let adapter;
+      try {
+        adapter = await wasmWebgpu.openGpu();
+      } catch (e) {
+        throw new Error(`uniml: backend 'webgpu': ${e && e.message ? e.message : e}`, { cause: e });
+      }
+      return { adapter, url: url.href };
+    })().catch((e) => {
+      gpuLoading = null;
+      throw e;
+    });
+  }
+  return gpuLoading;
+}
+
 function describeBytes(bytes) {
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
   const text = new TextDecoder().decode(bytes.subarray(0, 40)).replace(/\s+/g, ' ');
@@ -183,26 +222,45 @@ async function compileFromUrl(url) {
   return WebAssembly.compile(bytes);
 }
 
-/** Calls into wasm; a trap (an engine bug) becomes a readable Error with the panic message. */
-export function guard(fn) {
-  if (poisoned) {
-    throw new Error(`uniml: the engine stopped after an internal error (${poisoned}); reload the page or use worker mode`);
+/** A trap (an engine bug) becomes a readable Error with the panic message; other errors get the `uniml:` prefix. */
+function rethrow(e, api) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    let msg = null;
+    try {
+      msg = api.takePanicMessage();
+    } catch {
+      // the instance cannot answer
+    }
+    poisoned.set(api, msg || e.message);
+    throw new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned.get(api)}`, { cause: e });
   }
+  if (e instanceof Error && !e.message.startsWith('uniml:')) e.message = `uniml: ${e.message}`;
+  throw e;
+}
+
+function checkAlive(api) {
+  if (poisoned.has(api)) {
+    throw new Error(`uniml: the engine stopped after an internal error (${poisoned.get(api)}); reload the page or use worker mode`);
+  }
+}
+
+/** Calls into wasm (the CPU engine unless `api` names another instance), see `rethrow`. */
+export function guard(fn, api = wasm) {
+  checkAlive(api);
   try {
     return fn();
   } catch (e) {
-    if (e instanceof WebAssembly.RuntimeError) {
-      let msg = null;
-      try {
-        msg = wasm.takePanicMessage();
-      } catch {
-        // the instance cannot answer
-      }
-      poisoned = msg || e.message;
-      throw new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned}`, { cause: e });
-    }
-    if (e instanceof Error && !e.message.startsWith('uniml:')) e.message = `uniml: ${e.message}`;
-    throw e;
+    rethrow(e, api);
+  }
+}
+
+/** `guard` for calls that return a promise (WebGPU runs). */
+async function guardAsync(fn, api) {
+  checkAlive(api);
+  try {
+    return await fn();
+  } catch (e) {
+    rethrow(e, api);
   }
 }
 
@@ -212,64 +270,105 @@ function bytesOf(feed) {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** Process-wide memory figures of this engine instance. */
-export function engineMemoryStats() {
-  if (!loaded) return { wasmMemoryBytes: 0, heapBytes: 0, heapPeakBytes: 0 };
-  return guard(() => ({ wasmMemoryBytes: wasm.wasmMemoryBytes(), heapBytes: wasm.heapBytes(), heapPeakBytes: wasm.heapPeakBytes() }));
+/** Process-wide memory figures of an engine instance (the CPU engine by default). */
+export function engineMemoryStats(api = wasm) {
+  if (api === wasm && !loaded) return { wasmMemoryBytes: 0, heapBytes: 0, heapPeakBytes: 0 };
+  return guard(() => ({ wasmMemoryBytes: api.wasmMemoryBytes(), heapBytes: api.heapBytes(), heapPeakBytes: api.heapPeakBytes() }), api);
 }
 
-/** One model in this engine instance: plain data in, plain data out. */
+/** One model in an engine instance: plain data in, plain data out. */
 export class LocalSession {
-  /** Creates a session after starting the pool workers its threads need. */
-  static async create(bytes, { threads = 1, memoryLimit = 0 } = {}) {
+  /**
+   * Creates a session: on the CPU engine after starting the pool workers its threads need, or
+   * with `backend: 'webgpu'` on the WebGPU build (its CPU nodes run on one thread).
+   */
+  static async create(bytes, { threads = 1, memoryLimit = 0, backend = 'wasm' } = {}) {
+    if (backend === 'webgpu') {
+      const info = await loadGpuEngine();
+      const s = new LocalSession(bytes, { memoryLimit, api: wasmWebgpu, backend: 'gpu' });
+      s.adapter = info.adapter;
+      s.threadsReason = threads !== 1 ? 'a WebGPU session runs the nodes left on the CPU on one thread' : '';
+      return s;
+    }
     const t = await prepareThreads(threads);
     const s = new LocalSession(bytes, { threads: t.threads, memoryLimit });
     s.threadsReason = s.threads < t.threads ? 'the engine pool started fewer workers' : t.reason;
     return s;
   }
 
-  constructor(bytes, { threads = 1, memoryLimit = 0 } = {}) {
-    this.inner = guard(() => new wasm.WasmSession(bytes, threads, memoryLimit));
-    this.threads = guard(() => this.inner.threads());
+  constructor(bytes, { threads = 1, memoryLimit = 0, api = wasm, backend = 'cpu' } = {}) {
+    this.api = api;
+    this.inner = guard(() => new api.WasmSession(bytes, threads, memoryLimit, backend), api);
+    this.backend = backend === 'gpu' ? 'webgpu' : 'wasm';
+    this.adapter = null;
+    this.threads = guard(() => this.inner.threads(), api);
     this.threadsReason = '';
-    this.inputs = guard(() => this.inner.inputs());
-    this.outputs = guard(() => this.inner.outputs());
-    this.metadata = guard(() => this.inner.metadata());
+    this.inputs = guard(() => this.inner.inputs(), api);
+    this.outputs = guard(() => this.inner.outputs(), api);
+    this.metadata = guard(() => this.inner.metadata(), api);
+    // WebGPU runs are asynchronous and one at a time per session: they queue here.
+    this.queue = Promise.resolve();
   }
 
-  /** feeds: [{name, type, dims, data}] → [[name, Tensor]] in model order. */
-  run(feeds) {
+  checkFeeds(feeds) {
     if (!this.inner) throw new Error('uniml: this session was released; create a new Session to run again');
     for (const f of feeds) {
       if (!TYPED_ARRAYS[f.type]) throw new TypeError(`uniml: input '${f.name}': unknown tensor type '${f.type}'`);
     }
-    const out = guard(() => this.inner.run(feeds.map((f) => [f.name, f.type, f.dims, bytesOf(f)])));
+    return feeds.map((f) => [f.name, f.type, f.dims, bytesOf(f)]);
+  }
+
+  /** feeds: [{name, type, dims, data}] → [[name, Tensor]] in model order (a promise for WebGPU sessions). */
+  run(feeds) {
+    if (this.backend === 'webgpu') return this.runGpu(feeds);
+    const args = this.checkFeeds(feeds);
+    const out = guard(() => this.inner.run(args), this.api);
     return out.map(tensorOf);
   }
 
+  runGpu(feeds) {
+    const run = this.queue.then(async () => {
+      const args = this.checkFeeds(feeds);
+      const out = await guardAsync(() => this.inner.runAsync(args), this.api);
+      return out.map(tensorOf);
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Where each node runs: [{node, op, device: 'cpu'|'gpu', reason}]. */
+  placement() {
+    if (!this.inner) return [];
+    return guard(() => this.inner.placement(), this.api);
+  }
+
   memoryStats() {
-    const s = engineMemoryStats();
-    s.poolPeakBytes = this.inner ? guard(() => this.inner.poolPeakBytes()) : 0;
-    s.weightBytes = this.inner ? guard(() => this.inner.weightBytes()) : 0;
+    const s = engineMemoryStats(this.api);
+    s.poolPeakBytes = this.inner ? guard(() => this.inner.poolPeakBytes(), this.api) : 0;
+    s.weightBytes = this.inner ? guard(() => this.inner.weightBytes(), this.api) : 0;
     return s;
   }
 
   trimMemory() {
-    if (this.inner) guard(() => this.inner.trimMemory());
+    if (this.inner) guard(() => this.inner.trimMemory(), this.api);
   }
 
   /** Threads of this session and the engine pool's workers and the kernel tasks they ran. */
   threadStats() {
-    return { threads: this.threads, workers: guard(() => wasm.poolWorkers()), workerTasks: guard(() => wasm.poolWorkerTasks()) };
+    return { threads: this.threads, workers: guard(() => this.api.poolWorkers(), this.api), workerTasks: guard(() => this.api.poolWorkerTasks(), this.api) };
   }
 
+  /** Frees the session; a WebGPU session first lets its queued runs finish. */
   release() {
     if (!this.inner) return;
     const inner = this.inner;
     this.inner = null;
-    guard(() => {
-      inner.release();
-      inner.free();
-    });
+    const free = () =>
+      guard(() => {
+        inner.release();
+        inner.free();
+      }, this.api);
+    if (this.backend === 'webgpu') return this.queue.then(free);
+    free();
   }
 }

@@ -68,7 +68,10 @@ export interface ValueMetadata {
 }
 
 export interface SessionOptions {
-  /** 'auto' and 'wasm' run on the CPU (wasm). 'webgpu' is not built yet and throws. */
+  /** 'wasm': the CPU engine. 'webgpu': the GPU through WebGPU (the WebGPU build of the engine is
+   *  fetched on first use; no WebGPU or no adapter → the promise rejects saying why; nodes without
+   *  a GPU kernel run on the CPU, see `placement()`). 'auto' (default): WebGPU when a hardware
+   *  adapter exists, else wasm (`backendReason` says why). */
   backend?: 'auto' | 'wasm' | 'webgpu';
   /** Kernel threads (default 1; 0 = all cores). More than 1 needs the threaded build: SharedArrayBuffer
    *  (a cross-origin isolated page, or Node) and SIMD; otherwise the session runs on 1 thread and
@@ -124,7 +127,12 @@ export class Session {
   readonly outputMetadata: readonly ValueMetadata[];
   /** Model metadata properties. */
   readonly metadata: Readonly<Record<string, string>>;
-  readonly backend: 'wasm';
+  /** Where the session runs. */
+  readonly backend: 'wasm' | 'webgpu';
+  /** Why backend 'auto' chose wasm ('' otherwise). */
+  readonly backendReason: string;
+  /** The WebGPU adapter of a 'webgpu' session (null for wasm). */
+  readonly adapter: string | null;
   /** Threads kernels run on, as reported by the engine (1 = one thread). */
   readonly threads: number;
   /** Why the session got fewer threads than requested ('' when it did not). */
@@ -132,12 +140,22 @@ export class Session {
   /** Whether the session runs in a worker. */
   readonly worker: boolean;
   run(feeds: Readonly<Record<string, Tensor>>, options?: RunOptions): Promise<Record<string, Tensor>>;
+  /** Where each node of the optimised graph runs (all 'cpu' for wasm sessions). */
+  placement(): Promise<NodePlacement[]>;
   memoryStats(): Promise<SessionMemoryStats>;
   trimMemory(): Promise<void>;
   /** This session's threads, the engine pool's workers and the kernel tasks they have run (threaded build). */
   threadStats(): Promise<{ threads: number; workers: number; workerTasks: number }>;
   /** Frees the model; later runs throw. In worker mode the worker is terminated. */
   release(): Promise<void>;
+}
+
+export interface NodePlacement {
+  readonly node: string;
+  readonly op: string;
+  readonly device: 'cpu' | 'gpu';
+  /** Why the node is not on the GPU (or a note such as a zero-copy view); null when it is. */
+  readonly reason: string | null;
 }
 
 export interface EngineInfo {
@@ -163,7 +181,14 @@ export interface Capabilities {
   /** Cores of this machine (navigator.hardwareConcurrency / os.availableParallelism()). */
   cores: number;
   crossOriginIsolated: boolean;
+  /** Whether a WebGPU adapter is available. */
   webgpu: boolean;
+  /** Why not ('' when it is). */
+  webgpuReason: string;
+  /** The adapter's vendor, architecture and description ('' when none). */
+  webgpuAdapter: string;
+  /** Whether the adapter is a software/fallback one (e.g. SwiftShader): backend 'auto' does not use it. */
+  webgpuFallbackAdapter: boolean;
   shaderF16: boolean;
 }
 

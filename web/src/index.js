@@ -18,20 +18,25 @@ export { Tensor };
 
 const BACKENDS = ['auto', 'wasm', 'cpu', 'webgpu'];
 
+/** The WebGPU adapter this JS engine offers: `{adapter, reason}` (adapter null, with the reason, when none). */
+async function probeWebgpu() {
+  const gpu = globalThis.navigator && globalThis.navigator.gpu;
+  if (!gpu) return { adapter: null, reason: 'this JS engine has no WebGPU (navigator.gpu is missing)' };
+  try {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    return adapter ? { adapter, reason: '' } : { adapter: null, reason: 'navigator.gpu.requestAdapter() gave no adapter' };
+  } catch (e) {
+    return { adapter: null, reason: `navigator.gpu.requestAdapter() failed: ${e && e.message ? e.message : e}` };
+  }
+}
+
 /** What this environment offers: SIMD, threads (and why not), WebGPU and shader-f16. */
 export async function capabilities() {
-  let webgpu = false;
-  let shaderF16 = false;
-  const gpu = globalThis.navigator && globalThis.navigator.gpu;
-  if (gpu) {
-    try {
-      const adapter = await gpu.requestAdapter();
-      webgpu = !!adapter;
-      shaderF16 = !!adapter && adapter.features.has('shader-f16');
-    } catch {
-      webgpu = false;
-    }
-  }
+  const probe = await probeWebgpu();
+  const adapter = probe.adapter;
+  const webgpu = !!adapter;
+  const shaderF16 = !!adapter && adapter.features.has('shader-f16');
+  const info = adapter && adapter.info;
   const simd = simdSupported();
   const t = threadsSupport(simd);
   return {
@@ -41,6 +46,9 @@ export async function capabilities() {
     cores: coreCount(),
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     webgpu,
+    webgpuReason: probe.reason,
+    webgpuAdapter: info ? [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') : '',
+    webgpuFallbackAdapter: !!(info && info.isFallbackAdapter),
     shaderF16,
   };
 }
@@ -146,15 +154,29 @@ function checkOptions(options) {
   if (!BACKENDS.includes(backend)) {
     throw new TypeError(`uniml: unknown backend '${backend}' (expected 'auto', 'wasm' or 'webgpu')`);
   }
-  if (backend === 'webgpu') {
-    throw new Error("uniml: WebGPU backend not built yet; use backend 'wasm' (or 'auto', which picks wasm)");
-  }
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 0) throw new TypeError(`uniml: threads must be a non-negative integer, got ${threads}`);
-  return { backend: 'wasm', threads };
+  return { backend, threads };
+}
+
+/**
+ * The backend a session gets: 'webgpu' when asked for; for 'auto', WebGPU when a hardware
+ * adapter exists (a software one, e.g. SwiftShader, is slower than wasm), else wasm with the
+ * reason. `{backend, reason}`.
+ */
+async function resolveBackend(backend) {
+  if (backend === 'wasm' || backend === 'cpu') return { backend: 'wasm', reason: '' };
+  if (backend === 'webgpu') return { backend: 'webgpu', reason: '' };
+  const probe = await probeWebgpu();
+  if (!probe.adapter) return { backend: 'wasm', reason: probe.reason };
+  if (probe.adapter.info && probe.adapter.info.isFallbackAdapter) {
+    return { backend: 'wasm', reason: 'the only WebGPU adapter is a software (fallback) one; wasm is faster' };
+  }
+  return { backend: 'webgpu', reason: '' };
 }
 
 let warnedThreads = false;
+let warnedBackend = false;
 
 /** An ONNX model ready to run. Create with `await Session.create(model, options)`. */
 export class Session {
@@ -166,28 +188,46 @@ export class Session {
     this.inputNames = info.inputs.map((i) => i.name);
     this.outputNames = info.outputs.map((o) => o.name);
     this.metadata = info.metadata;
-    this.backend = 'wasm';
+    this.backend = info.backend;
+    this.backendReason = info.backendReason ?? '';
+    this.adapter = info.adapter ?? null;
     this.threads = info.threads;
     this.threadsReason = info.threadsReason;
     this.worker = info.worker;
   }
 
   static async create(model, options = {}) {
-    const { threads } = checkOptions(options);
-    const { bytes, owned } = await loadModelBytes(model, options);
-    const sessionOptions = { threads, memoryLimit: options.memoryLimit ?? 0 };
+    const checked = checkOptions(options);
+    const { threads } = checked;
+    const [{ backend, reason: backendReason }, { bytes, owned }] = await Promise.all([resolveBackend(checked.backend), loadModelBytes(model, options)]);
+    // Logged only where WebGPU exists but is not used (Node and older browsers have none: no noise).
+    if (backendReason && checked.backend === 'auto' && globalThis.navigator?.gpu && !warnedBackend) {
+      warnedBackend = true;
+      console.info(`uniml: backend auto runs on wasm: ${backendReason}`);
+    }
+    const sessionOptions = { threads, memoryLimit: options.memoryLimit ?? 0, backend };
     // A browser's main thread may not block, which the thread pool's locks need:
     // a threaded session there runs in worker mode.
-    const wantsThreads = threads !== 1 && threadsSupport(simdSupported()).ok;
+    const wantsThreads = backend === 'wasm' && threads !== 1 && threadsSupport(simdSupported()).ok;
     let session;
     if (options.worker || (wantsThreads && onBrowserMainThread())) {
       const remote = await WorkerSession.start(bytes, owned, sessionOptions, options);
-      session = new Session(remote, { ...remote.info, worker: true });
+      session = new Session(remote, { ...remote.info, backendReason, worker: true });
     } else {
-      await loadEngine({ wasm: options.wasm, threads });
+      if (backend === 'wasm') await loadEngine({ wasm: options.wasm, threads });
       const local = await LocalSession.create(bytes, sessionOptions);
       const impl = new InThreadSession(local);
-      session = new Session(impl, { inputs: local.inputs, outputs: local.outputs, metadata: local.metadata, threads: local.threads, threadsReason: local.threadsReason, worker: false });
+      session = new Session(impl, {
+        inputs: local.inputs,
+        outputs: local.outputs,
+        metadata: local.metadata,
+        threads: local.threads,
+        threadsReason: local.threadsReason,
+        backend: local.backend,
+        backendReason,
+        adapter: local.adapter,
+        worker: false,
+      });
     }
     if (threads !== 1 && session.threads === 1 && session.threadsReason && !warnedThreads) {
       warnedThreads = true;
@@ -203,6 +243,12 @@ export class Session {
     const list = Object.entries(feeds).map(([name, t]) => feedOf(name, t));
     const outputs = await this._impl.run(list, feeds, options);
     return Object.fromEntries(outputs);
+  }
+
+  /** Where each node of the optimised graph runs: `[{node, op, device: 'cpu' | 'gpu', reason}]` (reason: why not on the GPU). */
+  async placement() {
+    if (!this._impl) throw new Error('uniml: this session was released; create a new Session to run again');
+    return this._impl.placement();
   }
 
   /** Memory of the engine instance running this session, plus this session's pool peak and weights. */
@@ -242,6 +288,9 @@ class InThreadSession {
   async run(list) {
     return this.local.run(list);
   }
+  async placement() {
+    return this.local.placement();
+  }
   async memoryStats() {
     return this.local.memoryStats();
   }
@@ -252,7 +301,7 @@ class InThreadSession {
     return this.local.threadStats();
   }
   async release() {
-    this.local.release();
+    await this.local.release();
   }
 }
 
@@ -336,6 +385,10 @@ class WorkerSession {
       }
     }
     return result.outputs.map(([name, type, dims, data]) => [name, new Tensor(type, data, dims)]);
+  }
+
+  placement() {
+    return this.call({ op: 'placement' });
   }
 
   memoryStats() {

@@ -21,13 +21,14 @@ async function handle(msg) {
   try {
     switch (op) {
       case 'create': {
-        await loadEngine({ wasm: msg.wasm, threads: msg.options.threads });
+        if (msg.options.backend !== 'webgpu') await loadEngine({ wasm: msg.wasm, threads: msg.options.threads });
         session = await LocalSession.create(msg.bytes, msg.options);
-        return reply(id, { inputs: session.inputs, outputs: session.outputs, metadata: session.metadata, threads: session.threads, threadsReason: session.threadsReason });
+        const s = session;
+        return reply(id, { inputs: s.inputs, outputs: s.outputs, metadata: s.metadata, threads: s.threads, threadsReason: s.threadsReason, backend: s.backend, adapter: s.adapter });
       }
       case 'run': {
         if (!session) throw new Error('uniml: this session was released; create a new Session to run again');
-        const outputs = session.run(msg.feeds).map(([name, t]) => [name, t.type, t.dims, t.data]);
+        const outputs = (await session.run(msg.feeds)).map(([name, t]) => [name, t.type, t.dims, t.data]);
         const transfer = outputs.filter((o) => o[1] !== 'string').map((o) => o[3].buffer);
         const result = { outputs };
         if (msg.returnInputs) {
@@ -37,6 +38,8 @@ async function handle(msg) {
         }
         return reply(id, result, transfer);
       }
+      case 'placement':
+        return reply(id, session ? session.placement() : []);
       case 'memoryStats':
         return reply(id, session ? session.memoryStats() : { ...engineMemoryStats(), poolPeakBytes: 0, weightBytes: 0 });
       case 'threadStats':
@@ -45,7 +48,7 @@ async function handle(msg) {
         if (session) session.trimMemory();
         return reply(id, null);
       case 'release':
-        if (session) session.release();
+        if (session) await session.release();
         session = null;
         return reply(id, null);
       default:

@@ -11,6 +11,7 @@ import { chromium } from 'playwright-core';
 
 import { serve } from '../tools/serve.mjs';
 import { testDemo } from './demo.mjs';
+import { testWebgpu } from './webgpu.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 const WORK = process.env.UNIML_WEB_TEST_DIR || join(ROOT, '.cache/web-test');
@@ -91,7 +92,7 @@ try {
       check(r.workerDiff.diff / r.workerDiff.scale <= TOL, `worker: max |diff| vs onnxruntime ${r.workerDiff.diff.toExponential(3)}`);
       check(r.workerSameAsPage === 0 && r.workerSecondDiff.diff === 0, `worker gives the page's numbers, also on a 2nd run after transfer`);
       check(/does-not-exist\.onnx/.test(r.error404) && /HTTP 404/.test(r.error404) && /^true:/.test(r.error404), `404: ${r.error404}`);
-      check(/WebGPU backend not built yet/.test(r.errorWebgpu || ''), `webgpu: ${r.errorWebgpu}`);
+      check(/backend 'webgpu'.*(no WebGPU|no adapter|gave none)/.test(r.errorWebgpu || ''), `webgpu without a WebGPU adapter rejects: ${r.errorWebgpu}`);
       check(r.progressCalls > 0 && r.progressLast[0] === r.progressLast[1], `onProgress called ${r.progressCalls} times, last ${JSON.stringify(r.progressLast)}`);
       check(r.heapReleased < r.heapLoaded, `release frees the heap: ${r.heapLoaded} → ${r.heapReleased} bytes`);
       console.log(`Chromium: create ${r.createMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
@@ -126,6 +127,9 @@ try {
       const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
       check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
     }
+  }
+  if (!onlyDemo && !process.env.UNIML_SKIP_WEBGPU) {
+    await testWebgpu({ url, artifacts: ARTIFACTS, chromium: CHROMIUM }, check);
   }
   if (!process.env.UNIML_SKIP_DEMO) {
     const python = process.env.UNIML_PYTHON || join(ROOT, '.venv/bin/python');

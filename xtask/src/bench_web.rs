@@ -61,7 +61,9 @@ fn markdown_row(r: &serde_json::Value) -> String {
     if let Some(e) = r["error"].as_str() {
         notes.push(e.replace('|', "/"));
     }
-    if let Some(reason) = u["threadsReason"].as_str().filter(|s| !s.is_empty()) {
+    if u["backend"].as_str() == Some("webgpu") {
+        notes.push(format!("uniml: {}/{} nodes on the GPU", u["gpuNodes"], u["nodes"]));
+    } else if let Some(reason) = u["threadsReason"].as_str().filter(|s| !s.is_empty()) {
         notes.push(format!("uniml on 1 thread: {reason}"));
     }
     format!(
@@ -86,9 +88,9 @@ fn load_average() -> String {
 pub fn bench(args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
     let runs: usize = arg_value(args, "--runs").and_then(|v| v.parse().ok()).unwrap_or(if smoke { 3 } else { 20 });
-    let envs: Vec<String> = arg_value(args, "--envs").unwrap_or("node,chromium").split(',').map(str::to_string).collect();
-    if let Some(bad) = envs.iter().find(|e| *e != "node" && *e != "chromium") {
-        return Err(format!("--envs: unknown environment '{bad}' (expected node and/or chromium)"));
+    let envs: Vec<String> = arg_value(args, "--envs").unwrap_or("node,chromium,webgpu").split(',').map(str::to_string).collect();
+    if let Some(bad) = envs.iter().find(|e| !["node", "chromium", "webgpu"].contains(&e.as_str())) {
+        return Err(format!("--envs: unknown environment '{bad}' (expected node, chromium and/or webgpu)"));
     }
     let section = arg_value(args, "--section").unwrap_or("browser").to_string();
     if !smoke && !args.iter().any(|a| a == "--no-fetch") {
@@ -98,7 +100,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         web::build()?;
     }
     step("browser tools (Chromium, npm packages incl. onnxruntime-web)");
-    web::setup(envs.iter().any(|e| e == "chromium"))?;
+    web::setup(envs.iter().any(|e| e != "node"))?;
     web::link_package()?;
     let ort_version = std::fs::read_to_string(root().join("web/node_modules/onnxruntime-web/package.json"))
         .ok()
@@ -146,13 +148,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         ort_version = saved["ort_version"].as_str().unwrap_or(&ort_version).to_string();
     }
     for env in &envs_run {
-        for threads in [1usize, 2] {
+        // webgpu: Chromium on SwiftShader's WebGPU, uniml's WebGPU backend vs onnxruntime-web's WebGPU EP.
+        let thread_counts: &[&str] = if env == "webgpu" { &["webgpu"] } else { &["1", "2"] };
+        for &threads in thread_counts {
             step(&format!("{env}: {} model(s) at {threads} thread(s), {runs} runs each (uniml, then onnxruntime-web)", models.len()));
             let script = if env == "node" { "web/bench/node.mjs" } else { "web/bench/browser.mjs" };
             let out = Command::new("node")
                 .arg(root().join(script))
                 .arg(&spec)
-                .arg(threads.to_string())
+                .arg(threads)
                 .arg(runs.to_string())
                 .current_dir(root())
                 .stderr(Stdio::inherit())
@@ -178,7 +182,12 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     // Rows grouped by environment, then model, then threads.
     let order = |r: &serde_json::Value| {
-        let env = envs.iter().position(|e| r["env"].as_str() == Some(if e == "chromium" { "chromium" } else { "node" })).unwrap_or(0);
+        let env_name = |e: &str| match e {
+            "webgpu" => "chromium-webgpu",
+            "chromium" => "chromium",
+            _ => "node",
+        };
+        let env = envs.iter().position(|e| r["env"].as_str() == Some(env_name(e))).unwrap_or(0);
         let model = MODELS.iter().position(|m| r["model"].as_str() == Some(m.name)).unwrap_or(0);
         (env, model, r["threads"].as_u64().unwrap_or(0))
     };
@@ -204,6 +213,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
          uniml: the `uniml` npm package (`dist/web`): threads 1 → SIMD build; threads 2 → threaded+SIMD build (a Web Worker / worker_threads pool). \
          \"uniml threads\" is the thread count the engine reports for the session; \"rel. diff\" = max |uniml − ort| ÷ max(1, max |ort|) over the first output \
          (random inputs, as the native bench). Create times include each engine's wasm instantiation for the first model of a run.\n\
+         `chromium-webgpu` rows: Chromium with `--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader` (WebGPU on SwiftShader, a software \
+         Vulkan on the CPU: it shows the work each engine gives the GPU and its overheads, not real GPU speed), uniml `backend: 'webgpu'` \
+         (the WebGPU build; \"notes\" give the nodes on the GPU) vs onnxruntime-web's WebGPU execution provider (`ort.webgpu.min.mjs`).\n\
          Ratio = uniml median ÷ onnxruntime-web median (lower is better; < 1 means uniml is faster).{busy}\n\n\
          | env | model | threads | uniml ms | ort-web ms | ratio | uniml threads | uniml create ms | ort create ms | rel. diff | notes |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n"

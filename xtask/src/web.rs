@@ -13,12 +13,14 @@ const BROTLI_BUDGET: u64 = 1 << 20;
 /// The JS glue files copied from web/src into the package.
 const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "threads.js", "thread-worker.js", "text.js", "text.d.ts"];
 
-/// The engine builds: the scalar one, SIMD, and threads + SIMD (shared memory, atomics).
+/// The engine builds: the scalar one, SIMD, threads + SIMD (shared memory, atomics), and
+/// WebGPU + SIMD (the wgpu backend on the browser's WebGPU; loaded only for `backend: 'webgpu'`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
     Scalar,
     Simd,
     Threads,
+    Webgpu,
 }
 
 impl Flavour {
@@ -27,6 +29,7 @@ impl Flavour {
             Flavour::Scalar => "scalar",
             Flavour::Simd => "simd",
             Flavour::Threads => "threads",
+            Flavour::Webgpu => "webgpu",
         }
     }
 }
@@ -85,10 +88,11 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
         Flavour::Scalar => target_dir(),
         Flavour::Simd => target_dir().join("web-simd"),
         Flavour::Threads => target_dir().join("web-threads"),
+        Flavour::Webgpu => target_dir().join("web-webgpu"),
     };
     let flags = match flavour {
         Flavour::Scalar => "",
-        Flavour::Simd => "-C target-feature=+simd128",
+        Flavour::Simd | Flavour::Webgpu => "-C target-feature=+simd128",
         Flavour::Threads => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296",
     };
     let mut build = cargo();
@@ -101,6 +105,9 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
         .args([if threaded { "rustc" } else { "build" }, "--release", "-p", "uniml-web", "--target", "wasm32-unknown-unknown"])
         .env("CARGO_TARGET_DIR", &tdir)
         .env("RUSTFLAGS", flags);
+    if flavour == Flavour::Webgpu {
+        build.args(["--features", "webgpu"]);
+    }
     if threaded {
         build.args(["-Z", "build-std=panic_abort,std", "--"]).env("RUSTC_BOOTSTRAP", "1");
         for a in link {
@@ -115,7 +122,11 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
     }
     let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
     let out = tdir.join(format!("web-bindgen-{name}"));
-    let stem = if flavour == Flavour::Threads { "uniml_threads" } else { "uniml" };
+    let stem = match flavour {
+        Flavour::Threads => "uniml_threads",
+        Flavour::Webgpu => "uniml_webgpu",
+        Flavour::Simd | Flavour::Scalar => "uniml",
+    };
     let opt = out.join(format!("{stem}_bg.opt.wasm"));
     if !newer(&wasm, &opt) {
         eprintln!("{name}: up to date");
@@ -170,6 +181,7 @@ pub fn build() -> Result<(), String> {
     let simd = build_flavour(&wb, Flavour::Simd)?;
     let scalar = build_flavour(&wb, Flavour::Scalar)?;
     let threads = build_flavour(&wb, Flavour::Threads)?;
+    let webgpu = build_flavour(&wb, Flavour::Webgpu)?;
     let text = build_text(&wb)?;
     step("assembling dist/web");
     let glue_simd = std::fs::read(simd.join("uniml.js")).map_err(|e| e.to_string())?;
@@ -187,6 +199,8 @@ pub fn build() -> Result<(), String> {
     copy(&text.join("uniml_text_bg.opt.wasm"), &dist.join("uniml_text_bg.wasm"))?;
     copy(&threads.join("uniml_threads.js"), &dist.join("uniml_threads.js"))?;
     copy(&threads.join("uniml_threads_bg.opt.wasm"), &dist.join("uniml_threads_bg.wasm"))?;
+    copy(&webgpu.join("uniml_webgpu.js"), &dist.join("uniml_webgpu.js"))?;
+    copy(&webgpu.join("uniml_webgpu_bg.opt.wasm"), &dist.join("uniml_webgpu_bg.wasm"))?;
     for f in GLUE {
         copy(&root().join("web/src").join(f), &dist.join(f))?;
     }
@@ -208,6 +222,7 @@ pub fn build() -> Result<(), String> {
             "./thread-worker.js": "./thread-worker.js",
             "./uniml_bg.wasm": "./uniml_bg.wasm",
             "./uniml_threads_bg.wasm": "./uniml_threads_bg.wasm",
+            "./uniml_webgpu_bg.wasm": "./uniml_webgpu_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./uniml_text_bg.wasm": "./uniml_text_bg.wasm",
             "./package.json": "./package.json"
@@ -225,6 +240,7 @@ pub fn build() -> Result<(), String> {
         .arg(dist.join("uniml_scalar_bg.wasm"))
         .arg(dist.join("uniml_text_bg.wasm"))
         .arg(dist.join("uniml_threads_bg.wasm"))
+        .arg(dist.join("uniml_webgpu_bg.wasm"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
@@ -281,23 +297,30 @@ pub fn test() -> Result<(), String> {
     let py = python()?;
     let work = root().join(".cache/web-test");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    crate::models()?;
+    demo_models(&py)?;
     step("inputs and onnxruntime reference outputs");
+    // (case, model, make_inputs.py arguments; `{out}` is the inputs dir, appended when absent)
     let cases: &[(&str, &str, &[&str])] = &[
         ("digits", "models/digits8x8_cnn.onnx", &["digits-synthetic"]),
         ("efficientnet-coffee", "models/efficientnet_lite0.onnx", &["image", "efficientnet", "testdata/coffee.png"]),
+        ("selfie-astronaut", "models/selfie_segmentation.onnx", &["image", "selfie", "testdata/astronaut.png"]),
+        ("mobilenetv2", ".cache/models/mobilenetv2.onnx", &["random", ".cache/models/mobilenetv2.onnx", "{out}", "--dim", "batch_size=1"]),
+        ("minilm", DEMO_TEXT_MODEL, &["text", "models/bert-uncased-tokenizer.json", "{out}", "Open neural network exchange models run in the browser."]),
     ];
     for (name, model, make) in cases {
         let dir = work.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         let d = |s: &str| dir.join(s).display().to_string();
         let mut mk = vec!["scripts/make_inputs.py".to_string()];
-        mk.extend(make.iter().map(|s| s.to_string()));
-        mk.push(d("in"));
+        mk.extend(make.iter().map(|s| if *s == "{out}" { d("in") } else { s.to_string() }));
+        if !make.contains(&"{out}") {
+            mk.push(d("in"));
+        }
         run(Command::new(&py).args(&mk))?;
         run(Command::new(&py).args(["scripts/reference.py", model, "--inputs-dir", &d("in"), "--outputs-dir", &d("ref")]))?;
     }
     run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
-    demo_models(&py)?;
     link_package()?;
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;

@@ -24,6 +24,11 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "On Linux without a GPU, install Mesa's lavapipe software Vulkan driver: `bash scripts/setup-gpu.sh`";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "This JS engine offers no WebGPU adapter (navigator.gpu is missing or gave none); use backend 'wasm'";
+
 pub(crate) fn backend_err(message: impl Into<String>) -> Error {
     Error::Backend { backend: "gpu".into(), message: message.into() }
 }
@@ -33,41 +38,51 @@ impl GpuContext {
     /// Linux and Windows, Metal on macOS, DX12 on Windows). `WGPU_BACKEND` and
     /// `WGPU_ADAPTER_NAME` narrow the choice. Fails with `Error::Backend`
     /// naming what was tried when no adapter exists.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Arc<GpuContext>> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// [`GpuContext::new`] without blocking: the only way in a browser, where
+    /// the adapter and device come from WebGPU's promises (`navigator.gpu`).
+    pub async fn new_async() -> Result<Arc<GpuContext>> {
+        #[cfg(not(target_arch = "wasm32"))]
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        #[cfg(target_arch = "wasm32")]
+        let desc = wgpu::InstanceDescriptor { backends: wgpu::Backends::BROWSER_WEBGPU, ..wgpu::InstanceDescriptor::new_without_display_handle() };
         let tried = format!("{:?}", desc.backends & wgpu::Instance::enabled_backend_features() & !wgpu::Backends::NOOP);
         let instance = wgpu::Instance::new(desc);
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(name) => {
-                let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let wanted_name = if cfg!(target_arch = "wasm32") { None } else { std::env::var("WGPU_ADAPTER_NAME").ok() };
+        let adapter = match wanted_name {
+            Some(name) => {
+                let all = instance.enumerate_adapters(wgpu::Backends::all()).await;
                 let lname = name.to_lowercase();
                 all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&lname)).ok_or_else(|| {
                     backend_err(format!("no GPU adapter named like WGPU_ADAPTER_NAME='{name}' (backends tried: {tried})"))
                 })?
             }
-            Err(_) => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-                ..Default::default()
-            }))
-            .map_err(|e| {
-                backend_err(format!(
-                    "no GPU adapter found (backends tried: {tried}; wgpu: {e}). On Linux without a GPU, \
-                     install Mesa's lavapipe software Vulkan driver: `bash scripts/setup-gpu.sh`"
-                ))
-            })?,
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| backend_err(format!("no GPU adapter found (backends tried: {tried}; wgpu: {e}). {NO_ADAPTER_HINT}")))?,
         };
         let info = adapter.get_info();
         // Ask for everything the adapter offers: large storage bindings matter for weights.
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("uniml"),
-            required_features: wgpu::Features::empty(),
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| backend_err(format!("cannot open a device on adapter '{}' ({:?}): {e}", info.name, info.backend)))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("uniml"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend_err(format!("cannot open a device on adapter '{}' ({:?}): {e}", info.name, info.backend)))?;
         let errors: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -98,6 +113,9 @@ impl GpuContext {
         if let Some(p) = self.pipelines.lock().map_err(|_| backend_err("pipeline cache poisoned"))?.get(wgsl) {
             return Ok(p.clone());
         }
+        // Natively a compile error is caught here, with the WGSL in the message. WebGPU reports
+        // it only through a promise: the run's own error scope (awaited at its end) catches it there.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
@@ -111,6 +129,7 @@ impl GpuContext {
             compilation_options: Default::default(),
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(backend_err(format!("kernel '{label}' failed to compile: {e}\n--- WGSL ---\n{wgsl}")));
         }
@@ -126,9 +145,17 @@ impl GpuContext {
         self.pipelines.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    /// Blocks until the queue is idle.
+    /// Natively: blocks until the queue is idle, which also fires the
+    /// `map_async` callbacks. In a browser the queue runs on its own and the
+    /// callbacks fire from the event loop, so this only checks for errors.
     pub(crate) fn wait(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| backend_err(format!("waiting for the GPU failed: {e}")))?;
         self.check_errors()
+    }
+
+    /// Whether the adapter is a software or fallback one (lavapipe, SwiftShader, WARP).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
     }
 }

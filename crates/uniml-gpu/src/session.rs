@@ -134,23 +134,90 @@ impl GpuSession {
     }
 
     /// Runs the graph; `inputs` are bound graph-input values. Returns the graph outputs in order, on the host.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run<'a>(&self, graph: &'a Graph, plan: &Plan, par: &dyn Parallelism, inputs: Vec<(ValueId, ValueRef<'a>)>) -> Result<Vec<Value>> {
+        pollster::block_on(self.run_async(graph, plan, par, inputs))
+    }
+
+    /// [`GpuSession::run`] without blocking: reading results back from the
+    /// device awaits the buffer mapping (a promise under WebGPU). Natively
+    /// the future completes in its first poll.
+    pub async fn run_async<'a>(&self, graph: &'a Graph, plan: &Plan, par: &dyn Parallelism, inputs: Vec<(ValueId, ValueRef<'a>)>) -> Result<Vec<Value>> {
         if self.device_of.len() != graph.nodes.len() {
             return Err(backend_err("internal: GPU session used with another graph"));
         }
-        let mut guard = self.state.lock().map_err(|_| backend_err("GPU session state poisoned"))?;
+        let mut guard = match self.state.try_lock() {
+            Ok(g) => g,
+            // Natively another thread's run finishes without us: wait for it. In a browser the
+            // other run is suspended in this same thread, awaiting the GPU: waiting would never end.
+            Err(std::sync::TryLockError::WouldBlock) if cfg!(not(target_arch = "wasm32")) => {
+                self.state.lock().map_err(|_| backend_err("GPU session state poisoned"))?
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(backend_err("another run of this session is still in progress; await it before starting the next"))
+            }
+            Err(std::sync::TryLockError::Poisoned(_)) => return Err(backend_err("GPU session state poisoned")),
+        };
+        #[cfg(target_arch = "wasm32")]
+        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let st = &mut *guard;
         st.stats = GpuRunStats { weight_bytes: self.weight_bytes, ..Default::default() };
         let mut run = Run { ctx: &self.ctx, st, enc: None };
-        let result = run.execute(self, graph, plan, par, inputs);
+        let result = run.execute(self, graph, plan, par, inputs).await;
         // Never leave work or mapped buffers behind, also on errors.
         let flushed = run.flush();
         let waited = self.ctx.wait();
+        #[cfg(target_arch = "wasm32")]
+        if let Some(e) = scope.pop().await {
+            return Err(backend_err(format!("the GPU rejected this run's work: {e}")));
+        }
         let out = result?;
         flushed?;
         waited?;
         guard.stats.pool_peak_bytes = guard.pool.peak_bytes;
         Ok(out)
+    }
+}
+
+/// Completes when a buffer's `map_async` callback has fired.
+struct Mapped(Arc<Mutex<MapState>>);
+
+#[derive(Default)]
+struct MapState {
+    result: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<std::task::Waker>,
+}
+
+impl Mapped {
+    /// Starts mapping `slice` for reading.
+    fn read(slice: wgpu::BufferSlice<'_>) -> Mapped {
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let sink = state.clone();
+        slice.map_async(wgpu::MapMode::Read, move |res| {
+            if let Ok(mut s) = sink.lock() {
+                s.result = Some(res);
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        });
+        Mapped(state)
+    }
+}
+
+impl std::future::Future for Mapped {
+    type Output = Result<()>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        let Ok(mut s) = self.0.lock() else {
+            return std::task::Poll::Ready(Err(backend_err("download state poisoned")));
+        };
+        match s.result.take() {
+            Some(r) => std::task::Poll::Ready(r.map_err(|e| backend_err(format!("download failed: {e}")))),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
     }
 }
 
@@ -207,7 +274,7 @@ impl Run<'_> {
     }
 
     /// Downloads device tensors in one submission.
-    fn download(&mut self, ts: &[&GTensor]) -> Result<Vec<Tensor>> {
+    async fn download(&mut self, ts: &[&GTensor]) -> Result<Vec<Tensor>> {
         let mut stag = Vec::with_capacity(ts.len());
         for t in ts {
             let bytes = (t.len() * 4) as u64;
@@ -227,21 +294,12 @@ impl Run<'_> {
             stag.push((buf, class, bytes));
         }
         self.flush()?;
-        let mut rx = Vec::with_capacity(stag.len());
-        for (buf, _, bytes) in &stag {
-            let (tx, r) = std::sync::mpsc::channel();
-            if *bytes > 0 {
-                buf.slice(..*bytes).map_async(wgpu::MapMode::Read, move |res| {
-                    let _ = tx.send(res);
-                });
-            }
-            rx.push(r);
-        }
+        let maps: Vec<Option<Mapped>> = stag.iter().map(|(buf, _, bytes)| (*bytes > 0).then(|| Mapped::read(buf.slice(..*bytes)))).collect();
         self.ctx.wait()?;
         let mut out = Vec::with_capacity(ts.len());
-        for ((t, (buf, class, bytes)), r) in ts.iter().zip(stag).zip(rx) {
-            let data: Vec<f32> = if bytes > 0 {
-                r.recv().map_err(|_| backend_err("download was never mapped"))?.map_err(|e| backend_err(format!("download failed: {e}")))?;
+        for ((t, (buf, class, bytes)), map) in ts.iter().zip(stag).zip(maps) {
+            let data: Vec<f32> = if let Some(map) = map {
+                map.await?;
                 let v = {
                     let view = buf.slice(..bytes).get_mapped_range().map_err(|e| backend_err(format!("download failed: {e}")))?;
                     bytemuck::pod_collect_to_vec::<u8, f32>(&view)
@@ -259,12 +317,12 @@ impl Run<'_> {
         Ok(out)
     }
 
-    fn ensure_host(&mut self, slots: &mut [Slot<'_>], v: ValueId) -> Result<()> {
+    async fn ensure_host(&mut self, slots: &mut [Slot<'_>], v: ValueId) -> Result<()> {
         if slots[v].host.is_some() {
             return Ok(());
         }
         let t = slots[v].gpu.clone().ok_or_else(|| backend_err("internal: value has neither a host nor a device copy"))?;
-        let host = self.download(&[&t])?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
+        let host = self.download(&[&t]).await?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
         slots[v].host = Some(HostVal::Own(Value::Tensor(host)));
         Ok(())
     }
@@ -288,7 +346,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn execute<'a>(&mut self, sess: &GpuSession, g: &'a Graph, plan: &Plan, par: &dyn Parallelism, inputs: Vec<(ValueId, ValueRef<'a>)>) -> Result<Vec<Value>> {
+    async fn execute<'a>(&mut self, sess: &GpuSession, g: &'a Graph, plan: &Plan, par: &dyn Parallelism, inputs: Vec<(ValueId, ValueRef<'a>)>) -> Result<Vec<Value>> {
         let mut slots: Vec<Slot<'a>> = g
             .values
             .iter()
@@ -300,7 +358,7 @@ impl Run<'_> {
         }
         for (step, &n) in plan.order.iter().enumerate() {
             let node = &g.nodes[n];
-            let r = if sess.device_of[n] == Device::Gpu { self.gpu_node(sess, g, n, &mut slots) } else { self.cpu_node(g, n, par, &mut slots) };
+            let r = if sess.device_of[n] == Device::Gpu { self.gpu_node(sess, g, n, &mut slots).await } else { self.cpu_node(g, n, par, &mut slots).await };
             r.map_err(|e| e.in_node(&node.name, node.op.name()))?;
             for &v in &plan.free_after[step] {
                 let s = std::mem::replace(&mut slots[v], Slot { host: None, gpu: None });
@@ -317,7 +375,7 @@ impl Run<'_> {
         if !pending.is_empty() {
             let ts: Vec<GTensor> = pending.iter().filter_map(|&o| slots[o].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs)?;
+            let hosts = self.download(&refs).await?;
             for (&o, h) in pending.iter().zip(hosts) {
                 slots[o].host = Some(HostVal::Own(Value::Tensor(h)));
             }
@@ -337,7 +395,7 @@ impl Run<'_> {
         Ok(out)
     }
 
-    fn cpu_node(&mut self, g: &Graph, n: usize, par: &dyn Parallelism, slots: &mut [Slot<'_>]) -> Result<()> {
+    async fn cpu_node(&mut self, g: &Graph, n: usize, par: &dyn Parallelism, slots: &mut [Slot<'_>]) -> Result<()> {
         let node = &g.nodes[n];
         // Shape-only ops on device tensors: the shape rules give the value, no transfer.
         if node.inputs.iter().flatten().any(|&v| slots[v].host.is_none()) {
@@ -363,7 +421,7 @@ impl Run<'_> {
             let need: Vec<ValueId> = node.inputs.iter().flatten().copied().filter(|&v| slots[v].host.is_none()).collect();
             let ts: Vec<GTensor> = need.iter().filter_map(|&v| slots[v].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs)?;
+            let hosts = self.download(&refs).await?;
             for (&v, h) in need.iter().zip(hosts) {
                 slots[v].host = Some(HostVal::Own(Value::Tensor(h)));
             }
@@ -388,13 +446,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn gpu_node(&mut self, sess: &GpuSession, g: &Graph, n: usize, slots: &mut [Slot<'_>]) -> Result<()> {
+    async fn gpu_node(&mut self, sess: &GpuSession, g: &Graph, n: usize, slots: &mut [Slot<'_>]) -> Result<()> {
         let node = &g.nodes[n];
         let params = &sess.host_params[n];
         for (i, v) in node.inputs.iter().enumerate() {
             let Some(v) = *v else { continue };
             if params.contains(&i) {
-                self.ensure_host(slots, v)?;
+                self.ensure_host(slots, v).await?;
             } else {
                 self.ensure_gpu(slots, v)?;
             }

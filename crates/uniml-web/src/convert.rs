@@ -87,3 +87,31 @@ pub fn tensor_to_js(name: &str, t: &Tensor) -> Result<JsValue, JsError> {
     };
     Ok(Array::of4(&JsValue::from_str(name), &JsValue::from_str(t.dtype().name()), &dims, &data).into())
 }
+
+/// The feeds of `run`: `[name, dtype, dims, data]` arrays.
+pub fn feeds_to_tensors(feeds: &Array) -> Result<Vec<(String, Tensor)>, JsError> {
+    let mut owned = Vec::with_capacity(feeds.length() as usize);
+    for feed in feeds.iter() {
+        owned.push(feed_to_tensor(&feed)?);
+    }
+    Ok(owned)
+}
+
+/// The outputs of `run` as `[name, dtype, dims, data]` arrays.
+pub fn outputs_to_js(outputs: Vec<(String, Tensor)>) -> Result<Array, JsError> {
+    let out = Array::new();
+    for (name, t) in outputs {
+        out.push(&tensor_to_js(&name, &t)?);
+    }
+    Ok(out)
+}
+
+/// `{node, op, device, reason}` for one node of a placement report.
+pub fn node_placement(p: &uniml::NodePlacement) -> JsValue {
+    let o = Object::new();
+    let _ = set(&o, "node", &JsValue::from_str(&p.node));
+    let _ = set(&o, "op", &JsValue::from_str(p.op));
+    let _ = set(&o, "device", &JsValue::from_str(if p.device == uniml::Device::Gpu { "gpu" } else { "cpu" }));
+    let _ = set(&o, "reason", &p.reason.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
+    o.into()
+}

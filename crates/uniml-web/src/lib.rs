@@ -13,9 +13,11 @@
 mod alloc;
 mod convert;
 mod pool;
+#[cfg(feature = "webgpu")]
+mod webgpu;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use uniml::{Session, SessionOptions, Tensor};
+use uniml::{Session, SessionOptions};
 use wasm_bindgen::prelude::*;
 
 pub use alloc::{heap_bytes, heap_peak_bytes};
@@ -136,8 +138,14 @@ impl WasmSession {
     /// `threads` > 1 runs kernels on the worker pool (threaded build only; the glue
     /// starts `threads - 1` workers first); otherwise on the calling thread.
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8], threads: u32, memory_limit: f64) -> Result<WasmSession, JsError> {
+    /// `backend`: "cpu" (default) or, in the WebGPU build after `openGpu()`, "gpu".
+    pub fn new(bytes: &[u8], threads: u32, memory_limit: f64, backend: Option<String>) -> Result<WasmSession, JsError> {
         let mut opts = SessionOptions::default().with_threads(1);
+        match backend.as_deref() {
+            None | Some("cpu") => {}
+            Some("gpu") if cfg!(feature = "webgpu") => opts = opts.with_backend(uniml::Backend::Gpu),
+            Some(other) => return Err(JsError::new(&format!("backend '{other}' is not in this build of the engine (it has: cpu{})", if cfg!(feature = "webgpu") { ", gpu" } else { "" }))),
+        }
         if built_with_threads() && threads > 1 {
             opts = opts.with_parallelism(std::sync::Arc::new(pool::WebPool::new(threads as usize)));
         }
@@ -169,19 +177,36 @@ impl WasmSession {
     /// in model order, `data` a fresh `Uint8Array` (or an array of strings).
     pub fn run(&self, feeds: Array) -> Result<Array, JsError> {
         let session = self.session()?;
-        let mut owned: Vec<(String, Tensor)> = Vec::with_capacity(feeds.length() as usize);
-        for feed in feeds.iter() {
-            owned.push(convert::feed_to_tensor(&feed)?);
-        }
+        let owned = convert::feeds_to_tensors(&feeds)?;
         let views: Vec<(&str, uniml::TensorView)> = owned.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
         let outputs = session.run(&views).map_err(js_err)?;
         drop(views);
         drop(owned);
-        let out = Array::new();
-        for (name, t) in outputs {
-            out.push(&convert::tensor_to_js(&name, &t)?);
-        }
-        Ok(out)
+        convert::outputs_to_js(outputs)
+    }
+
+    /// `run` for sessions on the GPU (WebGPU build): resolves when the results are read back.
+    /// A CPU session runs as `run` does. One run at a time per session.
+    #[wasm_bindgen(js_name = runAsync)]
+    pub async fn run_async(&self, feeds: Array) -> Result<Array, JsError> {
+        let session = self.session()?;
+        let owned = convert::feeds_to_tensors(&feeds)?;
+        let views: Vec<(&str, uniml::TensorView)> = owned.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        let outputs = session.run_async(&views).await.map_err(js_err)?;
+        drop(views);
+        drop(owned);
+        convert::outputs_to_js(outputs)
+    }
+
+    /// Whether this session runs on the GPU.
+    #[wasm_bindgen(js_name = onGpu)]
+    pub fn on_gpu(&self) -> bool {
+        self.inner.as_ref().map(|s| s.on_gpu()).unwrap_or(false)
+    }
+
+    /// Where each node runs: an array of `{node, op, device, reason}` (reason: why not on the GPU).
+    pub fn placement(&self) -> Result<Array, JsError> {
+        Ok(self.session()?.placement().nodes.iter().map(convert::node_placement).collect())
     }
 
     /// Frees cached run-time buffers (re-created by the next run).

@@ -10,15 +10,43 @@ use crate::placement::Placement;
 
 static CONTEXT: Mutex<Option<Arc<GpuContext>>> = Mutex::new(None);
 
-/// The process-wide GPU context (opened on first use; a failure is retried next time).
+fn poisoned() -> uniml_data::Error {
+    uniml_data::Error::Backend { backend: "gpu".into(), message: "GPU context lock poisoned".into() }
+}
+
+/// The process-wide GPU context (opened on first use natively; a failure is retried next time).
+#[cfg(not(target_arch = "wasm32"))]
 fn context() -> Result<Arc<GpuContext>> {
-    let mut slot = CONTEXT.lock().map_err(|_| uniml_data::Error::Backend { backend: "gpu".into(), message: "GPU context lock poisoned".into() })?;
+    let mut slot = CONTEXT.lock().map_err(|_| poisoned())?;
     if let Some(c) = slot.as_ref() {
         return Ok(c.clone());
     }
     let c = GpuContext::new()?;
     *slot = Some(c.clone());
     Ok(c)
+}
+
+/// The context [`open_gpu`] opened: WebGPU cannot be opened synchronously.
+#[cfg(target_arch = "wasm32")]
+fn context() -> Result<Arc<GpuContext>> {
+    CONTEXT.lock().map_err(|_| poisoned())?.clone().ok_or_else(|| uniml_data::Error::Backend {
+        backend: "gpu".into(),
+        message: "the WebGPU device is not open: await uniml::open_gpu() before creating a GPU session".into(),
+    })
+}
+
+/// Opens the process-wide GPU device without blocking (the one way under
+/// WebGPU, where the adapter and device come from promises) and returns the
+/// adapter's description. Sessions with [`crate::Backend::Gpu`] or
+/// [`crate::Backend::Auto`] created afterwards use it. Idempotent.
+pub async fn open_gpu() -> Result<String> {
+    if let Some(c) = CONTEXT.lock().map_err(|_| poisoned())?.as_ref() {
+        return Ok(c.describe());
+    }
+    let c = GpuContext::new_async().await?;
+    let mut slot = CONTEXT.lock().map_err(|_| poisoned())?;
+    let c = slot.get_or_insert(c);
+    Ok(c.describe())
 }
 
 pub(crate) fn session(graph: &Graph, plan: &Plan, memory_limit: u64) -> Result<GpuSession> {

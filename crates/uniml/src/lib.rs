@@ -44,6 +44,8 @@ pub mod onnx {
 #[cfg(feature = "gpu")]
 mod gpu;
 #[cfg(feature = "gpu")]
+pub use gpu::open_gpu;
+#[cfg(feature = "gpu")]
 pub use uniml_gpu::GpuRunStats;
 #[cfg(feature = "threads")]
 mod threads;

@@ -98,6 +98,11 @@ impl SessionOptions {
         self.parallelism = Some(SharedParallelism(par));
         self
     }
+    /// Where the session runs (see [`Backend`]).
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit_bytes = bytes;
         self

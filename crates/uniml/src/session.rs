@@ -212,6 +212,27 @@ impl Session {
             .collect()
     }
 
+    /// [`Session::run`] without blocking: a GPU session awaits its results
+    /// (the only way under WebGPU); a CPU session runs as `run` does.
+    pub async fn run_async(&self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<(String, Tensor)>> {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            let vals: Vec<(&str, ValueRef)> = inputs.iter().map(|(n, t)| (*n, ValueRef::Tensor(t.clone()))).collect();
+            let bound = self.bind_inputs(&vals)?;
+            let values = g.run_async(&self.graph, &self.plan, self.par.as_ref(), bound).await?;
+            return self
+                .outputs
+                .iter()
+                .zip(values)
+                .map(|(o, v)| match v {
+                    Value::Tensor(t) => Ok((o.name.clone(), t)),
+                    _ => Err(Error::Other(format!("output '{}' is not a tensor", o.name))),
+                })
+                .collect();
+        }
+        self.run(inputs)
+    }
+
     /// Runs the model on named values (tensors, sequences, optionals).
     pub fn run_values(&self, inputs: &[(&str, ValueRef)]) -> Result<Vec<(String, Value)>> {
         self.run_observed(inputs, None)
@@ -221,10 +242,14 @@ impl Session {
     /// (indices into [`Session::nodes`]): the hook for profilers.
     pub fn run_observed(&self, inputs: &[(&str, ValueRef)], observer: Option<&dyn StepObserver>) -> Result<Vec<(String, Value)>> {
         let mut bound = self.bind_inputs(inputs)?;
-        #[cfg(feature = "gpu")]
+        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
         if let Some(g) = &self.gpu {
             let values = g.run(&self.graph, &self.plan, self.par.as_ref(), bound)?;
             return Ok(self.outputs.iter().map(|o| o.name.clone()).zip(values).collect());
+        }
+        #[cfg(all(feature = "gpu", target_arch = "wasm32"))]
+        if self.gpu.is_some() {
+            return Err(Error::Backend { backend: "gpu".into(), message: "a WebGPU session runs asynchronously: use run_async".into() });
         }
         let mut state = self.states.lock().map_err(|_| Error::Other("session state poisoned".into()))?.pop().unwrap_or_else(|| ExecState::new(self.options.memory_limit_bytes));
         let mut exec = Executor::new(&self.graph, &self.plan);
