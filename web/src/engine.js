@@ -193,13 +193,18 @@ export function guard(fn) {
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) {
       let msg = null;
+      let stack = null;
       try {
         msg = wasm.takePanicMessage();
+        stack = wasm.takePanicStack();
       } catch {
         // the instance cannot answer
       }
       poisoned = msg || e.message;
-      throw new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned}`, { cause: e });
+      const err = new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned}`, { cause: e });
+      // The engine's frames where it panicked: Rust function names with the debug build (docs/web.md).
+      if (stack) err.stack += `\n    at the panic in the engine:\n${stack.split('\n').slice(1).join('\n')}`;
+      throw err;
     }
     if (e instanceof Error && !e.message.startsWith('uniml:')) e.message = `uniml: ${e.message}`;
     throw e;
