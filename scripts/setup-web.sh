@@ -3,7 +3,8 @@
 #   * wasm-bindgen-cli at exactly the version crates/uniml-web pins, into $HOME/.cache/uniml-tools
 #   * the pinned npm dev tools of web/package.json (npm ci: typescript, esbuild, vite,
 #     playwright-core, binaryen for wasm-opt)
-#   * Debian's chromium (for the Playwright tests), via apt
+#   * Debian's chromium (for the Playwright tests) and chromium-driver (chromedriver, for the
+#     wasm-bindgen-test suites in headless Chromium), via apt
 #   * the rustup target wasm32-unknown-unknown and the rust-src component (the threaded wasm
 #     build compiles std with atomics: -Z build-std)
 # Prints the wasm-bindgen binary path on its last line of stdout.
@@ -50,20 +51,21 @@ else
   log "npm ci took $(( $(date +%s) - start )) s"
 fi
 
-# --- chromium (Debian package) for the browser tests
+# --- chromium (Debian package) for the browser tests, and chromedriver (Debian's chromium-driver,
+# the same version) for the wasm-bindgen-test suites in headless Chromium
 if [ "${SKIP_CHROMIUM:-0}" != 1 ]; then
-  if command -v chromium >/dev/null; then
-    log "chromium present ($(chromium --version 2>/dev/null | head -1))"
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    log "chromium present ($(chromium --version 2>/dev/null | head -1)), $(chromedriver --version 2>/dev/null | head -1)"
   else
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     start=$(date +%s)
-    if ! apt-cache show chromium >/dev/null 2>&1; then
+    if ! apt-cache show chromium >/dev/null 2>&1 || ! apt-cache show chromium-driver >/dev/null 2>&1; then
       log "apt-get update"
       $SUDO apt-get update -qq >&2
     fi
-    log "apt-get install chromium"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation >&2
-    log "chromium installed in $(( $(date +%s) - start )) s"
+    log "apt-get install chromium chromium-driver"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >&2
+    log "chromium and chromedriver installed in $(( $(date +%s) - start )) s"
   fi
 fi
 echo "$WB"

@@ -226,13 +226,18 @@ async function compileFromUrl(url) {
 function rethrow(e, api) {
   if (e instanceof WebAssembly.RuntimeError) {
     let msg = null;
+    let stack = null;
     try {
       msg = api.takePanicMessage();
+      stack = api.takePanicStack();
     } catch {
       // the instance cannot answer
     }
     poisoned.set(api, msg || e.message);
-    throw new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned.get(api)}`, { cause: e });
+    const err = new Error(`uniml: internal error (a bug in uniml, please report it): ${poisoned.get(api)}`, { cause: e });
+    // The engine's frames where it panicked: Rust function names with the debug build (docs/web.md).
+    if (stack) err.stack += `\n    at the panic in the engine:\n${stack.split('\n').slice(1).join('\n')}`;
+    throw err;
   }
   if (e instanceof Error && !e.message.startsWith('uniml:')) e.message = `uniml: ${e.message}`;
   throw e;

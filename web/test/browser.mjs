@@ -127,6 +127,21 @@ try {
       const b = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html`, `app-${bundler}`);
       check(b.ok && b.top1 === 967 && b.workerTop1 === 967, `${bundler} app: top-1 ${b.top1}, worker ${b.workerTop1}${b.error ? ', error: ' + b.error : ''}`);
     }
+    // The threaded build through the bundlers (served with COOP/COEP): a `threads: 2` session of
+    // the bundled app gets the threaded path (2 threads, pool workers that ran kernel tasks, all
+    // started from the bundler's emitted worker files) and the 1-thread and onnxruntime numbers.
+    for (const bundler of ['vite', 'webpack', 'esbuild']) {
+      const t = await pageResult(context, `${url}.cache/web-test/apps/${bundler}/index.html?threads=2`, `app-${bundler}-threads`);
+      const what = t.ok
+        ? `threads ${t.threaded.threads} (${t.threaded.reason || 'no reason given'}), worker mode ${t.threaded.worker}, pool workers ${t.stats.workers} ran ${t.stats.workerTasks} tasks, ` +
+          `top-1 ${t.top1}, max |diff| vs onnxruntime ${t.diffRef.diff.toExponential(2)}, vs 1 thread ${t.diff1.diff.toExponential(2)}`
+        : `error: ${t.error}`;
+      check(
+        t.ok && t.crossOriginIsolated && t.caps.threads === true && t.threaded.threads === 2 && t.stats.workers >= 1 && t.stats.workerTasks > 0 &&
+          t.top1 === 967 && t.diffRef.diff / t.diffRef.scale <= TOL && t.diff1.diff / t.diff1.scale <= 1e-5,
+        `${bundler} app, threads: 2 under COOP/COEP: ${what}`,
+      );
+    }
   }
   if (!onlyDemo && !process.env.UNIML_SKIP_WEBGPU) {
     await testWebgpu({ url, artifacts: ARTIFACTS, chromium: CHROMIUM }, check);

@@ -193,6 +193,9 @@ export async function testDemo(env, check) {
   console.log('demo peak memory per model (MB; worker heap peak, wasm memory, pool peak, weights):');
   for (const [model, m] of Object.entries(memory)) console.log(`  ${model.padEnd(14)} heap peak ${m.heapPeak}, wasm memory ${m.wasmMemory}, pool peak ${m.poolPeak}, weights ${m.weights}`);
   writeFileSync(join(env.artifacts, 'demo-memory.json'), JSON.stringify(memory, null, 2));
+  // Loading holds about the weights plus the largest initializer (docs/web.md, "Memory"); was 3.4x for MiniLM.
+  const lm = memory.minilm;
+  if (lm) check(lm.wasmMemory <= 2 * lm.weights + lm.poolPeak + 0.2, `demo MiniLM worker: wasm memory ${lm.wasmMemory} MB <= 2x weights (${lm.weights} MB) + pool peak (${lm.poolPeak} MB)`);
 
   await cameraTab(env, check);
   await errorShown(env, check, '?segmentModel=/testdata/coffee.png', 'segment', 'seg-error', /Error: uniml: invalid model/, 'corrupt model (a PNG)');

@@ -158,6 +158,27 @@ fn bindgen_opt(wb: &Path, wasm: &Path, out: &Path, name: &str, opt_args: &[&str]
     run(cmd.arg("-o").arg(out.join(format!("{name}_bg.opt.wasm"))))
 }
 
+/// The debug build (`dist/web/debug/uniml_bg.wasm`): the SIMD build's cargo output (the release
+/// profile has `debug = 1`: line tables, function names) through `wasm-bindgen --keep-debug` and
+/// no wasm-opt, so that it keeps its name section (Rust function names in JS stack traces) and
+/// its DWARF (for DevTools' DWARF support). No second cargo build: it costs one wasm-bindgen run.
+/// Loaded with `Session.create(model, {wasm: <its URL>})` (docs/web.md). Returns the bindgen dir.
+fn build_debug(wb: &Path) -> Result<PathBuf, String> {
+    step("engine wasm, debug build (names + DWARF, from the SIMD build)");
+    let tdir = target_dir().join("web-simd");
+    let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
+    let out = tdir.join("web-bindgen-debug");
+    if !newer(&wasm, &out.join("uniml_bg.wasm")) {
+        eprintln!("debug: up to date");
+        return Ok(out);
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let start = std::time::Instant::now();
+    run(Command::new(wb).args(["--target", "web", "--out-name", "uniml", "--no-typescript", "--keep-debug", "--out-dir"]).arg(&out).arg(&wasm))?;
+    eprintln!("debug build: wasm-bindgen --keep-debug in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(out)
+}
+
 /// The tokenizer module of `uniml/text` (crates/uniml-text-web: tokenizer, pooling, cosine; no
 /// engine): one scalar build, optimised for size. Returns the bindgen output dir.
 fn build_text(wb: &Path) -> Result<PathBuf, String> {
@@ -179,6 +200,7 @@ pub fn build() -> Result<(), String> {
     rustup_targets(&["wasm32-unknown-unknown"])?;
     let wb = setup(false)?;
     let simd = build_flavour(&wb, Flavour::Simd)?;
+    let debug = build_debug(&wb)?;
     let scalar = build_flavour(&wb, Flavour::Scalar)?;
     let threads = build_flavour(&wb, Flavour::Threads)?;
     let webgpu = build_flavour(&wb, Flavour::Webgpu)?;
@@ -194,6 +216,11 @@ pub fn build() -> Result<(), String> {
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     copy(&simd.join("uniml.js"), &dist.join("uniml.js"))?;
     copy(&simd.join("uniml_bg.opt.wasm"), &dist.join("uniml_bg.wasm"))?;
+    if std::fs::read(debug.join("uniml.js")).map_err(|e| e.to_string())? != glue_simd {
+        return Err("the wasm-bindgen JS glue of the debug build differs from the SIMD build's".into());
+    }
+    std::fs::create_dir_all(dist.join("debug")).map_err(|e| e.to_string())?;
+    copy(&debug.join("uniml_bg.wasm"), &dist.join("debug/uniml_bg.wasm"))?;
     copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
     copy(&text.join("uniml_text.js"), &dist.join("uniml_text.js"))?;
     copy(&text.join("uniml_text_bg.opt.wasm"), &dist.join("uniml_text_bg.wasm"))?;
@@ -225,11 +252,12 @@ pub fn build() -> Result<(), String> {
             "./uniml_webgpu_bg.wasm": "./uniml_webgpu_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./uniml_text_bg.wasm": "./uniml_text_bg.wasm",
+            "./debug/uniml_bg.wasm": "./debug/uniml_bg.wasm",
             "./package.json": "./package.json"
         },
         // The worker entries only register message handlers: never prune them.
         "sideEffects": ["./worker.js", "./thread-worker.js"],
-        "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "README.md"],
+        "files": ["*.js", "*.d.ts", "*.wasm", "*.wasm.br", "*.wasm.gz", "debug/uniml_bg.wasm", "README.md"],
         "engines": { "node": ">=20.16" }
     });
     std::fs::write(dist.join("package.json"), serde_json::to_string_pretty(&pkg).map_err(|e| e.to_string())? + "\n").map_err(|e| e.to_string())?;
@@ -322,13 +350,58 @@ pub fn test() -> Result<(), String> {
     }
     run(Command::new(&py).arg("web/test/make_test_models.py").arg(work.join("models")))?;
     link_package()?;
+    wasm_bindgen_tests()?;
     step("TypeScript: tsc --strict on a typed usage file");
     run(Command::new(node_bin("tsc")).args(["-p", "web/test/tsconfig.json"]))?;
     step("Node: the package vs onnxruntime, errors, release, worker mode, threads, uniml/text");
-    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/threads.test.mjs", "web/test/text.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
+    run(Command::new("node").args(["--test", "--test-reporter=spec", "web/test/node.test.mjs", "web/test/panic.test.mjs", "web/test/scalar.test.mjs", "web/test/threads.test.mjs", "web/test/text.test.mjs", "web/test/debug.test.mjs", "web/test/memory.test.mjs"]).env("UNIML_WEB_TEST_DIR", &work))?;
     step("bundlers (esbuild, Vite) and Chromium (package page, worker mode, threads, 404, bundled apps, the demo PWA)");
     run(Command::new("node").args(["web/test/browser.mjs"]).env("UNIML_WEB_TEST_DIR", &work).env("UNIML_PYTHON", &py))?;
     eprintln!("\nweb tests passed");
+    Ok(())
+}
+
+/// The wasm face's own tests (crates/uniml-web/tests, `wasm-bindgen-test`): `cargo test` for
+/// wasm32 with the pinned `wasm-bindgen-test-runner` as the target's runner, once in Node and
+/// once in headless Chromium through Debian's chromedriver (`crates/uniml-web/webdriver.json`
+/// names the browser binary; the runner itself adds headless/no-sandbox). SIMD flags, in its own
+/// target subdir, so that it never invalidates the package builds.
+fn wasm_bindgen_tests() -> Result<(), String> {
+    let runner = crate::web::setup(true)?.with_file_name("wasm-bindgen-test-runner");
+    let tdir = target_dir().join("web-test");
+    let flags = "-C target-feature=+simd128";
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().map(PathBuf::from).find(|p| p.exists()).ok_or("chromedriver not found (scripts/setup-web.sh installs Debian's chromium-driver)")?;
+    for (env, browser, banner) in [("Node", false, "uniml-web wasm tests running in Node"), ("headless Chromium", true, "uniml-web wasm tests running in browser: ")] {
+        step(&format!("wasm-bindgen-test: crates/uniml-web/tests in {env}"));
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "uniml-web", "--target", "wasm32-unknown-unknown", "--tests", "--", "--nocapture"])
+            .env("CARGO_TARGET_DIR", &tdir)
+            .env("RUSTFLAGS", flags)
+            .env("UNIML_WEB_TEST_SIMD", "1")
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+            .env_remove("WASM_BINDGEN_USE_BROWSER")
+            .env_remove("NO_HEADLESS");
+        if browser {
+            cmd.env("WASM_BINDGEN_USE_BROWSER", "1")
+                .env("CHROMEDRIVER", &chromedriver)
+                .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("crates/uniml-web/webdriver.json"));
+        }
+        eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" UNIML_WEB_TEST_SIMD=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER={}{} {cmd:?}", tdir.display(), runner.display(), if browser { format!(" WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER={}", chromedriver.display()) } else { String::new() });
+        let start = std::time::Instant::now();
+        let out = cmd.current_dir(root()).output().map_err(|e| format!("cannot start cargo: {e}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        eprintln!("{text}");
+        if !out.status.success() {
+            return Err(format!("wasm-bindgen-test in {env} failed (see above)"));
+        }
+        // The runner must really have used that environment (a browser run says so; a Node run never does).
+        let ran_in = text.lines().find(|l| l.contains(banner)).map(str::trim);
+        if ran_in.is_none() || (browser && !ran_in.is_some_and(|l| l.contains("Chrome/"))) || !text.contains("test result: ok") {
+            return Err(format!("wasm-bindgen-test in {env}: the runner's output does not show a {env} run (expected '{banner}')"));
+        }
+        eprintln!("wasm-bindgen-test: passed in {env} ({:.0} s): {}", start.elapsed().as_secs_f64(), ran_in.unwrap_or_default());
+    }
     Ok(())
 }
 

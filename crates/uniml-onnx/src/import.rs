@@ -36,6 +36,27 @@ pub struct Imported {
 
 /// Imports a decoded model.
 pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
+    import_impl(model, Vec::new(), opts)
+}
+
+/// As [`import_model`], consuming the model: the main graph's initializers are converted one
+/// at a time and each one's protobuf data is freed as soon as its tensor exists, so that
+/// loading holds about the weights plus the largest initializer, not the weights twice.
+pub fn import_model_owned(mut model: ModelProto, opts: &ImportOptions) -> Result<Imported> {
+    if model.ir_version < 3 {
+        return import_model(&model, opts);
+    }
+    let inits = model.graph.as_mut().map(|g| std::mem::take(&mut g.initializer)).unwrap_or_default();
+    let mut consts = Vec::with_capacity(inits.len());
+    for init in inits {
+        let t = tensor_from_proto(&init, opts.external_data, opts.limit_bytes)?;
+        consts.push((init.name, t));
+    }
+    import_impl(&model, consts, opts)
+}
+
+/// `consts`: the main graph's initializers, already converted (in `initializer` order).
+fn import_impl(model: &ModelProto, consts: Vec<(String, Tensor)>, opts: &ImportOptions) -> Result<Imported> {
     if model.ir_version < 3 {
         return Err(Error::InvalidModel(format!(
             "IR version {} is not supported (need 3 or newer)",
@@ -61,7 +82,7 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Imported
         .ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
     let importer = GraphImporter { opsets: &opsets, opts };
     let mut ignored = Vec::new();
-    let g = importer.import(graph, &[], &mut ignored)?;
+    let g = importer.import_with(graph, consts, &[], &mut ignored)?;
     Ok(Imported {
         graph: g,
         ignored_attributes: ignored,
@@ -145,8 +166,18 @@ impl GraphImporter<'_> {
     /// defining become extra graph inputs, appended after the formal ones in
     /// `outer_scope` order, so control-flow ops can feed them.
     fn import(&self, gp: &GraphProto, outer_scope: &[String], ignored: &mut Vec<Unsupported>) -> Result<Graph> {
+        self.import_with(gp, Vec::new(), outer_scope, ignored)
+    }
+
+    /// As `import`, with initializers converted beforehand (`consts`, added before `gp.initializer`).
+    fn import_with(&self, gp: &GraphProto, consts: Vec<(String, Tensor)>, outer_scope: &[String], ignored: &mut Vec<Unsupported>) -> Result<Graph> {
         let mut g = Graph::default();
         let mut by_name: HashMap<String, ValueId> = HashMap::new();
+
+        for (name, t) in consts {
+            let id = g.add_const(name.clone(), t);
+            by_name.insert(name, id);
+        }
 
         for init in &gp.initializer {
             let t = tensor_from_proto(init, self.opts.external_data, self.opts.limit_bytes)?;

@@ -8,5 +8,5 @@ pub mod ops;
 pub mod proto;
 pub mod tensor_proto;
 
-pub use import::{import_model, ImportOptions, Imported};
+pub use import::{import_model, import_model_owned, ImportOptions, Imported};
 pub use node_ctx::{Builder, NodeCtx};

@@ -339,8 +339,10 @@ pub struct TensorProto {
     pub name: String,
     #[prost(string, tag = "12")]
     pub doc_string: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
+    /// `Bytes`, not `Vec<u8>`: decoding allocates each tensor's data once (prost copies a
+    /// `Vec<u8>` field twice), which keeps the peak and the fragmentation of loading low.
+    #[prost(bytes = "bytes", tag = "9")]
+    pub raw_data: prost::bytes::Bytes,
     #[prost(message, repeated, tag = "13")]
     pub external_data: Vec<StringStringEntryProto>,
     #[prost(enumeration = "tensor_proto::DataLocation", tag = "14")]
@@ -600,10 +602,96 @@ pub fn decode_model(bytes: &[u8]) -> Result<ModelProto, Error> {
         return Err(Error::InvalidModel("not an ONNX model: the input is empty".into()));
     }
     let model: ModelProto = decode_message("model", bytes)?;
+    check_model(model, bytes.len() as u64)
+}
+
+/// As [`decode_model`], from a reader of `len` bytes that is read as the protobuf is decoded
+/// (in windows of 256 KiB): the whole file is never in memory at once, only the decoded model.
+/// A read error is reported as such (an `Error::Other` naming the byte offset).
+pub fn decode_model_from_reader(reader: impl std::io::Read, len: u64) -> Result<ModelProto, Error> {
+    if len == 0 {
+        return Err(Error::InvalidModel("not an ONNX model: the input is empty".into()));
+    }
+    let mut buf = ReadBuf::new(reader, len);
+    let decoded = ModelProto::decode(&mut buf);
+    if let Some((at, e)) = buf.error.take() {
+        return Err(Error::Other(format!("cannot read the model at byte {at} of {len}: {e}")));
+    }
+    let model = decoded.map_err(|e| Error::InvalidModel(format!("not an ONNX model: protobuf decode failed ({len} bytes): {e}")))?;
+    check_model(model, len)
+}
+
+/// A [`prost::bytes::Buf`] over a reader: one window of the input in memory at a time. After a
+/// read error it ends where the window ends (the decoder then fails; the error is kept).
+struct ReadBuf<R> {
+    reader: R,
+    window: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of the input not yet read into the window.
+    unread: u64,
+    /// Offset of the window's end in the input.
+    offset: u64,
+    error: Option<(u64, std::io::Error)>,
+}
+
+impl<R: std::io::Read> ReadBuf<R> {
+    const WINDOW: usize = 256 << 10;
+
+    fn new(reader: R, len: u64) -> Self {
+        let mut b = ReadBuf { reader, window: vec![0; len.min(Self::WINDOW as u64) as usize], start: 0, end: 0, unread: len, offset: 0, error: None };
+        b.fill();
+        b
+    }
+
+    fn fill(&mut self) {
+        let n = (self.window.len() as u64).min(self.unread) as usize;
+        if n == 0 {
+            return;
+        }
+        match self.reader.read_exact(&mut self.window[..n]) {
+            Ok(()) => {
+                self.start = 0;
+                self.end = n;
+                self.unread -= n as u64;
+                self.offset += n as u64;
+            }
+            Err(e) => {
+                self.error = Some((self.offset, e));
+                self.unread = 0;
+            }
+        }
+    }
+}
+
+impl<R: std::io::Read> prost::bytes::Buf for ReadBuf<R> {
+    fn remaining(&self) -> usize {
+        usize::try_from(self.unread).unwrap_or(usize::MAX).saturating_add(self.end - self.start)
+    }
+    fn chunk(&self) -> &[u8] {
+        &self.window[self.start..self.end]
+    }
+    fn advance(&mut self, mut cnt: usize) {
+        while cnt > 0 {
+            let here = cnt.min(self.end - self.start);
+            self.start += here;
+            cnt -= here;
+            if self.start == self.end {
+                if self.unread == 0 {
+                    break;
+                }
+                self.fill();
+            }
+        }
+    }
+}
+
+/// The structure checks of [`decode_model`] on a decoded model of `len` bytes.
+fn check_model(model: ModelProto, len: u64) -> Result<ModelProto, Error> {
     if model.graph.is_none() {
         return Err(Error::InvalidModel(format!(
             "not an ONNX model: no graph (ModelProto field 7) in {} bytes{}",
-            bytes.len(),
+            len,
             if model.ir_version == 0 { " and no ir_version" } else { "" }
         )));
     }

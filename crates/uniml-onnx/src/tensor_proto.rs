@@ -284,7 +284,7 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
     };
     match t.as_strings() {
         Ok(strings) => p.string_data = strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        Err(_) => p.raw_data = uniml_data::lowp::pack_bits(t.dtype(), t.as_bytes()),
+        Err(_) => p.raw_data = uniml_data::lowp::pack_bits(t.dtype(), t.as_bytes()).into(),
     }
     p
 }
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn mismatches_name_the_tensor() {
         let mut p = proto(DType::F32.onnx_code(), &[2, 3]);
-        p.raw_data = vec![0; 20];
+        p.raw_data = vec![0; 20].into();
         let e = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap_err().to_string();
         assert!(e.contains("'w'") && e.contains("20 bytes") && e.contains("24"), "{e}");
 
@@ -369,10 +369,10 @@ mod tests {
         assert_eq!(tensor_from_proto(&back, &NoExternalData, 1 << 20).unwrap().as_bytes(), t.as_bytes());
         // make_tensor('x', UINT2, [5], [1, 2, 3, 0, 3]) → int32_data [57, 3].
         let mut p = proto(DType::U2.onnx_code(), &[5]);
-        p.raw_data = vec![57, 3];
+        p.raw_data = vec![57, 3].into();
         let t = tensor_from_proto(&p, &NoExternalData, 1 << 20).unwrap();
         assert_eq!(t.to_f64_vec().unwrap(), vec![1.0, 2.0, 3.0, 0.0, 3.0]);
-        p.raw_data = vec![57, 3, 0];
+        p.raw_data = vec![57, 3, 0].into();
         assert!(tensor_from_proto(&p, &NoExternalData, 1 << 20).is_err());
         // make_tensor('x', FLOAT8E4M3FN, [3], [1, -2, 448]) → int32_data [56, 192, 126].
         let mut p = proto(DType::F8E4M3FN.onnx_code(), &[3]);

@@ -586,7 +586,7 @@ fn unsupported_dtypes_are_named() {
             name: "q".into(),
             data_type: code,
             dims: vec![2],
-            raw_data: vec![0; 2],
+            raw_data: vec![0; 2].into(),
             ..Default::default()
         };
         let e = tensor_from_proto(&p, &NoExternalData, NO_LIMIT)

@@ -13,6 +13,7 @@
 mod alloc;
 mod convert;
 mod pool;
+mod reader;
 #[cfg(feature = "webgpu")]
 mod webgpu;
 
@@ -41,11 +42,36 @@ pub fn init() {
             if let Ok(mut slot) = PANIC.lock() {
                 *slot = Some(format!("{msg}{at}"));
             }
+            if let Ok(mut slot) = PANIC_STACK.lock() {
+                *slot = js_stack();
+            }
         }));
     });
 }
 
 static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+static PANIC_STACK: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The JS stack at this point, wasm frames included (up to 100 frames): in the debug build
+/// (`dist/web/debug/`, which keeps the name section) they carry the Rust function names.
+fn js_stack() -> Option<String> {
+    let ctor = Reflect::get(&js_sys::global(), &"Error".into()).ok()?;
+    let limit = Reflect::get(&ctor, &"stackTraceLimit".into()).ok();
+    let _ = Reflect::set(&ctor, &"stackTraceLimit".into(), &100.into());
+    let stack = Reflect::get(&js_sys::Error::new("panic"), &"stack".into()).ok().and_then(|s| s.as_string());
+    if let Some(l) = limit {
+        let _ = Reflect::set(&ctor, &"stackTraceLimit".into(), &l);
+    }
+    stack
+}
+
+/// The JS stack (wasm frames included) where the last panic happened (then cleared), or
+/// `undefined`; the glue appends it to the internal-error `Error`'s `stack`.
+#[wasm_bindgen(js_name = takePanicStack)]
+pub fn take_panic_stack() -> Option<String> {
+    PANIC_STACK.lock().ok().and_then(|mut p| p.take())
+}
 
 /// The message of the last panic (then cleared), or `undefined`. After a panic the
 /// wasm instance traps; the glue reports this message and starts a fresh instance.
@@ -138,8 +164,9 @@ impl WasmSession {
     /// `threads` > 1 runs kernels on the worker pool (threaded build only; the glue
     /// starts `threads - 1` workers first); otherwise on the calling thread.
     #[wasm_bindgen(constructor)]
+    /// `bytes` stay in JS: they are read in windows while the protobuf is decoded (no whole copy in wasm).
     /// `backend`: "cpu" (default) or, in the WebGPU build after `openGpu()`, "gpu".
-    pub fn new(bytes: &[u8], threads: u32, memory_limit: f64, backend: Option<String>) -> Result<WasmSession, JsError> {
+    pub fn new(bytes: &Uint8Array, threads: u32, memory_limit: f64, backend: Option<String>) -> Result<WasmSession, JsError> {
         let mut opts = SessionOptions::default().with_threads(1);
         match backend.as_deref() {
             None | Some("cpu") => {}
@@ -152,7 +179,7 @@ impl WasmSession {
         if memory_limit > 0.0 {
             opts = opts.with_memory_limit(memory_limit as u64);
         }
-        let session = Session::from_bytes(bytes, opts).map_err(js_err)?;
+        let session = Session::from_reader(reader::JsBytes::new(bytes), opts).map_err(js_err)?;
         Ok(WasmSession { inner: Some(session) })
     }
 

@@ -6,7 +6,7 @@ use uniml_core::op::ValueRef;
 use uniml_core::{Executor, Graph, Parallelism, Plan, Serial, Value};
 use uniml_data::{Dim, Error, Result, Tensor, TensorView, Unsupported};
 use uniml_onnx::tensor_proto::ExternalDataMap;
-use uniml_onnx::{import_model, ImportOptions};
+use uniml_onnx::{import_model_owned, ImportOptions};
 
 use crate::info::{io_info, IoInfo};
 use crate::options::{Backend, SessionOptions};
@@ -44,6 +44,20 @@ impl Session {
         Self::from_model(model, options)
     }
 
+    /// Loads a model from a reader (a file, JS memory, any stream that can tell its length):
+    /// the protobuf is decoded as it is read, so the model's bytes are never in memory at once
+    /// beside the decoded model, and each initializer's bytes are freed once its tensor exists.
+    /// Peak memory while loading is about the weights plus the largest initializer.
+    pub fn from_reader<R: std::io::Read + std::io::Seek>(mut reader: R, options: SessionOptions) -> Result<Session> {
+        use std::io::SeekFrom;
+        let io = |e: std::io::Error| Error::Other(format!("cannot read the model: {e}"));
+        let start = reader.stream_position().map_err(io)?;
+        let end = reader.seek(SeekFrom::End(0)).map_err(io)?;
+        reader.seek(SeekFrom::Start(start)).map_err(io)?;
+        let model = uniml_onnx::proto::decode_model_from_reader(reader, end.saturating_sub(start))?;
+        Self::from_model(model, options)
+    }
+
     /// Builds the session from a decoded model, which is dropped as soon as
     /// the graph holds its own tensors (so that peak memory at load is not
     /// bytes + protobuf + graph + packed weights at once).
@@ -55,16 +69,16 @@ impl Session {
                 message: "this build of uniml has no GPU backend (build with feature `gpu`); use backend cpu or auto".into(),
             });
         }
-        // The session keeps its options but not the external weight bytes: the graph copies what it needs.
-        let ext = ExternalDataMap(std::mem::take(&mut options.external_data));
-        let imported = import_model(&model, &ImportOptions { external_data: &ext, limit_bytes: options.memory_limit_bytes })?;
-        drop(ext);
         let graph_proto = model.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
         let inits: std::collections::HashSet<&str> = graph_proto.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<IoInfo> = graph_proto.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(io_info).collect();
         let outputs: Vec<IoInfo> = graph_proto.output.iter().map(io_info).collect();
         drop(inits);
-        drop(model);
+        // The session keeps its options but not the external weight bytes: the graph copies what it needs.
+        let ext = ExternalDataMap(std::mem::take(&mut options.external_data));
+        // Consumes the model: each initializer's protobuf bytes are freed once its tensor exists.
+        let imported = import_model_owned(model, &ImportOptions { external_data: &ext, limit_bytes: options.memory_limit_bytes })?;
+        drop(ext);
         let mut graph = imported.graph;
         // Shape inference is advisory at load time: a rule that cannot decide
         // leaves facts unknown and kernels check shapes at run time.
@@ -130,9 +144,10 @@ impl Session {
     #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
     pub fn from_file(path: impl AsRef<std::path::Path>, mut options: SessionOptions) -> Result<Session> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
-        let model = uniml_onnx::proto::decode_model(&bytes)?;
-        drop(bytes);
+        let file = std::fs::File::open(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?;
+        let len = file.metadata().map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))?.len();
+        // Decoded as it is read: the file's bytes are never all in memory beside the model.
+        let model = uniml_onnx::proto::decode_model_from_reader(file, len)?;
         let dir = path.parent().unwrap_or(std::path::Path::new("."));
         for loc in external_locations(&model) {
             if options.external_data.contains_key(&loc) {
