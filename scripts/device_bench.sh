@@ -26,8 +26,10 @@ prep)
     cp "$CARGO_TARGET_DIR/release/uniml" "$CARGO_TARGET_DIR/debug/xtask" .devbin/
     cargo build --release -q -p uniml-cli --features gpu
     cp "$CARGO_TARGET_DIR/release/uniml" .devbin/uniml-gpu
+    cargo build --release -q -p uniml-gpu --example gemm_bench
+    cp "$CARGO_TARGET_DIR/release/examples/gemm_bench" .devbin/
     cargo build --release -q --bin uniml # leave the default (CPU) binary in place
-    strip .devbin/uniml .devbin/uniml-gpu .devbin/xtask # the carried tree is limited to 64 MiB
+    strip .devbin/uniml .devbin/uniml-gpu .devbin/xtask .devbin/gemm_bench # the carried tree is limited to 64 MiB
     ls -la .devbin
     ;;
 cpu)
@@ -56,6 +58,8 @@ gpu)
             .devbin/uniml-gpu bench .cache/models/mobilenetv2.onnx --backend gpu --json --runs "$runs" --dim batch_size=$batch
         done
         .devbin/uniml-gpu bench .cache/models/gemm4096.onnx --backend gpu --json --runs 20
+        # The kernel's own rate: a chain of 9 products vs a chain of 1 (same transfers).
+        [ -x .devbin/gemm_bench ] && .devbin/gemm_bench 4096 9 10
         python3 scripts/bench_torch.py --runs "$runs"
     } 2>&1 | tee "$out/gpu_bench.jsonl"
     .devbin/uniml-gpu inspect models/efficientnet_lite0.onnx --backend gpu > "$out/placement.txt" 2>&1 || true

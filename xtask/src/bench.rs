@@ -12,7 +12,9 @@
 //! - `--label TEXT` names the machine in the report (default: /proc/cpuinfo);
 //! - `--section NAME` writes the section under this name (default `cpu-native`);
 //! - `--browser`: the wasm package vs onnxruntime-web in Chromium and Node instead
-//!   (`bench_web.rs`, its own options and section).
+//!   (`bench_web.rs`, its own options and section);
+//! - `--gpu`: = `cargo xtask gpu-bench` (uniml on the GPU backend; the PyTorch peer runs on the
+//!   GPU machine: `scripts/device_bench.sh gpu`, docs/gpu.md).
 //!
 //! `UNIML_PYTHON` overrides the pinned venv's Python (a host without PyPI).
 
@@ -104,6 +106,9 @@ impl Row {
 pub fn bench(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--browser") {
         return crate::bench_web::bench(args);
+    }
+    if args.iter().any(|a| a == "--gpu") {
+        return crate::gpu::gpu_bench(args);
     }
     let runs: usize = arg_value(args, "--runs").and_then(|v| v.parse().ok()).unwrap_or(30);
     let cpus = arg_value(args, "--cpus");

@@ -6,7 +6,8 @@
 //!
 //! Options:
 //! - `--runs K` timed runs per measurement (default 20, after 3 warm-up runs);
-//! - `--envs LIST` `node`, `chromium` or both (default `node,chromium`);
+//! - `--envs LIST` any of `node`, `chromium`, `webgpu` (default all three; `webgpu`: Chromium
+//!   on SwiftShader's WebGPU, uniml `backend: 'webgpu'` vs onnxruntime-web's WebGPU EP, 1 row per model);
 //! - `--smoke` one small model, 3 runs, prints the table without writing the docs
 //!   (a quick check that both runners work);
 //! - `--no-build` uses the package already in `dist/web`; `--no-fetch` the models in `.cache/models`;
@@ -229,12 +230,18 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     if smoke {
         eprintln!("\n{md}\nsmoke run: docs/benchmarks.md left as it is");
         let bad: Vec<String> = rows.iter().filter(|r| r["uniml"]["median_ms"].is_null() || r["ort"]["median_ms"].is_null()).map(markdown_row).collect();
-        if !bad.is_empty() || rows.len() != envs.len() * 2 {
+        let expected: usize = envs.iter().map(|e| if e == "webgpu" { 1 } else { 2 }).sum();
+        if !bad.is_empty() || rows.len() != expected {
             return Err(format!("smoke run incomplete ({} rows): {}", rows.len(), bad.join(" / ")));
         }
         return Ok(());
     }
-    write_section(&section, "Browser and Node: uniml (wasm) vs onnxruntime-web", &md)?;
+    let title = if envs.iter().all(|e| e == "webgpu") {
+        "Browser WebGPU: uniml vs onnxruntime-web's WebGPU EP (Chromium on SwiftShader)"
+    } else {
+        "Browser and Node: uniml (wasm) vs onnxruntime-web"
+    };
+    write_section(&section, title, &md)?;
     eprintln!("wrote docs/benchmarks.md (section {section}); rows in {}", work.join("rows.json").display());
     Ok(())
 }

@@ -384,3 +384,12 @@ fn gather_rejects_out_of_range_indices_without_panicking() {
     let ok = Tensor::from_vec(&[2], vec![3i64, -1]).unwrap();
     sess.run(&g, &plan, &Serial, vec![(idx, ValueRef::Tensor(ok.view()))]).unwrap();
 }
+
+/// Products of at least 512×512 take the 8×8 block with vec4 fragment reads (128×128 tiles):
+/// ragged edges in every dim, and a batched broadcast.
+#[test]
+fn large_matmul_uses_the_vec4_block_and_matches_the_cpu() {
+    for (a, b) in [(vec![520, 37], vec![37, 530]), (vec![2, 515, 129], vec![129, 700])] {
+        check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 11))), Some(In::Const(rand_tensor(&b, 12)))], 1e-4);
+    }
+}

@@ -116,7 +116,7 @@ fn message(e: JsError) -> String {
 }
 
 fn create(bytes: &[u8]) -> Result<WasmSession, String> {
-    WasmSession::new(&Uint8Array::from(bytes), 1, 0.0).map_err(message)
+    WasmSession::new(&Uint8Array::from(bytes), 1, 0.0, None).map_err(message)
 }
 
 fn run_err(s: &WasmSession, f: Array) -> String {
@@ -158,6 +158,27 @@ fn matmul_add_relu_matches_hand_computed_reference() {
         let want = reference(&x, batch);
         assert!(want.iter().any(|&v| v == 0.0) && want.iter().any(|&v| v > 0.0), "the case exercises both sides of Relu: {want:?}");
         assert_eq!(got, want, "batch {batch}: uniml vs the reference loops");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn run_async_gives_the_reference_on_a_cpu_session() {
+    let s = create(&model()).unwrap();
+    let x: Vec<f32> = (0..2 * K).map(|i| (i as f32 - 2.0) * 0.5).collect();
+    let out = s.run_async(feeds("x", "float32", &[2, K], f32_bytes(&x))).await.map_err(message).unwrap();
+    let bytes = Uint8Array::from(Array::from(&out.get(0)).get(3)).to_vec();
+    let got: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    assert_eq!(got, reference(&x, 2));
+    assert!(!s.on_gpu());
+    let placement = s.placement().unwrap();
+    assert!(placement.length() > 0 && placement.iter().all(|p| get(&p, "device").as_string().as_deref() == Some("cpu")));
+}
+
+#[wasm_bindgen_test]
+fn a_backend_this_build_lacks_is_a_clear_error() {
+    for backend in ["gpu", "tpu"] {
+        let msg = WasmSession::new(&Uint8Array::from(&model()[..]), 1, 0.0, Some(backend.into())).err().map(message).unwrap_or_default();
+        assert!(msg.contains(&format!("backend '{backend}'")) && msg.contains("not in this build"), "{backend}: {msg}");
     }
 }
 
