@@ -145,7 +145,13 @@ test('errors are Error instances with the engine message', async () => {
     assert.match(e.message, /mystery/);
     return true;
   });
-  await assert.rejects(Session.create(model('digits8x8_cnn.onnx'), { backend: 'webgpu' }), /WebGPU backend not built yet/);
+  await assert.rejects(Session.create(model('digits8x8_cnn.onnx'), { backend: 'webgpu' }), /backend 'webgpu': this JS engine has no WebGPU \(navigator.gpu is missing/);
+  // 'auto' without WebGPU (Node): wasm, saying why.
+  const auto = await Session.create(model('digits8x8_cnn.onnx'), { backend: 'auto' });
+  assert.equal(auto.backend, 'wasm');
+  assert.match(auto.backendReason, /no WebGPU/);
+  assert.ok((await auto.placement()).every((p) => p.device === 'cpu'));
+  await auto.release();
   await assert.rejects(Session.create(join(WORK, 'no-such-model.onnx')), /cannot read the model at file:.*no-such-model\.onnx/);
   assert.throws(() => new Tensor('float32', new Float32Array(5), [2, 2]), /need 4 elements/);
   assert.throws(() => new Tensor('complex', [1]), /unknown tensor type/);
