@@ -119,7 +119,7 @@ fn test() -> Result<(), String> {
     step("browser package: Node, headless Chromium, esbuild/Vite/webpack apps, the demo PWA (online and offline)");
     web::test()?;
     step("ONNX backend conformance (baseline may only go up)");
-    conformance::run_all(true)?;
+    conformance::run_all(true, conformance::Backend::Cpu, None)?;
     Ok(())
 }
 
@@ -132,7 +132,17 @@ fn main() -> ExitCode {
         }
         Some("demo") => web::demo(&args[1..].iter().filter(|a| *a != "--web").cloned().collect::<Vec<_>>()),
         Some("test") => test(),
-        Some("conformance") => conformance::run_all(args.iter().any(|a| a == "--check")),
+        Some("conformance") => {
+            let backend = match args.iter().position(|a| a == "--backend").map(|i| args.get(i + 1).map(String::as_str)) {
+                None | Some(Some("cpu")) => conformance::Backend::Cpu,
+                Some(Some("gpu")) => conformance::Backend::Gpu,
+                Some(other) => {
+                    eprintln!("cargo xtask conformance: --backend takes cpu or gpu, got {other:?}");
+                    return ExitCode::from(2);
+                }
+            };
+            conformance::run_all(args.iter().any(|a| a == "--check"), backend, None)
+        }
         Some("models") => models(),
         Some("bench") => bench::bench(&args[1..]),
         Some("serve-test") => serve::test(),
@@ -149,7 +159,7 @@ fn main() -> ExitCode {
         Some("web-demo") => web::demo(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | bench --browser [--smoke] [--runs K] [--envs node,chromium] [--no-build] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | wasi-nn-test [--runs N] [--write-docs] | wasi-nn-bench | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
+                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] [--backend cpu|gpu] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | bench --browser [--smoke] [--runs K] [--envs node,chromium] [--no-build] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | wasi-nn-test [--runs N] [--write-docs] | wasi-nn-bench | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
             );
             return ExitCode::from(2);
         }

@@ -47,14 +47,14 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
     let planes = x[0] * x[1];
     let total = planes * oh * ow;
     let (init, step, fin) = match p.kind {
-        PoolKind::Max => ("var best = -3.0e38; var any = false;", "best = max(best, v); any = true;", "y[i] = select(0.0, best, any);".to_string()),
+        PoolKind::Max => ("var best = -3.0e38; var any = false;", "best = max(best, v); any = true;", "st_y(i, select(0.0, best, any));".to_string()),
         PoolKind::Average { count_include_pad } => (
             "var s = 0.0; var n = 0u;",
             "s = s + v; n = n + 1u;",
             if count_include_pad {
-                "y[i] = select(0.0, s / f32(cy * cx), cy * cx > 0u);".to_string()
+                "st_y(i, select(0.0, s / f32(cy * cx), cy * cx > 0u));".to_string()
             } else {
-                "y[i] = select(0.0, s / f32(n), n > 0u);".to_string()
+                "st_y(i, select(0.0, s / f32(n), n > 0u));".to_string()
             },
         ),
         PoolKind::Lp { .. } => return Err(Error::Other("LpPool has no GPU kernel".into())),
@@ -77,7 +77,7 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
     for (var kx = 0u; kx < {kw}u; kx = kx + 1u) {{
       let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
       if (ix < 0 || ix >= {w}) {{ continue; }}
-      let v = x[(plane * {hu}u + u32(iy)) * {wu}u + u32(ix)];
+      let v = ld_x((plane * {hu}u + u32(iy)) * {wu}u + u32(ix));
       {step}
     }}
   }}

@@ -18,7 +18,7 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
     format!(
         r#"  {{
     var acc = {init};
-    for (var r = lid.x; r < R; r = r + 64u) {{ let v = x[base + r * I]; let t = {pre}; acc = {c1}; }}
+    for (var r = lid.x; r < R; r = r + 64u) {{ let v = ld_x(base + r * I); let t = {pre}; acc = {c1}; }}
     red[lid.x] = acc;
   }}
   workgroupBarrier();
@@ -159,7 +159,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(cx: &LowerCx, rows: usize, r: usize, inner: usize, comb: &str, init: &str, pre: &str, post: &str) -> Result<Launch> {
-    let body = format!("{}  if (lid.x == 0u) {{ y[row] = {post}; }}", block_reduce("s", init, pre, comb));
+    let body = format!("{}  if (lid.x == 0u) {{ st_y(row, {post}); }}", block_reduce("s", init, pre, comb));
     let src = row_kernel(&["x"], rows, r, inner, &body);
     cx.single("reduce_rows", src, vec![Bind::In(0), Bind::Out(0)], groups(rows, 1))
 }
@@ -197,11 +197,11 @@ fn lower_softmax(cx: &LowerCx, s: &Softmax) -> Result<Launch> {
     let outer: usize = shape[..a].iter().product();
     let (r, inner) = if s.flatten_tail || shape.is_empty() { (shape[a..].iter().product(), 1) } else { (shape[a], shape[a + 1..].iter().product()) };
     let write = match s.kind {
-        SoftmaxKind::LogSoftmax => "x[base + r * I] - mx - log(sm)",
-        _ => "exp(x[base + r * I] - mx) / sm",
+        SoftmaxKind::LogSoftmax => "ld_x(base + r * I) - mx - log(sm)",
+        _ => "exp(ld_x(base + r * I) - mx) / sm",
     };
     let body = format!(
-        "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ y[base + r * I] = {write}; }}",
+        "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r * I, {write}); }}",
         block_reduce("mx", "-3.0e38", "v", "max(p, q)"),
         block_reduce("sm", "0.0", "exp(v - mx)", SUM)
     );
@@ -235,9 +235,9 @@ fn lower_layernorm(cx: &LowerCx, l: &LayerNorm) -> Result<Launch> {
         binds.push(Bind::In(2));
     }
     binds.push(Bind::Out(0));
-    let b = if has_b { " + bias[r]" } else { "" };
+    let b = if has_b { " + ld_bias(r)" } else { "" };
     let body = format!(
-        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n  for (var r = lid.x; r < R; r = r + 64u) {{ y[base + r] = (x[base + r] - mean) * inv * scale[r]{b}; }}",
+        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r, (ld_x(base + r) - mean) * inv * ld_scale(r){b}); }}",
         block_reduce("total", "0.0", "v", SUM),
         block_reduce("sq", "0.0", "(v - mean) * (v - mean)", SUM),
         eps = lit(l.epsilon),
