@@ -120,6 +120,10 @@ fn test() -> Result<(), String> {
     web::test()?;
     step("ONNX backend conformance (baseline may only go up)");
     conformance::run_all(true, conformance::Backend::Cpu, None)?;
+    // The whole GPU run (`cargo xtask conformance --backend gpu`) takes ~5 min on lavapipe and a
+    // 2-core machine on top of its build; CI runs the node tests of the ops with GPU kernels.
+    step("ONNX backend conformance on the GPU backend (node tests of the ops with GPU kernels; baseline may only go up)");
+    conformance::run_all(true, conformance::Backend::Gpu, Some(conformance::GPU_CI_FILTER))?;
     Ok(())
 }
 

@@ -531,3 +531,22 @@ fn f16_storage_halves_weight_memory_and_takes_f16_models() {
     }
     assert_eq!(bytes, vec![64 * 32 * 4, 64 * 32 * 2]);
 }
+
+#[test]
+fn max_reductions_of_all_negative_infinity_rows_stay_infinite() {
+    // Found by the GPU conformance run (Attention's NaN-robust expansion tests ReduceMax == -inf).
+    let ninf = f32::NEG_INFINITY;
+    let x = Tensor::from_vec(&[2, 3], vec![ninf, ninf, ninf, 1.0, -2.0, 0.5]).unwrap();
+    check(Box::new(Reduce::new(ReduceKind::Max, Some(vec![1]), true, false)), vec![Some(In::Feed(x.clone()))], 0.0);
+    check(Box::new(GlobalPool { kind: GlobalPoolKind::Max }), vec![Some(In::Feed(Tensor::from_vec(&[1, 2, 3], x.as_slice::<f32>().unwrap().to_vec()).unwrap()))], 0.0);
+    let y = Tensor::from_vec(&[2, 2], vec![f32::INFINITY, f32::INFINITY, 1.0, f32::INFINITY]).unwrap();
+    check(Box::new(Reduce::new(ReduceKind::Min, Some(vec![0]), false, false)), vec![Some(In::Feed(y))], 0.0);
+}
+
+#[test]
+fn prelu_with_a_per_channel_1d_slope() {
+    // Found by the GPU conformance run (pytorch-converted PReLU_*_multiparam): a 1-D slope that does
+    // not broadcast aligns with x's dim of its size, as the CPU kernel does.
+    check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 5, 3], 1))), Some(In::Const(rand_tensor(&[5], 2)))], 1e-6);
+    check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 4, 3, 3], 3))), Some(In::Const(rand_tensor(&[4], 4)))], 1e-6);
+}

@@ -3,7 +3,7 @@
 //! `Pow`, `Max`, `Min`, `PRelu`). Same-shape operands skip index math; other
 //! shapes unravel the output index against baked broadcast strides.
 
-use uniml_core::ops::elementwise::binary::{BinOp, Binary, Pow};
+use uniml_core::ops::elementwise::binary::{prelu_slope_shape, BinOp, Binary, Pow};
 use uniml_core::ops::elementwise::clip::Clip;
 use uniml_core::ops::elementwise::unary::{Unary, UnaryOp};
 use uniml_core::ops::elementwise::variadic::{Variadic, VariadicOp};
@@ -161,7 +161,11 @@ fn lower_clip(cx: &LowerCx, c: &Clip) -> Result<Launch> {
 }
 
 fn lower_binary(cx: &LowerCx, expr: &str) -> Result<Launch> {
-    let (sa, sb) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    let (sa, mut sb) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    if cx.node.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::PRelu) {
+        // The CPU kernel's rule: a 1-D slope that does not broadcast aligns with x's one dim of its size.
+        sb = prelu_slope_shape(&sa, &sb)?;
+    }
     let out = cx.out(0)?.to_vec();
     let n: usize = out.iter().product();
     let na: usize = sa.iter().product();

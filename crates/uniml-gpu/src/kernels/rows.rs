@@ -9,7 +9,7 @@ use uniml_core::ops::nn::softmax::{Softmax, SoftmaxKind};
 use uniml_core::ops::reduce::reducer::{Reduce, ReduceKind};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, lit};
+use super::wgsl::{bindings, groups, lit, INF};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 /// Code reducing `pre(v)` over the row into `let <var>`; `comb` combines `p` and `q`.
@@ -37,7 +37,7 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
 /// The row-kernel shell: `body` runs per row with `base`, `R`, `I`, `row` and `lid`.
 fn row_kernel(inputs: &[&str], rows: usize, r: usize, inner: usize, body: &str) -> String {
     format!(
-        r#"{b}
+        r#"{b}{INF}
 const R: u32 = {r}u;
 const I: u32 = {inner}u;
 var<workgroup> red: array<f32, 64>;
@@ -145,7 +145,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
             }
             let (rows, r) = (s[0] * s[1], s[2..].iter().product::<usize>());
             let max = g.kind == GlobalPoolKind::Max;
-            reduce_rows(cx, rows, r, 1, if max { "max(p, q)" } else { SUM }, if max { "-3.0e38" } else { "0.0" }, "v", if max { "s" } else { "s / f32(R)" })
+            reduce_rows(cx, rows, r, 1, if max { "max(p, q)" } else { SUM }, if max { "-inf_()" } else { "0.0" }, "v", if max { "s" } else { "s / f32(R)" })
         })());
     }
     if let Some(s) = op.downcast_ref::<Softmax>() {
@@ -176,8 +176,8 @@ fn lower_reduce(cx: &LowerCx, red: &Reduce) -> Result<Launch> {
     let (comb, init, pre, post) = match red.kind {
         ReduceKind::Sum => (SUM, "0.0", "v", "s"),
         ReduceKind::Mean => (SUM, "0.0", "v", "s / f32(R)"),
-        ReduceKind::Max => ("max(p, q)", "-3.0e38", "v", "s"),
-        ReduceKind::Min => ("min(p, q)", "3.0e38", "v", "s"),
+        ReduceKind::Max => ("max(p, q)", "-inf_()", "v", "s"),
+        ReduceKind::Min => ("min(p, q)", "inf_()", "v", "s"),
         ReduceKind::SumSquare => (SUM, "0.0", "v * v", "s"),
         ReduceKind::L1 => (SUM, "0.0", "abs(v)", "s"),
         ReduceKind::L2 => (SUM, "0.0", "v * v", "sqrt(s)"),
@@ -202,7 +202,7 @@ fn lower_softmax(cx: &LowerCx, s: &Softmax) -> Result<Launch> {
     };
     let body = format!(
         "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r * I, {write}); }}",
-        block_reduce("mx", "-3.0e38", "v", "max(p, q)"),
+        block_reduce("mx", "-inf_()", "v", "max(p, q)"),
         block_reduce("sm", "0.0", "exp(v - mx)", SUM)
     );
     let rows = outer * inner;

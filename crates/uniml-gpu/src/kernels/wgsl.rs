@@ -112,6 +112,10 @@ pub fn act_fn(a: FusedActivation) -> String {
     format!("{MATH}\nfn act(v: f32) -> f32 {{ {body} }}\n")
 }
 
+/// `inf_()`: +∞ at run time (a WGSL constant expression may not be infinite).
+/// Max/min reductions start from ∓∞ like the CPU kernels, so an all -∞ row stays -∞.
+pub const INF: &str = "var<private> inf_bits_: u32 = 0x7f800000u;\nfn inf_() -> f32 { return bitcast<f32>(inf_bits_); }\n";
+
 /// Numerically careful helpers used by activations and unary ops.
 pub const MATH: &str = r#"
 fn sigmoid_(v: f32) -> f32 {
