@@ -11,7 +11,8 @@
 //!   `pack2x16float` (no `shader-f16` feature needed). Two neighbouring
 //!   elements share a word and may be written by different threads, so an
 //!   output is `array<atomic<u32>>`, cleared before the node and written with
-//!   `atomicOr`. Stores saturate to ±65504 (f16's largest finite value): a
+//!   `atomicOr` (so a kernel must store each output element once per node).
+//!   Stores saturate to ±65504 (f16's largest finite value): a
 //!   finite f32 result never becomes ±inf in storage; ±inf and NaN stay as they are.
 //! - **split**: a tensor larger than the device's `max_storage_buffer_binding_size`
 //!   stays one buffer but is bound as several ranges (offsets aligned to
