@@ -23,6 +23,10 @@ pub fn gpu_test() -> Result<(), String> {
     run(cargo().env("UNIML_REQUIRE_GPU", "1").args(["test", "-p", "uniml-gpu"]))?;
     step("golden models on the GPU backend vs onnxruntime");
     run(cargo().env("UNIML_REQUIRE_GPU", "1").args(["test", "-p", "uniml", "--features", "gpu", "--test", "gpu_golden", "--", "--nocapture", "--test-threads=1"]))?;
+    step("golden models with the binding limit lowered to 4 MiB (MiniLM's 47 MB embedding table bound as 12 ranges)");
+    run(cargo().env("UNIML_REQUIRE_GPU", "1").env("UNIML_GPU_MAX_BINDING", "4194304").args([
+        "test", "-p", "uniml", "--features", "gpu", "--test", "gpu_golden", "--", "--nocapture", "--test-threads=1", "minilm", "efficientnet_lite0",
+    ]))?;
     Ok(())
 }
 

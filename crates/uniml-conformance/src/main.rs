@@ -4,7 +4,11 @@
 //! The few tests whose expected values the spec leaves to a random generator are
 //! checked for dtype, shape and the spec's relations instead (`unspecified.rs`).
 //!
-//! usage: uniml-conformance SUITE_DIR... [--filter REGEX] [--json FILE] [--verbose]
+//! usage: uniml-conformance SUITE_DIR... [--filter REGEX] [--json FILE] [--verbose] [--backend cpu|gpu]
+//!
+//! `--backend gpu` (build with feature `gpu`) runs every case on the GPU backend:
+//! nodes without a GPU kernel (or of non-f32 dtypes) are placed on the CPU by
+//! design; each result records how many nodes ran on the GPU.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,15 @@ struct CaseResult {
     name: String,
     ops: Vec<String>,
     outcome: Outcome,
+    /// Nodes placed on the GPU (0 on the CPU backend).
+    gpu_nodes: usize,
+}
+
+thread_local! {
+    /// The backend every case's session uses (`--backend`).
+    static BACKEND: std::cell::Cell<uniml::Backend> = const { std::cell::Cell::new(uniml::Backend::Cpu) };
+    /// GPU nodes of the case that ran last on this thread.
+    static GPU_NODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 fn main() -> ExitCode {
@@ -42,6 +55,17 @@ fn main() -> ExitCode {
             "--filter" => filter = args.next(),
             "--json" => json = args.next(),
             "--verbose" | "-v" => verbose = true,
+            "--backend" => match args.next().as_deref().map(str::parse::<uniml::Backend>) {
+                Some(Ok(b)) => BACKEND.with(|c| c.set(b)),
+                Some(Err(e)) => {
+                    eprintln!("bad --backend: {e}");
+                    return ExitCode::from(2);
+                }
+                None => {
+                    eprintln!("--backend needs a value (cpu, gpu)");
+                    return ExitCode::from(2);
+                }
+            },
             _ => dirs.push(PathBuf::from(a)),
         }
     }
@@ -69,6 +93,7 @@ fn main() -> ExitCode {
             if filter.as_ref().is_some_and(|f| !f.is_match(&name)) {
                 continue;
             }
+            GPU_NODES.with(|c| c.set(0));
             let (ops, outcome) = match std::panic::catch_unwind(|| run_case(&case)) {
                 Ok(r) => r,
                 Err(p) => {
@@ -79,7 +104,7 @@ fn main() -> ExitCode {
             if verbose || !matches!(outcome, Outcome::Pass) && filter.is_some() {
                 println!("{:<60} {}", name, describe(&outcome));
             }
-            results.push(CaseResult { suite: suite.clone(), name, ops, outcome });
+            results.push(CaseResult { suite: suite.clone(), name, ops, outcome, gpu_nodes: GPU_NODES.with(|c| c.get()) });
         }
     }
     let passed = results.iter().filter(|r| r.outcome == Outcome::Pass).count();
@@ -88,7 +113,12 @@ fn main() -> ExitCode {
         let suite = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let n = results.iter().filter(|r| r.suite == suite).count();
         let p = results.iter().filter(|r| r.suite == suite && r.outcome == Outcome::Pass).count();
-        eprintln!("{suite}: {p}/{n} passed");
+        let on_gpu = results.iter().filter(|r| r.suite == suite && r.gpu_nodes > 0).count();
+        if BACKEND.with(|c| c.get()) == uniml::Backend::Gpu {
+            eprintln!("{suite}: {p}/{n} passed ({on_gpu} with >= 1 node on the GPU)");
+        } else {
+            eprintln!("{suite}: {p}/{n} passed");
+        }
     }
     if let Some(path) = json {
         let list: Vec<serde_json::Value> = results
@@ -100,7 +130,7 @@ fn main() -> ExitCode {
                     Outcome::Unsupported(m) => ("unsupported", m.clone()),
                     Outcome::Error(m) => ("error", m.clone()),
                 };
-                serde_json::json!({"suite": r.suite, "name": r.name, "ops": r.ops, "status": status, "reason": reason})
+                serde_json::json!({"suite": r.suite, "name": r.name, "ops": r.ops, "status": status, "reason": reason, "gpu_nodes": r.gpu_nodes})
             })
             .collect();
         if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&list).unwrap_or_default()) {
@@ -170,8 +200,12 @@ fn run_case(case: &Path) -> (Vec<String>, Outcome) {
     };
     let in_kinds = kinds(&model, false);
     let out_kinds = kinds(&model, true);
-    let session = match Session::from_file(&model_path, SessionOptions::default().with_threads(1)) {
-        Ok(s) => s,
+    let backend = BACKEND.with(|c| c.get());
+    let session = match Session::from_file(&model_path, SessionOptions::default().with_threads(1).with_backend(backend)) {
+        Ok(s) => {
+            GPU_NODES.with(|c| c.set(s.placement().gpu_nodes()));
+            s
+        }
         Err(Error::Unsupported(list)) => {
             return (ops, Outcome::Unsupported(list.iter().map(|u| format!("{}: {}", u.op, u.reason)).collect::<Vec<_>>().join("; ")))
         }

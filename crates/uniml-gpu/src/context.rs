@@ -43,9 +43,27 @@ impl GpuContext {
         pollster::block_on(Self::new_async())
     }
 
+    /// [`GpuContext::new`] with the device's `max_storage_buffer_binding_size`
+    /// lowered to `bytes` (tests: exercises the binding of large tensors as
+    /// several ranges on any adapter). `UNIML_GPU_MAX_BINDING=<bytes>` does the
+    /// same for every context.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_max_binding(bytes: u64) -> Result<Arc<GpuContext>> {
+        pollster::block_on(Self::open(Some(bytes)))
+    }
+
     /// [`GpuContext::new`] without blocking: the only way in a browser, where
     /// the adapter and device come from WebGPU's promises (`navigator.gpu`).
     pub async fn new_async() -> Result<Arc<GpuContext>> {
+        let env = if cfg!(target_arch = "wasm32") { None } else { std::env::var("UNIML_GPU_MAX_BINDING").ok() };
+        let max_binding = match env {
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| backend_err(format!("UNIML_GPU_MAX_BINDING='{v}' is not a byte count")))?),
+            None => None,
+        };
+        Self::open(max_binding).await
+    }
+
+    async fn open(max_binding: Option<u64>) -> Result<Arc<GpuContext>> {
         #[cfg(not(target_arch = "wasm32"))]
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         #[cfg(target_arch = "wasm32")]
@@ -73,7 +91,10 @@ impl GpuContext {
         };
         let info = adapter.get_info();
         // Ask for everything the adapter offers: large storage bindings matter for weights.
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(b) = max_binding {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(b.max(u64::from(limits.min_storage_buffer_offset_alignment)));
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("uniml"),

@@ -19,8 +19,10 @@ mod context;
 mod kernels;
 mod memory;
 mod placement;
+mod precision;
 mod session;
 
 pub use context::GpuContext;
 pub use placement::{Device, NodePlacement, Placement};
+pub use precision::GpuPrecision;
 pub use session::{GpuRunStats, GpuSession};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use uniml_data::{Error, Result};
+use uniml_data::Result;
 
 use crate::context::{backend_err, GpuContext};
 
@@ -16,12 +16,15 @@ pub(crate) struct GBuf {
     pub id: u64,
 }
 
-/// An f32 tensor on the device: a (shared) buffer and a shape. Reshape-like
-/// ops make new `GTensor`s over the same buffer (zero-copy views).
+/// A float tensor on the device: a (shared) buffer, a shape and its logical
+/// dtype (f32 or f16; the buffer holds the session's storage format, see
+/// `kernels/storage.rs`). Reshape-like ops make new `GTensor`s over the same
+/// buffer (zero-copy views).
 #[derive(Debug, Clone)]
 pub(crate) struct GTensor {
     pub buf: Arc<GBuf>,
     pub shape: Vec<usize>,
+    pub dtype: uniml_data::DType,
 }
 
 impl GTensor {
@@ -53,15 +56,14 @@ impl BufPool {
         self.next_id
     }
 
-    /// A storage buffer of at least `elems` f32s (contents undefined).
-    pub fn take(&mut self, ctx: &GpuContext, elems: usize) -> Result<GBuf> {
-        let bytes = (elems as u64).checked_mul(4).ok_or_else(|| Error::Shape(format!("tensor of {elems} elements is too large")))?;
+    /// A storage buffer of at least `bytes` bytes (contents undefined). Tensors
+    /// above the binding size limit are bound as several ranges of one buffer;
+    /// only the buffer size limit is a hard one.
+    pub fn take(&mut self, ctx: &GpuContext, bytes: u64) -> Result<GBuf> {
         let class = Self::class(bytes);
-        let max = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        let max = ctx.limits.max_buffer_size;
         if class > max {
-            return Err(backend_err(format!(
-                "a {bytes}-byte tensor exceeds this adapter's storage binding limit of {max} bytes (splitting large buffers is not implemented yet)"
-            )));
+            return Err(backend_err(format!("a {bytes}-byte tensor exceeds this adapter's buffer size limit of {max} bytes")));
         }
         self.live_bytes += class;
         self.peak_bytes = self.peak_bytes.max(self.live_bytes);

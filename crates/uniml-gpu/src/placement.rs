@@ -1,5 +1,5 @@
 //! Placement as a plan rewrite: each node of the optimised graph goes to the
-//! GPU when a kernel supports its op, dtypes (f32) and attributes, else to
+//! GPU when a kernel supports its op, dtypes (f32, f16) and attributes, else to
 //! the CPU with the reason recorded. Transfers happen only at the boundaries
 //! and are counted per run.
 
@@ -20,7 +20,7 @@ pub(crate) fn place(g: &Graph, plan: &Plan) -> Decision {
         Host,
         Gpu,
     }
-    let mut res: Vec<Res> = g.values.iter().map(|v| if v.fact.konst.is_some() && v.fact.dtype == Some(DType::F32) { Res::Gpu } else { Res::Host }).collect();
+    let mut res: Vec<Res> = g.values.iter().map(|v| if v.fact.konst.is_some() && matches!(v.fact.dtype, Some(DType::F32 | DType::F16)) { Res::Gpu } else { Res::Host }).collect();
     for &i in &g.inputs {
         res[i] = Res::Host;
     }

@@ -14,9 +14,11 @@ use uniml_data::{Error, Result};
 use wgpu::util::DeviceExt;
 
 use crate::context::{backend_err, GpuContext};
+use crate::kernels::storage::Storage;
 use crate::kernels::{self, Arg, Bind, Launch, LowerCx, OutSpec};
 use crate::memory::{BufPool, GBuf, GTensor};
 use crate::placement::{place, Device, Placement};
+use crate::precision::{from_device, to_device, GpuPrecision};
 
 /// Transfers and submissions of the last run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +31,7 @@ pub struct GpuRunStats {
     pub download_bytes: u64,
     /// Peak bytes of pooled device buffers (intermediates).
     pub pool_peak_bytes: u64,
-    /// Bytes of weights resident on the device.
+    /// Bytes of weights resident on the device (halved by [`GpuPrecision::F16Storage`]).
     pub weight_bytes: u64,
 }
 
@@ -42,6 +44,7 @@ pub struct GpuSession {
     placement: Placement,
     weights: HashMap<ValueId, GTensor>,
     weight_bytes: u64,
+    storage: Storage,
     state: Mutex<RunState>,
 }
 
@@ -64,12 +67,17 @@ impl GpuSession {
     /// Places the nodes of `graph` (in `plan` order) and uploads the weights
     /// the GPU nodes read, once.
     pub fn new(ctx: Arc<GpuContext>, graph: &Graph, plan: &Plan, memory_limit_bytes: u64) -> Result<GpuSession> {
+        Self::with_precision(ctx, graph, plan, memory_limit_bytes, GpuPrecision::F32)
+    }
+
+    /// [`GpuSession::new`] storing weights and intermediates in `precision`.
+    pub fn with_precision(ctx: Arc<GpuContext>, graph: &Graph, plan: &Plan, memory_limit_bytes: u64, precision: GpuPrecision) -> Result<GpuSession> {
+        let storage = Storage::new(&ctx.limits, precision == GpuPrecision::F16Storage);
         let decision = place(graph, plan);
         let host_params: Vec<Vec<usize>> = graph.nodes.iter().map(kernels::host_inputs).collect();
         let mut pool = BufPool::default();
         let mut weights = HashMap::new();
         let mut weight_bytes = 0u64;
-        let max = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         for (n, node) in graph.nodes.iter().enumerate() {
             if decision.device[n] != Device::Gpu {
                 continue;
@@ -80,26 +88,12 @@ impl GpuSession {
                     continue;
                 }
                 let Some(t) = graph.konst(v) else { continue };
-                if t.dtype() != DType::F32 {
+                if !matches!(t.dtype(), DType::F32 | DType::F16) {
                     continue;
                 }
-                let bytes = t.as_bytes();
-                if bytes.len() as u64 > max {
-                    return Err(backend_err(format!(
-                        "weight '{}' ({} bytes) exceeds this adapter's storage binding limit of {max} bytes",
-                        graph.values[v].name,
-                        bytes.len()
-                    )));
-                }
-                let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
-                let buf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&graph.values[v].name),
-                    contents,
-                    usage: crate::memory::STORAGE,
-                });
-                weight_bytes += contents.len() as u64;
-                let id = pool.new_id();
-                weights.insert(v, GTensor { buf: Arc::new(GBuf { buf, bytes: contents.len() as u64, id }), shape: t.shape().to_vec() });
+                let g = upload_weight(&ctx, &storage, &mut pool, &graph.values[v].name, t)?;
+                weight_bytes += g.buf.bytes;
+                weights.insert(v, g);
             }
         }
         ctx.check_errors()?;
@@ -111,6 +105,7 @@ impl GpuSession {
             placement,
             weights,
             weight_bytes,
+            storage,
             state: Mutex::new(RunState {
                 pool,
                 staging: HashMap::new(),
@@ -162,7 +157,7 @@ impl GpuSession {
         let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let st = &mut *guard;
         st.stats = GpuRunStats { weight_bytes: self.weight_bytes, ..Default::default() };
-        let mut run = Run { ctx: &self.ctx, st, enc: None };
+        let mut run = Run { ctx: &self.ctx, st, enc: None, storage: self.storage };
         let result = run.execute(self, graph, plan, par, inputs).await;
         // Never leave work or mapped buffers behind, also on errors.
         let flushed = run.flush();
@@ -245,6 +240,7 @@ struct Run<'s> {
     ctx: &'s GpuContext,
     st: &'s mut RunState,
     enc: Option<wgpu::CommandEncoder>,
+    storage: Storage,
 }
 
 impl Run<'_> {
@@ -262,8 +258,8 @@ impl Run<'_> {
     }
 
     /// Copies host data into a pooled device buffer, ordered within the encoder.
-    fn upload_bytes(&mut self, bytes: &[u8], elems: usize) -> Result<GBuf> {
-        let dst = self.st.pool.take(self.ctx, elems)?;
+    fn upload_bytes(&mut self, bytes: &[u8]) -> Result<GBuf> {
+        let dst = self.st.pool.take(self.ctx, bytes.len() as u64)?;
         if !bytes.is_empty() {
             let staging = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("uniml upload"), contents: bytes, usage: wgpu::BufferUsages::COPY_SRC });
             self.encoder().copy_buffer_to_buffer(&staging, 0, &dst.buf, 0, bytes.len() as u64);
@@ -277,7 +273,7 @@ impl Run<'_> {
     async fn download(&mut self, ts: &[&GTensor]) -> Result<Vec<Tensor>> {
         let mut stag = Vec::with_capacity(ts.len());
         for t in ts {
-            let bytes = (t.len() * 4) as u64;
+            let bytes = self.storage.bytes(t.len());
             let class = bytes.max(16).div_ceil(256) * 256;
             let buf = match self.st.staging.get_mut(&class).and_then(|v| v.pop()) {
                 Some(b) => b,
@@ -298,11 +294,11 @@ impl Run<'_> {
         self.ctx.wait()?;
         let mut out = Vec::with_capacity(ts.len());
         for ((t, (buf, class, bytes)), map) in ts.iter().zip(stag).zip(maps) {
-            let data: Vec<f32> = if let Some(map) = map {
+            let data: Vec<u8> = if let Some(map) = map {
                 map.await?;
                 let v = {
                     let view = buf.slice(..bytes).get_mapped_range().map_err(|e| backend_err(format!("download failed: {e}")))?;
-                    bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+                    view.to_vec()
                 };
                 buf.unmap();
                 v
@@ -312,7 +308,7 @@ impl Run<'_> {
             self.st.staging.entry(class).or_default().push(buf);
             self.st.stats.downloads += 1;
             self.st.stats.download_bytes += bytes;
-            out.push(Tensor::from_vec(&t.shape, data)?);
+            out.push(from_device(t.dtype, &t.shape, &data, &self.storage)?);
         }
         Ok(out)
     }
@@ -331,18 +327,12 @@ impl Run<'_> {
         if slots[v].gpu.is_some() {
             return Ok(());
         }
-        let (bytes, shape): (Vec<u8>, Vec<usize>) = match slots[v].host.as_ref().map(|h| h.as_ref()) {
-            Some(ValueRef::Tensor(t)) => {
-                if t.dtype() != DType::F32 {
-                    return Err(backend_err(format!("internal: a {} tensor cannot feed a GPU kernel", t.dtype())));
-                }
-                (t.as_bytes().to_vec(), t.shape().to_vec())
-            }
+        let (bytes, shape, dtype): (Vec<u8>, Vec<usize>, DType) = match slots[v].host.as_ref().map(|h| h.as_ref()) {
+            Some(ValueRef::Tensor(t)) => (to_device(t.dtype(), t.as_bytes(), &self.storage)?, t.shape().to_vec(), t.dtype()),
             _ => return Err(backend_err("internal: GPU kernels take tensors")),
         };
-        let n = shape.iter().product();
-        let buf = self.upload_bytes(&bytes, n)?;
-        slots[v].gpu = Some(GTensor { buf: Arc::new(buf), shape });
+        let buf = self.upload_bytes(&bytes)?;
+        slots[v].gpu = Some(GTensor { buf: Arc::new(buf), shape, dtype });
         Ok(())
     }
 
@@ -403,7 +393,7 @@ impl Run<'_> {
                 .inputs
                 .iter()
                 .map(|v| match v.and_then(|v| slots[v].gpu.as_ref()) {
-                    Some(t) => Fact::new(DType::F32, SymbolicShape::known(&t.shape)),
+                    Some(t) => Fact::new(t.dtype, SymbolicShape::known(&t.shape)),
                     None => Fact::unknown(),
                 })
                 .collect();
@@ -484,15 +474,16 @@ impl Run<'_> {
                 l
             }
         };
-        // Outputs.
+        // Outputs: the dtype of the node's float inputs (f32 or f16).
+        let dtype = node.inputs.iter().enumerate().find_map(|(i, v)| v.filter(|_| !params.contains(&i)).and_then(|v| slots[v].gpu.as_ref()).map(|t| t.dtype)).unwrap_or(DType::F32);
         let mut outs: Vec<GTensor> = Vec::with_capacity(launch.outputs.len());
         for spec in &launch.outputs {
             outs.push(match spec {
-                OutSpec::New(shape) => GTensor { buf: Arc::new(self.st.pool.take(self.ctx, shape.iter().product())?), shape: shape.clone() },
+                OutSpec::New(shape) => GTensor { buf: Arc::new(self.new_output(shape.iter().product())?), shape: shape.clone(), dtype },
                 OutSpec::View { input, shape } => {
                     let v = node.inputs.get(*input).copied().flatten().ok_or_else(|| backend_err("internal: view of a missing input"))?;
                     let src = slots[v].gpu.as_ref().ok_or_else(|| backend_err("internal: view of a host value"))?;
-                    GTensor { buf: src.buf.clone(), shape: shape.clone() }
+                    GTensor { buf: src.buf.clone(), shape: shape.clone(), dtype: src.dtype }
                 }
             });
         }
@@ -512,17 +503,20 @@ impl Run<'_> {
                             Some(ValueRef::Tensor(t)) => indices_i32(&t.to_owned(), *dim)?,
                             _ => return Err(backend_err("internal: indices not on the host")),
                         };
-                        Arc::new(self.upload_bytes(bytemuck::cast_slice(&ix), ix.len().max(1))?)
+                        Arc::new(self.upload_bytes(bytemuck::cast_slice(if ix.is_empty() { &[0i32][..] } else { &ix }))?)
                     }
                 });
             }
-            let key: Vec<u64> = std::iter::once(Arc::as_ptr(&d.pipeline) as usize as u64).chain(bufs.iter().map(|b| b.id)).collect();
+            let key: Vec<u64> = std::iter::once(Arc::as_ptr(&d.pipeline) as usize as u64)
+                .chain(bufs.iter().map(|b| b.id))
+                .chain(d.ranges.iter().flatten().map(|r| r.1))
+                .collect();
             if !self.st.bind_groups.contains_key(&key) {
                 if self.st.bind_groups.len() > 8192 {
                     self.st.bind_groups.clear();
                 }
                 let layout = d.pipeline.get_bind_group_layout(0);
-                let entries: Vec<wgpu::BindGroupEntry> = bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.buf.as_entire_binding() }).collect();
+                let entries = range_entries(&bufs, &d.ranges)?;
                 let bg = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
                 self.st.bind_groups.insert(key.clone(), bg);
             }
@@ -570,7 +564,7 @@ impl Run<'_> {
                 host_tensors.push(Some(t));
             } else {
                 let t = slots[v].gpu.as_ref().ok_or_else(|| backend_err("internal: input not on the device"))?;
-                facts.push(Fact::new(DType::F32, SymbolicShape::known(&t.shape)));
+                facts.push(Fact::new(t.dtype, SymbolicShape::known(&t.shape)));
                 host_tensors.push(None);
             }
         }
@@ -591,7 +585,7 @@ impl Run<'_> {
             let s = f.shape.as_ref().and_then(|s| s.0.iter().map(|d| d.known()).collect::<Option<Vec<usize>>>());
             out_shapes.push(s.ok_or_else(|| backend_err(format!("the shape of output {j} cannot be inferred for the GPU kernel")))?);
         }
-        kernels::lower(&LowerCx { ctx: self.ctx, node, args, out_shapes })
+        kernels::lower(&LowerCx { ctx: self.ctx, node, args, out_shapes, storage: self.storage })
     }
 }
 
@@ -612,4 +606,52 @@ fn indices_i32(t: &Tensor, dim: usize) -> Result<Vec<i32>> {
             }
         })
         .collect()
+}
+
+/// Uploads a constant float tensor once, in the session's storage format.
+fn upload_weight(ctx: &GpuContext, storage: &Storage, pool: &mut crate::memory::BufPool, name: &str, t: &Tensor) -> Result<GTensor> {
+    let contents = to_device(t.dtype(), t.as_bytes(), storage)?;
+    if contents.len() as u64 > ctx.limits.max_buffer_size {
+        return Err(backend_err(format!(
+            "weight '{name}' ({} bytes) exceeds this adapter's buffer size limit of {} bytes",
+            contents.len(),
+            ctx.limits.max_buffer_size
+        )));
+    }
+    let buf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(name), contents: &contents, usage: crate::memory::STORAGE });
+    let id = pool.new_id();
+    Ok(GTensor { buf: Arc::new(GBuf { buf, bytes: contents.len() as u64, id }), shape: t.shape().to_vec(), dtype: t.dtype() })
+}
+
+/// Bind group entries: each bind's buffer as its consecutive byte ranges.
+fn range_entries<'b>(bufs: &'b [Arc<GBuf>], ranges: &[Vec<(u64, u64)>]) -> Result<Vec<wgpu::BindGroupEntry<'b>>> {
+    if bufs.len() != ranges.len() {
+        return Err(backend_err("internal: binding ranges do not match the buffers"));
+    }
+    let mut entries = Vec::new();
+    for (b, rs) in bufs.iter().zip(ranges) {
+        for &(offset, size) in rs {
+            if offset + size > b.bytes {
+                return Err(backend_err(format!("internal: binding range {offset}+{size} beyond a {}-byte buffer", b.bytes)));
+            }
+            let binding = entries.len() as u32;
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &b.buf, offset, size: std::num::NonZeroU64::new(size) }),
+            });
+        }
+    }
+    Ok(entries)
+}
+
+impl Run<'_> {
+    /// A pooled output buffer for `elems` elements; in f16 storage cleared
+    /// first (kernels OR their halves into shared words).
+    fn new_output(&mut self, elems: usize) -> Result<GBuf> {
+        let b = self.st.pool.take(self.ctx, self.storage.bytes(elems))?;
+        if self.storage.f16 {
+            self.encoder().clear_buffer(&b.buf, 0, None);
+        }
+        Ok(b)
+    }
 }

@@ -31,7 +31,7 @@ use uniml_core::ops::shape::reshape::Reshape;
 use uniml_core::ops::shape::slice::Slice;
 use uniml_core::ops::shape::transpose::Transpose;
 use uniml_core::{Fact, Graph, Op, Plan, Serial, SymbolicShape, Tensor};
-use uniml_gpu::{Device, GpuContext, GpuSession};
+use uniml_gpu::{Device, GpuContext, GpuPrecision, GpuSession};
 
 fn ctx() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
@@ -76,9 +76,38 @@ fn check(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
     check_graph(vec![(op, (0..inputs.len()).map(Some).collect())], inputs, tol)
 }
 
+/// Tolerance of f16 storage mode, relative to the output's scale (max |value|, at least 1):
+/// inputs and weights are rounded to f16 (the CPU reference gets the same rounded values),
+/// every stored result is rounded to f16 (relative error 2^-11 ≈ 4.9e-4 each), arithmetic is f32:
+/// one output rounding is at most 4.9e-4 of the scale; 2e-3 leaves room for chained nodes.
+const F16_TOL: f32 = 2e-3;
+
 /// A chain of nodes: node k reads inputs by index into `inputs` (or the previous node's output, index usize::MAX).
+/// Checked twice: f32 storage against the CPU within `tol`, f16 storage within [`F16_TOL`].
 fn check_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: Vec<Option<In>>, tol: f32) {
     let Some(ctx) = ctx() else { return };
+    let label = nodes.iter().map(|(op, _)| op.name()).collect::<Vec<_>>().join("+");
+    let (mut g, plan, feeds) = build_graph(nodes, &inputs);
+    run_and_compare(&ctx, &g, &plan, &feeds, GpuPrecision::F32, tol, &label);
+    // f16 storage: the CPU gets the f16-rounded inputs and weights the GPU stores.
+    for v in g.values.iter_mut() {
+        if let Some(t) = v.fact.konst.clone() {
+            v.fact.konst = Some(Arc::new(round16(&t)));
+        }
+    }
+    let feeds16: Vec<(usize, Tensor)> = feeds.iter().map(|(v, t)| (*v, round16(t))).collect();
+    run_and_compare(&ctx, &g, &plan, &feeds16, GpuPrecision::F16Storage, F16_TOL, &label);
+}
+
+/// f32 values rounded through f16 (other dtypes unchanged).
+fn round16(t: &Tensor) -> Tensor {
+    match t.as_slice::<f32>() {
+        Ok(v) => Tensor::from_vec(t.shape(), v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<f32>>()).unwrap(),
+        Err(_) => t.clone(),
+    }
+}
+
+fn build_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: &[Option<In>]) -> (Graph, Plan, Vec<(usize, Tensor)>) {
     let mut g = Graph::default();
     let mut feeds = Vec::new();
     let mut ids = Vec::new();
@@ -95,7 +124,6 @@ fn check_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: Vec<Option
         });
     }
     let mut prev = None;
-    let n_nodes = nodes.len();
     for (k, (op, refs)) in nodes.into_iter().enumerate() {
         let out = g.add_value(format!("y{k}"), Fact::unknown());
         let ins = refs.iter().map(|r| r.and_then(|i| if i == usize::MAX { prev } else { ids[i] })).collect();
@@ -105,21 +133,36 @@ fn check_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: Vec<Option
     g.outputs.push(prev.unwrap());
     g.infer_facts().unwrap();
     let plan = Plan::new(&g).unwrap();
+    (g, plan, feeds)
+}
+
+/// Runs the graph on the CPU and on `ctx` with `precision`; asserts every node ran on the
+/// GPU and the outputs agree within `tol` × scale. Returns the largest |diff| / scale.
+fn run_and_compare(ctx: &Arc<GpuContext>, g: &Graph, plan: &Plan, feeds: &[(usize, Tensor)], precision: GpuPrecision, tol: f32, label: &str) -> f32 {
     let views: Vec<_> = feeds.iter().map(|(v, t)| (*v, t.view())).collect();
-    let want = run_once(&g, &views, &Serial, 1 << 30).unwrap().pop().unwrap().into_tensor().unwrap();
-    let sess = GpuSession::new(ctx, &g, &plan, 1 << 30).unwrap();
+    let want = run_once(g, &views, &Serial, 1 << 30).unwrap().pop().unwrap().into_tensor().unwrap();
+    let sess = GpuSession::with_precision(ctx.clone(), g, plan, 1 << 30, precision).unwrap();
     let p = sess.placement();
-    assert_eq!(p.gpu_nodes(), n_nodes, "every node must be on the GPU:\n{}", p.table());
+    assert_eq!(p.gpu_nodes(), g.nodes.len(), "every node must be on the GPU:\n{}", p.table());
     let bound = feeds.iter().map(|(v, t)| (*v, ValueRef::Tensor(t.view()))).collect();
-    let got = sess.run(&g, &plan, &Serial, bound).unwrap().pop().unwrap().into_tensor().unwrap();
+    let got = sess.run(g, plan, &Serial, bound).unwrap().pop().unwrap().into_tensor().unwrap();
     assert_eq!(got.shape(), want.shape());
     let (a, b) = (got.as_slice::<f32>().unwrap(), want.as_slice::<f32>().unwrap());
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let scale = b.iter().fold(1f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m });
+    let mut worst = 0f32;
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * scale || (x.is_nan() && y.is_nan()), "element {i}: gpu {x} vs cpu {y} (scale {scale})");
+        let same_special = (x.is_nan() && y.is_nan()) || (x.is_infinite() && x == y);
+        assert!((x - y).abs() <= tol * scale || same_special, "{label} ({precision:?}) element {i}: gpu {x} vs cpu {y} (scale {scale})");
+        if !same_special {
+            worst = worst.max((x - y).abs() / scale);
+        }
+    }
+    if precision == GpuPrecision::F16Storage {
+        eprintln!("f16-error {label}: {worst:.2e} of scale {scale}");
     }
     let st = sess.last_stats();
     assert!(st.submits <= 2, "one run should need one submit (plus the output download): {st:?}");
+    worst
 }
 
 fn i64s(v: &[i64]) -> Tensor {
@@ -392,4 +435,127 @@ fn large_matmul_uses_the_vec4_block_and_matches_the_cpu() {
     for (a, b) in [(vec![520, 37], vec![37, 530]), (vec![2, 515, 129], vec![129, 700])] {
         check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 11))), Some(In::Const(rand_tensor(&b, 12)))], 1e-4);
     }
+}
+
+/// Bytes of the lowered binding limit of [`small_ctx`].
+const SMALL_BINDING: u64 = 64 << 10;
+
+/// A second device whose `max_storage_buffer_binding_size` is lowered to 64 KiB, so
+/// ordinary tensors exceed it and must be bound as several ranges.
+fn small_ctx() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    ctx()?;
+    CTX.get_or_init(|| {
+        let c = GpuContext::with_max_binding(SMALL_BINDING).expect("a device with a lowered binding limit");
+        assert!(c.limits.max_storage_buffer_binding_size <= SMALL_BINDING, "{:?}", c.limits.max_storage_buffer_binding_size);
+        Some(c)
+    })
+    .clone()
+}
+
+/// One node with tensors above the binding limit, in f32 and f16 storage, against the CPU.
+fn check_split(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
+    let Some(ctx) = small_ctx() else { return };
+    let big = inputs.iter().flatten().any(|i| match i {
+        In::Feed(t) | In::Const(t) => t.as_bytes().len() as u64 > 2 * ctx.limits.max_storage_buffer_binding_size,
+    });
+    assert!(big, "the test needs a tensor over twice the binding limit");
+    let label = format!("{} (split)", op.name());
+    let n = inputs.len();
+    let (mut g, plan, feeds) = build_graph(vec![(op, (0..n).map(Some).collect())], &inputs);
+    run_and_compare(&ctx, &g, &plan, &feeds, GpuPrecision::F32, tol, &label);
+    for v in g.values.iter_mut() {
+        if let Some(t) = v.fact.konst.clone() {
+            v.fact.konst = Some(Arc::new(round16(&t)));
+        }
+    }
+    let feeds16: Vec<(usize, Tensor)> = feeds.iter().map(|(v, t)| (*v, round16(t))).collect();
+    run_and_compare(&ctx, &g, &plan, &feeds16, GpuPrecision::F16Storage, F16_TOL, &label);
+}
+
+#[test]
+fn gather_on_a_table_above_the_binding_limit() {
+    // 3000 × 37 f32 = 444 KB: 7 ranges of 64 KiB (4 in f16).
+    let idx: Vec<i64> = (0..50).map(|i| (i * 997 % 3000) as i64 - if i % 3 == 0 { 3000 } else { 0 }).collect();
+    check_split(Box::new(Gather { axis: 0 }), vec![Some(In::Const(rand_tensor(&[3000, 37], 3))), Some(In::Feed(Tensor::from_vec(&[5, 10], idx).unwrap()))], 0.0);
+}
+
+#[test]
+fn matmul_and_gemm_with_weights_above_the_binding_limit() {
+    // 300 × 250 f32 = 300 KB weights.
+    check_split(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[2, 3, 300], 4))), Some(In::Const(rand_tensor(&[300, 250], 5)))], 1e-4);
+    check_split(Box::new(Gemm::new(1.0, 1.0, false, true)), vec![Some(In::Feed(rand_tensor(&[5, 300], 6))), Some(In::Const(rand_tensor(&[250, 300], 7))), Some(In::Const(rand_tensor(&[250], 8)))], 1e-4);
+}
+
+#[test]
+fn elementwise_and_softmax_above_the_binding_limit() {
+    // 70 000 f32 activations = 280 KB in, out and in the second operand.
+    check_split(Box::new(Binary::new(BinOp::Add)), vec![Some(In::Feed(rand_tensor(&[7, 10000], 9))), Some(In::Const(rand_tensor(&[7, 10000], 10)))], 1e-6);
+    check_split(Box::new(Softmax { kind: SoftmaxKind::Softmax, axis: -1, flatten_tail: false }), vec![Some(In::Feed(rand_tensor(&[7, 10000], 11)))], 1e-5);
+}
+
+#[test]
+fn f16_storage_saturates_instead_of_overflowing() {
+    // x · 1000 exceeds f16's range (65504) for |x| > 65.5: stored as ±65504, never inf,
+    // so the following Sub stays finite; the f32 model's values are finite throughout.
+    let Some(ctx) = ctx() else { return };
+    let x = Tensor::from_vec(&[4], vec![1.0f32, -100.0, 100.0, 50.0]).unwrap();
+    let k = Tensor::from_vec(&[1], vec![1000.0f32]).unwrap();
+    let (g, plan, feeds) = build_graph(
+        vec![(Box::new(Binary::new(BinOp::Mul)), vec![Some(0), Some(1)]), (Box::new(Binary::new(BinOp::Sub)), vec![Some(usize::MAX), Some(1)])],
+        &[Some(In::Feed(x)), Some(In::Const(k))],
+    );
+    let sess = GpuSession::with_precision(ctx, &g, &plan, 1 << 30, GpuPrecision::F16Storage).unwrap();
+    let bound = feeds.iter().map(|(v, t)| (*v, ValueRef::Tensor(t.view()))).collect();
+    let got = sess.run(&g, &plan, &Serial, bound).unwrap().pop().unwrap().into_tensor().unwrap();
+    // f32: [0, -101000, 99000, 49000]; f16 storage: the product saturates at ±65504, each
+    // stored result is rounded to f16.
+    let r = |v: f32| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32();
+    let want: Vec<f32> = [1.0f32, -100.0, 100.0, 50.0].iter().map(|&x| r(r(x * 1000.0) - 1000.0)).collect();
+    assert_eq!(want[1], -65504.0);
+    assert_eq!(got.as_slice::<f32>().unwrap(), &want[..]);
+}
+
+#[test]
+fn f16_storage_halves_weight_memory_and_takes_f16_models() {
+    let Some(ctx) = ctx() else { return };
+    // An f16 model: f16 input, f16 weights; the GPU keeps them f16 (f16 storage) or widens them (f32).
+    let w = rand_tensor(&[64, 32], 12);
+    let w16 = Tensor::from_vec(&[64, 32], w.as_slice::<f32>().unwrap().iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>()).unwrap();
+    let x = rand_tensor(&[3, 64], 13);
+    let x16 = Tensor::from_vec(&[3, 64], x.as_slice::<f32>().unwrap().iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>()).unwrap();
+    let (g, plan, _) = build_graph(vec![(Box::new(MatMul::default()), vec![Some(0), Some(1)])], &[Some(In::Feed(x16.clone())), Some(In::Const(w16))]);
+    let want = run_once(&g, &[(g.inputs[0], x16.view())], &Serial, 1 << 30).unwrap().pop().unwrap().into_tensor().unwrap();
+    let want: Vec<f32> = want.as_slice::<half::f16>().unwrap().iter().map(|v| v.to_f32()).collect();
+    let mut bytes = Vec::new();
+    for p in [GpuPrecision::F32, GpuPrecision::F16Storage] {
+        let sess = GpuSession::with_precision(ctx.clone(), &g, &plan, 1 << 30, p).unwrap();
+        assert_eq!(sess.placement().gpu_nodes(), 1, "{}", sess.placement().table());
+        let got = sess.run(&g, &plan, &Serial, vec![(g.inputs[0], ValueRef::Tensor(x16.view()))]).unwrap().pop().unwrap().into_tensor().unwrap();
+        assert_eq!(got.dtype(), uniml_core::DType::F16);
+        for (a, b) in got.as_slice::<half::f16>().unwrap().iter().zip(&want) {
+            assert!((a.to_f32() - b).abs() <= F16_TOL * 8.0, "{p:?}: {a} vs {b}");
+        }
+        bytes.push(sess.last_stats().weight_bytes);
+    }
+    assert_eq!(bytes, vec![64 * 32 * 4, 64 * 32 * 2]);
+}
+
+#[test]
+fn max_reductions_of_all_negative_infinity_rows_stay_infinite() {
+    // Found by the GPU conformance run (Attention's NaN-robust expansion tests ReduceMax == -inf).
+    let ninf = f32::NEG_INFINITY;
+    let x = Tensor::from_vec(&[2, 3], vec![ninf, ninf, ninf, 1.0, -2.0, 0.5]).unwrap();
+    check(Box::new(Reduce::new(ReduceKind::Max, Some(vec![1]), true, false)), vec![Some(In::Feed(x.clone()))], 0.0);
+    check(Box::new(GlobalPool { kind: GlobalPoolKind::Max }), vec![Some(In::Feed(Tensor::from_vec(&[1, 2, 3], x.as_slice::<f32>().unwrap().to_vec()).unwrap()))], 0.0);
+    let y = Tensor::from_vec(&[2, 2], vec![f32::INFINITY, f32::INFINITY, 1.0, f32::INFINITY]).unwrap();
+    check(Box::new(Reduce::new(ReduceKind::Min, Some(vec![0]), false, false)), vec![Some(In::Feed(y))], 0.0);
+}
+
+#[test]
+fn prelu_with_a_per_channel_1d_slope() {
+    // Found by the GPU conformance run (pytorch-converted PReLU_*_multiparam): a 1-D slope that does
+    // not broadcast aligns with x's dim of its size, as the CPU kernel does.
+    check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 5, 3], 1))), Some(In::Const(rand_tensor(&[5], 2)))], 1e-6);
+    check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 4, 3, 3], 3))), Some(In::Const(rand_tensor(&[4], 4)))], 1e-6);
 }

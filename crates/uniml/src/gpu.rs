@@ -49,8 +49,12 @@ pub async fn open_gpu() -> Result<String> {
     Ok(c.describe())
 }
 
-pub(crate) fn session(graph: &Graph, plan: &Plan, memory_limit: u64) -> Result<GpuSession> {
-    GpuSession::new(context()?, graph, plan, memory_limit)
+pub(crate) fn session(graph: &Graph, plan: &Plan, memory_limit: u64, precision: crate::GpuPrecision) -> Result<GpuSession> {
+    let precision = match precision {
+        crate::GpuPrecision::F32 => uniml_gpu::GpuPrecision::F32,
+        crate::GpuPrecision::F16Storage => uniml_gpu::GpuPrecision::F16Storage,
+    };
+    GpuSession::with_precision(context()?, graph, plan, memory_limit, precision)
 }
 
 pub(crate) fn placement(g: &GpuSession) -> Placement {

@@ -25,7 +25,7 @@ mod placement;
 mod session;
 
 pub use info::{IoInfo, ModelInfo};
-pub use options::{Backend, SessionOptions, SharedParallelism};
+pub use options::{Backend, GpuPrecision, SessionOptions, SharedParallelism};
 pub use placement::{Device, NodePlacement, Placement};
 pub use session::Session;
 pub use uniml_core::op::ValueRef;

@@ -28,6 +28,32 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// How the GPU backend stores weights and intermediate activations
+/// (`docs/gpu.md`, "f32 / f16"). Ignored on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GpuPrecision {
+    /// f32 storage and arithmetic: GPU results match the CPU within rounding.
+    #[default]
+    F32,
+    /// Weights and activations stored as f16 on the device (half the memory
+    /// and bandwidth), every computation and accumulation in f32. Works on
+    /// adapters without `shader-f16` (halves packed in `u32` words). Stored
+    /// values saturate at ±65504 instead of overflowing to inf. f16 models'
+    /// weights are used as they are; f32 ones are rounded once at upload.
+    F16Storage,
+}
+
+impl std::str::FromStr for GpuPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(GpuPrecision::F32),
+            "f16" => Ok(GpuPrecision::F16Storage),
+            other => Err(format!("unknown GPU precision '{other}' (expected f32 or f16)")),
+        }
+    }
+}
+
 /// A [`Parallelism`] supplied by the caller (shared between sessions), used
 /// instead of the facade's own choice; e.g. the Web Worker pool of the threaded
 /// wasm build (`uniml-web`), where the facade cannot start threads itself.
@@ -62,6 +88,8 @@ pub struct SessionOptions {
     /// (natively: a rayon pool with feature `threads`, else serial).
     pub parallelism: Option<SharedParallelism>,
     pub backend: Backend,
+    /// Storage precision on the GPU backend (default f32).
+    pub gpu_precision: GpuPrecision,
     /// Upper bound for any single tensor (weights or intermediates) and for the
     /// run-time buffer pool. Requests beyond it fail with `Error::MemoryLimit`.
     pub memory_limit_bytes: u64,
@@ -80,6 +108,7 @@ impl Default for SessionOptions {
             threads: 0,
             parallelism: None,
             backend: Backend::Cpu,
+            gpu_precision: GpuPrecision::F32,
             memory_limit_bytes: 4 << 30,
             optimize: true,
             external_data: HashMap::new(),
@@ -101,6 +130,11 @@ impl SessionOptions {
     /// Where the session runs (see [`Backend`]).
     pub fn with_backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
+        self
+    }
+    /// How the GPU backend stores tensors (see [`GpuPrecision`]).
+    pub fn with_gpu_precision(mut self, precision: GpuPrecision) -> Self {
+        self.gpu_precision = precision;
         self
     }
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {

@@ -104,11 +104,11 @@ impl Session {
         let (gpu, placement) = match options.backend {
             Backend::Cpu => (None, all_cpu("backend cpu", None)),
             Backend::Gpu => {
-                let g = crate::gpu::session(&graph, &plan, options.memory_limit_bytes)?;
+                let g = crate::gpu::session(&graph, &plan, options.memory_limit_bytes, options.gpu_precision)?;
                 let p = crate::gpu::placement(&g);
                 (Some(g), p)
             }
-            Backend::Auto => match crate::gpu::session(&graph, &plan, options.memory_limit_bytes) {
+            Backend::Auto => match crate::gpu::session(&graph, &plan, options.memory_limit_bytes, options.gpu_precision) {
                 Ok(g) => {
                     let p = crate::gpu::placement(&g);
                     (Some(g), p)

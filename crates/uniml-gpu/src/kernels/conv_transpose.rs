@@ -87,18 +87,18 @@ fn lower_ct(cx: &LowerCx, ct: &ConvTranspose) -> Result<Launch> {
       if (ix >= {w}u) {{ continue; }}
       for (var cc = 0u; cc < {cg}u; cc = cc + 1u) {{
         let ci = g * {cg}u + cc;
-        s = fma(x[((img * {c}u + ci) * {h}u + iy) * {w}u + ix], wt[((ci * {mg}u + cm) * {kh}u + ky) * {kw}u + kx], s);
+        s = fma(ld_x(((img * {c}u + ci) * {h}u + iy) * {w}u + ix), ld_wt(((ci * {mg}u + cm) * {kh}u + ky) * {kw}u + kx), s);
       }}
     }}
   }}
-  y[i] = act(s{b});"#,
+  st_y(i, act(s{b}));"#,
         ohw = oh * ow,
         mohw = m * oh * ow,
         ph = ph as i32,
         pw = pw as i32,
         sh = sh as i32,
         sw = sw as i32,
-        b = if has_bias { " + bias[co]" } else { "" },
+        b = if has_bias { " + ld_bias(co)" } else { "" },
     );
     let src = format!("{}{}{}", bindings(&names, &[], "y"), act_fn(ct.activation), main_1d(total, &body));
     cx.single("conv_transpose", src, binds, groups(total, WG))

@@ -3,7 +3,7 @@
 //! `Pow`, `Max`, `Min`, `PRelu`). Same-shape operands skip index math; other
 //! shapes unravel the output index against baked broadcast strides.
 
-use uniml_core::ops::elementwise::binary::{BinOp, Binary, Pow};
+use uniml_core::ops::elementwise::binary::{prelu_slope_shape, BinOp, Binary, Pow};
 use uniml_core::ops::elementwise::clip::Clip;
 use uniml_core::ops::elementwise::unary::{Unary, UnaryOp};
 use uniml_core::ops::elementwise::variadic::{Variadic, VariadicOp};
@@ -137,7 +137,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 fn lower_unary(cx: &LowerCx, expr: &str) -> Result<Launch> {
     let n: usize = cx.shape(0)?.iter().product();
-    let body = format!("  let v = x[i];\n  y[i] = {expr};");
+    let body = format!("  let v = ld_x(i);\n  st_y(i, {expr});");
     let src = format!("{}{MATH}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
     cx.single("unary", src, vec![Bind::In(0), Bind::Out(0)], groups(n, WG))
 }
@@ -161,25 +161,29 @@ fn lower_clip(cx: &LowerCx, c: &Clip) -> Result<Launch> {
 }
 
 fn lower_binary(cx: &LowerCx, expr: &str) -> Result<Launch> {
-    let (sa, sb) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    let (sa, mut sb) = (cx.shape(0)?.to_vec(), cx.shape(1)?.to_vec());
+    if cx.node.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::PRelu) {
+        // The CPU kernel's rule: a 1-D slope that does not broadcast aligns with x's one dim of its size.
+        sb = prelu_slope_shape(&sa, &sb)?;
+    }
     let out = cx.out(0)?.to_vec();
     let n: usize = out.iter().product();
     let na: usize = sa.iter().product();
     let nb: usize = sb.iter().product();
     let index = |s: &[usize], len: usize, name: &str| -> Option<String> {
         if len == n && s.iter().filter(|&&d| d != 1).eq(out.iter().filter(|&&d| d != 1)) {
-            Some(format!("{name}[i]"))
+            Some(format!("ld_{name}(i)"))
         } else if len == 1 {
-            Some(format!("{name}[0]"))
+            Some(format!("ld_{name}(0u)"))
         } else {
             None
         }
     };
     let body = match (index(&sa, na, "x0"), index(&sb, nb, "x1")) {
-        (Some(a), Some(b)) => format!("  let a = {a};\n  let b = {b};\n  y[i] = {expr};"),
+        (Some(a), Some(b)) => format!("  let a = {a};\n  let b = {b};\n  st_y(i, {expr});"),
         _ => {
             let (ta, tb) = (broadcast_strides(&sa, &out), broadcast_strides(&sb, &out));
-            format!("{}  let a = x0[oa];\n  let b = x1[ob];\n  y[i] = {expr};", unravel("i", &out, &[("oa", &ta), ("ob", &tb)]))
+            format!("{}  let a = ld_x0(u32(oa));\n  let b = ld_x1(u32(ob));\n  st_y(i, {expr});", unravel("i", &out, &[("oa", &ta), ("ob", &tb)]))
         }
     };
     let src = format!("{}{}", bindings(&["x0", "x1"], &[], "y"), main_1d(n, &body));

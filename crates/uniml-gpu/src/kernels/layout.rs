@@ -72,7 +72,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 /// `y[i] = x[off + Σ coord(i)·src]` over the output shape.
 fn copy_src(n: usize, out: &[usize], src: &[i64], off: i64) -> String {
-    let body = format!("{}  y[i] = x[u32(os + ({off}))];", unravel("i", out, &[("os", src)]));
+    let body = format!("{}  st_y(i, ld_x(u32(os + ({off}))));", unravel("i", out, &[("os", src)]));
     format!("{}{}", bindings(&["x"], &[], "y"), main_1d(n, &body))
 }
 
@@ -149,7 +149,7 @@ fn lower_concat(cx: &LowerCx, c: &Concat) -> Result<Launch> {
         let s = cx.shape(j)?.to_vec();
         let n: usize = s.iter().product();
         if n > 0 {
-            let body = format!("{}  y[u32(od + {})] = x[i];", unravel("i", &s, &[("od", &ost)]), at as i64 * ost[axis]);
+            let body = format!("{}  st_y(u32(od + {}), ld_x(i));", unravel("i", &s, &[("od", &ost)]), at as i64 * ost[axis]);
             let src = format!("{}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
             dispatches.push(cx.dispatch("concat", src, vec![Bind::In(j), Bind::Out(0)], groups(n, WG))?);
         }
@@ -175,7 +175,7 @@ fn lower_gather(cx: &LowerCx, g: &Gather) -> Result<Launch> {
         return Ok(Launch { outputs: vec![OutSpec::New(out)], dispatches: vec![] });
     }
     let body = format!(
-        "  let j = i % {inner}u; let t = i / {inner}u; let q = t % {ni}u; let o = t / {ni}u;\n  y[i] = x[(o * {dim}u + u32(ix[q])) * {inner}u + j];"
+        "  let j = i % {inner}u; let t = i / {inner}u; let q = t % {ni}u; let o = t / {ni}u;\n  st_y(i, ld_x((o * {dim}u + u32(ix[q])) * {inner}u + j));"
     );
     let src = format!("{}{}", bindings(&["x"], &["ix"], "y"), main_1d(n, &body));
     let d = cx.dispatch("gather", src, vec![Bind::In(0), Bind::Idx { input: 1, dim }, Bind::Out(0)], groups(n, WG))?;

@@ -341,9 +341,9 @@ fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
         batch,
         bindings: bindings(&["a", "w"], &[], "y"),
         extra: batch_offset_fn("a_off", bdims, &sa) + &batch_offset_fn("b_off", bdims, &sb),
-        load_a: format!("return a[a_off(b) + m * {k}u + k];"),
-        load_b: format!("return w[b_off(b) + k * {n}u + n];"),
-        store: format!("y[(b * {m}u + m) * {n}u + n] = v;"),
+        load_a: format!("return ld_a(a_off(b) + m * {k}u + k);"),
+        load_b: format!("return ld_w(b_off(b) + k * {n}u + n);"),
+        store: format!("st_y((b * {m}u + m) * {n}u + n, v);"),
     };
     cx.single("matmul", gemm_wgsl(&spec), vec![Bind::In(0), Bind::In(1), Bind::Out(0)], gemm_groups(&spec)?)
 }
@@ -358,15 +358,15 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
     if k != kb {
         return Err(Error::Shape(format!("Gemm: inner dims differ: {a:?} × {b:?} (transA {}, transB {})", g.trans_a, g.trans_b)));
     }
-    let load_a = if g.trans_a { format!("return a[k * {m}u + m];") } else { format!("return a[m * {k}u + k];") };
-    let load_b = if g.trans_b { format!("return w[n * {k}u + k];") } else { format!("return w[k * {n}u + n];") };
+    let load_a = if g.trans_a { format!("return ld_a(k * {m}u + m);") } else { format!("return ld_a(m * {k}u + k);") };
+    let load_b = if g.trans_b { format!("return ld_w(n * {k}u + k);") } else { format!("return ld_w(k * {n}u + n);") };
     let has_c = cx.has(2) && g.beta != 0.0;
     let mut binds = vec![Bind::In(0), Bind::In(1)];
     let (names, c_term) = if has_c {
         binds.push(Bind::In(2));
         let cs = cx.shape(2)?.to_vec();
         let st = super::wgsl::broadcast_strides(&cs, &[m, n]);
-        (vec!["a", "w", "c"], format!(" + {} * c[m * {}u + n * {}u]", lit(g.beta), st[0], st[1]))
+        (vec!["a", "w", "c"], format!(" + {} * ld_c(m * {}u + n * {}u)", lit(g.beta), st[0], st[1]))
     } else {
         (vec!["a", "w"], String::new())
     };
@@ -380,7 +380,7 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
         extra: act_fn(g.activation),
         load_a,
         load_b,
-        store: format!("y[m * {n}u + n] = act({} * v{c_term});", lit(g.alpha)),
+        store: format!("st_y(m * {n}u + n, act({} * v{c_term}));", lit(g.alpha)),
     };
     cx.single("gemm", gemm_wgsl(&spec), binds, gemm_groups(&spec)?)
 }
@@ -437,7 +437,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
         names.push("bias");
     }
     binds.push(Bind::Out(0));
-    let bias = |co: &str| if has_bias { format!(" + bias[{co}]") } else { String::new() };
+    let bias = |co: &str| if has_bias { format!(" + ld_bias({co})") } else { String::new() };
     let act = act_fn(conv.activation);
     let ConvGeom { n, c, h, w, m, kh, kw, oh, ow, sh, sw, dh, dw, ph, pw, group } = g;
     if group == c && m == c && group > 1 {
@@ -452,10 +452,10 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
     for (var kx = 0u; kx < {kw}u; kx = kx + 1u) {{
       let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
       if (ix < 0 || ix >= {w}) {{ continue; }}
-      s = fma(x[((img * {c}u + ch) * {h}u + u32(iy)) * {w}u + u32(ix)], wt[(ch * {kh}u + ky) * {kw}u + kx], s);
+      s = fma(ld_x(((img * {c}u + ch) * {h}u + u32(iy)) * {w}u + u32(ix)), ld_wt((ch * {kh}u + ky) * {kw}u + kx), s);
     }}
   }}
-  y[i] = act(s{b});"#,
+  st_y(i, act(s{b}));"#,
             ohw = oh * ow,
             mohw = m * oh * ow,
             ph = ph as i32,
@@ -476,7 +476,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
         batch: n * group,
         bindings: bindings(&names, &[], "y"),
         extra: act,
-        load_a: format!("return wt[((b % {group}u) * {mg}u + m) * {K}u + k];", K = cg * khw),
+        load_a: format!("return ld_wt(((b % {group}u) * {mg}u + m) * {K}u + k);", K = cg * khw),
         load_b: format!(
             r#"let img = b / {group}u; let g = b % {group}u;
   let ch = k / {khw}u; let r = k % {khw}u; let ky = r / {kw}u; let kx = r % {kw}u;
@@ -484,7 +484,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
   let iy = i32(oy * {sh}u + ky * {dh}u) - {ph};
   let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
   if (iy < 0 || iy >= {h} || ix < 0 || ix >= {w}) {{ return 0.0; }}
-  return x[((img * {c}u + g * {cg}u + ch) * {hu}u + u32(iy)) * {wu}u + u32(ix)];"#,
+  return ld_x(((img * {c}u + g * {cg}u + ch) * {hu}u + u32(iy)) * {wu}u + u32(ix));"#,
             ph = ph as i32,
             pw = pw as i32,
             h = h as i32,
@@ -493,7 +493,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             wu = w,
         ),
         store: format!(
-            "let img = b / {group}u; let co = (b % {group}u) * {mg}u + m; y[(img * {m}u + co) * {ohw}u + n] = act(v{});",
+            "let img = b / {group}u; let co = (b % {group}u) * {mg}u + m; st_y((img * {m}u + co) * {ohw}u + n, act(v{}));",
             bias("co"),
             ohw = oh * ow
         ),

@@ -13,6 +13,7 @@ pub(crate) mod matmul;
 pub(crate) mod pool;
 pub(crate) mod resize;
 pub(crate) mod rows;
+pub(crate) mod storage;
 pub(crate) mod wgsl;
 
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub(crate) enum Bind {
 pub(crate) struct Dispatch {
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub binds: Vec<Bind>,
+    /// Per bind, the byte ranges of its buffer bound as consecutive bindings
+    /// (several when the tensor exceeds the binding size limit).
+    pub ranges: Vec<Vec<(u64, u64)>>,
     pub groups: [u32; 3],
 }
 
@@ -69,6 +73,8 @@ pub(crate) struct LowerCx<'a> {
     pub args: Vec<Option<Arg<'a>>>,
     /// Output shapes from the op's own shape rules.
     pub out_shapes: Vec<Vec<usize>>,
+    /// How this session stores device tensors.
+    pub storage: storage::Storage,
 }
 
 impl LowerCx<'_> {
@@ -84,9 +90,18 @@ impl LowerCx<'_> {
     pub fn out(&self, i: usize) -> Result<&[usize]> {
         self.out_shapes.get(i).map(|s| s.as_slice()).ok_or_else(|| uniml_data::Error::Shape(format!("{}: output {i} has no shape", self.node.op.name())))
     }
+    /// Element count of the tensor a bind refers to.
+    fn bind_elems(&self, b: &Bind) -> Result<usize> {
+        Ok(match b {
+            Bind::In(i) | Bind::Idx { input: i, .. } => self.shape(*i)?.iter().product(),
+            Bind::Out(j) => self.out(*j)?.iter().product(),
+        })
+    }
     pub fn dispatch(&self, family: &str, wgsl: String, binds: Vec<Bind>, groups: [u32; 3]) -> Result<Dispatch> {
         let label = format!("{family} ({})", self.node.name);
-        Ok(Dispatch { pipeline: self.ctx.pipeline(&label, &wgsl)?, binds, groups })
+        let elems = binds.iter().map(|b| self.bind_elems(b)).collect::<Result<Vec<usize>>>()?;
+        let (wgsl, ranges) = storage::expand(&wgsl, &elems, &self.storage)?;
+        Ok(Dispatch { pipeline: self.ctx.pipeline(&label, &wgsl)?, binds, ranges, groups })
     }
     /// One dispatch, one output of fresh memory.
     pub fn single(&self, family: &str, wgsl: String, binds: Vec<Bind>, groups: [u32; 3]) -> Result<Launch> {
@@ -123,12 +138,15 @@ impl Facts<'_> {
     pub fn konst(&self, i: usize) -> Option<&Arc<Tensor>> {
         self.input(i).and_then(|v| self.g.konst(v))
     }
-    /// Inputs `idx` exist and are f32.
+    /// Inputs `idx` exist and are floats of one dtype, f32 or f16 (on the
+    /// device both are f32, or both f16 in f16 storage mode; kernels compute in f32).
     pub fn f32s(&self, idx: &[usize]) -> std::result::Result<(), String> {
+        let first = idx.first().and_then(|&i| self.dtype(i));
         for &i in idx {
             match self.dtype(i) {
-                Some(DType::F32) => {}
-                Some(d) => return Err(format!("input {i} is {d}; GPU kernels are f32")),
+                Some(d @ (DType::F32 | DType::F16)) if Some(d) == first => {}
+                Some(d @ (DType::F32 | DType::F16)) => return Err(format!("input {i} is {d}, input {} is {}: mixed float dtypes run on CPU", idx[0], first.map(|f| f.to_string()).unwrap_or_default())),
+                Some(d) => return Err(format!("input {i} is {d}; GPU kernels take f32 or f16")),
                 None if self.input(i).is_none() => return Err(format!("input {i} is absent")),
                 None => return Err(format!("dtype of input {i} unknown")),
             }

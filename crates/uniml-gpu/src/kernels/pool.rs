@@ -4,7 +4,7 @@
 use uniml_core::ops::nn::pool::{Pool, PoolKind};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, main_1d, WG};
+use super::wgsl::{bindings, groups, main_1d, INF, WG};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>> {
@@ -47,14 +47,14 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
     let planes = x[0] * x[1];
     let total = planes * oh * ow;
     let (init, step, fin) = match p.kind {
-        PoolKind::Max => ("var best = -3.0e38; var any = false;", "best = max(best, v); any = true;", "y[i] = select(0.0, best, any);".to_string()),
+        PoolKind::Max => ("var best = -inf_(); var any = false;", "best = max(best, v); any = true;", "st_y(i, select(0.0, best, any));".to_string()),
         PoolKind::Average { count_include_pad } => (
             "var s = 0.0; var n = 0u;",
             "s = s + v; n = n + 1u;",
             if count_include_pad {
-                "y[i] = select(0.0, s / f32(cy * cx), cy * cx > 0u);".to_string()
+                "st_y(i, select(0.0, s / f32(cy * cx), cy * cx > 0u));".to_string()
             } else {
-                "y[i] = select(0.0, s / f32(n), n > 0u);".to_string()
+                "st_y(i, select(0.0, s / f32(n), n > 0u));".to_string()
             },
         ),
         PoolKind::Lp { .. } => return Err(Error::Other("LpPool has no GPU kernel".into())),
@@ -77,7 +77,7 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
     for (var kx = 0u; kx < {kw}u; kx = kx + 1u) {{
       let ix = i32(ox * {sw}u + kx * {dw}u) - {pw};
       if (ix < 0 || ix >= {w}) {{ continue; }}
-      let v = x[(plane * {hu}u + u32(iy)) * {wu}u + u32(ix)];
+      let v = ld_x((plane * {hu}u + u32(iy)) * {wu}u + u32(ix));
       {step}
     }}
   }}
@@ -92,7 +92,7 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
         hu = h,
         wu = w,
     );
-    let src = format!("{}{}", bindings(&["x"], &[], "y"), main_1d(total, &body));
+    let src = format!("{}{INF}{}", bindings(&["x"], &[], "y"), main_1d(total, &body));
     cx.single("pool", src, vec![Bind::In(0), Bind::Out(0)], groups(total, WG))
 }
 

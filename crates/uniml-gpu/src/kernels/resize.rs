@@ -118,7 +118,7 @@ fn lower_resize(cx: &LowerCx, r: &Resize) -> Result<Launch> {
     }
     let _ = write!(
         body,
-        "  let base = {base};\n  var acc = 0.0;\n{loops}    acc = acc + {weight} * x[base{offset}];\n{closes}  y[i] = acc;"
+        "  let base = {base};\n  var acc = 0.0;\n{loops}    acc = acc + {weight} * ld_x(base{offset});\n{closes}  st_y(i, acc);"
     );
     let src = format!("{}{tables}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
     cx.single("resize", src, vec![Bind::In(0), Bind::Out(0)], groups(n, WG))

@@ -9,7 +9,7 @@ use uniml_core::ops::nn::softmax::{Softmax, SoftmaxKind};
 use uniml_core::ops::reduce::reducer::{Reduce, ReduceKind};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, lit};
+use super::wgsl::{bindings, groups, lit, INF};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 /// Code reducing `pre(v)` over the row into `let <var>`; `comb` combines `p` and `q`.
@@ -18,7 +18,7 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
     format!(
         r#"  {{
     var acc = {init};
-    for (var r = lid.x; r < R; r = r + 64u) {{ let v = x[base + r * I]; let t = {pre}; acc = {c1}; }}
+    for (var r = lid.x; r < R; r = r + 64u) {{ let v = ld_x(base + r * I); let t = {pre}; acc = {c1}; }}
     red[lid.x] = acc;
   }}
   workgroupBarrier();
@@ -37,7 +37,7 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
 /// The row-kernel shell: `body` runs per row with `base`, `R`, `I`, `row` and `lid`.
 fn row_kernel(inputs: &[&str], rows: usize, r: usize, inner: usize, body: &str) -> String {
     format!(
-        r#"{b}
+        r#"{b}{INF}
 const R: u32 = {r}u;
 const I: u32 = {inner}u;
 var<workgroup> red: array<f32, 64>;
@@ -145,7 +145,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
             }
             let (rows, r) = (s[0] * s[1], s[2..].iter().product::<usize>());
             let max = g.kind == GlobalPoolKind::Max;
-            reduce_rows(cx, rows, r, 1, if max { "max(p, q)" } else { SUM }, if max { "-3.0e38" } else { "0.0" }, "v", if max { "s" } else { "s / f32(R)" })
+            reduce_rows(cx, rows, r, 1, if max { "max(p, q)" } else { SUM }, if max { "-inf_()" } else { "0.0" }, "v", if max { "s" } else { "s / f32(R)" })
         })());
     }
     if let Some(s) = op.downcast_ref::<Softmax>() {
@@ -159,7 +159,7 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(cx: &LowerCx, rows: usize, r: usize, inner: usize, comb: &str, init: &str, pre: &str, post: &str) -> Result<Launch> {
-    let body = format!("{}  if (lid.x == 0u) {{ y[row] = {post}; }}", block_reduce("s", init, pre, comb));
+    let body = format!("{}  if (lid.x == 0u) {{ st_y(row, {post}); }}", block_reduce("s", init, pre, comb));
     let src = row_kernel(&["x"], rows, r, inner, &body);
     cx.single("reduce_rows", src, vec![Bind::In(0), Bind::Out(0)], groups(rows, 1))
 }
@@ -176,8 +176,8 @@ fn lower_reduce(cx: &LowerCx, red: &Reduce) -> Result<Launch> {
     let (comb, init, pre, post) = match red.kind {
         ReduceKind::Sum => (SUM, "0.0", "v", "s"),
         ReduceKind::Mean => (SUM, "0.0", "v", "s / f32(R)"),
-        ReduceKind::Max => ("max(p, q)", "-3.0e38", "v", "s"),
-        ReduceKind::Min => ("min(p, q)", "3.0e38", "v", "s"),
+        ReduceKind::Max => ("max(p, q)", "-inf_()", "v", "s"),
+        ReduceKind::Min => ("min(p, q)", "inf_()", "v", "s"),
         ReduceKind::SumSquare => (SUM, "0.0", "v * v", "s"),
         ReduceKind::L1 => (SUM, "0.0", "abs(v)", "s"),
         ReduceKind::L2 => (SUM, "0.0", "v * v", "sqrt(s)"),
@@ -197,12 +197,12 @@ fn lower_softmax(cx: &LowerCx, s: &Softmax) -> Result<Launch> {
     let outer: usize = shape[..a].iter().product();
     let (r, inner) = if s.flatten_tail || shape.is_empty() { (shape[a..].iter().product(), 1) } else { (shape[a], shape[a + 1..].iter().product()) };
     let write = match s.kind {
-        SoftmaxKind::LogSoftmax => "x[base + r * I] - mx - log(sm)",
-        _ => "exp(x[base + r * I] - mx) / sm",
+        SoftmaxKind::LogSoftmax => "ld_x(base + r * I) - mx - log(sm)",
+        _ => "exp(ld_x(base + r * I) - mx) / sm",
     };
     let body = format!(
-        "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ y[base + r * I] = {write}; }}",
-        block_reduce("mx", "-3.0e38", "v", "max(p, q)"),
+        "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r * I, {write}); }}",
+        block_reduce("mx", "-inf_()", "v", "max(p, q)"),
         block_reduce("sm", "0.0", "exp(v - mx)", SUM)
     );
     let rows = outer * inner;
@@ -235,9 +235,9 @@ fn lower_layernorm(cx: &LowerCx, l: &LayerNorm) -> Result<Launch> {
         binds.push(Bind::In(2));
     }
     binds.push(Bind::Out(0));
-    let b = if has_b { " + bias[r]" } else { "" };
+    let b = if has_b { " + ld_bias(r)" } else { "" };
     let body = format!(
-        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n  for (var r = lid.x; r < R; r = r + 64u) {{ y[base + r] = (x[base + r] - mean) * inv * scale[r]{b}; }}",
+        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r, (ld_x(base + r) - mean) * inv * ld_scale(r){b}); }}",
         block_reduce("total", "0.0", "v", SUM),
         block_reduce("sq", "0.0", "(v - mean) * (v - mean)", SUM),
         eps = lit(l.epsilon),

@@ -7,6 +7,8 @@ use std::fmt::Write;
 
 use uniml_core::ops::nn::FusedActivation;
 
+use super::storage::MARK;
+
 /// Threads per workgroup of the 1-D kernels.
 pub const WG: u32 = 64;
 
@@ -20,20 +22,20 @@ pub fn lit(x: f32) -> String {
     format!("bitcast<f32>({}u)", x.to_bits())
 }
 
-/// Storage bindings in order: read-only f32 inputs, read-only i32 index
-/// buffers, then the read-write f32 output `y`.
+/// Storage bindings in order: tensor inputs, i32 index buffers, then the
+/// output tensor. Tensors are reached only through `ld_<name>(i) -> f32` and
+/// `st_<name>(i, v: f32)`; index buffers are plain `array<i32>`. This emits
+/// one marker per binding, expanded by `LowerCx::dispatch` for the storage of
+/// the tensors bound (f32 or packed f16, one range or several: `storage.rs`).
 pub fn bindings(inputs: &[&str], idx: &[&str], out: &str) -> String {
     let mut s = String::new();
-    let mut b = 0;
     for name in inputs {
-        let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> {name}: array<f32>;");
-        b += 1;
+        let _ = writeln!(s, "{MARK}in {name}");
     }
     for name in idx {
-        let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> {name}: array<i32>;");
-        b += 1;
+        let _ = writeln!(s, "{MARK}idx {name}");
     }
-    let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read_write> {out}: array<f32>;");
+    let _ = writeln!(s, "{MARK}out {out}");
     s
 }
 
@@ -109,6 +111,10 @@ pub fn act_fn(a: FusedActivation) -> String {
     };
     format!("{MATH}\nfn act(v: f32) -> f32 {{ {body} }}\n")
 }
+
+/// `inf_()`: +∞ at run time (a WGSL constant expression may not be infinite).
+/// Max/min reductions start from ∓∞ like the CPU kernels, so an all -∞ row stays -∞.
+pub const INF: &str = "var<private> inf_bits_: u32 = 0x7f800000u;\nfn inf_() -> f32 { return bitcast<f32>(inf_bits_); }\n";
 
 /// Numerically careful helpers used by activations and unary ops.
 pub const MATH: &str = r#"

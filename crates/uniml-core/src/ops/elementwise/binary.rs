@@ -380,7 +380,7 @@ impl Op for Binary {
 /// The shape the PRelu slope is broadcast with: its own when it broadcasts
 /// to `x` unidirectionally, else (like the ONNX reference) a 1-D slope of
 /// size `d` aligned with the one dim of `x` of size `d`.
-fn prelu_slope_shape(x: &[usize], s: &[usize]) -> Result<Vec<usize>> {
+pub fn prelu_slope_shape(x: &[usize], s: &[usize]) -> Result<Vec<usize>> {
     if broadcast_shapes(&[x, s]).is_ok_and(|o| o == x) {
         return Ok(s.to_vec());
     }

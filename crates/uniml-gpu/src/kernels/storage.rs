@@ -1,0 +1,229 @@
+//! How a kernel's tensors sit in storage buffers, and the WGSL that reads and
+//! writes them. Templates never index a tensor binding directly: they call
+//! `ld_<name>(i) -> f32` and `st_<name>(i, v)` (index buffers stay plain
+//! `array<i32>`), and [`bindings`](super::wgsl::bindings) leaves one marker per
+//! binding that [`expand`] turns into declarations plus those two functions
+//! for the tensor actually bound:
+//!
+//! - **f32** storage: `array<f32>`;
+//! - **f16** storage ([`crate::GpuPrecision::F16Storage`]): pairs of halves in
+//!   `array<u32>`, read with WGSL's core `unpack2x16float` and written with
+//!   `pack2x16float` (no `shader-f16` feature needed). Two neighbouring
+//!   elements share a word and may be written by different threads, so an
+//!   output is `array<atomic<u32>>`, cleared before the node and written with
+//!   `atomicOr` (so a kernel must store each output element once per node).
+//!   Stores saturate to ±65504 (f16's largest finite value): a
+//!   finite f32 result never becomes ±inf in storage; ±inf and NaN stay as they are.
+//! - **split**: a tensor larger than the device's `max_storage_buffer_binding_size`
+//!   stays one buffer but is bound as several ranges (offsets aligned to
+//!   `min_storage_buffer_offset_alignment`); the accessors pick the range.
+
+use std::fmt::Write;
+
+use uniml_data::Result;
+
+use crate::context::backend_err;
+
+/// How device tensors are stored for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Storage {
+    /// Packed f16 pairs instead of f32.
+    pub f16: bool,
+    /// Largest bytes of one binding (already aligned down to `align`).
+    pub chunk_bytes: u64,
+    /// Storage buffers one shader may bind.
+    pub max_bindings: u32,
+}
+
+impl Storage {
+    pub fn new(limits: &wgpu::Limits, f16: bool) -> Storage {
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(4);
+        let max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let chunk_bytes = (max / align) * align;
+        Storage { f16, chunk_bytes: chunk_bytes.max(align), max_bindings: limits.max_storage_buffers_per_shader_stage }
+    }
+
+    /// Bytes a tensor of `elems` elements occupies (a multiple of 4, at least 4).
+    pub fn bytes(&self, elems: usize) -> u64 {
+        let b = if self.f16 { (elems as u64).div_ceil(2) * 4 } else { elems as u64 * 4 };
+        b.max(4)
+    }
+
+    /// Elements per binding range.
+    fn chunk_elems(&self) -> u64 {
+        if self.f16 {
+            self.chunk_bytes / 2
+        } else {
+            self.chunk_bytes / 4
+        }
+    }
+
+    /// Byte ranges `(offset, size)` binding a tensor of `elems` elements.
+    pub fn ranges(&self, elems: usize) -> Vec<(u64, u64)> {
+        let total = self.bytes(elems);
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < total {
+            let size = (total - off).min(self.chunk_bytes);
+            out.push((off, size));
+            off += size;
+        }
+        out
+    }
+}
+
+/// What one marker binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    In,
+    Idx,
+    Out,
+}
+
+pub(crate) const MARK: &str = "//@bind ";
+
+/// Replaces the binding markers of `src` by declarations and accessors.
+/// `elems[k]` is the element count of the k-th marker's tensor. Returns the
+/// source and, per marker, the byte ranges to bind (in binding order).
+pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String, Vec<Vec<(u64, u64)>>)> {
+    let mut out = String::with_capacity(src.len() + 512);
+    let mut ranges = Vec::new();
+    let mut b = 0u32;
+    let mut k = 0usize;
+    for line in src.split_inclusive('\n') {
+        let Some(rest) = line.trim_end().strip_prefix(MARK) else {
+            out.push_str(line);
+            continue;
+        };
+        let (kind, name) = match rest.split_once(' ') {
+            Some(("in", n)) => (Kind::In, n),
+            Some(("idx", n)) => (Kind::Idx, n),
+            Some(("out", n)) => (Kind::Out, n),
+            _ => return Err(backend_err(format!("internal: bad binding marker '{rest}'"))),
+        };
+        let n = *elems.get(k).ok_or_else(|| backend_err("internal: a binding marker has no tensor"))?;
+        k += 1;
+        if kind == Kind::Idx {
+            let bytes = (n as u64 * 4).max(4);
+            if bytes > st.chunk_bytes {
+                return Err(backend_err(format!("{n} indices exceed the device's storage binding limit of {} bytes", st.chunk_bytes)));
+            }
+            let _ = writeln!(out, "@group(0) @binding({b}) var<storage, read> {name}: array<i32>;");
+            b += 1;
+            ranges.push(vec![(0, bytes)]);
+            continue;
+        }
+        let r = st.ranges(n);
+        let parts = r.len();
+        let word = match (kind, st.f16) {
+            (Kind::In, false) => "f32",
+            (Kind::In, true) => "u32",
+            (_, false) => "f32",
+            (_, true) => "atomic<u32>",
+        };
+        let access = if kind == Kind::In { "read" } else { "read_write" };
+        let part_name = |p: usize| if parts == 1 { name.to_string() } else { format!("{name}_{p}") };
+        for p in 0..parts {
+            let _ = writeln!(out, "@group(0) @binding({b}) var<storage, {access}> {}: array<{word}>;", part_name(p));
+            b += 1;
+        }
+        // The element access on one range, `j` being the index within it.
+        let one = |p: usize| -> String {
+            let a = part_name(p);
+            match (kind, st.f16) {
+                (Kind::In, false) => format!("return {a}[j];"),
+                (Kind::In, true) => format!("return unpack2x16float({a}[j >> 1u])[j & 1u];"),
+                (_, false) => format!("{a}[j] = v;"),
+                (_, true) => format!("atomicOr(&{a}[j >> 1u], pack2x16float(vec2<f32>(sat16_(v), 0.0)) << ((j & 1u) * 16u));"),
+            }
+        };
+        let body = if parts == 1 {
+            format!("  let j = i;\n  {}\n", one(0))
+        } else {
+            let chunk = st.chunk_elems();
+            let mut s = format!("  let p = i / {chunk}u;\n  let j = i - p * {chunk}u;\n  switch p {{\n");
+            for p in 0..parts {
+                let label = if p + 1 == parts { "default".to_string() } else { format!("case {p}u") };
+                let _ = writeln!(s, "    {label}: {{ {} }}", one(p));
+            }
+            s.push_str("  }\n");
+            s
+        };
+        match kind {
+            Kind::In => {
+                let _ = writeln!(out, "fn ld_{name}(i: u32) -> f32 {{\n{body}}}");
+            }
+            _ => {
+                if st.f16 {
+                    out.push_str(SAT16);
+                }
+                let _ = writeln!(out, "fn st_{name}(i: u32, v: f32) {{\n{body}}}");
+            }
+        }
+        ranges.push(r);
+    }
+    if k != elems.len() {
+        return Err(backend_err(format!("internal: {} tensors bound but the kernel declares {k}", elems.len())));
+    }
+    if b > st.max_bindings {
+        return Err(backend_err(format!(
+            "a kernel needs {b} storage bindings (large tensors are bound as several ranges) but the device allows {}",
+            st.max_bindings
+        )));
+    }
+    Ok((out, ranges))
+}
+
+/// f16 saturation: finite values beyond ±65504 store as ±65504; ±inf and NaN pass through.
+const SAT16: &str = "fn sat16_(v: f32) -> f32 {\n  if (abs(v) > 3.0e38 || v != v) { return v; }\n  return clamp(v, -65504.0, 65504.0);\n}\n";
+
+/// Host f32 values as packed f16 bytes (round to nearest even; beyond ±65504 saturates like the kernels).
+pub(crate) fn f32_to_f16_bytes(v: &[f32]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(v.len().div_ceil(2) * 4);
+    for &x in v {
+        let x = if x.is_finite() { x.clamp(-65504.0, 65504.0) } else { x };
+        out.extend_from_slice(&half::f16::from_f32(x).to_bits().to_le_bytes());
+    }
+    while out.len() % 4 != 0 || out.is_empty() {
+        out.push(0);
+    }
+    out
+}
+
+/// Packed f16 bytes as f32 values (`n` of them).
+pub(crate) fn f16_bytes_to_f32(b: &[u8], n: usize) -> Vec<f32> {
+    b.chunks_exact(2).take(n).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(chunk: u64, f16: bool) -> Storage {
+        Storage { f16, chunk_bytes: chunk, max_bindings: 16 }
+    }
+
+    #[test]
+    fn ranges_cover_the_tensor_in_aligned_chunks() {
+        assert_eq!(st(1024, false).ranges(600), vec![(0, 1024), (1024, 1024), (2048, 352)]);
+        assert_eq!(st(1024, true).ranges(5), vec![(0, 12)]);
+        assert_eq!(st(1024, true).ranges(0), vec![(0, 4)]);
+    }
+
+    #[test]
+    fn split_accessors_switch_on_the_range() {
+        let src = "//@bind in x\n//@bind out y\nfn main() {}\n";
+        let (w, r) = expand(src, &[600, 10], &st(1024, false)).unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(w.contains("x_2: array<f32>") && w.contains("let p = i / 256u;") && w.contains("default: { return x_2[j]; }"), "{w}");
+        let (w, _) = expand(src, &[10, 10], &st(1024, true)).unwrap();
+        assert!(w.contains("unpack2x16float(x[j >> 1u])[j & 1u]") && w.contains("array<atomic<u32>>"), "{w}");
+    }
+
+    #[test]
+    fn f16_host_conversion_saturates() {
+        let b = f32_to_f16_bytes(&[1.0, 1e6, -1e6]);
+        assert_eq!(b.len(), 8);
+        assert_eq!(f16_bytes_to_f32(&b, 3), vec![1.0, 65504.0, -65504.0]);
+    }
+}
