@@ -8,6 +8,7 @@
 //! - `--runs K` timed runs per measurement (default 20, after 3 warm-up runs);
 //! - `--envs LIST` any of `node`, `chromium`, `webgpu` (default all three; `webgpu`: Chromium
 //!   on SwiftShader's WebGPU, uniml `backend: 'webgpu'` vs onnxruntime-web's WebGPU EP, 1 row per model);
+//! - `--models LIST` only these models (names as in the table, comma-separated);
 //! - `--smoke` one small model, 3 runs, prints the table without writing the docs
 //!   (a quick check that both runners work);
 //! - `--no-build` uses the package already in `dist/web`; `--no-fetch` the models in `.cache/models`;
@@ -109,9 +110,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         .and_then(|v| v["version"].as_str().map(str::to_string))
         .ok_or("onnxruntime-web is not installed in web/node_modules (scripts/setup-web.sh runs npm ci)")?;
 
+    let only: Option<Vec<String>> = arg_value(args, "--models").map(|v| v.split(',').map(str::to_string).collect());
     let models: Vec<serde_json::Value> = MODELS
         .iter()
         .filter(|m| !smoke || m.name == SMOKE_MODEL)
+        .filter(|m| only.as_ref().is_none_or(|o| o.iter().any(|n| n == m.name)))
         .filter(|m| {
             let ok = root().join(m.path).exists();
             if !ok {
