@@ -48,9 +48,9 @@ pub fn gpu_bench(args: &[String]) -> Result<(), String> {
             eprintln!("skipping {model}: not found (run `cargo xtask models`)");
             continue;
         }
-        for backend in ["gpu", "cpu"] {
-            step(&format!("{model} {} on {backend}", dims.join(" ")));
-            run(Command::new(&bin).args(["bench", model, "--backend", backend, "--json", "--runs", &runs]).args(*dims))?;
+        for (backend, precision) in [("gpu", "f32"), ("gpu", "f16"), ("cpu", "f32")] {
+            step(&format!("{model} {} on {backend} ({precision} storage)", dims.join(" ")));
+            run(Command::new(&bin).args(["bench", model, "--backend", backend, "--gpu-precision", precision, "--json", "--runs", &runs]).args(*dims))?;
         }
     }
     step("f32 GEMM 4096³ × 8 chained (weights resident; transfers included)");

@@ -105,6 +105,7 @@ pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool
             "pool_peak_bytes": session.pool_peak_bytes(), "backend": if session.on_gpu() { "gpu" } else { "cpu" },
             "gpu_nodes": session.placement().gpu_nodes(), "nodes": session.placement().nodes.len(),
             "adapter": session.placement().adapter,
+            "gpu_precision": if session.on_gpu() { format!("{:?}", engine.gpu_precision) } else { String::new() },
         });
         println!("{j}");
     } else {

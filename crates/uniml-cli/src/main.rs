@@ -28,6 +28,9 @@ pub struct EngineArgs {
     /// Backend: cpu, gpu or auto.
     #[arg(long, default_value = "cpu")]
     pub backend: Backend,
+    /// How the GPU backend stores weights and activations: f32, or f16 (half the memory; f32 arithmetic).
+    #[arg(long, default_value = "f32")]
+    pub gpu_precision: uniml::GpuPrecision,
     /// Value of a symbolic dimension, e.g. --dim batch_size=4 (repeatable).
     #[arg(long = "dim", value_parser = parse_dim)]
     pub dims: Vec<(String, usize)>,
@@ -40,6 +43,7 @@ impl EngineArgs {
     pub fn options(&self) -> SessionOptions {
         let mut o = SessionOptions::default().with_threads(self.threads).with_memory_limit(self.memory_limit_mib << 20);
         o.backend = self.backend;
+        o.gpu_precision = self.gpu_precision;
         o.dims = self.dims.iter().cloned().collect();
         o
     }

@@ -33,7 +33,7 @@ pub(crate) fn to_device(dtype: DType, raw: &[u8], st: &Storage) -> Result<Vec<u8
         }
         (d, _) => return Err(backend_err(format!("internal: a {d} tensor cannot feed a GPU kernel"))),
     };
-    while out.len() % 4 != 0 || out.is_empty() {
+    while !out.len().is_multiple_of(4) || out.is_empty() {
         out.push(0);
     }
     Ok(out)

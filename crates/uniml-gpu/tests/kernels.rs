@@ -82,9 +82,12 @@ fn check(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
 /// one output rounding is at most 4.9e-4 of the scale; 2e-3 leaves room for chained nodes.
 const F16_TOL: f32 = 2e-3;
 
+/// Ops and, per op, its inputs by index (see [`check_graph`]).
+type Nodes = Vec<(Box<dyn Op>, Vec<Option<usize>>)>;
+
 /// A chain of nodes: node k reads inputs by index into `inputs` (or the previous node's output, index usize::MAX).
 /// Checked twice: f32 storage against the CPU within `tol`, f16 storage within [`F16_TOL`].
-fn check_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: Vec<Option<In>>, tol: f32) {
+fn check_graph(nodes: Nodes, inputs: Vec<Option<In>>, tol: f32) {
     let Some(ctx) = ctx() else { return };
     let label = nodes.iter().map(|(op, _)| op.name()).collect::<Vec<_>>().join("+");
     let (mut g, plan, feeds) = build_graph(nodes, &inputs);
@@ -107,7 +110,7 @@ fn round16(t: &Tensor) -> Tensor {
     }
 }
 
-fn build_graph(nodes: Vec<(Box<dyn Op>, Vec<Option<usize>>)>, inputs: &[Option<In>]) -> (Graph, Plan, Vec<(usize, Tensor)>) {
+fn build_graph(nodes: Nodes, inputs: &[Option<In>]) -> (Graph, Plan, Vec<(usize, Tensor)>) {
     let mut g = Graph::default();
     let mut feeds = Vec::new();
     let mut ids = Vec::new();

@@ -17,8 +17,8 @@ use uniml::{Backend, GpuPrecision, Session, SessionOptions, Tensor};
 
 /// f16 storage vs onnxruntime (f32): max |diff| over the output's scale (max |value|, at
 /// least 1). Every weight, input and stored activation is rounded to f16 (2^-11 relative),
-/// through 6 to 95 layers. Classifier logits: 3e-2 (measured on lavapipe: 6.4e-4 digits,
-/// 1.5e-3 efficientnet_lite0, 7.8e-4 MobileNetV2).
+/// through 6 to 95 layers. Classifier logits and MiniLM's outputs: 3e-2 (measured on lavapipe:
+/// 6.4e-4 digits, 1.5e-3 efficientnet_lite0, 7.8e-4 MobileNetV2, 2.0e-3 MiniLM hidden states).
 const F16_TOL: f64 = 3e-2;
 /// The same for selfie_segmentation's sigmoid mask in [0, 1], whose worst pixel sits on the
 /// person's edge, where the sigmoid is steepest (measured 4.1e-2; mean |diff| is printed).
@@ -132,6 +132,11 @@ fn gpu_selfie_segmentation_f16() {
 #[test]
 fn gpu_mobilenetv2_batch2_f16() {
     golden_gpu_in("mobilenetv2.onnx", &["random", "{model}", "--dim", "batch_size=2"], 60, GpuPrecision::F16Storage, F16_TOL);
+}
+
+#[test]
+fn gpu_paraphrase_minilm_f16() {
+    golden_gpu_in("paraphrase-MiniLM-L3-v2.onnx", &["text", "models/bert-uncased-tokenizer.json", "Open neural network exchange models run in the browser."], 40, GpuPrecision::F16Storage, F16_TOL);
 }
 
 #[test]

@@ -41,7 +41,7 @@ pub(crate) struct Dispatch {
     pub binds: Vec<Bind>,
     /// Per bind, the byte ranges of its buffer bound as consecutive bindings
     /// (several when the tensor exceeds the binding size limit).
-    pub ranges: Vec<Vec<(u64, u64)>>,
+    pub ranges: storage::Ranges,
     pub groups: [u32; 3],
 }
 

@@ -82,10 +82,13 @@ pub(crate) enum Kind {
 
 pub(crate) const MARK: &str = "//@bind ";
 
+/// Per bind, the byte ranges `(offset, size)` of its buffer, bound as consecutive bindings.
+pub(crate) type Ranges = Vec<Vec<(u64, u64)>>;
+
 /// Replaces the binding markers of `src` by declarations and accessors.
 /// `elems[k]` is the element count of the k-th marker's tensor. Returns the
 /// source and, per marker, the byte ranges to bind (in binding order).
-pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String, Vec<Vec<(u64, u64)>>)> {
+pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String, Ranges)> {
     let mut out = String::with_capacity(src.len() + 512);
     let mut ranges = Vec::new();
     let mut b = 0u32;
@@ -184,7 +187,7 @@ pub(crate) fn f32_to_f16_bytes(v: &[f32]) -> Vec<u8> {
         let x = if x.is_finite() { x.clamp(-65504.0, 65504.0) } else { x };
         out.extend_from_slice(&half::f16::from_f32(x).to_bits().to_le_bytes());
     }
-    while out.len() % 4 != 0 || out.is_empty() {
+    while !out.len().is_multiple_of(4) || out.is_empty() {
         out.push(0);
     }
     out
