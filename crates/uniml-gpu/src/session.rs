@@ -137,6 +137,10 @@ impl GpuSession {
     /// [`GpuSession::run`] without blocking: reading results back from the
     /// device awaits the buffer mapping (a promise under WebGPU). Natively
     /// the future completes in its first poll.
+    // The state lock is held across the read-back's await on purpose: a run owns the session's
+    // buffers until it ends. Natively the future is driven by `block_on` on the calling thread;
+    // in a browser a second run finds the lock taken and fails instead of waiting (the `try_lock` below).
+    #[allow(clippy::await_holding_lock)]
     pub async fn run_async<'a>(&self, graph: &'a Graph, plan: &Plan, par: &dyn Parallelism, inputs: Vec<(ValueId, ValueRef<'a>)>) -> Result<Vec<Value>> {
         if self.device_of.len() != graph.nodes.len() {
             return Err(backend_err("internal: GPU session used with another graph"));
