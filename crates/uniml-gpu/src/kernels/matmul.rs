@@ -61,7 +61,6 @@ fn gemm_wgsl(s: &GemmSpec) -> String {
     let t = gemm_block(s);
     let tile = 16 * t;
     let mask = tile - 1;
-    let (m, n, k) = (s.m, s.n, s.k);
     let mut decl = String::new();
     let mut load = String::new();
     let mut fma = String::new();
@@ -113,40 +112,7 @@ fn gemm_wgsl(s: &GemmSpec) -> String {
             );
         }
     }
-    format!(
-        r#"{bindings}
-{extra}
-fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
-fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
-fn store(b: u32, m: u32, n: u32, v: f32) {{ {store_fn} }}
-
-const M: u32 = {m}u;
-const N: u32 = {n}u;
-const K: u32 = {k}u;
-const BK: u32 = 16u;
-var<workgroup> As: array<f32, {as_len}>;
-var<workgroup> Bs: array<f32, {bs_len}>;
-
-@compute @workgroup_size(16, 16, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{
-  let b = wid.z;
-  let m0 = wid.y * {tile}u;
-  let n0 = wid.x * {tile}u;
-  let tid = lid.y * 16u + lid.x;
-{decl}  for (var k0 = 0u; k0 < K; k0 = k0 + BK) {{
-{load}    workgroupBarrier();
-{fma}    workgroupBarrier();
-  }}
-{store}}}
-"#,
-        bindings = s.bindings,
-        extra = s.extra,
-        load_a = s.load_a,
-        load_b = s.load_b,
-        store_fn = s.store,
-        as_len = 16 * tile,
-        bs_len = 16 * tile,
-    )
+    gemm_module(s, tile, "f32", decl, load, fma, store)
 }
 
 /// The 8×8 block with vec4 workgroup reads: a thread owns rows `4·ly + {0..3}` and
@@ -154,7 +120,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 /// fragments as four vec4s (4 loads per 64 FMAs instead of 16). A is stored k-major with its
 /// vec4 columns rotated by k (2-way bank conflicts on the transposed stores, none on reads).
 fn gemm_wgsl_vec4(s: &GemmSpec) -> String {
-    let (m, n, k) = (s.m, s.n, s.k);
     let mut decl = String::new();
     let mut load = String::new();
     let mut fma = String::new();
@@ -203,6 +168,13 @@ fn gemm_wgsl_vec4(s: &GemmSpec) -> String {
             let _ = writeln!(store, "  {{ let gm = m0 + {row}; let gn = n0 + {col}; if (gm < M && gn < N) {{ store(b, gm, gn, c{r}_{q}); }} }}");
         }
     }
+    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store)
+}
+
+/// The module around a GEMM body: the spec's bindings and accessors, the dims as constants,
+/// the two 16-deep workgroup tiles of `tile` columns (as `elem`s), and the k loop with its barriers.
+fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String) -> String {
+    let per_elem = if elem == "f32" { 1 } else { 4 };
     format!(
         r#"{bindings}
 {extra}
@@ -214,14 +186,14 @@ const M: u32 = {m}u;
 const N: u32 = {n}u;
 const K: u32 = {k}u;
 const BK: u32 = 16u;
-var<workgroup> As: array<vec4<f32>, 512>;
-var<workgroup> Bs: array<vec4<f32>, 512>;
+var<workgroup> As: array<{elem}, {len}>;
+var<workgroup> Bs: array<{elem}, {len}>;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {{
   let b = wid.z;
-  let m0 = wid.y * 128u;
-  let n0 = wid.x * 128u;
+  let m0 = wid.y * {tile}u;
+  let n0 = wid.x * {tile}u;
   let tid = lid.y * 16u + lid.x;
 {decl}  for (var k0 = 0u; k0 < K; k0 = k0 + BK) {{
 {load}    workgroupBarrier();
@@ -234,6 +206,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         load_a = s.load_a,
         load_b = s.load_b,
         store_fn = s.store,
+        m = s.m,
+        n = s.n,
+        k = s.k,
+        len = 16 * tile / per_elem,
     )
 }
 
