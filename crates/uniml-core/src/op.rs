@@ -100,6 +100,12 @@ impl<'a> EvalCtx<'a> {
     pub fn alloc(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
         self.pool.take(dtype, shape)
     }
+    /// An output tensor whose contents are unspecified (leftovers of a recycled
+    /// buffer, never uninitialised memory), for kernels that write every
+    /// element: saves zeroing the buffer, a full pass over memory per node.
+    pub fn alloc_overwritten(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        self.pool.take_overwritten(dtype, shape)
+    }
     /// Runs a control-flow body on `inputs` (formal inputs, then captured values),
     /// sharing this run's buffer pool and parallelism.
     pub fn run_subgraph(&mut self, sub: &crate::graph::Subgraph, inputs: Vec<ValueRef<'_>>) -> Result<Vec<Value>> {
@@ -134,7 +140,19 @@ impl BufferPool {
         BufferPool { limit_bytes, ..Default::default() }
     }
 
+    /// A zero-filled buffer.
     pub fn take(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        self.take_as(dtype, shape, true)
+    }
+
+    /// A buffer whose contents are unspecified (a recycled buffer is not
+    /// zeroed): only for outputs the kernel overwrites entirely.
+    pub fn take_overwritten(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        self.take_as(dtype, shape, false)
+    }
+
+    fn take_as(&mut self, dtype: DType, shape: &[usize], zero: bool) -> Result<Tensor> {
+        let recycle = |t: Tensor| if zero { t.recycle(dtype, shape) } else { t.recycle_unzeroed(dtype, shape) };
         let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
         let bytes = n.and_then(|n| n.checked_mul(dtype.size().max(1) as u64)).unwrap_or(u64::MAX);
         if bytes > self.limit_bytes {
@@ -157,7 +175,7 @@ impl BufferPool {
             }
             if let Some((i, _)) = best {
                 let t = self.free.swap_remove(i);
-                return t.recycle(dtype, shape);
+                return recycle(t);
             }
             if let Some((i, cap)) = largest {
                 let grow = bytes - cap as u64;
@@ -166,7 +184,7 @@ impl BufferPool {
                     self.fresh_allocations += 1;
                     self.total_bytes += grow;
                     self.peak_bytes = self.peak_bytes.max(self.total_bytes);
-                    return t.recycle(dtype, shape);
+                    return recycle(t);
                 }
             }
         }

@@ -4,15 +4,27 @@ use std::fmt;
 use crate::{DType, Element, Error, Result, Shape};
 
 /// Bytes aligned to 8 so any numeric element slice can be viewed in place.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct AlignedBytes {
     words: Vec<u64>,
     len: usize,
+    /// Words `0..init` of the allocation have been written at some point (a
+    /// shorter `words.len()` after a recycle leaves them in place), so
+    /// [`Self::reset_keep`] may extend the vector over them without writing.
+    init: usize,
+}
+
+impl Clone for AlignedBytes {
+    fn clone(&self) -> Self {
+        // The clone's allocation holds only `words.len()` initialised words.
+        AlignedBytes { words: self.words.clone(), len: self.len, init: self.words.len() }
+    }
 }
 
 impl AlignedBytes {
     fn zeroed(len: usize) -> Self {
-        AlignedBytes { words: vec![0u64; len.div_ceil(8)], len }
+        let words = len.div_ceil(8);
+        AlignedBytes { words: vec![0u64; words], len, init: words }
     }
     fn from_bytes(bytes: &[u8]) -> Self {
         let mut b = Self::zeroed(bytes.len());
@@ -32,8 +44,31 @@ impl AlignedBytes {
     /// Re-purposes this allocation for `len` bytes (zero-filled), growing only if needed.
     fn reset(&mut self, len: usize) {
         let words = len.div_ceil(8);
+        let realloc = words > self.words.capacity();
         self.words.clear();
         self.words.resize(words, 0);
+        self.init = if realloc { words } else { self.init.max(words) };
+        self.len = len;
+    }
+    /// Like [`Self::reset`] but keeps the old bytes (only words never written
+    /// before are zeroed): for outputs the kernel overwrites entirely, where
+    /// zeroing a recycled buffer first would be a wasted pass over memory.
+    fn reset_keep(&mut self, len: usize) {
+        let words = len.div_ceil(8);
+        if words <= self.init.min(self.words.capacity()) {
+            // SAFETY: `words <= capacity`, and words `0..init` of this
+            // allocation were all written (u64 has no drop glue and no invalid
+            // bit patterns; truncating never de-initialises memory).
+            unsafe { self.words.set_len(words) };
+        } else {
+            let realloc = words > self.words.capacity();
+            if !realloc && self.words.len() < self.init {
+                // SAFETY: as above, `init <= capacity` without a reallocation.
+                unsafe { self.words.set_len(self.init) };
+            }
+            self.words.resize(words, 0);
+            self.init = if realloc { words } else { self.init.max(words) };
+        }
         self.len = len;
     }
 }
@@ -238,14 +273,26 @@ impl Tensor {
 
     /// Re-purposes this tensor's allocation for a new dtype and shape (zero-filled).
     /// Used by the executor's buffer pool so steady-state runs do not allocate.
-    pub fn recycle(mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+    pub fn recycle(self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        self.recycle_as(dtype, shape, true)
+    }
+
+    /// Like [`Tensor::recycle`] but the contents are unspecified (left over from
+    /// the previous use, never uninitialised memory): for outputs that the caller
+    /// overwrites entirely.
+    pub fn recycle_unzeroed(self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        self.recycle_as(dtype, shape, false)
+    }
+
+    fn recycle_as(mut self, dtype: DType, shape: &[usize], zero: bool) -> Result<Tensor> {
         let n = checked_len(shape)?;
         if dtype == DType::String {
             return Tensor::zeros(dtype, shape);
         }
         let bytes = n.checked_mul(dtype.size()).ok_or_else(|| Error::Shape(format!("shape {shape:?} too large")))?;
         match &mut self.storage {
-            Storage::Bytes(b) => b.reset(bytes),
+            Storage::Bytes(b) if zero => b.reset(bytes),
+            Storage::Bytes(b) => b.reset_keep(bytes),
             Storage::Strings(_) => return Tensor::zeros(dtype, shape),
         }
         self.dtype = dtype;
@@ -378,5 +425,20 @@ mod tests {
         let r = t.recycle(DType::I64, &[100]).unwrap();
         assert_eq!(r.as_bytes().as_ptr(), ptr);
         assert_eq!(r.shape(), &[100]);
+    }
+    #[test]
+    fn recycle_unzeroed_keeps_allocation_and_zeroes_growth() {
+        let t = Tensor::from_vec(&[4], vec![1f32, 2., 3., 4.]).unwrap();
+        let r = t.recycle_unzeroed(DType::F32, &[2]).unwrap();
+        assert_eq!(r.as_slice::<f32>().unwrap(), &[1., 2.]);
+        // Regrowing within the allocation writes nothing.
+        let r = r.recycle_unzeroed(DType::F32, &[4]).unwrap();
+        assert_eq!(r.as_slice::<f32>().unwrap(), &[1., 2., 3., 4.]);
+        let c = r.clone().recycle_unzeroed(DType::F32, &[1]).unwrap();
+        assert_eq!(c.recycle_unzeroed(DType::F32, &[4]).unwrap().len(), 4);
+        let g = r.recycle_unzeroed(DType::F32, &[6]).unwrap();
+        assert_eq!(g.len(), 6);
+        let z = g.recycle(DType::F32, &[3]).unwrap();
+        assert_eq!(z.as_slice::<f32>().unwrap(), &[0., 0., 0.]);
     }
 }

@@ -160,6 +160,13 @@ pub(crate) enum Path {
 /// tiny: measured on AVX2 / AVX-512, the blocked path already wins at 8×8×8.
 const SMALL_WORK: usize = 6 * 6 * 6;
 
+/// Up to this many microtile rows per call, a row-major B with unit column
+/// stride is read in place (`Kernel::ukr_sb`) instead of packed: each packed
+/// panel would be read only this many times, and packing it costs about as
+/// much as the reads it saves (pointwise convolutions with few output
+/// channels, where B is the activation).  Results are bit-identical either way.
+const DIRECT_B_MAX_TILES: usize = 4;
+
 /// Per-thread packing buffers, reused between calls (so large products don't
 /// pay for allocating and faulting in megabytes every time).
 #[derive(Default)]
@@ -476,6 +483,7 @@ unsafe fn blocked(
         mc: mc_max,
         nc: nc_max,
         ukr,
+        ukr_sb,
         ..
     } = *kern;
     debug_assert!(mr * nr <= 512 && mc_max % mr == 0 && nc_max % nr == 0);
@@ -492,12 +500,21 @@ unsafe fn blocked(
         cols.start
     };
     let kc_eff = kc_max.min(k);
+    // B read in place: (data, row stride).
+    let direct_b = match b {
+        BSrc::Mat(bm) if bm.col_stride == 1 && rows.end - i_org <= DIRECT_B_MAX_TILES * mr => {
+            Some((bm.data.as_ptr(), bm.row_stride))
+        }
+        _ => None,
+    };
     with_scratch(|s| {
         if let ASrc::Mat(_) = a {
             s.a.ensure(mc_max.min(rows.end - i_org).div_ceil(mr) * mr * kc_eff);
         }
         if let BSrc::Mat(_) = b {
-            s.b.ensure(nc_max.min(cols.end - j_org).div_ceil(nr) * nr * kc_eff);
+            // In place, only a partial last panel is packed.
+            let panels = if direct_b.is_some() { 1 } else { nc_max.min(cols.end - j_org).div_ceil(nr) };
+            s.b.ensure(panels * nr * kc_eff);
         }
         let mut tile = Tile([0.0; 512]);
         let mut bias_r = [0.0f32; 64];
@@ -512,6 +529,7 @@ unsafe fn blocked(
                 let last = pc + kc == k;
                 let bp0: *const f32 = match b {
                     BSrc::Packed(pb) => pb.panel_ptr(pc, jc / nr),
+                    BSrc::Mat(_) if direct_b.is_some() => core::ptr::null(),
                     BSrc::Mat(bm) => {
                         pack_b(bm, pc, kc, jc, nc, nr, s.b.as_mut_slice());
                         s.b.as_slice().as_ptr()
@@ -531,7 +549,16 @@ unsafe fn blocked(
                     while jr < nc {
                         let j0 = jc + jr;
                         let (jlo, jhi) = (j0.max(cols.start), (j0 + nr).min(cols.end));
-                        let bp = bp0.add(jr * kc);
+                        // The panel and its row stride.
+                        let (bp, ldb) = match (direct_b, b) {
+                            (Some((data, rs)), _) if j0 + nr <= cols.end => (data.add(pc * rs + j0), rs),
+                            (Some(_), BSrc::Mat(bm)) => {
+                                pack_b(bm, pc, kc, j0, cols.end - j0, nr, s.b.as_mut_slice());
+                                (s.b.as_slice().as_ptr(), nr)
+                            }
+                            _ => (bp0.add(jr * kc), nr),
+                        };
+                        let direct = direct_b.is_some();
                         let mut ir = 0;
                         while ir < mc {
                             let i0 = ic + ir;
@@ -539,16 +566,12 @@ unsafe fn blocked(
                             let ap = ap0.add(ir * kc);
                             let te = if last { post.tile_epi(i0, j0) } else { None };
                             if ilo == i0 && jlo == j0 && ihi == i0 + mr && jhi == j0 + nr {
-                                ukr(
-                                    kc,
-                                    ap,
-                                    bp,
-                                    c.add(i0 * ldc + j0),
-                                    ldc,
-                                    post.alpha,
-                                    beta,
-                                    te.as_ref(),
-                                );
+                                let ct = c.add(i0 * ldc + j0);
+                                if direct {
+                                    ukr_sb(kc, ap, bp, ldb, ct, ldc, post.alpha, beta, te.as_ref());
+                                } else {
+                                    ukr(kc, ap, bp, ct, ldc, post.alpha, beta, te.as_ref());
+                                }
                             } else {
                                 // Edge tile: the same kernel call on a local copy (so
                                 // results don't depend on where a range starts), with
@@ -570,7 +593,11 @@ unsafe fn blocked(
                                     bias_col: pad_copy(&mut bias_c, e.bias_col, tj, w),
                                     act: e.act,
                                 });
-                                ukr(kc, ap, bp, t, nr, post.alpha, beta, te.as_ref());
+                                if direct {
+                                    ukr_sb(kc, ap, bp, ldb, t, nr, post.alpha, beta, te.as_ref());
+                                } else {
+                                    ukr(kc, ap, bp, t, nr, post.alpha, beta, te.as_ref());
+                                }
                                 for i in 0..h {
                                     core::ptr::copy_nonoverlapping(
                                         t.add((ti + i) * nr + tj),

@@ -119,10 +119,19 @@ pub(crate) fn pack_b(
         let c0 = j0 + q * nr;
         let cols = nr.min(j0 + nc - c0);
         if cs == 1 && cols == nr {
-            // Rows of B are contiguous: straight copies.
-            for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
-                let base = (p0 + p) * rs + c0;
-                out.copy_from_slice(&data[base..base + nr]);
+            // Rows of B are contiguous: straight copies, of a size known at
+            // compile time for the kernels' widths (a libc call per 128-byte
+            // row was most of the packing time).
+            match nr {
+                32 => copy_rows::<32>(panel, data, p0, rs, c0),
+                16 => copy_rows::<16>(panel, data, p0, rs, c0),
+                8 => copy_rows::<8>(panel, data, p0, rs, c0),
+                _ => {
+                    for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
+                        let base = (p0 + p) * rs + c0;
+                        out.copy_from_slice(&data[base..base + nr]);
+                    }
+                }
             }
             continue;
         }
@@ -145,6 +154,17 @@ pub(crate) fn pack_b(
                 }
             }
         }
+    }
+}
+
+/// `panel[p·N..][..N] = data[(p0 + p)·rs + c0..][..N]` for every row `p` of the panel.
+#[inline(always)]
+fn copy_rows<const N: usize>(panel: &mut [f32], data: &[f32], p0: usize, rs: usize, c0: usize) {
+    for (p, out) in panel.chunks_exact_mut(N).enumerate() {
+        let base = (p0 + p) * rs + c0;
+        let src: &[f32; N] = data[base..base + N].try_into().expect("N values");
+        let dst: &mut [f32; N] = out.try_into().expect("chunk of N");
+        *dst = *src;
     }
 }
 

@@ -66,6 +66,7 @@ pub(crate) unsafe fn ukr_body<const M: usize, const NV: usize, const N: usize>(
     k: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -87,7 +88,7 @@ pub(crate) unsafe fn ukr_body<const M: usize, const NV: usize, const N: usize>(
             }
         }
         a = a.add(M);
-        b = b.add(N);
+        b = b.add(ldb);
     }
     for (i, row) in acc.iter().enumerate() {
         let r = c.add(i * ldc);
@@ -192,7 +193,22 @@ unsafe fn ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    ukr_body::<MR, { NR / 4 }, NR>(k, a, b, c, ldc, alpha, beta, epi)
+    ukr_body::<MR, { NR / 4 }, NR>(k, a, b, NR, c, ldc, alpha, beta, epi)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukr_sb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    ukr_body::<MR, { NR / 4 }, NR>(k, a, b, ldb, c, ldc, alpha, beta, epi)
 }
 
 unsafe fn gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
@@ -233,6 +249,7 @@ pub(crate) fn kernel() -> Kernel {
         mc: 64,
         nc: 2048,
         ukr,
+        ukr_sb,
         gemv_nr,
         gemv_mr,
         epi,

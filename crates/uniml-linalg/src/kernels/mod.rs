@@ -27,6 +27,20 @@ pub(crate) type UkrFn = unsafe fn(
     beta: f32,
     epi: Option<&TileEpi>,
 );
+/// [`UkrFn`] reading B straight from a row-major matrix: row `p` of the
+/// `k×nr` panel at `b + p·ldb` (no packing, for products too short in M
+/// for a packed copy of B to pay for itself).
+pub(crate) type UkrSbFn = unsafe fn(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+);
 /// `out[0..w] = Σ_p x[p] · panel[p·w ..][..w]` for the table's panel width w.
 pub(crate) type PanelGemvFn = unsafe fn(k: usize, panel: *const f32, x: *const f32, out: *mut f32);
 /// Bias + activation pass on a `rows × cols` tile (null bias = none).
@@ -91,6 +105,8 @@ pub(crate) struct Kernel {
     /// Columns of one B block (`kc×nc`); a multiple of `nr`.
     pub nc: usize,
     pub ukr: UkrFn,
+    /// The microkernel over an unpacked, row-major B.
+    pub ukr_sb: UkrSbFn,
     /// Panel GEMV over a packed B panel (width `nr`).
     pub gemv_nr: PanelGemvFn,
     /// Panel GEMV over a packed A panel (width `mr`).

@@ -71,6 +71,7 @@ unsafe fn ukr_body<const M: usize, const NV: usize>(
     k: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -93,7 +94,7 @@ unsafe fn ukr_body<const M: usize, const NV: usize>(
             }
         }
         a = a.add(M);
-        b = b.add(4 * NV);
+        b = b.add(ldb);
     }
     let va = f32x4_splat(alpha);
     let vb = f32x4_splat(beta);
@@ -137,7 +138,22 @@ unsafe fn ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    ukr_body::<MR, { NR / 4 }>(k, a, b, c, ldc, alpha, beta, epi)
+    ukr_body::<MR, { NR / 4 }>(k, a, b, NR, c, ldc, alpha, beta, epi)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukr_sb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    ukr_body::<MR, { NR / 4 }>(k, a, b, ldb, c, ldc, alpha, beta, epi)
 }
 
 unsafe fn gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
@@ -158,6 +174,7 @@ pub(crate) fn kernel() -> Kernel {
         mc: 64,
         nc: 2048,
         ukr,
+        ukr_sb,
         gemv_nr,
         gemv_mr,
         epi,

@@ -82,6 +82,7 @@ unsafe fn avx2_body<const M: usize>(
     k: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -99,8 +100,8 @@ unsafe fn avx2_body<const M: usize>(
     let mut b = b;
     macro_rules! step {
         ($off:expr) => {{
-            let b0 = _mm256_loadu_ps(b.add($off * 16));
-            let b1 = _mm256_loadu_ps(b.add($off * 16 + 8));
+            let b0 = _mm256_loadu_ps(b.add($off * ldb));
+            let b1 = _mm256_loadu_ps(b.add($off * ldb + 8));
             for i in 0..M {
                 let ai = _mm256_broadcast_ss(&*a.add($off * M + i));
                 c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
@@ -115,13 +116,13 @@ unsafe fn avx2_body<const M: usize>(
         step!(2);
         step!(3);
         a = a.add(4 * M);
-        b = b.add(4 * 16);
+        b = b.add(4 * ldb);
         p -= 4;
     }
     while p > 0 {
         step!(0);
         a = a.add(M);
-        b = b.add(16);
+        b = b.add(ldb);
         p -= 1;
     }
     let va = _mm256_set1_ps(alpha);
@@ -174,7 +175,23 @@ unsafe fn avx2_ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx2_body::<AVX2_MR>(k, a, b, c, ldc, alpha, beta, epi)
+    avx2_body::<AVX2_MR>(k, a, b, AVX2_NR, c, ldc, alpha, beta, epi)
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_ukr_sb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    avx2_body::<AVX2_MR>(k, a, b, ldb, c, ldc, alpha, beta, epi)
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -227,6 +244,7 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
         mc: 144,
         nc: 2048,
         ukr: avx2_ukr,
+        ukr_sb: avx2_ukr_sb,
         gemv_nr: avx2_gemv_nr,
         gemv_mr: avx2_gemv_mr,
         epi: avx2_epi,
@@ -302,10 +320,11 @@ unsafe fn act512(v: __m512, act: Activation) -> __m512 {
 /// tile with row stride `ldc`; epilogue bias pointers `M` / 32 floats.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_body<const M: usize>(
+unsafe fn avx512_body<const M: usize, const PF: bool>(
     k: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -324,8 +343,14 @@ unsafe fn avx512_body<const M: usize>(
     let mut b = b;
     macro_rules! step {
         ($off:expr) => {{
-            let b0 = _mm512_loadu_ps(b.add($off * 32));
-            let b1 = _mm512_loadu_ps(b.add($off * 32 + 16));
+            let b0 = _mm512_loadu_ps(b.add($off * ldb));
+            let b1 = _mm512_loadu_ps(b.add($off * ldb + 16));
+            if PF {
+                // Unpacked B: fetch this row's next panel (hardware prefetchers
+                // do not follow one short run per row across many rows).
+                _mm_prefetch::<_MM_HINT_T0>(b.add($off * ldb + 32) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(b.add($off * ldb + 48) as *const i8);
+            }
             for i in 0..M {
                 let ai = _mm512_set1_ps(*a.add($off * M + i));
                 c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
@@ -340,13 +365,13 @@ unsafe fn avx512_body<const M: usize>(
         step!(2);
         step!(3);
         a = a.add(4 * M);
-        b = b.add(4 * 32);
+        b = b.add(4 * ldb);
         p -= 4;
     }
     while p > 0 {
         step!(0);
         a = a.add(M);
-        b = b.add(32);
+        b = b.add(ldb);
         p -= 1;
     }
     let va = _mm512_set1_ps(alpha);
@@ -399,7 +424,23 @@ unsafe fn avx512_ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx512_body::<AVX512_MR>(k, a, b, c, ldc, alpha, beta, epi)
+    avx512_body::<AVX512_MR, false>(k, a, b, AVX512_NR, c, ldc, alpha, beta, epi)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_ukr_sb(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    avx512_body::<AVX512_MR, true>(k, a, b, ldb, c, ldc, alpha, beta, epi)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -425,6 +466,7 @@ pub(crate) fn avx512_kernel() -> Option<Kernel> {
         mc: 144,
         nc: 2048,
         ukr: avx512_ukr,
+        ukr_sb: avx512_ukr_sb,
         gemv_nr: avx512_gemv_nr,
         gemv_mr: avx512_gemv_mr,
         // The element-wise passes are memory-bound; the AVX2 builds do.

@@ -331,7 +331,11 @@ impl Op for Binary {
             return Ok(vec![prelu(ctx, a, b)?]);
         }
         let shape = broadcast_shapes(&[a.shape(), b.shape()])?;
-        let mut out = ctx.alloc(out_dt, &shape)?;
+        // Arithmetic kernels write every element; the others start from zeros.
+        let mut out = match self.op.class() {
+            Class::Arith => ctx.alloc_overwritten(out_dt, &shape)?,
+            _ => ctx.alloc(out_dt, &shape)?,
+        };
         let par = ctx.par;
         match self.op.class() {
             Class::Arith => {

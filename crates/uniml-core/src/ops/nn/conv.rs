@@ -18,7 +18,7 @@ use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, Tensor
 use super::conv_kernels::{conv_f32, ConvPack, ConvShape};
 use super::gemm_glue::WeightCache;
 use super::padding::Window;
-use super::{f32_data, float_data, with_f32_output, FusedActivation};
+use super::{f32_data, float_data, with_f32_output_overwritten, FusedActivation};
 use crate::op::{input, EvalCtx, Fact, Op};
 
 #[derive(Debug, Clone, Default)]
@@ -173,7 +173,8 @@ impl Op for Conv {
         };
         let pack = cached.as_ref().map(|p| &p.packed);
         let act = self.activation;
-        let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
+        // conv_f32 writes every output element (values, or zeros where empty).
+        let y = with_f32_output_overwritten(ctx, x.dtype(), &out_shape, |ctx, out| {
             conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, out)
         })?;
         Ok(vec![y])

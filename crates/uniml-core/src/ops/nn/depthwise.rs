@@ -7,6 +7,12 @@
 //! Outputs are then accumulated in registers: tiles of 4 output rows × 8
 //! columns (four independent accumulation chains), written once. On x86-64
 //! the kernel is compiled a second time for AVX2+FMA and picked at run time.
+//!
+//! With AVX-512 (strides 1 and 2, undilated 3×3/5×5/7×7 kernels) there is no
+//! scratch plane: each tap is a masked load straight from the input row (the
+//! mask zeroes the padding lanes, and masked-off lanes never touch memory),
+//! stride 2 de-interleaves two loads with one permute, and a Relu/Clip
+//! activation is applied in registers before the single store.
 
 use super::FusedActivation;
 
@@ -485,6 +491,16 @@ pub(crate) fn depthwise_channels(
     if osz == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(direct) = avx512::pick(g, act) {
+        for (c, o) in out.chunks_mut(osz).enumerate() {
+            let b = bias.map_or(0.0, |b| b[c]);
+            // SAFETY: `pick` checked the CPU features and the geometry;
+            // the slices are one channel's input, weights and output.
+            unsafe { direct(g, &x[c * isz..(c + 1) * isz], &w[c * ksz..(c + 1) * ksz], b, o) };
+        }
+        return;
+    }
     let f = pick();
     for (c, o) in out.chunks_mut(osz).enumerate() {
         let b = bias.map_or(0.0, |b| b[c]);
@@ -500,10 +516,256 @@ pub(crate) fn depthwise_channels(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! Scratch-free depthwise kernel for AVX-512 (see the module docs).
+    use std::arch::x86_64::*;
+
+    use super::{FusedActivation, Geo2};
+
+    const L: usize = 16;
+
+    /// One channel: `out = clamp(conv(x, w) + bias, lo, hi)`.
+    pub(super) type DirectFn = unsafe fn(&Geo2, &[f32], &[f32], f32, &mut [f32]);
+
+    /// The direct kernel for this geometry and activation, if the CPU has
+    /// AVX-512F and the case is covered (strides 1/2, undilated square 3/5/7
+    /// kernels, activation None/Relu/Clip).
+    pub(super) fn pick(g: &Geo2, act: FusedActivation) -> Option<DirectFn> {
+        if !(std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        if g.dh != 1 || g.dw != 1 || g.kh != g.kw || g.sh != g.sw || g.h == 0 || g.w == 0 {
+            return None;
+        }
+        let (lo, hi) = bounds(act)?;
+        // The clamp bounds ride in the function choice: only these three shapes exist.
+        let f: DirectFn = match (g.kh, g.sw, lo == f32::NEG_INFINITY, hi == f32::INFINITY) {
+            (3, 1, true, true) => channel::<3, 1, 0>,
+            (3, 2, true, true) => channel::<3, 2, 0>,
+            (5, 1, true, true) => channel::<5, 1, 0>,
+            (5, 2, true, true) => channel::<5, 2, 0>,
+            (7, 1, true, true) => channel::<7, 1, 0>,
+            (7, 2, true, true) => channel::<7, 2, 0>,
+            (3, 1, false, true) if lo == 0.0 => channel::<3, 1, 1>,
+            (3, 2, false, true) if lo == 0.0 => channel::<3, 2, 1>,
+            (5, 1, false, true) if lo == 0.0 => channel::<5, 1, 1>,
+            (5, 2, false, true) if lo == 0.0 => channel::<5, 2, 1>,
+            (7, 1, false, true) if lo == 0.0 => channel::<7, 1, 1>,
+            (7, 2, false, true) if lo == 0.0 => channel::<7, 2, 1>,
+            (3, 1, false, false) if (lo, hi) == (0.0, 6.0) => channel::<3, 1, 6>,
+            (3, 2, false, false) if (lo, hi) == (0.0, 6.0) => channel::<3, 2, 6>,
+            (5, 1, false, false) if (lo, hi) == (0.0, 6.0) => channel::<5, 1, 6>,
+            (5, 2, false, false) if (lo, hi) == (0.0, 6.0) => channel::<5, 2, 6>,
+            (7, 1, false, false) if (lo, hi) == (0.0, 6.0) => channel::<7, 1, 6>,
+            (7, 2, false, false) if (lo, hi) == (0.0, 6.0) => channel::<7, 2, 6>,
+            _ => return None,
+        };
+        Some(f)
+    }
+
+    /// Clamp bounds of the activations applied in registers.
+    fn bounds(act: FusedActivation) -> Option<(f32, f32)> {
+        match act {
+            FusedActivation::None => Some((f32::NEG_INFINITY, f32::INFINITY)),
+            FusedActivation::Relu => Some((0.0, f32::INFINITY)),
+            FusedActivation::Clip { min, max } => Some((min, max)),
+            _ => None,
+        }
+    }
+
+    /// Lanes `i` of a 16-lane load at column `start` with `0 <= start + i < w`.
+    #[inline(always)]
+    fn valid(start: i64, w: usize) -> __mmask16 {
+        let w = w as i64;
+        if start >= w || start + L as i64 <= 0 {
+            return 0;
+        }
+        let skip = (-start).max(0) as u32;
+        let end = (w - start).min(L as i64) as u32;
+        let upto: u32 = if end >= 16 { 0xFFFF } else { (1u32 << end) - 1 };
+        (upto & (0xFFFFu32 << skip)) as __mmask16
+    }
+
+    /// `ACT`: 0 none, 1 Relu, 6 Relu6 (Clip 0..6), applied before the store.
+    /// `max(lo, v)` / `min(hi, v)` return `v` when it is NaN, like the scalar path.
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn channel<const K: usize, const S: usize, const ACT: u32>(
+        g: &Geo2,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        debug_assert!(x.len() == g.h * g.w && w.len() == K * K && out.len() == g.oh * g.ow);
+        let tiles = g.ow.div_ceil(L);
+        if tiles >= 2 {
+            rows::<K, S, ACT, 4, 2>(g, x, w, bias, out)
+        } else {
+            rows::<K, S, ACT, 8, 1>(g, x, w, bias, out)
+        }
+    }
+
+    /// Output rows in blocks of `R`, column tiles of `C × 16`.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn rows<const K: usize, const S: usize, const ACT: u32, const R: usize, const C: usize>(
+        g: &Geo2,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        let xp = x.as_ptr();
+        let op = out.as_mut_ptr();
+        let mut wv = [_mm512_setzero_ps(); 49];
+        for t in 0..K * K {
+            wv[t] = _mm512_set1_ps(w[t]);
+        }
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let (lo, hi) = match ACT {
+            1 => (_mm512_setzero_ps(), _mm512_set1_ps(f32::INFINITY)),
+            6 => (_mm512_setzero_ps(), _mm512_set1_ps(6.0)),
+            _ => (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)),
+        };
+        let mut t0 = 0;
+        while t0 < g.ow {
+            let cols = C.min((g.ow - t0).div_ceil(L));
+            // Load masks per column tile and tap column (second half for stride 2).
+            let mut m0 = [[0 as __mmask16; K]; C];
+            let mut m1 = [[0 as __mmask16; K]; C];
+            let mut start = [[0i64; K]; C];
+            for c in 0..cols {
+                for kw in 0..K {
+                    let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
+                    start[c][kw] = s0;
+                    m0[c][kw] = valid(s0, g.w);
+                    if S == 2 {
+                        m1[c][kw] = valid(s0 + L as i64, g.w);
+                    }
+                }
+            }
+            let mut oh0 = 0;
+            while oh0 < g.oh {
+                let nrows = R.min(g.oh - oh0);
+                let mut acc = [[_mm512_set1_ps(bias); C]; R];
+                // Input-row-major: each loaded input vector feeds every output
+                // row of the block whose kernel window covers it (`kh = q - r·S`),
+                // so a row is loaded once per block instead of once per tap row.
+                for q in 0..(R - 1) * S + K {
+                    let ih = (oh0 * S + q) as i64 - g.ph;
+                    if ih < 0 || ih >= g.h as i64 || q >= (nrows - 1) * S + K {
+                        continue;
+                    }
+                    let row = xp.add(ih as usize * g.w);
+                    for kw in 0..K {
+                        for c in 0..C {
+                            if c >= cols {
+                                break;
+                            }
+                            // Masked-off lanes are not accessed, so the pointer
+                            // may point outside the row (wrapping arithmetic).
+                            let p = row.wrapping_offset(start[c][kw] as isize);
+                            let v = if S == 1 {
+                                _mm512_maskz_loadu_ps(m0[c][kw], p)
+                            } else {
+                                let a = _mm512_maskz_loadu_ps(m0[c][kw], p);
+                                let b = _mm512_maskz_loadu_ps(m1[c][kw], p.wrapping_add(L));
+                                _mm512_permutex2var_ps(a, even, b)
+                            };
+                            for r in 0..R {
+                                if q >= r * S && q - r * S < K && r < nrows {
+                                    let kh = q - r * S;
+                                    acc[r][c] = _mm512_fmadd_ps(wv[kh * K + kw], v, acc[r][c]);
+                                }
+                            }
+                        }
+                    }
+                }
+                for r in 0..nrows {
+                    for c in 0..cols {
+                        let col = t0 + c * L;
+                        let n = L.min(g.ow - col);
+                        let mut v = acc[r][c];
+                        if ACT != 0 {
+                            v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+                        }
+                        let dst = op.add((oh0 + r) * g.ow + col);
+                        if n == L {
+                            _mm512_storeu_ps(dst, v);
+                        } else {
+                            _mm512_mask_storeu_ps(dst, ((1u32 << n) - 1) as __mmask16, v);
+                        }
+                    }
+                }
+                oh0 += R;
+            }
+            t0 += C * L;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::nn::test_util::{assert_close, rand_vec};
+
+    /// `depthwise_channels` (the AVX-512 direct kernel where the CPU has it)
+    /// against the portable scratch kernel + the scalar activation.
+    #[test]
+    fn direct_kernels_match_portable() {
+        let acts = [
+            FusedActivation::None,
+            FusedActivation::Relu,
+            FusedActivation::Clip { min: 0.0, max: 6.0 },
+            FusedActivation::Clip { min: -0.5, max: 0.5 },
+        ];
+        for &(h, w, k, s, p) in &[
+            (9usize, 11usize, 3usize, 1usize, 1i64),
+            (112, 112, 3, 1, 1),
+            (112, 112, 3, 2, 1),
+            (113, 75, 3, 2, 1),
+            (14, 14, 5, 1, 2),
+            (15, 33, 5, 2, 2),
+            (7, 7, 3, 1, 1),
+            (7, 7, 7, 1, 3),
+            (20, 40, 7, 2, 3),
+            (5, 50, 3, 1, 0),
+            (1, 17, 3, 1, 1),
+            (4, 4, 5, 2, 0),
+        ] {
+            let pu = p as usize;
+            if h + 2 * pu < k || w + 2 * pu < k {
+                continue;
+            }
+            let oh = (h + 2 * p as usize - k) / s + 1;
+            let ow = (w + 2 * p as usize - k) / s + 1;
+            let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: 1, dw: 1, ph: p, pw: p };
+            let chans = 3;
+            let mut x = rand_vec(chans * h * w, 7);
+            x[1] = f32::NAN;
+            let wt = rand_vec(chans * k * k, 8);
+            let bias = rand_vec(chans, 9);
+            for act in acts {
+                let mut want = vec![0f32; chans * oh * ow];
+                let mut sc = Vec::new();
+                for c in 0..chans {
+                    let o = &mut want[c * oh * ow..(c + 1) * oh * ow];
+                    channel_portable(&g, &x[c * h * w..(c + 1) * h * w], &wt[c * k * k..(c + 1) * k * k], bias[c], o, &mut sc);
+                    act.apply_slice(o);
+                }
+                let mut got = vec![-1f32; chans * oh * ow];
+                depthwise_channels(&g, &x, &wt, Some(&bias), act, &mut got, &mut sc);
+                for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert!(
+                        (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                        "{h}x{w} k{k} s{s} p{p} {act:?}: element {i}: want {a}, got {b}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn portable_matches_dispatched() {

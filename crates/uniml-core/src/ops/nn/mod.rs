@@ -270,7 +270,28 @@ pub(crate) fn with_f32_output(
     shape: &[usize],
     f: impl FnOnce(&mut EvalCtx, &mut [f32]) -> Result<()>,
 ) -> Result<Tensor> {
-    let mut out = ctx.alloc(dtype, shape)?;
+    with_f32_output_as(ctx, dtype, shape, true, f)
+}
+
+/// [`with_f32_output`] for kernels that write every output element: the f32
+/// buffer handed to `f` holds unspecified values (a recycled, unzeroed buffer).
+pub(crate) fn with_f32_output_overwritten(
+    ctx: &mut EvalCtx,
+    dtype: DType,
+    shape: &[usize],
+    f: impl FnOnce(&mut EvalCtx, &mut [f32]) -> Result<()>,
+) -> Result<Tensor> {
+    with_f32_output_as(ctx, dtype, shape, false, f)
+}
+
+fn with_f32_output_as(
+    ctx: &mut EvalCtx,
+    dtype: DType,
+    shape: &[usize],
+    zero: bool,
+    f: impl FnOnce(&mut EvalCtx, &mut [f32]) -> Result<()>,
+) -> Result<Tensor> {
+    let mut out = if zero { ctx.alloc(dtype, shape)? } else { ctx.alloc_overwritten(dtype, shape)? };
     if dtype == DType::F32 {
         f(ctx, out.as_slice_mut::<f32>()?)?;
     } else {
