@@ -140,13 +140,16 @@ impl<'g> Executor<'g> {
             }
         }
         let mut result = Vec::with_capacity(g.outputs.len());
-        for &o in &g.outputs {
+        for (i, &o) in g.outputs.iter().enumerate() {
+            // The same value may be listed twice as an output: only then is it
+            // copied (a copy of every output was a full pass over fresh memory).
+            let again = g.outputs[i + 1..].contains(&o);
             result.push(match std::mem::replace(&mut slots[o], Slot::Empty) {
-                Slot::Owned(v) => {
-                    // The same value may be listed twice as an output.
+                Slot::Owned(v) if again => {
                     slots[o] = Slot::Owned(v.clone());
                     v
                 }
+                Slot::Owned(v) => v,
                 Slot::Borrowed(r) => {
                     let v = r.to_owned();
                     slots[o] = Slot::Borrowed(r);
