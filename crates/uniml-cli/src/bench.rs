@@ -46,7 +46,7 @@ fn peak_rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool, engine: &EngineArgs) -> Result<ExitCode> {
+pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: Option<usize>, engine: &EngineArgs) -> Result<ExitCode> {
     let (session, create_ms) = crate::load(model, engine.options())?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut inputs = Vec::new();
@@ -116,8 +116,8 @@ pub fn bench(model: &Path, runs: usize, warmup: usize, json: bool, profile: bool
         println!("  latency   min {min:.3} ms   median {median:.3} ms   p90 {p90:.3} ms");
         println!("  session creation {create_ms:.1} ms   peak RSS {:.1} MB   weights {:.1} MB", rss as f64 / 1e6, session.weight_bytes() as f64 / 1e6);
     }
-    if profile {
-        print_profile(&session, &views, runs)?;
+    if let Some(top) = profile {
+        print_profile(&session, &views, runs, top)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -145,7 +145,7 @@ impl uniml::StepObserver for NodeTimer {
     }
 }
 
-fn print_profile(session: &uniml::Session, views: &[(&str, uniml::TensorView)], runs: usize) -> Result<()> {
+fn print_profile(session: &uniml::Session, views: &[(&str, uniml::TensorView)], runs: usize, top: usize) -> Result<()> {
     let timer = NodeTimer { started: Default::default(), total: Default::default() };
     let vals: Vec<(&str, uniml::ValueRef)> = views.iter().map(|(n, t)| (*n, uniml::ValueRef::Tensor(t.clone()))).collect();
     for _ in 0..runs {
@@ -172,7 +172,8 @@ fn print_profile(session: &uniml::Session, views: &[(&str, uniml::TensorView)], 
     let mut slowest: Vec<(usize, f64)> = total.iter().copied().enumerate().collect();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("\n  slowest nodes:");
-    for (i, ms) in slowest.into_iter().take(12) {
+    let top = if top == 0 { slowest.len() } else { top };
+    for (i, ms) in slowest.into_iter().take(top) {
         if let Some((name, op)) = nodes.get(i) {
             println!("  {:>10.3} ms  {op:<20} {name}", per_run(ms));
         }

@@ -95,6 +95,9 @@ enum Cmd {
         /// After timing, profile the runs per op type and per node.
         #[arg(long)]
         profile: bool,
+        /// With --profile: how many of the slowest nodes to list (0 = all).
+        #[arg(long, default_value_t = 12)]
+        profile_nodes: usize,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -121,7 +124,9 @@ fn main() -> ExitCode {
         Cmd::Inspect { model, json, backend } => inspect(&model, json, backend),
         Cmd::Check { model } => check(&model),
         Cmd::Run { model, inputs, inputs_dir, outputs_dir, engine } => io::run(&model, &inputs, inputs_dir.as_deref(), &outputs_dir, &engine),
-        Cmd::Bench { model, runs, warmup, json, profile, engine } => bench::bench(&model, runs, warmup, json, profile, &engine),
+        Cmd::Bench { model, runs, warmup, json, profile, profile_nodes, engine } => {
+            bench::bench(&model, runs, warmup, json, profile.then_some(profile_nodes), &engine)
+        }
         Cmd::Classify { model, image, labels, top, engine } => classify::classify(&model, &image, labels.as_deref(), top, &engine),
         #[cfg(feature = "serve")]
         Cmd::Serve(args) => serve::serve(&args),

@@ -43,6 +43,23 @@ use kernels::Kernel;
 pub use kernels::{available_kernels, kernel_name, selected_kernel, KernelKind};
 pub use pack::{PackedA, PackedB};
 
+/// Applies `act` to every element of `xs` in place with the selected kernel's
+/// vectorised epilogue (the same formulas as a fused GEMM epilogue; `exp` is
+/// the epilogue's polynomial, within a few ulps).
+pub fn activate(act: Activation, xs: &mut [f32]) {
+    if act == Activation::None || xs.is_empty() {
+        return;
+    }
+    let kern = kernels::selected();
+    // SAFETY: one row of `xs.len()` columns, row stride = length; no biases.
+    unsafe {
+        match kern.act {
+            Some(f) => f(xs.as_mut_ptr(), xs.len(), act),
+            None => (kern.epi)(xs.as_mut_ptr(), xs.len(), 1, xs.len(), core::ptr::null(), core::ptr::null(), act),
+        }
+    }
+}
+
 /// A read-only strided matrix view: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]

@@ -250,6 +250,7 @@ pub(crate) fn kernel() -> Kernel {
         nc: 2048,
         ukr,
         ukr_sb,
+        act: None,
         gemv_nr,
         gemv_mr,
         epi,

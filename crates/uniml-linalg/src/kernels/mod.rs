@@ -53,6 +53,8 @@ pub(crate) type EpiFn = unsafe fn(
     bias_col: *const f32,
     act: Activation,
 );
+/// The activation over `n` values in place.
+pub(crate) type ActFn = unsafe fn(x: *mut f32, n: usize, act: Activation);
 pub(crate) type DotFn = unsafe fn(x: &[f32], y: &[f32]) -> f32;
 pub(crate) type AxpyFn = unsafe fn(alpha: f32, x: &[f32], y: &mut [f32]);
 
@@ -112,6 +114,8 @@ pub(crate) struct Kernel {
     /// Panel GEMV over a packed A panel (width `mr`).
     pub gemv_mr: PanelGemvFn,
     pub epi: EpiFn,
+    /// An explicitly vectorised activation over a slice (else `epi` on one row).
+    pub act: Option<ActFn>,
     pub dot: DotFn,
     pub axpy: AxpyFn,
 }

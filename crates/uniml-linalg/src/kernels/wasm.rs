@@ -42,6 +42,15 @@ fn exp4(x: v128) -> v128 {
 }
 
 /// The activation on 4 lanes, with the scalar code's NaN behaviour.
+/// `1/(1+exp(-v))` through `t = exp(-|v|) ≤ 1` (`t/(1+t)` for negative `v`),
+/// so no intermediate is subnormal (see the x86 kernel).
+#[inline(always)]
+fn sigmoid4(v: v128) -> v128 {
+    let t = exp4(f32x4_neg(f32x4_abs(v)));
+    let s = f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_splat(1.0), t));
+    v128_bitselect(f32x4_mul(t, s), s, f32x4_lt(v, f32x4_splat(0.0)))
+}
+
 #[inline(always)]
 fn act4(v: v128, act: Activation) -> v128 {
     let one = f32x4_splat(1.0);
@@ -55,8 +64,8 @@ fn act4(v: v128, act: Activation) -> v128 {
             let t = f32x4_add(f32x4_mul(v, f32x4_splat(1.0 / 6.0)), f32x4_splat(0.5));
             f32x4_mul(v, f32x4_pmin(f32x4_pmax(t, f32x4_splat(0.0)), one))
         }
-        Activation::Sigmoid => f32x4_div(one, f32x4_add(one, exp4(f32x4_neg(v)))),
-        Activation::SiLU => f32x4_div(v, f32x4_add(one, exp4(f32x4_neg(v)))),
+        Activation::Sigmoid => sigmoid4(v),
+        Activation::SiLU => f32x4_mul(v, sigmoid4(v)),
     }
 }
 
@@ -175,6 +184,7 @@ pub(crate) fn kernel() -> Kernel {
         nc: 2048,
         ukr,
         ukr_sb,
+        act: None,
         gemv_nr,
         gemv_mr,
         epi,

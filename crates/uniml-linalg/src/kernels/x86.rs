@@ -44,6 +44,18 @@ unsafe fn recip256(d: __m256) -> __m256 {
     _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0)), r)
 }
 
+/// `1/(1+exp(-v))` as `s = 1/(1+t)`, `t = exp(-|v|) ≤ 1`, and `t·s` for
+/// negative `v`: every intermediate stays a normal number (`exp(+88)` and its
+/// reciprocal would be subnormal, and subnormals cost ~100× on x86).
+#[inline(always)]
+unsafe fn sigmoid256(v: __m256) -> __m256 {
+    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+    let t = exp256(_mm256_sub_ps(_mm256_setzero_ps(), abs));
+    let s = recip256(_mm256_add_ps(_mm256_set1_ps(1.0), t));
+    // blendv picks by the sign bit of v.
+    _mm256_blendv_ps(s, _mm256_mul_ps(t, s), v)
+}
+
 /// The activation on one 8-lane vector.
 #[inline(always)]
 unsafe fn act256(v: __m256, act: Activation) -> __m256 {
@@ -59,17 +71,8 @@ unsafe fn act256(v: __m256, act: Activation) -> __m256 {
             let t = _mm256_min_ps(one, _mm256_max_ps(_mm256_setzero_ps(), t));
             _mm256_mul_ps(v, t)
         }
-        Activation::Sigmoid => recip256(_mm256_add_ps(
-            one,
-            exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)),
-        )),
-        Activation::SiLU => _mm256_mul_ps(
-            v,
-            recip256(_mm256_add_ps(
-                one,
-                exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)),
-            )),
-        ),
+        Activation::Sigmoid => sigmoid256(v),
+        Activation::SiLU => _mm256_mul_ps(v, sigmoid256(v)),
     }
 }
 
@@ -245,6 +248,7 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
         nc: 2048,
         ukr: avx2_ukr,
         ukr_sb: avx2_ukr_sb,
+        act: None,
         gemv_nr: avx2_gemv_nr,
         gemv_mr: avx2_gemv_mr,
         epi: avx2_epi,
@@ -286,6 +290,16 @@ unsafe fn recip512(d: __m512) -> __m512 {
     _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0)), r)
 }
 
+/// [`sigmoid256`] on 16 lanes.
+#[inline(always)]
+unsafe fn sigmoid512(v: __m512) -> __m512 {
+    let abs = _mm512_abs_ps(v);
+    let t = exp512(_mm512_sub_ps(_mm512_setzero_ps(), abs));
+    let s = recip512(_mm512_add_ps(_mm512_set1_ps(1.0), t));
+    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+    _mm512_mask_mul_ps(s, neg, t, s)
+}
+
 /// The activation on one 16-lane vector.
 #[inline(always)]
 unsafe fn act512(v: __m512, act: Activation) -> __m512 {
@@ -301,17 +315,8 @@ unsafe fn act512(v: __m512, act: Activation) -> __m512 {
             let t = _mm512_min_ps(one, _mm512_max_ps(_mm512_setzero_ps(), t));
             _mm512_mul_ps(v, t)
         }
-        Activation::Sigmoid => recip512(_mm512_add_ps(
-            one,
-            exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)),
-        )),
-        Activation::SiLU => _mm512_mul_ps(
-            v,
-            recip512(_mm512_add_ps(
-                one,
-                exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)),
-            )),
-        ),
+        Activation::Sigmoid => sigmoid512(v),
+        Activation::SiLU => _mm512_mul_ps(v, sigmoid512(v)),
     }
 }
 
@@ -443,6 +448,21 @@ unsafe fn avx512_ukr_sb(
     avx512_body::<AVX512_MR, true>(k, a, b, ldb, c, ldc, alpha, beta, epi)
 }
 
+/// The activation over a slice, 16 lanes at a time (masked tail).
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_act(x: *mut f32, n: usize, act: Activation) {
+    let mut i = 0;
+    while i + 16 <= n {
+        _mm512_storeu_ps(x.add(i), act512(_mm512_loadu_ps(x.add(i)), act));
+        i += 16;
+    }
+    if i < n {
+        let m = ((1u32 << (n - i)) - 1) as __mmask16;
+        let v = act512(_mm512_maskz_loadu_ps(m, x.add(i)), act);
+        _mm512_mask_storeu_ps(x.add(i), m, v);
+    }
+}
+
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn avx512_gemv_nr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
     panel_gemv_body::<AVX512_NR>(k, panel, x, out)
@@ -467,6 +487,7 @@ pub(crate) fn avx512_kernel() -> Option<Kernel> {
         nc: 2048,
         ukr: avx512_ukr,
         ukr_sb: avx512_ukr_sb,
+        act: Some(avx512_act),
         gemv_nr: avx512_gemv_nr,
         gemv_mr: avx512_gemv_mr,
         // The element-wise passes are memory-bound; the AVX2 builds do.

@@ -335,6 +335,25 @@ fn activations_match_f64() {
     }
 }
 
+/// `activate` (the slice pass) against the f64 formulas, odd lengths for the tails.
+#[test]
+fn activate_slices_match_f64() {
+    for len in [0usize, 1, 15, 17, 1000] {
+        let xs: Vec<f32> = (0..len).map(|i| (i as f32 - len as f32 / 2.0) * 0.037).collect();
+        for act in ACTS {
+            let mut ys = xs.clone();
+            crate::activate(act, &mut ys);
+            for (&x, &y) in xs.iter().zip(&ys) {
+                let want = act_f64(act, x as f64);
+                assert!((y as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{act:?}({x}) = {y}, want {want}");
+            }
+        }
+    }
+    let mut nan = [f32::NAN; 3];
+    crate::activate(Activation::Sigmoid, &mut nan);
+    assert!(nan.iter().all(|v| v.is_nan()));
+}
+
 #[test]
 fn nan_propagates_through_fused_activations() {
     // A NaN in A must reach C through every kernel's epilogue (no silent

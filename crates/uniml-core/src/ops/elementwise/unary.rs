@@ -201,6 +201,18 @@ impl Unary {
     }
 }
 
+/// [`apply_real`] for f32, with the ops the GEMM epilogue vectorises (its
+/// polynomial `exp`) sent there: Sigmoid and HardSwish.
+fn apply_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+    let act = match op {
+        UnaryOp::Sigmoid => uniml_linalg::Activation::Sigmoid,
+        UnaryOp::HardSwish => uniml_linalg::Activation::HardSwish,
+        _ => return apply_real(op, x, out),
+    };
+    out.copy_from_slice(x);
+    uniml_linalg::activate(act, out);
+}
+
 /// Applies a float op to a slice (one `match`, then a tight loop).
 pub fn apply_real<R: Real>(op: UnaryOp, x: &[R], out: &mut [R]) {
     macro_rules! m {
@@ -361,7 +373,7 @@ fn run_float(ctx: &EvalCtx, op: UnaryOp, x: &TensorView, out: &mut Tensor) -> Re
         }};
     }
     match x.dtype() {
-        DType::F32 => go!(f32, |a, b| apply_real(op, a, b)),
+        DType::F32 => go!(f32, |a, b| apply_f32(op, a, b)),
         DType::F64 => go!(f64, |a, b| apply_real(op, a, b)),
         DType::F16 => go!(f16, |a, b| apply_half(op, a, b, f16::to_f32, f16::from_f32)),
         DType::BF16 => go!(bf16, |a, b| apply_half(

@@ -140,6 +140,27 @@ pub fn conv_f32(
             return Ok(());
         }
     }
+    if s.group == 1 && s.c <= super::conv_direct::MAX_CHANNELS {
+        if let Some(g2) = g2 {
+            let mut done = true;
+            for b in 0..s.n {
+                done = done
+                    && super::conv_direct::conv_few_channels(
+                        par,
+                        &g2,
+                        s.c,
+                        &x[b * s.c * isz..(b + 1) * s.c * isz],
+                        w,
+                        bias,
+                        act,
+                        &mut out[b * s.m * osz..(b + 1) * s.m * osz],
+                    );
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&v| v == 1)
         && g.pad_begin.iter().chain(&g.pad_end).all(|&p| p == 0);

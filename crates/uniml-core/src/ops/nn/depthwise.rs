@@ -516,12 +516,28 @@ pub(crate) fn depthwise_channels(
     }
 }
 
+/// Lanes `i` of a 16-lane load at column `start` with `0 <= start + i < w`
+/// (the load mask of a tap that may hang over the edge of an input row).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn lanes_in_row(start: i64, w: usize) -> u16 {
+    const L: i64 = 16;
+    let w = w as i64;
+    if start >= w || start + L <= 0 {
+        return 0;
+    }
+    let skip = (-start).max(0) as u32;
+    let end = (w - start).min(L) as u32;
+    let upto: u32 = if end >= 16 { 0xFFFF } else { (1u32 << end) - 1 };
+    (upto & (0xFFFFu32 << skip)) as u16
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     //! Scratch-free depthwise kernel for AVX-512 (see the module docs).
     use std::arch::x86_64::*;
 
-    use super::{FusedActivation, Geo2};
+    use super::{lanes_in_row, FusedActivation, Geo2};
 
     const L: usize = 16;
 
@@ -572,19 +588,6 @@ mod avx512 {
             FusedActivation::Clip { min, max } => Some((min, max)),
             _ => None,
         }
-    }
-
-    /// Lanes `i` of a 16-lane load at column `start` with `0 <= start + i < w`.
-    #[inline(always)]
-    fn valid(start: i64, w: usize) -> __mmask16 {
-        let w = w as i64;
-        if start >= w || start + L as i64 <= 0 {
-            return 0;
-        }
-        let skip = (-start).max(0) as u32;
-        let end = (w - start).min(L as i64) as u32;
-        let upto: u32 = if end >= 16 { 0xFFFF } else { (1u32 << end) - 1 };
-        (upto & (0xFFFFu32 << skip)) as __mmask16
     }
 
     /// `ACT`: 0 none, 1 Relu, 6 Relu6 (Clip 0..6), applied before the store.
@@ -640,9 +643,9 @@ mod avx512 {
                 for kw in 0..K {
                     let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
                     start[c][kw] = s0;
-                    m0[c][kw] = valid(s0, g.w);
+                    m0[c][kw] = lanes_in_row(s0, g.w);
                     if S == 2 {
-                        m1[c][kw] = valid(s0 + L as i64, g.w);
+                        m1[c][kw] = lanes_in_row(s0 + L as i64, g.w);
                     }
                 }
             }

@@ -22,6 +22,7 @@ pub mod batchnorm;
 mod bench;
 pub mod conv;
 pub mod conv_integer;
+mod conv_direct;
 mod conv_kernels;
 pub mod conv_transpose;
 pub mod deform_conv;
@@ -113,27 +114,23 @@ impl FusedActivation {
 
     /// Applies the activation in place (a no-op for `None`).
     pub fn apply_slice(self, xs: &mut [f32]) {
-        macro_rules! each {
-            ($f:expr) => {{
-                let f = $f;
+        use uniml_linalg::Activation as La;
+        let la = match self {
+            FusedActivation::None => return,
+            FusedActivation::Relu => La::Relu,
+            FusedActivation::Clip { min, max } => La::Clip { min, max },
+            FusedActivation::HardSwish => La::HardSwish,
+            FusedActivation::Sigmoid => La::Sigmoid,
+            FusedActivation::SiLU => La::SiLU,
+            other => {
                 for x in xs.iter_mut() {
-                    *x = f(*x);
+                    *x = other.apply(*x);
                 }
-            }};
-        }
-        match self {
-            FusedActivation::None => {}
-            FusedActivation::Relu => each!(|x: f32| if x < 0.0 { 0.0 } else { x }),
-            FusedActivation::Clip { min, max } => each!(|x: f32| {
-                let y = if x < min { min } else { x };
-                if y > max {
-                    max
-                } else {
-                    y
-                }
-            }),
-            other => each!(|x: f32| other.apply(x)),
-        }
+                return;
+            }
+        };
+        // The GEMM epilogue's vectorised pass (exp by polynomial, no libm call).
+        uniml_linalg::activate(la, xs);
     }
 }
 

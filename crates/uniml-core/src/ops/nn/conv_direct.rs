@@ -1,0 +1,260 @@
+//! Direct convolution for few input channels (the RGB stem of a CNN).
+//!
+//! With 3 input channels im2col + GEMM is a poor fit: the GEMM depth is only
+//! `3·k·k` (27 for a 3×3 stem), so the microkernel spends as long loading and
+//! storing its C tile as multiplying, and the im2col buffer is 9× the input.
+//! Here each input vector (16 output columns of one tap of one input channel,
+//! a masked load straight from the input row, de-interleaved by one permute
+//! for stride 2) feeds the accumulators of 8 output channels × 2 column
+//! tiles at once; bias and a Relu/Clip activation are applied in registers.
+//! AVX-512 only (selected at run time); other CPUs keep im2col + GEMM.
+
+use super::depthwise::Geo2;
+use super::FusedActivation;
+use crate::parallel::Parallelism;
+
+/// Most input channels taken by the direct kernel.
+pub(crate) const MAX_CHANNELS: usize = 4;
+/// Output channels per task (one block of accumulators).
+#[cfg(target_arch = "x86_64")]
+const OC: usize = 8;
+
+/// Runs the direct kernel if this CPU and geometry allow it: `x` is one
+/// batch item `[c, h, w]`, `w` the weights `[m, c, k, k]`, `out` `[m, oh, ow]`.
+/// Returns `false` (nothing written) when the case is not covered.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_few_channels(
+    par: &dyn Parallelism,
+    g: &Geo2,
+    c: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let Some(f) = avx512::pick(g, c) else { return false };
+        let osz = g.oh * g.ow;
+        let m = out.len() / osz.max(1);
+        if osz == 0 || x.len() != c * g.h * g.w || w.len() != m * c * g.kh * g.kw {
+            return false;
+        }
+        // Activations other than Relu/Clip run as a vectorised pass afterwards.
+        let (lo, hi, rest) = match act {
+            FusedActivation::None => (f32::NEG_INFINITY, f32::INFINITY, FusedActivation::None),
+            FusedActivation::Relu => (0.0, f32::INFINITY, FusedActivation::None),
+            FusedActivation::Clip { min, max } => (min, max, FusedActivation::None),
+            other => (f32::NEG_INFINITY, f32::INFINITY, other),
+        };
+        let kk = c * g.kh * g.kw;
+        crate::parallel::par_chunks_mut(par, out, OC * osz, &|blk, chunk| {
+            let m0 = blk * OC;
+            let n = chunk.len() / osz;
+            // Weights and bias of this block, zero-padded to OC channels.
+            let mut wb = [0f32; OC * MAX_CHANNELS * 49];
+            let mut bb = [0f32; OC];
+            for oc in 0..n {
+                for t in 0..kk {
+                    wb[t * OC + oc] = w[(m0 + oc) * kk + t];
+                }
+                bb[oc] = bias.map_or(0.0, |b| b[m0 + oc]);
+            }
+            // SAFETY: `pick` checked the CPU features and the geometry; `chunk`
+            // holds `n <= OC` output planes, `wb` the block's `kk × OC` weights.
+            unsafe { f(g, c, x, &wb, &bb, lo, hi, n, chunk) };
+            rest.apply_slice(chunk);
+        });
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (par, g, c, x, w, bias, act, out);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Geo2, MAX_CHANNELS, OC};
+    use crate::ops::nn::depthwise::lanes_in_row;
+
+    const L: usize = 16;
+
+    /// `(geometry, channels, input, block weights [c·k·k][OC], block bias,
+    /// clamp lo, clamp hi, channels to store, output planes)`.
+    pub(super) type BlockFn =
+        unsafe fn(&Geo2, usize, &[f32], &[f32], &[f32; OC], f32, f32, usize, &mut [f32]);
+
+    pub(super) fn pick(g: &Geo2, c: usize) -> Option<BlockFn> {
+        if !(std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        if c == 0 || c > MAX_CHANNELS || g.dh != 1 || g.dw != 1 || g.kh != g.kw || g.sh != g.sw {
+            return None;
+        }
+        Some(match (g.kh, g.sw) {
+            (3, 1) => block::<3, 1>,
+            (3, 2) => block::<3, 2>,
+            (5, 1) => block::<5, 1>,
+            (5, 2) => block::<5, 2>,
+            (7, 1) => block::<7, 1>,
+            (7, 2) => block::<7, 2>,
+            _ => return None,
+        })
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn block<const K: usize, const S: usize>(
+        g: &Geo2,
+        c: usize,
+        x: &[f32],
+        wb: &[f32],
+        bb: &[f32; OC],
+        lo: f32,
+        hi: f32,
+        n: usize,
+        out: &mut [f32],
+    ) {
+        const T: usize = 2;
+        let plane = g.h * g.w;
+        let osz = g.oh * g.ow;
+        let xp = x.as_ptr();
+        let op = out.as_mut_ptr();
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let clamp = lo != f32::NEG_INFINITY || hi != f32::INFINITY;
+        let mut t0 = 0;
+        while t0 < g.ow {
+            let tiles = T.min((g.ow - t0).div_ceil(L));
+            let mut m0 = [[0 as __mmask16; K]; T];
+            let mut m1 = [[0 as __mmask16; K]; T];
+            let mut start = [[0i64; K]; T];
+            for t in 0..tiles {
+                for kw in 0..K {
+                    let s0 = ((t0 + t * L) * S + kw) as i64 - g.pw;
+                    start[t][kw] = s0;
+                    m0[t][kw] = lanes_in_row(s0, g.w);
+                    if S == 2 {
+                        m1[t][kw] = lanes_in_row(s0 + L as i64, g.w);
+                    }
+                }
+            }
+            for oh in 0..g.oh {
+                let mut acc = [[_mm512_setzero_ps(); T]; OC];
+                for oc in 0..OC {
+                    acc[oc] = [_mm512_set1_ps(bb[oc]); T];
+                }
+                for ci in 0..c {
+                    for kh in 0..K {
+                        let ih = (oh * S + kh) as i64 - g.ph;
+                        if ih < 0 || ih >= g.h as i64 {
+                            continue;
+                        }
+                        let row = xp.add(ci * plane + ih as usize * g.w);
+                        for kw in 0..K {
+                            let wrow = wb.as_ptr().add(((ci * K + kh) * K + kw) * OC);
+                            let mut v = [_mm512_setzero_ps(); T];
+                            for t in 0..T {
+                                if t < tiles {
+                                    // Masked-off lanes are not accessed (wrapping pointer).
+                                    let p = row.wrapping_offset(start[t][kw] as isize);
+                                    v[t] = if S == 1 {
+                                        _mm512_maskz_loadu_ps(m0[t][kw], p)
+                                    } else {
+                                        let a = _mm512_maskz_loadu_ps(m0[t][kw], p);
+                                        let b = _mm512_maskz_loadu_ps(m1[t][kw], p.wrapping_add(L));
+                                        _mm512_permutex2var_ps(a, even, b)
+                                    };
+                                }
+                            }
+                            for oc in 0..OC {
+                                let wv = _mm512_set1_ps(*wrow.add(oc));
+                                for t in 0..T {
+                                    acc[oc][t] = _mm512_fmadd_ps(wv, v[t], acc[oc][t]);
+                                }
+                            }
+                        }
+                    }
+                }
+                for oc in 0..n {
+                    for t in 0..tiles {
+                        let col = t0 + t * L;
+                        let cnt = L.min(g.ow - col);
+                        let mut r = acc[oc][t];
+                        if clamp {
+                            // max/min return the second operand for NaN: NaN stays.
+                            r = _mm512_min_ps(vhi, _mm512_max_ps(vlo, r));
+                        }
+                        let dst = op.add(oc * osz + oh * g.ow + col);
+                        if cnt == L {
+                            _mm512_storeu_ps(dst, r);
+                        } else {
+                            _mm512_mask_storeu_ps(dst, ((1u32 << cnt) - 1) as __mmask16, r);
+                        }
+                    }
+                }
+            }
+            t0 += T * L;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::test_util::rand_vec;
+    use crate::parallel::Serial;
+
+    /// Against a plain 6-loop convolution in f64.
+    #[test]
+    fn matches_naive_convolution() {
+        for &(c, m, h, w, k, s, p) in &[
+            (3usize, 32usize, 33usize, 35usize, 3usize, 2usize, 1i64),
+            (3, 16, 20, 40, 3, 1, 1),
+            (1, 5, 9, 9, 5, 2, 2),
+            (4, 12, 17, 70, 7, 2, 3),
+            (2, 8, 6, 6, 3, 1, 0),
+            (3, 9, 7, 7, 7, 1, 3),
+        ] {
+            let oh = (h + 2 * p as usize - k) / s + 1;
+            let ow = (w + 2 * p as usize - k) / s + 1;
+            let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: 1, dw: 1, ph: p, pw: p };
+            let x = rand_vec(c * h * w, 3);
+            let wt = rand_vec(m * c * k * k, 4);
+            let bias = rand_vec(m, 5);
+            for act in [FusedActivation::None, FusedActivation::Clip { min: 0.0, max: 6.0 }, FusedActivation::HardSwish] {
+                let mut got = vec![f32::NAN; m * oh * ow];
+                if !conv_few_channels(&Serial, &g, c, &x, &wt, Some(&bias), act, &mut got) {
+                    return; // no AVX-512 here: nothing to check
+                }
+                for mo in 0..m {
+                    for y in 0..oh {
+                        for xo in 0..ow {
+                            let mut acc = bias[mo] as f64;
+                            for ci in 0..c {
+                                for kh in 0..k {
+                                    for kw in 0..k {
+                                        let iy = (y * s + kh) as i64 - p;
+                                        let ix = (xo * s + kw) as i64 - p;
+                                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                            acc += x[(ci * h + iy as usize) * w + ix as usize] as f64
+                                                * wt[((mo * c + ci) * k + kh) * k + kw] as f64;
+                                        }
+                                    }
+                                }
+                            }
+                            let want = act.apply(acc as f32);
+                            let v = got[(mo * oh + y) * ow + xo];
+                            assert!((v - want).abs() <= 1e-4 * (1.0 + want.abs()), "c{c} m{m} {h}x{w} k{k} s{s} {act:?} at ({mo},{y},{xo}): {v} vs {want}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
