@@ -484,6 +484,7 @@ unsafe fn blocked(
         nc: nc_max,
         ukr,
         ukr_sb,
+        ukr_rows,
         ..
     } = *kern;
     debug_assert!(mr * nr <= 512 && mc_max % mr == 0 && nc_max % nr == 0);
@@ -572,6 +573,12 @@ unsafe fn blocked(
                                 } else {
                                     ukr(kc, ap, bp, ct, ldc, post.alpha, beta, te.as_ref());
                                 }
+                            } else if let (Some(part), true) =
+                                (ukr_rows, ilo == i0 && jlo == j0 && jhi == j0 + nr)
+                            {
+                                // The last rows of A: only those rows, straight into C.
+                                let ct = c.add(i0 * ldc + j0);
+                                part(ihi - i0, kc, ap, bp, ldb, ct, ldc, post.alpha, beta, te.as_ref());
                             } else {
                                 // Edge tile: the same kernel call on a local copy (so
                                 // results don't depend on where a range starts), with

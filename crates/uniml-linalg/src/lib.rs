@@ -60,6 +60,25 @@ pub fn activate(act: Activation, xs: &mut [f32]) {
     }
 }
 
+/// `xs[i] = exp(xs[i] - shift)` in place, returning the sum: the core of a
+/// softmax row. `exp` is the epilogue's polynomial (relative error ~2e-7);
+/// arguments below -87 give exactly 0.
+pub fn exp_sum(xs: &mut [f32], shift: f32) -> f32 {
+    match kernels::selected().exp_sum {
+        // SAFETY: `xs` holds `xs.len()` values.
+        Some(f) => unsafe { f(xs.as_mut_ptr(), xs.len(), shift) },
+        None => {
+            let mut sum = 0.0;
+            for v in xs.iter_mut() {
+                let d = *v - shift;
+                *v = if d < epilogue::exp_consts::LO { 0.0 } else { epilogue::exp_approx(d) };
+                sum += *v;
+            }
+            sum
+        }
+    }
+}
+
 /// A read-only strided matrix view: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]

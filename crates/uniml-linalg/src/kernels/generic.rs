@@ -251,6 +251,8 @@ pub(crate) fn kernel() -> Kernel {
         ukr,
         ukr_sb,
         act: None,
+        ukr_rows: None,
+        exp_sum: None,
         gemv_nr,
         gemv_mr,
         epi,

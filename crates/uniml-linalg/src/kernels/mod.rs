@@ -53,6 +53,21 @@ pub(crate) type EpiFn = unsafe fn(
     bias_col: *const f32,
     act: Activation,
 );
+/// [`UkrSbFn`] computing and writing only the first `rows < mr` rows.
+pub(crate) type UkrRowsFn = unsafe fn(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+);
+/// `x[i] = exp(x[i] - shift)` over `n` values, returning their sum.
+pub(crate) type ExpSumFn = unsafe fn(x: *mut f32, n: usize, shift: f32) -> f32;
 /// The activation over `n` values in place.
 pub(crate) type ActFn = unsafe fn(x: *mut f32, n: usize, act: Activation);
 pub(crate) type DotFn = unsafe fn(x: &[f32], y: &[f32]) -> f32;
@@ -116,6 +131,10 @@ pub(crate) struct Kernel {
     pub epi: EpiFn,
     /// An explicitly vectorised activation over a slice (else `epi` on one row).
     pub act: Option<ActFn>,
+    /// The microkernel for the first `rows < mr` rows of a tile, B with row stride `ldb`.
+    pub ukr_rows: Option<UkrRowsFn>,
+    /// `x = exp(x - shift)` in place, returning the sum (softmax).
+    pub exp_sum: Option<ExpSumFn>,
     pub dot: DotFn,
     pub axpy: AxpyFn,
 }

@@ -249,6 +249,8 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
         ukr: avx2_ukr,
         ukr_sb: avx2_ukr_sb,
         act: None,
+        ukr_rows: None,
+        exp_sum: None,
         gemv_nr: avx2_gemv_nr,
         gemv_mr: avx2_gemv_mr,
         epi: avx2_epi,
@@ -328,6 +330,7 @@ unsafe fn act512(v: __m512, act: Activation) -> __m512 {
 unsafe fn avx512_body<const M: usize, const PF: bool>(
     k: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -357,7 +360,7 @@ unsafe fn avx512_body<const M: usize, const PF: bool>(
                 _mm_prefetch::<_MM_HINT_T0>(b.add($off * ldb + 48) as *const i8);
             }
             for i in 0..M {
-                let ai = _mm512_set1_ps(*a.add($off * M + i));
+                let ai = _mm512_set1_ps(*a.add($off * lda + i));
                 c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
             }
@@ -369,13 +372,13 @@ unsafe fn avx512_body<const M: usize, const PF: bool>(
         step!(1);
         step!(2);
         step!(3);
-        a = a.add(4 * M);
+        a = a.add(4 * lda);
         b = b.add(4 * ldb);
         p -= 4;
     }
     while p > 0 {
         step!(0);
-        a = a.add(M);
+        a = a.add(lda);
         b = b.add(ldb);
         p -= 1;
     }
@@ -429,7 +432,7 @@ unsafe fn avx512_ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx512_body::<AVX512_MR, false>(k, a, b, AVX512_NR, c, ldc, alpha, beta, epi)
+    avx512_body::<AVX512_MR, false>(k, a, AVX512_MR, b, AVX512_NR, c, ldc, alpha, beta, epi)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -445,7 +448,27 @@ unsafe fn avx512_ukr_sb(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx512_body::<AVX512_MR, true>(k, a, b, ldb, c, ldc, alpha, beta, epi)
+    avx512_body::<AVX512_MR, true>(k, a, AVX512_MR, b, ldb, c, ldc, alpha, beta, epi)
+}
+
+/// `x[i] = exp(x[i] - shift)` (0 below the clamp), returns the sum.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_exp_sum(x: *mut f32, n: usize, shift: f32) -> f32 {
+    let sh = _mm512_set1_ps(shift);
+    let lo = _mm512_set1_ps(ec::LO);
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { ((1u32 << (n - i)) - 1) as __mmask16 };
+        let v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x.add(i)), sh);
+        // Below the clamp exp is 0, not the clamp's 2^-125: no subnormals later.
+        let keep = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(m, v, lo) | (m & !_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v));
+        let e = _mm512_maskz_mov_ps(keep, exp512(v));
+        _mm512_mask_storeu_ps(x.add(i), m, e);
+        acc = _mm512_add_ps(acc, e);
+        i += 16;
+    }
+    _mm512_reduce_add_ps(acc)
 }
 
 /// The activation over a slice, 16 lanes at a time (masked tail).
@@ -461,6 +484,35 @@ unsafe fn avx512_act(x: *mut f32, n: usize, act: Activation) {
         let v = act512(_mm512_maskz_loadu_ps(m, x.add(i)), act);
         _mm512_mask_storeu_ps(x.add(i), m, v);
     }
+}
+
+/// The microkernel for the first `rows < 12` rows of a tile (the last, partial
+/// row panel of A, still laid out 12 wide), written straight into C instead
+/// of computing 12 rows into a scratch tile and copying the valid ones.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_ukr_rows(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    const LDA: usize = AVX512_MR;
+    macro_rules! m {
+        ($($r:literal)*) => {
+            match rows {
+                $($r => avx512_body::<$r, false>(k, a, LDA, b, ldb, c, ldc, alpha, beta, epi),)*
+                _ => avx512_body::<AVX512_MR, false>(k, a, LDA, b, ldb, c, ldc, alpha, beta, epi),
+            }
+        };
+    }
+    m!(1 2 3 4 5 6 7 8 9 10 11)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -488,6 +540,8 @@ pub(crate) fn avx512_kernel() -> Option<Kernel> {
         ukr: avx512_ukr,
         ukr_sb: avx512_ukr_sb,
         act: Some(avx512_act),
+        ukr_rows: Some(avx512_ukr_rows),
+        exp_sum: Some(avx512_exp_sum),
         gemv_nr: avx512_gemv_nr,
         gemv_mr: avx512_gemv_mr,
         // The element-wise passes are memory-bound; the AVX2 builds do.

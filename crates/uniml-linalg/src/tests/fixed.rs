@@ -355,6 +355,27 @@ fn activate_slices_match_f64() {
 }
 
 #[test]
+fn exp_sum_matches_f64() {
+    for len in [0usize, 1, 16, 33, 500] {
+        let xs: Vec<f32> = (0..len).map(|i| (i as f32 * 0.71).sin() * 30.0 - 5.0).collect();
+        let mut ys = xs.clone();
+        let sum = crate::exp_sum(&mut ys, 2.0);
+        let mut want_sum = 0f64;
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let want = ((x - 2.0) as f64).exp();
+            want_sum += want;
+            assert!((y as f64 - want).abs() <= 1e-6 * want, "exp({x} - 2) = {y}, want {want}");
+        }
+        assert!((sum as f64 - want_sum).abs() <= 1e-5 * want_sum.max(1e-30));
+    }
+    let mut v = [-1000f32, 0.0, f32::NEG_INFINITY];
+    assert_eq!(crate::exp_sum(&mut v, 0.0), 1.0);
+    assert_eq!(v, [0.0, 1.0, 0.0]);
+    let mut n = [f32::NAN, 0.0];
+    assert!(crate::exp_sum(&mut n, 0.0).is_nan() && n[0].is_nan());
+}
+
+#[test]
 fn nan_propagates_through_fused_activations() {
     // A NaN in A must reach C through every kernel's epilogue (no silent
     // clamping to 0 by max/min).
