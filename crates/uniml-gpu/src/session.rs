@@ -164,15 +164,25 @@ impl GpuSession {
             }
             Err(std::sync::TryLockError::Poisoned(_)) => return Err(backend_err("GPU session state poisoned")),
         };
-        #[cfg(target_arch = "wasm32")]
-        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let st = &mut *guard;
         st.stats = GpuRunStats { weight_bytes: self.weight_bytes, ..Default::default() };
-        let mut run = Run { ctx: &self.ctx, st, enc: None, pass: None, storage: self.storage };
+        let mut run = Run {
+            ctx: &self.ctx,
+            st,
+            enc: None,
+            pass: None,
+            storage: self.storage,
+            #[cfg(target_arch = "wasm32")]
+            scope: Some(self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation)),
+            #[cfg(target_arch = "wasm32")]
+            scope_pop: None,
+        };
         let result = run.execute(self, graph, plan, par, inputs).await;
         // Never leave work or mapped buffers behind, also on errors.
         let flushed = run.flush();
         let waited = self.ctx.wait();
+        #[cfg(target_arch = "wasm32")]
+        let scope_pop = run.scope_pop.take().or_else(|| run.scope.take().map(|s| Box::pin(s.pop()) as ScopePop));
         // The queue is idle (natively; in a browser later submissions are ordered after this
         // run's): the upload staging buffers can be written again by the next run.
         let st = &mut *guard;
@@ -180,7 +190,10 @@ impl GpuSession {
             st.uploads_free.entry(class).or_default().push(b);
         }
         #[cfg(target_arch = "wasm32")]
-        if let Some(e) = scope.pop().await {
+        if let Some(e) = match scope_pop {
+            Some(p) => p.await,
+            None => None,
+        } {
             return Err(backend_err(format!("the GPU rejected this run's work: {e}")));
         }
         let out = result?;
@@ -262,7 +275,17 @@ struct Run<'s> {
     /// (copy, clear, submit) ends it first.
     pass: Option<wgpu::ComputePass<'static>>,
     storage: Storage,
+    /// WebGPU: the run's validation error scope, popped as soon as the run's last commands are
+    /// submitted (`scope_pop`), so that the pop's round trip to the GPU process overlaps the
+    /// read-back's instead of following it.
+    #[cfg(target_arch = "wasm32")]
+    scope: Option<wgpu::ErrorScopeGuard>,
+    #[cfg(target_arch = "wasm32")]
+    scope_pop: Option<ScopePop>,
 }
+
+#[cfg(target_arch = "wasm32")]
+type ScopePop = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
 
 impl Run<'_> {
     /// The run's encoder for a non-dispatch command (ends the open compute pass).
@@ -332,8 +355,8 @@ impl Run<'_> {
         Ok(dst)
     }
 
-    /// Downloads device tensors in one submission.
-    async fn download(&mut self, ts: &[&GTensor]) -> Result<Vec<Tensor>> {
+    /// Downloads device tensors in one submission. `last`: no GPU command follows in this run.
+    async fn download(&mut self, ts: &[&GTensor], last: bool) -> Result<Vec<Tensor>> {
         let mut stag = Vec::with_capacity(ts.len());
         for t in ts {
             let bytes = self.storage.bytes(t.len());
@@ -353,6 +376,14 @@ impl Run<'_> {
             stag.push((buf, class, bytes));
         }
         self.flush()?;
+        #[cfg(target_arch = "wasm32")]
+        if last {
+            if let Some(s) = self.scope.take() {
+                self.scope_pop = Some(Box::pin(s.pop()));
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = last;
         let maps: Vec<Option<Mapped>> = stag.iter().map(|(buf, _, bytes)| (*bytes > 0).then(|| Mapped::read(buf.slice(..*bytes)))).collect();
         self.ctx.wait()?;
         let mut out = Vec::with_capacity(ts.len());
@@ -381,7 +412,7 @@ impl Run<'_> {
             return Ok(());
         }
         let t = slots[v].gpu.clone().ok_or_else(|| backend_err("internal: value has neither a host nor a device copy"))?;
-        let host = self.download(&[&t]).await?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
+        let host = self.download(&[&t], false).await?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
         slots[v].host = Some(HostVal::Own(Value::Tensor(host)));
         Ok(())
     }
@@ -428,7 +459,7 @@ impl Run<'_> {
         if !pending.is_empty() {
             let ts: Vec<GTensor> = pending.iter().filter_map(|&o| slots[o].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs).await?;
+            let hosts = self.download(&refs, true).await?;
             for (&o, h) in pending.iter().zip(hosts) {
                 slots[o].host = Some(HostVal::Own(Value::Tensor(h)));
             }
@@ -474,7 +505,7 @@ impl Run<'_> {
             let need: Vec<ValueId> = node.inputs.iter().flatten().copied().filter(|&v| slots[v].host.is_none()).collect();
             let ts: Vec<GTensor> = need.iter().filter_map(|&v| slots[v].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs).await?;
+            let hosts = self.download(&refs, false).await?;
             for (&v, h) in need.iter().zip(hosts) {
                 slots[v].host = Some(HostVal::Own(Value::Tensor(h)));
             }

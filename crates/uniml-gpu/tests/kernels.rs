@@ -440,6 +440,24 @@ fn large_matmul_uses_the_vec4_block_and_matches_the_cpu() {
     }
 }
 
+/// Products of more than 8192 outputs (and below 512×512) take the tiled 4×4 block; smaller ones
+/// (the proptests above, mostly) the direct one-thread-per-output kernel. Ragged tiles in every dim.
+#[test]
+fn medium_products_use_the_tiled_4x4_block_and_match_the_cpu() {
+    for (a, b) in [(vec![130, 37], vec![37, 70]), (vec![3, 65, 20], vec![20, 50])] {
+        check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 21))), Some(In::Const(rand_tensor(&b, 22)))], 1e-4);
+    }
+    let mut gm = Gemm::new(0.7, -1.3, true, true);
+    gm.activation = FusedActivation::Relu;
+    let ins = vec![Some(In::Feed(rand_tensor(&[33, 100], 23))), Some(In::Const(rand_tensor(&[90, 33], 24))), Some(In::Const(rand_tensor(&[90], 25)))];
+    check(Box::new(gm), ins, 1e-4);
+    let win = Window { strides: vec![2, 1], dilations: vec![1, 2], pads: vec![1, 2, 0, 1], ..Default::default() };
+    let mut conv = Conv::new(None, win, 2);
+    conv.activation = FusedActivation::Relu;
+    let ins = vec![Some(In::Feed(rand_tensor(&[2, 6, 40, 23], 26))), Some(In::Const(rand_tensor(&[12, 3, 3, 2], 27))), Some(In::Const(rand_tensor(&[12], 28)))];
+    check(Box::new(conv), ins, 1e-4);
+}
+
 /// Bytes of the lowered binding limit of [`small_ctx`].
 const SMALL_BINDING: u64 = 64 << 10;
 
