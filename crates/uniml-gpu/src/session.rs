@@ -326,7 +326,7 @@ impl Run<'_> {
         if !bytes.is_empty() {
             // write_buffer sizes are multiples of 4; the destination is rounded up to 256.
             let padded;
-            let data: &[u8] = if bytes.len() % 4 == 0 {
+            let data: &[u8] = if bytes.len().is_multiple_of(4) {
                 bytes
             } else {
                 padded = [bytes, &[0u8; 3][..4 - bytes.len() % 4]].concat();
