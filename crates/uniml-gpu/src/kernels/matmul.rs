@@ -216,13 +216,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 /// Products with at most this many outputs (all batches) skip the tiled kernel: one thread per
 /// output, K summed in order straight from the tensors. A 64×64 tile with its barriers is
 /// mostly idle threads there (a 1×N Gemm, a squeeze-excite 1×1 conv), and software adapters
-/// (SwiftShader, lavapipe) pay dearly for workgroup barriers.
+/// (SwiftShader, lavapipe) pay dearly for workgroup barriers: on those every product takes the
+/// direct kernel (selfie_segmentation on lavapipe: ~375 → ~250 ms), unless
+/// `GpuContext::force_tiled_gemm` (the tiled kernels' tests).
 const DIRECT_MAX_OUTPUTS: usize = 8192;
 
-/// The GEMM's module and workgroup counts: the tiled kernel, or for small products the direct one.
-fn gemm_launch(s: &GemmSpec) -> Result<(String, [u32; 3])> {
+/// The GEMM's module and workgroup counts: the tiled kernel, or for small products (any product
+/// on a software adapter) the direct one.
+fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
     let total = s.m * s.n * s.batch.max(1);
-    if total > DIRECT_MAX_OUTPUTS {
+    if total > DIRECT_MAX_OUTPUTS && !cx.ctx.direct_gemm_everywhere() {
         return Ok((gemm_wgsl(s), gemm_groups(s)?));
     }
     let body = format!(
@@ -366,7 +369,7 @@ fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
         load_b: format!("return ld_w(b_off(b) + k * {n}u + n);"),
         store: format!("st_y((b * {m}u + m) * {n}u + n, v);"),
     };
-    let (src, g) = gemm_launch(&spec)?;
+    let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("matmul", src, vec![Bind::In(0), Bind::In(1), Bind::Out(0)], g)
 }
 
@@ -404,7 +407,7 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
         load_b,
         store: format!("st_y(m * {n}u + n, act({} * v{c_term}));", lit(g.alpha)),
     };
-    let (src, g) = gemm_launch(&spec)?;
+    let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("gemm", src, binds, g)
 }
 
@@ -521,6 +524,6 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             ohw = oh * ow
         ),
     };
-    let (src, g) = gemm_launch(&spec)?;
+    let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("conv_implicit_gemm", src, binds, g)
 }
