@@ -182,15 +182,15 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// Sessions created afterwards use the tiled GEMM kernels for large products also on a
-    /// software adapter (where the direct kernel is the default: see `kernels/matmul.rs`). For
-    /// tests of the tiled kernels on lavapipe.
+    /// Sessions created afterwards use the tiled GEMM kernels for every product above the direct
+    /// kernel's size limit also on a software adapter (where products of a small K take the direct
+    /// kernel: see `kernels/matmul.rs`). For tests of the tiled kernels on lavapipe.
     pub fn force_tiled_gemm(&self) {
         self.tiled_gemm.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether large GEMMs take the direct kernel: software adapters, unless [`Self::force_tiled_gemm`].
-    pub(crate) fn direct_gemm_everywhere(&self) -> bool {
+    /// Whether large GEMMs of a small K take the direct kernel: software adapters, unless [`Self::force_tiled_gemm`].
+    pub(crate) fn direct_gemm_for_small_k(&self) -> bool {
         self.is_software() && !self.tiled_gemm.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

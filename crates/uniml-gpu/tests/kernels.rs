@@ -92,7 +92,7 @@ fn check_graph(nodes: Nodes, inputs: Vec<Option<In>>, tol: f32) {
 }
 
 /// A device on the same adapter whose sessions use the tiled GEMM kernels for large products
-/// (on a software adapter like lavapipe the direct kernel is the default for every size).
+/// (on a software adapter like lavapipe products of a small K take the direct kernel by default).
 fn tiled_ctx() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     ctx()?;
@@ -463,13 +463,13 @@ fn large_matmul_uses_the_vec4_block_and_matches_the_cpu() {
 }
 
 /// Products of more than 8192 outputs (and below 512×512) take the tiled 4×4 block (on a software
-/// adapter only with `force_tiled_gemm`); smaller ones (the proptests above, mostly) the direct
-/// one-thread-per-output kernel. Ragged tiles in every dim.
+/// adapter, for K ≤ 32, only with `force_tiled_gemm`); smaller ones (the proptests above, mostly)
+/// the direct one-thread-per-output kernel. Ragged tiles in every dim.
 #[test]
 fn medium_products_use_the_tiled_4x4_block_and_match_the_cpu() {
     for (a, b) in [(vec![130, 37], vec![37, 70]), (vec![3, 65, 20], vec![20, 50])] {
         check_tiled(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 21))), Some(In::Const(rand_tensor(&b, 22)))], 1e-4);
-        // The same product on the default device (the direct kernel where the adapter is a software one).
+        // The same product on the default device (K ≤ 32: the direct kernel where the adapter is a software one).
         check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 21))), Some(In::Const(rand_tensor(&b, 22)))], 1e-4);
     }
     let mut gm = Gemm::new(0.7, -1.3, true, true);

@@ -215,17 +215,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 /// Products with at most this many outputs (all batches) skip the tiled kernel: one thread per
 /// output, K summed in order straight from the tensors. A 64×64 tile with its barriers is
-/// mostly idle threads there (a 1×N Gemm, a squeeze-excite 1×1 conv), and software adapters
-/// (SwiftShader, lavapipe) pay dearly for workgroup barriers: on those every product takes the
-/// direct kernel (selfie_segmentation on lavapipe: ~375 → ~250 ms), unless
-/// `GpuContext::force_tiled_gemm` (the tiled kernels' tests).
+/// mostly idle threads there (a 1×N Gemm, a squeeze-excite 1×1 conv).
 const DIRECT_MAX_OUTPUTS: usize = 8192;
 
-/// The GEMM's module and workgroup counts: the tiled kernel, or for small products (any product
+/// On a software adapter (SwiftShader, lavapipe), where workgroup barriers cost most, products
+/// with at most this K also take the direct kernel: a 16-deep K step is then mostly padding and
+/// barriers (selfie_segmentation on lavapipe ~460 → ~270 ms). Larger K keeps the tiled kernel:
+/// direct for every product made MiniLM 2.2× and MobileNetV2/EfficientNet 1.4× slower there.
+/// `GpuContext::force_tiled_gemm` turns this off (the tiled kernels' tests on lavapipe).
+const DIRECT_MAX_K_SOFTWARE: usize = 32;
+
+/// The GEMM's module and workgroup counts: the tiled kernel, or for small products (and small K
 /// on a software adapter) the direct one.
 fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
     let total = s.m * s.n * s.batch.max(1);
-    if total > DIRECT_MAX_OUTPUTS && !cx.ctx.direct_gemm_everywhere() {
+    if total > DIRECT_MAX_OUTPUTS && !(s.k <= DIRECT_MAX_K_SOFTWARE && cx.ctx.direct_gemm_for_small_k()) {
         return Ok((gemm_wgsl(s), gemm_groups(s)?));
     }
     let body = format!(
