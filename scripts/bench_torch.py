@@ -9,7 +9,7 @@ runs, executed the way an eager PyTorch model executes (one kernel launch per
 op, cuDNN convolutions, cuBLAS GEMMs). Also a 4096^3 f32 GEMM in TFLOP/s.
 
 Usage:
-  python scripts/bench_torch.py [--runs 50] [--tf32] [--json]
+  python scripts/bench_torch.py [--runs 50] [--tf32] [--half] [--only efficientnet_lite0,mobilenetv2,paraphrase-MiniLM-L3-v2,gemm] [--batches 1,32]
 Prints one JSON object per case (model, batch, median/min ms).
 """
 import argparse
@@ -52,7 +52,8 @@ def pads_of(a, nd, spatial, kernel):
 class OnnxEager:
     """Runs an ONNX graph as eager torch ops (the op set of our benchmark models)."""
 
-    def __init__(self, path, device):
+    def __init__(self, path, device, half=False):
+        self.half = half
         m = onnx.load(path)
         self.g = m.graph
         self.dev = device
@@ -60,6 +61,8 @@ class OnnxEager:
         for n in self.g.node:
             if n.op_type == "Constant":
                 self.consts[n.output[0]] = torch.from_numpy(numpy_helper.to_array(n.attribute[0].t).copy()).to(device)
+        if half:
+            self.consts = {k: (v.half() if v.dtype == torch.float32 else v) for k, v in self.consts.items()}
         self.nodes = [(n, attrs(n)) for n in self.g.node if n.op_type != "Constant"]
 
     @torch.no_grad()
@@ -162,7 +165,7 @@ class OnnxEager:
         if t == "Concat":
             return torch.cat(x, dim=a["axis"])
         if t == "Cast":
-            to = {1: torch.float32, 7: torch.int64, 9: torch.bool, 6: torch.int32}[a["to"]]
+            to = {1: torch.float16 if self.half else torch.float32, 7: torch.int64, 9: torch.bool, 6: torch.int32}[a["to"]]
             return x[0].to(to)
         if t == "ConstantOfShape":
             v = a.get("value", None)
@@ -207,6 +210,9 @@ def main():
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--tf32", action="store_true", help="allow TF32 (default: strict f32, like uniml)")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--only", default="", help="comma-separated model labels (and/or 'gemm')")
+    ap.add_argument("--half", action="store_true", help="f16 weights and activations (PyTorch eager .half())")
+    ap.add_argument("--batches", default="1,32")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -219,19 +225,28 @@ def main():
         ("mobilenetv2", os.path.join(models, "mobilenetv2.onnx"), "image"),
         ("paraphrase-MiniLM-L3-v2", os.path.join(models, "paraphrase-MiniLM-L3-v2.onnx"), "text"),
     ]
+    only = [x for x in args.only.split(",") if x]
     for label, path, kind in cases:
+        if only and label not in only:
+            continue
         if not os.path.exists(path):
             print(f"skipping {label}: {path} not found (cargo xtask models)", file=sys.stderr)
             continue
-        m = OnnxEager(path, dev)
-        for batch in (1, 32):
+        m = OnnxEager(path, dev, args.half)
+        for batch in [int(b) for b in args.batches.split(",")]:
             if kind == "image":
-                feeds = {m.g.input[0].name: torch.randn(batch, 3, 224, 224, device=dev)}
+                feeds = {m.g.input[0].name: torch.randn(batch, 3, 224, 224, device=dev, dtype=torch.float16 if args.half else torch.float32)}
             else:
                 ids = torch.randint(1000, 20000, (batch, 128), device=dev)
-                feeds = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-            med, mn = timeit(lambda: m(feeds), args.runs, sync)
-            print(json.dumps({"engine": "torch-eager", "device": name, "model": label, "batch": batch, "median_ms": med, "min_ms": mn, "tf32": args.tf32}))
+                feeds = {i.name: (ids if i.name == "input_ids" else torch.zeros_like(ids) if i.name == "token_type_ids" else torch.ones_like(ids)) for i in m.g.input if i.name not in m.consts}
+            try:
+                med, mn = timeit(lambda: m(feeds), args.runs, sync)
+            except Exception as e:  # report, go on with the next case
+                print(json.dumps({"engine": "torch-eager", "model": label, "batch": batch, "half": args.half, "error": repr(e)}))
+                continue
+            print(json.dumps({"engine": "torch-eager", "device": name, "model": label, "batch": batch, "median_ms": med, "min_ms": mn, "tf32": args.tf32, "half": args.half}))
+    if only and "gemm" not in only:
+        return
     n = 4096
     a = torch.randn(n, n, device=dev)
     b = torch.randn(n, n, device=dev)

@@ -14,6 +14,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// Use the tiled GEMM kernels above the direct kernel's size limit even on a software adapter.
+    tiled_gemm: std::sync::atomic::AtomicBool,
     /// The first uncaptured wgpu error since the last check.
     errors: Arc<Mutex<Option<String>>>,
 }
@@ -111,7 +113,7 @@ impl GpuContext {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
-        Ok(Arc::new(GpuContext { device, queue, info, limits, pipelines: Mutex::new(HashMap::new()), errors }))
+        Ok(Arc::new(GpuContext { device, queue, info, limits, pipelines: Mutex::new(HashMap::new()), tiled_gemm: false.into(), errors }))
     }
 
     /// One line naming the adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
@@ -178,5 +180,17 @@ impl GpuContext {
     /// Whether the adapter is a software or fallback one (lavapipe, SwiftShader, WARP).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Sessions created afterwards use the tiled GEMM kernels for every product above the direct
+    /// kernel's size limit also on a software adapter (where products of a small K take the direct
+    /// kernel: see `kernels/matmul.rs`). For tests of the tiled kernels on lavapipe.
+    pub fn force_tiled_gemm(&self) {
+        self.tiled_gemm.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether large GEMMs of a small K take the direct kernel: software adapters, unless [`Self::force_tiled_gemm`].
+    pub(crate) fn direct_gemm_for_small_k(&self) -> bool {
+        self.is_software() && !self.tiled_gemm.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

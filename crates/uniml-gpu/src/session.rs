@@ -56,7 +56,12 @@ impl std::fmt::Debug for GpuSession {
 
 struct RunState {
     pool: BufPool,
+    /// Read-back buffers (MAP_READ) by size class, reused across runs.
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Upload staging buffers (COPY_SRC) by size class, reused across runs; `uploads_busy`
+    /// holds those written during the current run (each is written once per submission).
+    uploads_free: HashMap<u64, Vec<wgpu::Buffer>>,
+    uploads_busy: Vec<(u64, wgpu::Buffer)>,
     launches: HashMap<Vec<u64>, Arc<Launch>>,
     bind_groups: HashMap<Vec<u64>, wgpu::BindGroup>,
     cpu: ExecState,
@@ -109,6 +114,8 @@ impl GpuSession {
             state: Mutex::new(RunState {
                 pool,
                 staging: HashMap::new(),
+                uploads_free: HashMap::new(),
+                uploads_busy: Vec::new(),
                 launches: HashMap::new(),
                 bind_groups: HashMap::new(),
                 cpu: ExecState::new(memory_limit_bytes),
@@ -157,17 +164,36 @@ impl GpuSession {
             }
             Err(std::sync::TryLockError::Poisoned(_)) => return Err(backend_err("GPU session state poisoned")),
         };
-        #[cfg(target_arch = "wasm32")]
-        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let st = &mut *guard;
         st.stats = GpuRunStats { weight_bytes: self.weight_bytes, ..Default::default() };
-        let mut run = Run { ctx: &self.ctx, st, enc: None, storage: self.storage };
+        let mut run = Run {
+            ctx: &self.ctx,
+            st,
+            enc: None,
+            pass: None,
+            storage: self.storage,
+            #[cfg(target_arch = "wasm32")]
+            scope: Some(self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation)),
+            #[cfg(target_arch = "wasm32")]
+            scope_pop: None,
+        };
         let result = run.execute(self, graph, plan, par, inputs).await;
         // Never leave work or mapped buffers behind, also on errors.
         let flushed = run.flush();
         let waited = self.ctx.wait();
         #[cfg(target_arch = "wasm32")]
-        if let Some(e) = scope.pop().await {
+        let scope_pop = run.scope_pop.take().or_else(|| run.scope.take().map(|s| Box::pin(s.pop()) as ScopePop));
+        // The queue is idle (natively; in a browser later submissions are ordered after this
+        // run's): the upload staging buffers can be written again by the next run.
+        let st = &mut *guard;
+        for (class, b) in st.uploads_busy.drain(..) {
+            st.uploads_free.entry(class).or_default().push(b);
+        }
+        #[cfg(target_arch = "wasm32")]
+        if let Some(e) = match scope_pop {
+            Some(p) => p.await,
+            None => None,
+        } {
             return Err(backend_err(format!("the GPU rejected this run's work: {e}")));
         }
         let out = result?;
@@ -244,16 +270,43 @@ struct Run<'s> {
     ctx: &'s GpuContext,
     st: &'s mut RunState,
     enc: Option<wgpu::CommandEncoder>,
+    /// The open compute pass: consecutive dispatches share one pass (wgpu synchronises
+    /// storage-buffer hazards between the dispatches of a pass). Any other command
+    /// (copy, clear, submit) ends it first.
+    pass: Option<wgpu::ComputePass<'static>>,
     storage: Storage,
+    /// WebGPU: the run's validation error scope, popped as soon as the run's last commands are
+    /// submitted (`scope_pop`), so that the pop's round trip to the GPU process overlaps the
+    /// read-back's instead of following it.
+    #[cfg(target_arch = "wasm32")]
+    scope: Option<wgpu::ErrorScopeGuard>,
+    #[cfg(target_arch = "wasm32")]
+    scope_pop: Option<ScopePop>,
 }
 
+#[cfg(target_arch = "wasm32")]
+type ScopePop = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
 impl Run<'_> {
+    /// The run's encoder for a non-dispatch command (ends the open compute pass).
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         let dev = &self.ctx.device;
         self.enc.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("uniml run") }))
     }
 
+    /// The open compute pass, begun on the run's encoder if none is open.
+    fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
+        let Run { ctx, enc, pass, .. } = self;
+        pass.get_or_insert_with(|| {
+            enc.get_or_insert_with(|| ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("uniml run") }))
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
+                .forget_lifetime()
+        })
+    }
+
     fn flush(&mut self) -> Result<()> {
+        self.pass = None;
         if let Some(enc) = self.enc.take() {
             self.ctx.queue.submit([enc.finish()]);
             self.st.stats.submits += 1;
@@ -261,20 +314,49 @@ impl Run<'_> {
         self.ctx.check_errors()
     }
 
-    /// Copies host data into a pooled device buffer, ordered within the encoder.
+    /// Copies host data into a pooled device buffer, ordered after the work encoded so far.
+    ///
+    /// `queue.write_buffer` lands before the commands of the next submission. With nothing
+    /// encoded yet (run start, or just after a submission) the data is written straight into the
+    /// destination: all earlier users of that buffer were submitted before. Otherwise an
+    /// earlier, still unsubmitted command may use the (pooled) destination, so the data goes to a
+    /// pooled staging buffer, copied into place in encoder order.
     fn upload_bytes(&mut self, bytes: &[u8]) -> Result<GBuf> {
         let dst = self.st.pool.take(self.ctx, bytes.len() as u64)?;
         if !bytes.is_empty() {
-            let staging = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("uniml upload"), contents: bytes, usage: wgpu::BufferUsages::COPY_SRC });
-            self.encoder().copy_buffer_to_buffer(&staging, 0, &dst.buf, 0, bytes.len() as u64);
+            // write_buffer sizes are multiples of 4; the destination is rounded up to 256.
+            let padded;
+            let data: &[u8] = if bytes.len().is_multiple_of(4) {
+                bytes
+            } else {
+                padded = [bytes, &[0u8; 3][..4 - bytes.len() % 4]].concat();
+                &padded
+            };
+            if self.enc.is_none() {
+                self.ctx.queue.write_buffer(&dst.buf, 0, data);
+            } else {
+                let class = (data.len() as u64).div_ceil(256) * 256;
+                let staging = match self.st.uploads_free.get_mut(&class).and_then(|v| v.pop()) {
+                    Some(b) => b,
+                    None => self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("uniml upload"),
+                        size: class,
+                        usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                };
+                self.ctx.queue.write_buffer(&staging, 0, data);
+                self.encoder().copy_buffer_to_buffer(&staging, 0, &dst.buf, 0, data.len() as u64);
+                self.st.uploads_busy.push((class, staging));
+            }
         }
         self.st.stats.uploads += 1;
         self.st.stats.upload_bytes += bytes.len() as u64;
         Ok(dst)
     }
 
-    /// Downloads device tensors in one submission.
-    async fn download(&mut self, ts: &[&GTensor]) -> Result<Vec<Tensor>> {
+    /// Downloads device tensors in one submission. `last`: no GPU command follows in this run.
+    async fn download(&mut self, ts: &[&GTensor], last: bool) -> Result<Vec<Tensor>> {
         let mut stag = Vec::with_capacity(ts.len());
         for t in ts {
             let bytes = self.storage.bytes(t.len());
@@ -294,6 +376,14 @@ impl Run<'_> {
             stag.push((buf, class, bytes));
         }
         self.flush()?;
+        #[cfg(target_arch = "wasm32")]
+        if last {
+            if let Some(s) = self.scope.take() {
+                self.scope_pop = Some(Box::pin(s.pop()));
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = last;
         let maps: Vec<Option<Mapped>> = stag.iter().map(|(buf, _, bytes)| (*bytes > 0).then(|| Mapped::read(buf.slice(..*bytes)))).collect();
         self.ctx.wait()?;
         let mut out = Vec::with_capacity(ts.len());
@@ -322,7 +412,7 @@ impl Run<'_> {
             return Ok(());
         }
         let t = slots[v].gpu.clone().ok_or_else(|| backend_err("internal: value has neither a host nor a device copy"))?;
-        let host = self.download(&[&t]).await?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
+        let host = self.download(&[&t], false).await?.pop().ok_or_else(|| backend_err("internal: empty download"))?;
         slots[v].host = Some(HostVal::Own(Value::Tensor(host)));
         Ok(())
     }
@@ -369,7 +459,7 @@ impl Run<'_> {
         if !pending.is_empty() {
             let ts: Vec<GTensor> = pending.iter().filter_map(|&o| slots[o].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs).await?;
+            let hosts = self.download(&refs, true).await?;
             for (&o, h) in pending.iter().zip(hosts) {
                 slots[o].host = Some(HostVal::Own(Value::Tensor(h)));
             }
@@ -415,7 +505,7 @@ impl Run<'_> {
             let need: Vec<ValueId> = node.inputs.iter().flatten().copied().filter(|&v| slots[v].host.is_none()).collect();
             let ts: Vec<GTensor> = need.iter().filter_map(|&v| slots[v].gpu.clone()).collect();
             let refs: Vec<&GTensor> = ts.iter().collect();
-            let hosts = self.download(&refs).await?;
+            let hosts = self.download(&refs, false).await?;
             for (&v, h) in need.iter().zip(hosts) {
                 slots[v].host = Some(HostVal::Own(Value::Tensor(h)));
             }
@@ -526,8 +616,7 @@ impl Run<'_> {
             }
             let bg = self.st.bind_groups.get(&key).cloned().ok_or_else(|| backend_err("internal: bind group"))?;
             {
-                let enc = self.encoder();
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                let pass = self.pass();
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &bg, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);

@@ -88,7 +88,29 @@ type Nodes = Vec<(Box<dyn Op>, Vec<Option<usize>>)>;
 /// A chain of nodes: node k reads inputs by index into `inputs` (or the previous node's output, index usize::MAX).
 /// Checked twice: f32 storage against the CPU within `tol`, f16 storage within [`F16_TOL`].
 fn check_graph(nodes: Nodes, inputs: Vec<Option<In>>, tol: f32) {
-    let Some(ctx) = ctx() else { return };
+    check_graph_on(ctx(), nodes, inputs, tol)
+}
+
+/// A device on the same adapter whose sessions use the tiled GEMM kernels for large products
+/// (on a software adapter like lavapipe products of a small K take the direct kernel by default).
+fn tiled_ctx() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    ctx()?;
+    CTX.get_or_init(|| {
+        let c = GpuContext::new().expect("a second device");
+        c.force_tiled_gemm();
+        Some(c)
+    })
+    .clone()
+}
+
+/// [`check`] on the device of [`tiled_ctx`].
+fn check_tiled(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
+    check_graph_on(tiled_ctx(), vec![(op, (0..inputs.len()).map(Some).collect())], inputs, tol)
+}
+
+fn check_graph_on(ctx: Option<Arc<GpuContext>>, nodes: Nodes, inputs: Vec<Option<In>>, tol: f32) {
+    let Some(ctx) = ctx else { return };
     let label = nodes.iter().map(|(op, _)| op.name()).collect::<Vec<_>>().join("+");
     let (mut g, plan, feeds) = build_graph(nodes, &inputs);
     run_and_compare(&ctx, &g, &plan, &feeds, GpuPrecision::F32, tol, &label);
@@ -436,8 +458,29 @@ fn gather_rejects_out_of_range_indices_without_panicking() {
 #[test]
 fn large_matmul_uses_the_vec4_block_and_matches_the_cpu() {
     for (a, b) in [(vec![520, 37], vec![37, 530]), (vec![2, 515, 129], vec![129, 700])] {
-        check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 11))), Some(In::Const(rand_tensor(&b, 12)))], 1e-4);
+        check_tiled(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 11))), Some(In::Const(rand_tensor(&b, 12)))], 1e-4);
     }
+}
+
+/// Products of more than 8192 outputs (and below 512×512) take the tiled 4×4 block (on a software
+/// adapter, for K ≤ 32, only with `force_tiled_gemm`); smaller ones (the proptests above, mostly)
+/// the direct one-thread-per-output kernel. Ragged tiles in every dim.
+#[test]
+fn medium_products_use_the_tiled_4x4_block_and_match_the_cpu() {
+    for (a, b) in [(vec![130, 37], vec![37, 70]), (vec![3, 65, 20], vec![20, 50])] {
+        check_tiled(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 21))), Some(In::Const(rand_tensor(&b, 22)))], 1e-4);
+        // The same product on the default device (K ≤ 32: the direct kernel where the adapter is a software one).
+        check(Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&a, 21))), Some(In::Const(rand_tensor(&b, 22)))], 1e-4);
+    }
+    let mut gm = Gemm::new(0.7, -1.3, true, true);
+    gm.activation = FusedActivation::Relu;
+    let ins = vec![Some(In::Feed(rand_tensor(&[33, 100], 23))), Some(In::Const(rand_tensor(&[90, 33], 24))), Some(In::Const(rand_tensor(&[90], 25)))];
+    check_tiled(Box::new(gm), ins, 1e-4);
+    let win = Window { strides: vec![2, 1], dilations: vec![1, 2], pads: vec![1, 2, 0, 1], ..Default::default() };
+    let mut conv = Conv::new(None, win, 2);
+    conv.activation = FusedActivation::Relu;
+    let ins = vec![Some(In::Feed(rand_tensor(&[2, 6, 40, 23], 26))), Some(In::Const(rand_tensor(&[12, 3, 3, 2], 27))), Some(In::Const(rand_tensor(&[12], 28)))];
+    check_tiled(Box::new(conv), ins, 1e-4);
 }
 
 /// Bytes of the lowered binding limit of [`small_ctx`].
@@ -450,6 +493,7 @@ fn small_ctx() -> Option<Arc<GpuContext>> {
     ctx()?;
     CTX.get_or_init(|| {
         let c = GpuContext::with_max_binding(SMALL_BINDING).expect("a device with a lowered binding limit");
+        c.force_tiled_gemm();
         assert!(c.limits.max_storage_buffer_binding_size <= SMALL_BINDING, "{:?}", c.limits.max_storage_buffer_binding_size);
         Some(c)
     })

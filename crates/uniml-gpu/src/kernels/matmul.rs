@@ -213,6 +213,58 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     )
 }
 
+/// Products with at most this many outputs (all batches) skip the tiled kernel: one thread per
+/// output, K summed in order straight from the tensors. A 64×64 tile with its barriers is
+/// mostly idle threads there (a 1×N Gemm, a squeeze-excite 1×1 conv).
+const DIRECT_MAX_OUTPUTS: usize = 8192;
+
+/// On a software adapter (SwiftShader, lavapipe), where workgroup barriers cost most, products
+/// with at most this K also take the direct kernel: a 16-deep K step is then mostly padding and
+/// barriers (selfie_segmentation on lavapipe ~460 → ~270 ms). Larger K keeps the tiled kernel:
+/// direct for every product made MiniLM 2.2× and MobileNetV2/EfficientNet 1.4× slower there.
+/// `GpuContext::force_tiled_gemm` turns this off (the tiled kernels' tests on lavapipe).
+const DIRECT_MAX_K_SOFTWARE: usize = 32;
+
+/// The GEMM's module and workgroup counts: the tiled kernel, or for small products (and small K
+/// on a software adapter) the direct one.
+fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
+    let total = s.m * s.n * s.batch.max(1);
+    if total > DIRECT_MAX_OUTPUTS && !(s.k <= DIRECT_MAX_K_SOFTWARE && cx.ctx.direct_gemm_for_small_k()) {
+        return Ok((gemm_wgsl(s), gemm_groups(s)?));
+    }
+    let body = format!(
+        r#"  let n = i % N; let m = (i / N) % M; let b = i / {mn}u;
+  var acc = 0.0;
+  for (var k = 0u; k < K; k = k + 1u) {{
+    acc = fma(load_a(b, m, k), load_b(b, k, n), acc);
+  }}
+  store(b, m, n, acc);"#,
+        mn = s.m * s.n
+    );
+    let src = format!(
+        r#"{bindings}
+{extra}
+fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
+fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
+fn store(b: u32, m: u32, n: u32, v: f32) {{ {store_fn} }}
+
+const M: u32 = {m}u;
+const N: u32 = {n}u;
+const K: u32 = {k}u;
+{main}"#,
+        bindings = s.bindings,
+        extra = s.extra,
+        load_a = s.load_a,
+        load_b = s.load_b,
+        store_fn = s.store,
+        m = s.m,
+        n = s.n,
+        k = s.k,
+        main = main_1d(total, &body),
+    );
+    Ok((src, groups(total, WG)))
+}
+
 fn gemm_groups(s: &GemmSpec) -> Result<[u32; 3]> {
     if s.batch > 65535 {
         return Err(Error::Shape(format!("GEMM batch {} exceeds 65535 workgroups", s.batch)));
@@ -321,7 +373,8 @@ fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
         load_b: format!("return ld_w(b_off(b) + k * {n}u + n);"),
         store: format!("st_y((b * {m}u + m) * {n}u + n, v);"),
     };
-    cx.single("matmul", gemm_wgsl(&spec), vec![Bind::In(0), Bind::In(1), Bind::Out(0)], gemm_groups(&spec)?)
+    let (src, g) = gemm_launch(cx, &spec)?;
+    cx.single("matmul", src, vec![Bind::In(0), Bind::In(1), Bind::Out(0)], g)
 }
 
 fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
@@ -358,7 +411,8 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
         load_b,
         store: format!("st_y(m * {n}u + n, act({} * v{c_term}));", lit(g.alpha)),
     };
-    cx.single("gemm", gemm_wgsl(&spec), binds, gemm_groups(&spec)?)
+    let (src, g) = gemm_launch(cx, &spec)?;
+    cx.single("gemm", src, binds, g)
 }
 
 /// Conv geometry in 2-D form (1-D convs have H = 1).
@@ -474,5 +528,6 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             ohw = oh * ow
         ),
     };
-    cx.single("conv_implicit_gemm", gemm_wgsl(&spec), binds, gemm_groups(&spec)?)
+    let (src, g) = gemm_launch(cx, &spec)?;
+    cx.single("conv_implicit_gemm", src, binds, g)
 }
