@@ -489,6 +489,28 @@ pub unsafe fn sgemm_packed_a_range_ptr(
     packed_a_impl(Path::Auto, a, n, b, c, ldc, epilogue, 0..a.m(), cols)
 }
 
+/// [`sgemm_packed_a_range_ptr`] over a block: rows `rows` (absolute row
+/// indices of A and C) and columns `cols`, for callers that split the rows of
+/// one C across threads (few columns, e.g. the last layers of a CNN).
+///
+/// # Safety
+/// For every `i ∈ rows` and `j ∈ cols`, `c.add(i * ldc + j)` must be valid
+/// for reads and writes, and no other code may access those elements during
+/// the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_packed_a_block_ptr(
+    a: &PackedA,
+    n: usize,
+    b: MatRef,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    packed_a_impl(Path::Auto, a, n, b, c, ldc, epilogue, rows, cols)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn packed_a_impl(
     path: Path,

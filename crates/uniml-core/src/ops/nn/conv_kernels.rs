@@ -3,7 +3,7 @@
 use uniml_data::{bail, Result};
 
 use super::depthwise::{depthwise_channels, Geo2};
-use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_rows, ARef, Epi, Mat, PackedA};
+use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
 use super::FusedActivation;
 use crate::parallel::{par_chunks_mut, Parallelism};
@@ -185,12 +185,20 @@ pub fn conv_f32(
                 }
             };
             if rows_path {
+                // Weights pre-packed: split their rows without repacking them.
+                let packed = pack.map(|p| &p.groups[gi]);
                 if pointwise {
-                    par_gemm_rows(par, wg, Mat::new(xg, cg, osz), og, &epi);
+                    match packed {
+                        Some(pa) => par_gemm_packed_a_rows(par, pa, Mat::new(xg, cg, osz), og, &epi),
+                        None => par_gemm_rows(par, wg, Mat::new(xg, cg, osz), og, &epi),
+                    }
                 } else {
                     super::with_scratch(|buf| {
                         fill(0, osz, buf);
-                        par_gemm_rows(par, wg, Mat::new(buf, kdim, osz), og, &epi);
+                        match packed {
+                            Some(pa) => par_gemm_packed_a_rows(par, pa, Mat::new(buf, kdim, osz), og, &epi),
+                            None => par_gemm_rows(par, wg, Mat::new(buf, kdim, osz), og, &epi),
+                        }
                     });
                 }
                 continue;

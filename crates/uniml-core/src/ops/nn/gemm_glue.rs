@@ -331,6 +331,37 @@ pub fn par_gemm_rows(par: &dyn Parallelism, a: Mat, b: Mat, c: &mut [f32], epi: 
     });
 }
 
+/// `C[m×n] = epi(A · B)` with A pre-packed (weights), rows split over tasks:
+/// for few columns (the 7×7 layers of a CNN), where splitting columns gives
+/// no work to share and the plain-A row split would repack the weights.
+pub fn par_gemm_packed_a_rows(par: &dyn Parallelism, a: &PackedA, b: Mat, c: &mut [f32], epi: &Epi) {
+    let (m, k, n) = (a.m, a.k, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = par.threads();
+    if threads <= 1 || m * n * k < PAR_MIN_FLOPS || m < 8 || k == 0 {
+        return gemm_packed_a(a, n, b, c, n, epi);
+    }
+    assert!(c.len() >= m * n, "par_gemm_packed_a_rows: C too small");
+    // Whole microtile rows per task (48 is a multiple of every kernel's mr).
+    let rows = m.div_ceil(threads * 2).div_ceil(48).max(1) * 48;
+    let tasks = m.div_ceil(rows);
+    let (e, post) = epi.la();
+    let base = crate::parallel::SyncPtr(c.as_mut_ptr());
+    par.for_each(tasks, &|t| {
+        let (i0, i1) = (t * rows, ((t + 1) * rows).min(m));
+        // SAFETY: task t computes only rows i0..i1 of C (row stride n, within
+        // `c`, checked above); tasks' row ranges are disjoint and `c` outlives the call.
+        unsafe {
+            la::sgemm_packed_a_block_ptr(&a.p, n, b.la(), base.get(), n, &e, i0..i1, 0..n);
+            if post != FusedActivation::None {
+                post.apply_slice(std::slice::from_raw_parts_mut(base.get().add(i0 * n), (i1 - i0) * n));
+            }
+        }
+    });
+}
+
 /// `C[m×n] = epi(A · B)` with B packed, rows split over tasks.
 pub fn gemm_packed_b_rows(
     par: &dyn Parallelism,
