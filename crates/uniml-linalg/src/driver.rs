@@ -560,6 +560,14 @@ unsafe fn blocked(
                             _ => (bp0.add(jr * kc), nr),
                         };
                         let direct = direct_b.is_some();
+                        // The microkernel on the panel at `bp`: in place or packed.
+                        let full = |ap, ct, ldct, te: Option<&TileEpi>| {
+                            if direct {
+                                ukr_sb(kc, ap, bp, ldb, ct, ldct, post.alpha, beta, te)
+                            } else {
+                                ukr(kc, ap, bp, ct, ldct, post.alpha, beta, te)
+                            }
+                        };
                         let mut ir = 0;
                         while ir < mc {
                             let i0 = ic + ir;
@@ -567,12 +575,7 @@ unsafe fn blocked(
                             let ap = ap0.add(ir * kc);
                             let te = if last { post.tile_epi(i0, j0) } else { None };
                             if ilo == i0 && jlo == j0 && ihi == i0 + mr && jhi == j0 + nr {
-                                let ct = c.add(i0 * ldc + j0);
-                                if direct {
-                                    ukr_sb(kc, ap, bp, ldb, ct, ldc, post.alpha, beta, te.as_ref());
-                                } else {
-                                    ukr(kc, ap, bp, ct, ldc, post.alpha, beta, te.as_ref());
-                                }
+                                full(ap, c.add(i0 * ldc + j0), ldc, te.as_ref());
                             } else if let (Some(part), true) =
                                 (ukr_rows, ilo == i0 && jlo == j0 && jhi == j0 + nr)
                             {
@@ -600,11 +603,7 @@ unsafe fn blocked(
                                     bias_col: pad_copy(&mut bias_c, e.bias_col, tj, w),
                                     act: e.act,
                                 });
-                                if direct {
-                                    ukr_sb(kc, ap, bp, ldb, t, nr, post.alpha, beta, te.as_ref());
-                                } else {
-                                    ukr(kc, ap, bp, t, nr, post.alpha, beta, te.as_ref());
-                                }
+                                full(ap, t, nr, te.as_ref());
                                 for i in 0..h {
                                     core::ptr::copy_nonoverlapping(
                                         t.add((ti + i) * nr + tj),

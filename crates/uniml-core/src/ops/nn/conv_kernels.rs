@@ -185,22 +185,19 @@ pub fn conv_f32(
                 }
             };
             if rows_path {
-                // Weights pre-packed: split their rows without repacking them.
-                let packed = pack.map(|p| &p.groups[gi]);
-                if pointwise {
-                    match packed {
-                        Some(pa) => par_gemm_packed_a_rows(par, pa, Mat::new(xg, cg, osz), og, &epi),
-                        None => par_gemm_rows(par, wg, Mat::new(xg, cg, osz), og, &epi),
-                    }
-                } else {
-                    super::with_scratch(|buf| {
+                super::with_scratch(|buf| {
+                    let b = if pointwise {
+                        Mat::new(xg, cg, osz)
+                    } else {
                         fill(0, osz, buf);
-                        match packed {
-                            Some(pa) => par_gemm_packed_a_rows(par, pa, Mat::new(buf, kdim, osz), og, &epi),
-                            None => par_gemm_rows(par, wg, Mat::new(buf, kdim, osz), og, &epi),
-                        }
-                    });
-                }
+                        Mat::new(buf, kdim, osz)
+                    };
+                    // Weights pre-packed: split their rows without repacking them.
+                    match pack.map(|p| &p.groups[gi]) {
+                        Some(pa) => par_gemm_packed_a_rows(par, pa, b, og, &epi),
+                        None => par_gemm_rows(par, wg, b, og, &epi),
+                    }
+                });
                 continue;
             }
             let a = match pack {
