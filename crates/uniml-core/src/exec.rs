@@ -95,9 +95,27 @@ impl<'g> Executor<'g> {
         }
         for (step, &n) in self.plan.order.iter().enumerate() {
             let node = &g.nodes[n];
+            // An input buffer the kernel may write its output into: only a
+            // tensor this run owns, read by no other input of the node, whose
+            // last use is this step.
+            let donated = node.op.output_reuses_input().and_then(|i| {
+                let v = (*node.inputs.get(i)?)?;
+                let once = node.inputs.iter().filter(|x| **x == Some(v)).count() == 1;
+                if !once || !self.plan.free_after[step].contains(&v) || !matches!(slots[v], Slot::Owned(Value::Tensor(_))) {
+                    return None;
+                }
+                match std::mem::replace(&mut slots[v], Slot::Empty) {
+                    Slot::Owned(Value::Tensor(t)) => Some((v, t)),
+                    _ => None,
+                }
+            });
             let outs = {
                 let mut args: Vec<Option<ValueRef<'_>>> = Vec::with_capacity(node.inputs.len());
                 for inp in &node.inputs {
+                    if donated.as_ref().is_some_and(|(v, _)| Some(*v) == *inp) {
+                        args.push(None);
+                        continue;
+                    }
                     args.push(match inp {
                         None => None,
                         Some(v) => Some(match &slots[*v] {
@@ -117,7 +135,15 @@ impl<'g> Executor<'g> {
                     o.before(n);
                 }
                 let mut ctx = EvalCtx::new(par, pool);
-                let outs = node.op.eval_values(&mut ctx, &args).map_err(|e| e.in_node(&node.name, node.op.name()))?;
+                if let Some((_, t)) = donated {
+                    ctx.donate(t);
+                }
+                let outs = node.op.eval_values(&mut ctx, &args).map_err(|e| e.in_node(&node.name, node.op.name()));
+                // A donated buffer the kernel did not use goes back to the pool.
+                if let Some(t) = ctx.take_donated() {
+                    pool.give(t);
+                }
+                let outs = outs?;
                 if let Some(o) = self.observer {
                     o.after(n);
                 }

@@ -90,11 +90,23 @@ impl ValueRef<'_> {
 pub struct EvalCtx<'a> {
     pub par: &'a dyn Parallelism,
     pool: &'a mut BufferPool,
+    /// The buffer of the input named by [`Op::output_reuses_input`], handed
+    /// over by the executor because the value dies at this node (its slot in
+    /// the kernel's `inputs` is then `None`).
+    donated: Option<Tensor>,
 }
 
 impl<'a> EvalCtx<'a> {
     pub fn new(par: &'a dyn Parallelism, pool: &'a mut BufferPool) -> Self {
-        EvalCtx { par, pool }
+        EvalCtx { par, pool, donated: None }
+    }
+    /// Hands `t` (the input named by [`Op::output_reuses_input`]) to the kernel.
+    pub(crate) fn donate(&mut self, t: Tensor) {
+        self.donated = Some(t);
+    }
+    /// The donated input buffer, if the executor gave one (at most once).
+    pub fn take_donated(&mut self) -> Option<Tensor> {
+        self.donated.take()
     }
     /// A zero-filled output tensor, recycled from the plan's buffer pool when possible.
     pub fn alloc(&mut self, dtype: DType, shape: &[usize]) -> Result<Tensor> {
@@ -244,6 +256,15 @@ pub trait Op: fmt::Debug + Send + Sync + Any {
             });
         }
         Ok(self.eval(ctx, &tensors)?.into_iter().map(Value::Tensor).collect())
+    }
+
+    /// An input whose buffer the kernel can take over as its first output
+    /// (same dtype and shape, every element read before it is overwritten).
+    /// When that value dies at this node and the executor owns it, it is
+    /// passed through [`EvalCtx::take_donated`] instead of `inputs[i]`, which
+    /// is then `None`; otherwise the input comes as usual.
+    fn output_reuses_input(&self) -> Option<usize> {
+        None
     }
 
     /// Whether the output depends only on the inputs (false for random ops), so

@@ -90,19 +90,30 @@ impl Session {
                 _ => Ok(()),
             })?;
         }
-        let plan = Plan::new(&graph)?;
+        let mut plan = Plan::new(&graph)?;
         let par: Box<dyn Parallelism> = match &options.parallelism {
             Some(p) => Box::new(p.clone()),
             None => make_parallelism(options.threads)?,
         };
-        let all_cpu = |reason: &str, fallback: Option<String>| Placement {
-            adapter: String::new(),
-            nodes: plan.order.iter().map(|&n| NodePlacement { node: graph.nodes[n].name.clone(), op: graph.nodes[n].op.name(), device: Device::Cpu, reason: Some(reason.to_string()) }).collect(),
-            fallback,
+        // Everything on the CPU: the CPU-only fusions, a new plan, and the report.
+        let optimize = options.optimize;
+        let all_cpu = |graph: &mut Graph, plan: &mut Plan, reason: &str, fallback: Option<String>| -> Result<Placement> {
+            if optimize {
+                // Like `optimize`: only the memory limit stops loading.
+                if let Err(e @ Error::MemoryLimit { .. }) = uniml_core::passes::run_passes(graph, uniml_core::ops::CPU_PASSES) {
+                    return Err(e);
+                }
+                *plan = Plan::new(graph)?;
+            }
+            Ok(Placement {
+                adapter: String::new(),
+                nodes: plan.order.iter().map(|&n| NodePlacement { node: graph.nodes[n].name.clone(), op: graph.nodes[n].op.name(), device: Device::Cpu, reason: Some(reason.to_string()) }).collect(),
+                fallback,
+            })
         };
         #[cfg(feature = "gpu")]
         let (gpu, placement) = match options.backend {
-            Backend::Cpu => (None, all_cpu("backend cpu", None)),
+            Backend::Cpu => (None, all_cpu(&mut graph, &mut plan, "backend cpu", None)?),
             Backend::Gpu => {
                 let g = crate::gpu::session(&graph, &plan, options.memory_limit_bytes, options.gpu_precision)?;
                 let p = crate::gpu::placement(&g);
@@ -115,14 +126,14 @@ impl Session {
                 }
                 Err(e) => {
                     eprintln!("uniml: backend auto: GPU unavailable, running on CPU: {e}");
-                    (None, all_cpu("backend auto fell back to CPU", Some(e.to_string())))
+                    (None, all_cpu(&mut graph, &mut plan, "backend auto fell back to CPU", Some(e.to_string()))?)
                 }
             },
         };
         #[cfg(not(feature = "gpu"))]
         let placement = match options.backend {
-            Backend::Auto => all_cpu("backend auto: built without the gpu feature", Some("built without the gpu feature".into())),
-            _ => all_cpu("backend cpu", None),
+            Backend::Auto => all_cpu(&mut graph, &mut plan, "backend auto: built without the gpu feature", Some("built without the gpu feature".into()))?,
+            _ => all_cpu(&mut graph, &mut plan, "backend cpu", None)?,
         };
         Ok(Session {
             placement,

@@ -1,5 +1,6 @@
 //! Rewrites around convolutions: BatchNormalization folded into the conv's
-//! constant weights, and a following activation fused into the conv's epilogue.
+//! constant weights, a following activation fused into the conv's epilogue,
+//! and (CPU only) a residual `Add` fused into it.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use uniml_data::{DType, Result, Tensor};
 
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::op::Fact;
+use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::elementwise::clip::Clip;
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
 use crate::ops::nn::batchnorm::{scale_shift, BatchNorm};
@@ -136,4 +138,56 @@ pub fn fuse_conv_activation(g: &mut Graph) -> Result<bool> {
         break;
     }
     Ok(changed)
+}
+
+/// `Add(Conv(x), z)` (either order, `z` of the conv output's exact shape,
+/// no activation yet) → `Conv(x, W, B, z)` with [`Conv::residual`]; run
+/// [`fuse_conv_activation`] after it so that `Relu(Add(..))` joins too. The
+/// output then overwrites `z`'s buffer when `z` dies there (ResNet blocks,
+/// MobileNet's inverted residuals): no separate pass over the tensor. CPU
+/// only: the GPU backend does not lower a residual Conv.
+pub fn fuse_conv_residual(g: &mut Graph) -> Result<bool> {
+    let mut changed = false;
+    'scan: loop {
+        let producers = g.producers();
+        let uses = g.use_counts();
+        for c in 0..g.nodes.len() {
+            let add = &g.nodes[c];
+            if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
+                continue;
+            }
+            let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { continue };
+            for (y, z) in [(a, b), (b, a)] {
+                if y == z || !same_f32_shape(g, y, z) {
+                    continue;
+                }
+                let Some(p) = sole_producer(g, y, &producers, &uses) else { continue };
+                let Some(conv) = g.nodes[p].op.as_any_mut().downcast_mut::<Conv>() else { continue };
+                if conv.activation != FusedActivation::None || conv.residual {
+                    continue;
+                }
+                conv.residual = true;
+                let inputs = &mut g.nodes[p].inputs;
+                inputs.resize(3, None);
+                inputs.push(Some(z));
+                splice(g, p, c);
+                changed = true;
+                continue 'scan;
+            }
+        }
+        break;
+    }
+    Ok(changed)
+}
+
+/// Whether `a` and `b` are f32 tensors of one fully determined shape (every
+/// dim a number or the same symbol), so adding them needs no broadcasting.
+fn same_f32_shape(g: &Graph, a: ValueId, b: ValueId) -> bool {
+    let (fa, fb) = (&g.values[a].fact, &g.values[b].fact);
+    let determined = |s: &uniml_data::SymbolicShape| s.0.iter().all(|d| !matches!(d, uniml_data::Dim::Unknown));
+    fa.dtype == Some(DType::F32)
+        && fb.dtype == Some(DType::F32)
+        && !fa.is_sequence
+        && !fb.is_sequence
+        && matches!((&fa.shape, &fb.shape), (Some(sa), Some(sb)) if sa == sb && determined(sa))
 }

@@ -6,7 +6,7 @@ mod dead;
 mod fold;
 mod identity;
 
-pub use conv_fusion::{fold_batchnorm_into_conv, fuse_conv_activation};
+pub use conv_fusion::{fold_batchnorm_into_conv, fuse_conv_activation, fuse_conv_residual};
 pub use dead::remove_dead_nodes;
 pub use fold::fold_constants;
 pub use identity::remove_identities;
@@ -24,6 +24,17 @@ pub fn optimize(graph: &mut Graph, extra: &[Pass], fold_limit_bytes: u64) -> Res
     remove_identities(graph)?;
     fold_constants(graph, fold_limit_bytes)?;
     for p in extra {
+        p(graph)?;
+    }
+    remove_dead_nodes(graph)?;
+    graph.infer_facts()?;
+    Ok(())
+}
+
+/// Runs `passes` on an already optimised graph (e.g. the CPU-only fusions of
+/// [`crate::ops::CPU_PASSES`]), then refreshes its facts.
+pub fn run_passes(graph: &mut Graph, passes: &[Pass]) -> Result<()> {
+    for p in passes {
         p(graph)?;
     }
     remove_dead_nodes(graph)?;

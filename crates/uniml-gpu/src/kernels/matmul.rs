@@ -318,6 +318,9 @@ pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>>
             if c.group == 0 {
                 return Err("group 0".into());
             }
+            if c.residual {
+                return Err("a Conv with a fused residual input runs on CPU".into());
+            }
             Ok(Support::Kernel)
         })());
     }

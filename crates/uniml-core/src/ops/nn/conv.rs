@@ -27,8 +27,13 @@ pub struct Conv {
     pub kernel_shape: Option<Vec<usize>>,
     pub window: Window,
     pub group: usize,
-    /// Applied after the bias.
+    /// Applied after the bias (and the residual).
     pub activation: FusedActivation,
+    /// Input 3 is a residual `Z` of the output's shape, added before the
+    /// activation: `Y = act(conv(X, W) + B + Z)` (set by
+    /// `passes::fuse_conv_residual`, CPU only). `Z`'s buffer becomes `Y`'s
+    /// when `Z` dies here.
+    pub residual: bool,
     /// Packed constant weights (filled by shape inference or [`Conv::prepack`]).
     pub packed: WeightCache<ConvPack>,
 }
@@ -173,14 +178,50 @@ impl Op for Conv {
         };
         let pack = cached.as_ref().map(|p| &p.packed);
         let act = self.activation;
+        if self.residual {
+            let mut y = residual_output(ctx, inputs.get(3).and_then(|z| z.as_ref()), x.dtype(), &out_shape)?;
+            let out = y.as_slice_mut::<f32>()?;
+            conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, true, out)?;
+            return Ok(vec![y]);
+        }
         // conv_f32 writes every output element (values, or zeros where empty).
         let y = with_f32_output_overwritten(ctx, x.dtype(), &out_shape, |ctx, out| {
-            conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, out)
+            conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, false, out)
         })?;
         Ok(vec![y])
     }
 
+    fn output_reuses_input(&self) -> Option<usize> {
+        self.residual.then_some(3)
+    }
+
     crate::op_as_any!();
+}
+
+/// The output buffer of a residual Conv, holding `Z`: `Z`'s own buffer when
+/// the executor donated it, else a copy.
+fn residual_output(ctx: &mut EvalCtx, z: Option<&TensorView>, xdt: DType, out_shape: &[usize]) -> Result<Tensor> {
+    ensure!(xdt == DType::F32, "Conv with a fused residual needs f32 input, got {xdt}");
+    let check = |dt: DType, s: &[usize]| -> Result<()> {
+        ensure!(
+            dt == DType::F32 && s == out_shape,
+            "Conv residual input is {dt} {s:?}, expected f32 {out_shape:?} (the output's shape)"
+        );
+        Ok(())
+    };
+    if let Some(z) = z {
+        check(z.dtype(), z.shape())?;
+        let mut y = ctx.alloc_overwritten(DType::F32, out_shape)?;
+        y.as_slice_mut::<f32>()?.copy_from_slice(z.as_slice::<f32>()?);
+        return Ok(y);
+    }
+    match ctx.take_donated() {
+        Some(t) => {
+            check(t.dtype(), t.shape())?;
+            Ok(t)
+        }
+        None => bail!("Conv residual input (input 3) is missing"),
+    }
 }
 
 /// Validates input/weight shapes and resolves the geometry.

@@ -93,7 +93,9 @@ fn valid_range(o0: usize, len: usize, s: usize, off: i64, size: usize) -> (usize
     (lo, hi)
 }
 
-/// Runs the convolution; `out` is `[n, m, out_spatial...]`, zero-filled or not.
+/// Runs the convolution; `out` is `[n, m, out_spatial...]`: with
+/// `accumulate`, `out = act(conv + bias + out)` (a residual already in
+/// `out`), else `out = act(conv + bias)` over any previous contents.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_f32(
     par: &dyn Parallelism,
@@ -103,6 +105,7 @@ pub fn conv_f32(
     pack: Option<&ConvPack>,
     bias: Option<&[f32]>,
     act: FusedActivation,
+    accumulate: bool,
     out: &mut [f32],
 ) -> Result<()> {
     let g = &s.geo;
@@ -122,9 +125,11 @@ pub fn conv_f32(
     if osz == 0 || s.n == 0 || s.m == 0 {
         return Ok(());
     }
+    // The direct kernels below write their results; accumulating products
+    // take the GEMM paths, whose epilogue adds what `out` holds.
     let pack = pack.filter(|p| p.groups.len() == s.group && p.k == kdim);
     let g2 = Geo2::from(g);
-    if cg == 1 && mg == 1 {
+    if cg == 1 && mg == 1 && !accumulate {
         if let Some(g2) = g2 {
             for b in 0..s.n {
                 depthwise_2d(
@@ -140,7 +145,7 @@ pub fn conv_f32(
             return Ok(());
         }
     }
-    if s.group == 1 && s.c <= super::conv_direct::MAX_CHANNELS {
+    if s.group == 1 && s.c <= super::conv_direct::MAX_CHANNELS && !accumulate {
         if let Some(g2) = g2 {
             let mut done = true;
             for b in 0..s.n {
@@ -174,6 +179,7 @@ pub fn conv_f32(
             let epi = Epi {
                 bias_row: bias.map(|v| &v[gi * mg..(gi + 1) * mg]),
                 act,
+                accumulate,
                 ..Default::default()
             };
             // Every element of the tile is written (values or padding zeros).

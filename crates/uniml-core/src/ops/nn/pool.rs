@@ -238,6 +238,17 @@ impl Tabs {
 }
 
 fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], idx: Option<&mut [i64]>) {
+    // 1-D/2-D max and average pools without dilation go row by row (below).
+    let separable = t.0[0].out == 1 && t.0[0].size == 1 && t.0[1].dil == 1 && t.0[2].dil == 1;
+    match (kind, &idx) {
+        (PoolKind::Max, None) if separable => {
+            return super::with_scratch(|row| pool_rows(t, x, out, row, MaxValue))
+        }
+        (PoolKind::Average { count_include_pad }, _) if separable => {
+            return super::with_scratch(|row| pool_rows(t, x, out, row, Mean { count_include_pad }))
+        }
+        _ => {}
+    }
     // One monomorphised loop nest per reduction: the per-tap `match` on the
     // kind is resolved at compile time, not per element.
     match (kind, idx) {
@@ -335,6 +346,78 @@ impl Reduce for LpNorm {
     }
 }
 
+/// A reduction that also combines whole rows elementwise (max, sum).
+trait RowReduce: Reduce<Acc = <Self as RowReduce>::Acc1> {
+    type Acc1: Copy;
+    /// `acc[j] = combine(acc[j], row[j])`.
+    fn combine_rows(acc: &mut [f32], row: &[f32]);
+    /// The accumulator after the first tap `v`.
+    fn start(&self, v: f32) -> <Self as RowReduce>::Acc1;
+}
+
+impl RowReduce for MaxValue {
+    type Acc1 = (f32, bool);
+    #[inline(always)]
+    fn combine_rows(acc: &mut [f32], row: &[f32]) {
+        // Same rule as `tap` (a later NaN never replaces the best value), in a
+        // form the compiler turns into packed max instructions.
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    fn start(&self, v: f32) -> (f32, bool) {
+        (v, true)
+    }
+}
+
+impl RowReduce for Mean {
+    type Acc1 = f32;
+    #[inline(always)]
+    fn combine_rows(acc: &mut [f32], row: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+    fn start(&self, v: f32) -> f32 {
+        v
+    }
+}
+
+/// A 1-D/2-D pool without dilation, in two passes per output row: the valid
+/// input rows of its window combined elementwise into `row` (vectorised),
+/// then each output's horizontal window reduced from `row`. The per-output
+/// loop nest of [`pool_loops`] reads every input value `kh·kw/(sh·sw)` times
+/// through scalar code; this reads each input row once per output row.
+fn pool_rows<R: RowReduce>(t: &Tabs, x: &[f32], out: &mut [f32], row: &mut Vec<f32>, r: R) {
+    let [_, b, c] = &t.0;
+    let row = super::scratch_slice(row, c.size);
+    for (ob, orow) in out.chunks_mut(c.out).enumerate().take(b.out) {
+        let (k0, k1) = (b.lo[ob], b.hi[ob]);
+        let first = (b.start[ob] + k0 as i64) as usize;
+        if k1 > k0 {
+            row.copy_from_slice(&x[first * c.size..(first + 1) * c.size]);
+            for pb in first + 1..first + (k1 - k0) {
+                R::combine_rows(row, &x[pb * c.size..(pb + 1) * c.size]);
+            }
+        }
+        for (oc, o) in orow.iter_mut().enumerate() {
+            let (kc0, kc1) = (c.lo[oc], c.hi[oc]);
+            let taps = (k1 - k0) * (kc1 - kc0);
+            let padded = b.padded_count[ob] * c.padded_count[oc];
+            let mut acc = r.init();
+            if taps > 0 {
+                let p0 = (c.start[oc] + kc0 as i64) as usize;
+                let win = &row[p0..p0 + (kc1 - kc0)];
+                acc = r.start(win[0]);
+                for &v in &win[1..] {
+                    r.tap(&mut acc, v, 0);
+                }
+            }
+            *o = r.finish(acc, taps, padded).0;
+        }
+    }
+}
+
 fn pool_loops<R: Reduce>(t: &Tabs, x: &[f32], out: &mut [f32], mut idx: Option<&mut [i64]>, r: R) {
     let [a, b, c] = &t.0;
     let mut o = 0;
@@ -396,6 +479,54 @@ mod tests {
             window,
             storage_order: 0,
             with_indices: false,
+        }
+    }
+
+    /// The row-by-row path against the per-output loop nest, over shapes,
+    /// strides, pads and ceil mode (1-D and 2-D, max and both averages).
+    #[test]
+    fn row_pass_matches_loop_nest() {
+        let mut seed = 7u32;
+        let mut next = |m: usize| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as usize % m
+        };
+        for case in 0..300 {
+            let nd = 1 + case % 2;
+            let input: Vec<usize> = (0..nd).map(|_| 1 + next(9)).collect();
+            let kernel: Vec<usize> = (0..nd).map(|_| 1 + next(4)).collect();
+            let pads: Vec<usize> = (0..2 * nd).map(|i| next(kernel[i % nd])).collect();
+            let w = Window {
+                strides: (0..nd).map(|_| 1 + next(3)).collect(),
+                dilations: vec![1; nd],
+                pads,
+                auto_pad: AutoPad::NotSet,
+                ceil_mode: next(2) == 1,
+            };
+            let Ok(geo) = w.resolve(&input, &kernel) else { continue };
+            let isz: usize = input.iter().product();
+            let osz: usize = geo.output.iter().product();
+            let x: Vec<f32> = (0..isz).map(|_| next(1000) as f32 / 100.0 - 5.0).collect();
+            let tabs = Tabs::new(&geo);
+            for kind in [
+                PoolKind::Max,
+                PoolKind::Average { count_include_pad: false },
+                PoolKind::Average { count_include_pad: true },
+            ] {
+                let mut fast = vec![f32::NAN; osz];
+                let mut slow = vec![f32::NAN; osz];
+                pool_plane(kind, &tabs, &x, &mut fast, None);
+                match kind {
+                    PoolKind::Max => pool_loops(&tabs, &x, &mut slow, None, MaxValue),
+                    PoolKind::Average { count_include_pad } => {
+                        pool_loops(&tabs, &x, &mut slow, None, Mean { count_include_pad })
+                    }
+                    PoolKind::Lp { .. } => unreachable!(),
+                }
+                for (a, b) in fast.iter().zip(&slow) {
+                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{kind:?} {geo:?}: {fast:?} vs {slow:?}");
+                }
+            }
         }
     }
 
