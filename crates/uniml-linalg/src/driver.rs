@@ -18,10 +18,12 @@ pub(crate) enum ASrc<'a> {
     Packed(&'a PackedA),
 }
 
-/// Right operand: a strided view (packed on the fly) or pre-packed.
+/// Right operand: a strided view (packed on the fly), pre-packed, or packed
+/// on the fly by the caller's [`crate::PackB`] (B never materialised).
 pub(crate) enum BSrc<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
+    Fill(&'a dyn crate::PackB),
 }
 
 /// What to do with each accumulated value `s`:
@@ -512,7 +514,7 @@ unsafe fn blocked(
         if let ASrc::Mat(_) = a {
             s.a.ensure(mc_max.min(rows.end - i_org).div_ceil(mr) * mr * kc_eff);
         }
-        if let BSrc::Mat(_) = b {
+        if let BSrc::Mat(_) | BSrc::Fill(_) = b {
             // In place, only a partial last panel is packed.
             let panels = if direct_b.is_some() { 1 } else { nc_max.min(cols.end - j_org).div_ceil(nr) };
             s.b.ensure(panels * nr * kc_eff);
@@ -533,6 +535,10 @@ unsafe fn blocked(
                     BSrc::Mat(_) if direct_b.is_some() => core::ptr::null(),
                     BSrc::Mat(bm) => {
                         pack_b(bm, pc, kc, jc, nc, nr, s.b.as_mut_slice());
+                        s.b.as_slice().as_ptr()
+                    }
+                    BSrc::Fill(f) => {
+                        f.pack(pc, kc, jc, nc, nr, &mut s.b.as_mut_slice()[..nc.div_ceil(nr) * nr * kc]);
                         s.b.as_slice().as_ptr()
                     }
                 };

@@ -511,6 +511,41 @@ pub unsafe fn sgemm_packed_a_block_ptr(
     packed_a_impl(Path::Auto, a, n, b, c, ldc, epilogue, rows, cols)
 }
 
+/// Packs blocks of a right operand that is never materialised (e.g. the
+/// im2col matrix of a convolution, gathered straight from the input).
+pub trait PackB: Sync {
+    /// Writes depth `p0 .. p0+kc` and columns `j0 .. j0+nc` of B as
+    /// `ceil(nc/nr)` panels of `kc × nr` values: element `(p0+p, j0+q·nr+t)`
+    /// at `dst[q·kc·nr + p·nr + t]`, columns past `nc` zero. `dst` holds
+    /// exactly those panels.
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]);
+}
+
+/// `C[rows, cols] = epilogue(A · B)` with `A` pre-packed and the `a.k() × n`
+/// operand B packed block by block by `b` (so B is never stored whole);
+/// otherwise like [`sgemm_packed_a_block_ptr`].
+///
+/// # Safety
+/// As for [`sgemm_packed_a_block_ptr`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_packed_a_fill_b_ptr(
+    a: &PackedA,
+    n: usize,
+    b: &dyn PackB,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    let m = a.m();
+    check_ranges(m, n, &rows, &cols);
+    assert!(rows.len() <= 1 || ldc >= n, "uniml-linalg: ldc ({ldc}) < n ({n})");
+    check_epilogue(epilogue, m, n);
+    let post = Post::from_epilogue(epilogue);
+    driver::gemm(&a.kern, Path::Blocked, (m, n, a.k()), &ASrc::Packed(a), &BSrc::Fill(b), c, ldc, &post, rows, cols)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn packed_a_impl(
     path: Path,

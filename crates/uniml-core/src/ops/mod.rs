@@ -21,6 +21,12 @@ pub mod util;
 /// (e.g. BatchNormalization folded into Conv, activation fusion).
 pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_conv, crate::passes::fuse_conv_activation];
 /// Fusions for graphs that run on the CPU backend only (the GPU backend's
-/// kernels do not take their forms): a residual `Add` into the Conv before
-/// it, then the activation after that `Add`.
-pub const CPU_PASSES: &[crate::passes::Pass] = &[crate::passes::fuse_conv_residual, crate::passes::fuse_conv_activation];
+/// kernels do not take their forms): per-channel Mul/Add folded into the
+/// Conv or BatchNormalization before them, a residual `Add` into the Conv
+/// before it, then the activations after those.
+pub const CPU_PASSES: &[crate::passes::Pass] = &[
+    crate::passes::fold_channel_affine,
+    crate::passes::fuse_conv_residual,
+    crate::passes::fuse_conv_activation,
+    crate::passes::fuse_batchnorm_activation,
+];

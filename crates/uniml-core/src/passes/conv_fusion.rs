@@ -191,3 +191,174 @@ fn same_f32_shape(g: &Graph, a: ValueId, b: ValueId) -> bool {
         && !fb.is_sequence
         && matches!((&fa.shape, &fb.shape), (Some(sa), Some(sb)) if sa == sb && determined(sa))
 }
+
+/// The per-channel values of a constant `k` broadcast against a tensor of
+/// rank `rank` with `c` channels on axis 1 (shapes `[c,1,1]`, `[1,c,1,1]`,
+/// `[1]`, `[]`, ...), without `k` broadcasting the tensor to a larger shape.
+fn per_channel(k: &Tensor, rank: usize, c: usize) -> Option<Vec<f32>> {
+    let ks = k.shape();
+    if k.dtype() != DType::F32 || ks.len() > rank || rank < 2 {
+        return None;
+    }
+    let v = k.as_slice::<f32>().ok()?;
+    // Axis 1 of the tensor, counted in k's right-aligned dims.
+    let ch_axis = (ks.len() + 1).checked_sub(rank);
+    for (i, &d) in ks.iter().enumerate() {
+        if d != 1 && !(Some(i) == ch_axis && d == c) {
+            return None;
+        }
+    }
+    match v.len() {
+        1 => Some(vec![v[0]; c]),
+        n if n == c => Some(v.to_vec()),
+        _ => None,
+    }
+}
+
+/// `Mul(y, s)` / `Add(y, t)` with `s`, `t` constant per channel and `y` the
+/// sole use of a Conv's (or an inference BatchNormalization's) output →
+/// folded into that node's constants: `W·s, B·s` / `B + t` for the Conv,
+/// `scale·s, bias·s` / `bias + t` for the BatchNormalization. Exporters
+/// often write a normalisation as BatchNormalization (or a bare Conv)
+/// followed by such a Mul and Add (light_densenet121 has 121 of each); left
+/// alone, each is a pass over the whole activation.
+pub fn fold_channel_affine(g: &mut Graph) -> Result<bool> {
+    let mut changed = false;
+    'scan: loop {
+        let producers = g.producers();
+        let uses = g.use_counts();
+        for c in 0..g.nodes.len() {
+            let node = &g.nodes[c];
+            let Some(op) = node.op.as_any().downcast_ref::<Binary>().map(|b| b.op) else { continue };
+            if !matches!(op, BinOp::Mul | BinOp::Add) || node.outputs.len() != 1 {
+                continue;
+            }
+            let (Some(Some(a)), Some(Some(b))) = (node.inputs.first().copied(), node.inputs.get(1).copied()) else { continue };
+            for (y, k) in [(a, b), (b, a)] {
+                let Some(kt) = g.konst(k) else { continue };
+                let Some(shape) = g.values[y].fact.shape.as_ref() else { continue };
+                let Some(ch) = shape.0.get(1).and_then(|d| d.known()) else { continue };
+                if g.values[y].fact.dtype != Some(DType::F32) {
+                    continue;
+                }
+                let Some(vals) = per_channel(kt, shape.rank(), ch) else { continue };
+                let Some(p) = sole_producer(g, y, &producers, &uses) else { continue };
+                let folded = if g.nodes[p].op.as_any().is::<Conv>() {
+                    fold_into_conv(g, p, op, &vals)
+                } else if g.nodes[p].op.as_any().is::<BatchNorm>() {
+                    fold_into_batchnorm(g, p, op, &vals)
+                } else {
+                    false
+                };
+                if folded {
+                    splice(g, p, c);
+                    changed = true;
+                    continue 'scan;
+                }
+            }
+        }
+        break;
+    }
+    Ok(changed)
+}
+
+/// `Conv → Mul/Add by vals[out channel]` into the conv's weights and bias.
+fn fold_into_conv(g: &mut Graph, p: NodeId, op: BinOp, vals: &[f32]) -> bool {
+    let Some(conv) = g.nodes[p].op.as_any().downcast_ref::<Conv>() else { return false };
+    if conv.activation != FusedActivation::None || conv.residual {
+        return false;
+    }
+    let Some(Some(wv)) = g.nodes[p].inputs.get(1).copied() else { return false };
+    let Some(w) = g.konst(wv).cloned() else { return false };
+    let bias = match g.nodes[p].inputs.get(2).copied().flatten() {
+        Some(bv) => match f32s(g, Some(bv)) {
+            Some(b) => Some(b),
+            None => return false,
+        },
+        None => None,
+    };
+    let m = vals.len();
+    if w.dtype() != DType::F32 || w.shape().first() != Some(&m) || bias.as_ref().is_some_and(|b| b.len() != m) {
+        return false;
+    }
+    let base = g.nodes[p].name.clone();
+    let inputs_len = g.nodes[p].inputs.len();
+    let mut nb = bias.unwrap_or_else(|| vec![0.0; m]);
+    if op == BinOp::Mul {
+        let Ok(wd) = w.as_slice::<f32>() else { return false };
+        let per = wd.len() / m;
+        let nw: Vec<f32> = wd.iter().enumerate().map(|(i, &v)| v * vals[i / per.max(1)]).collect();
+        nb.iter_mut().zip(vals).for_each(|(b, s)| *b *= s);
+        let Ok(nw) = Tensor::from_vec(w.shape(), nw) else { return false };
+        let nw = g.add_value(format!("{base}.weight_scaled"), Fact::constant(Arc::new(nw)));
+        g.nodes[p].inputs[1] = Some(nw);
+    } else {
+        nb.iter_mut().zip(vals).for_each(|(b, t)| *b += t);
+    }
+    let Ok(nb) = Tensor::from_vec(&[m], nb) else { return false };
+    let nb = g.add_value(format!("{base}.bias_shifted"), Fact::constant(Arc::new(nb)));
+    let inputs = &mut g.nodes[p].inputs;
+    if inputs_len > 2 {
+        inputs[2] = Some(nb);
+    } else {
+        inputs.push(Some(nb));
+    }
+    true
+}
+
+/// `BatchNormalization → Mul/Add by vals[channel]` into its scale and bias.
+fn fold_into_batchnorm(g: &mut Graph, p: NodeId, op: BinOp, vals: &[f32]) -> bool {
+    let Some(bn) = g.nodes[p].op.as_any().downcast_ref::<BatchNorm>() else { return false };
+    if bn.training || bn.activation != FusedActivation::None || g.nodes[p].outputs.len() != 1 || g.nodes[p].inputs.len() < 5 {
+        return false;
+    }
+    let param = |i: usize| f32s(g, g.nodes[p].inputs.get(i).copied().flatten());
+    let (Some(mut scale), Some(mut bias)) = (param(1), param(2)) else { return false };
+    if scale.len() != vals.len() || bias.len() != vals.len() {
+        return false;
+    }
+    if op == BinOp::Mul {
+        scale.iter_mut().zip(vals).for_each(|(v, s)| *v *= s);
+        bias.iter_mut().zip(vals).for_each(|(v, s)| *v *= s);
+    } else {
+        bias.iter_mut().zip(vals).for_each(|(v, t)| *v += t);
+    }
+    let base = g.nodes[p].name.clone();
+    let n = vals.len();
+    for (i, v, what) in [(1, scale, "scale"), (2, bias, "bias")] {
+        let Ok(t) = Tensor::from_vec(&[n], v) else { return false };
+        let id = g.add_value(format!("{base}.{what}_folded"), Fact::constant(Arc::new(t)));
+        g.nodes[p].inputs[i] = Some(id);
+    }
+    true
+}
+
+/// `Act(BatchNormalization(x))` (inference) → the activation applied in the
+/// normalisation's own pass (CPU only: the GPU backend runs no
+/// BatchNormalization kernel).
+pub fn fuse_batchnorm_activation(g: &mut Graph) -> Result<bool> {
+    let mut changed = false;
+    'scan: loop {
+        let producers = g.producers();
+        let uses = g.use_counts();
+        for c in 0..g.nodes.len() {
+            let Some(act) = activation_of(g, c) else { continue };
+            let Some(Some(x)) = g.nodes[c].inputs.first().copied() else { continue };
+            if g.values[x].fact.dtype != Some(DType::F32) {
+                continue;
+            }
+            let Some(p) = sole_producer(g, x, &producers, &uses) else { continue };
+            let single = g.nodes[p].outputs.len() == 1;
+            let Some(bn) = g.nodes[p].op.as_any_mut().downcast_mut::<BatchNorm>() else { continue };
+            if bn.training || bn.activation != FusedActivation::None || !single {
+                continue;
+            }
+            bn.activation = act;
+            splice(g, p, c);
+            changed = true;
+            continue 'scan;
+        }
+        break;
+    }
+    Ok(changed)
+}

@@ -6,7 +6,7 @@ mod dead;
 mod fold;
 mod identity;
 
-pub use conv_fusion::{fold_batchnorm_into_conv, fuse_conv_activation, fuse_conv_residual};
+pub use conv_fusion::{fold_batchnorm_into_conv, fold_channel_affine, fuse_batchnorm_activation, fuse_conv_activation, fuse_conv_residual};
 pub use dead::remove_dead_nodes;
 pub use fold::fold_constants;
 pub use identity::remove_identities;

@@ -260,6 +260,23 @@ fn splits(len: usize, seed: u64) -> Vec<Range<usize>> {
     vec![0..s1, s1..s2, s2..len]
 }
 
+/// A [`PackB`] over a plain matrix: its panels, element by element.
+struct FillFromMat<'a>(MatRef<'a>);
+
+impl PackB for FillFromMat<'_> {
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        assert_eq!(dst.len(), nc.div_ceil(nr) * nr * kc, "fill_b: dst is exactly the panels");
+        for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
+            for p in 0..kc {
+                for t in 0..nr {
+                    let j = q * nr + t;
+                    panel[p * nr + t] = if j < nc { self.0.at(p0 + p, j0 + j) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
 fn run_case(cs: &Case) {
     let Case { m, n, k, .. } = *cs;
     let a = Mat::new(m, k, cs.la, cs.seed);
@@ -377,6 +394,13 @@ fn run_case(cs: &Case) {
                 0..m,
                 0..n,
             );
+            // B packed block by block by the caller, over column ranges.
+            let fill = FillFromMat(bv);
+            for r in splits(n, cs.seed / 5).into_iter().chain([0..n]) {
+                let mut c = c0.clone();
+                unsafe { sgemm_packed_a_fill_b_ptr(&pa, n, &fill, c.as_mut_ptr(), ldc, &ep, 0..m, r.clone()) };
+                check(&what(&format!("fill_b cols {r:?}")), &c, &c0, ldc, n, &e, 0..m, r);
+            }
             // Ranges: each piece alone writes only its part; together all.
             let mut all_b = c0.clone();
             let mut all_a = c0.clone();

@@ -4,7 +4,7 @@
 
 use uniml_data::{ensure, Result, Tensor, TensorView};
 
-use super::{float_data, with_f32_output, FusedActivation};
+use super::{float_data, with_f32_output, with_f32_output_overwritten, FusedActivation};
 use crate::op::{input, EvalCtx, Fact, Op};
 
 #[derive(Debug, Clone)]
@@ -113,7 +113,8 @@ impl Op for BatchNorm {
         }
         let (a, b) = scale_shift(&p[0], &p[1], &mean, &var, self.epsilon);
         let act = self.activation;
-        let y = with_f32_output(ctx, x.dtype(), xs, |ctx, out| {
+        // Every element is written.
+        let y = with_f32_output_overwritten(ctx, x.dtype(), xs, |ctx, out| {
             if plane == 0 {
                 return Ok(());
             }

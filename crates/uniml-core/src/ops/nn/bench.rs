@@ -1,5 +1,6 @@
-//! Timing of the conv kernels on EfficientNet-Lite0's layers (run with
-//! `cargo test --release -p uniml-core ops::nn::bench -- --ignored --nocapture`).
+//! Timing of the conv kernels on EfficientNet-Lite0's and ResNet-50's layers
+//! (run with `cargo test --release -p uniml-core ops::nn::bench -- --ignored
+//! --nocapture`; `UNIML_BENCH_LAYER=i` times only layer `i` of each table).
 
 #[cfg(test)]
 mod tests {
@@ -66,12 +67,55 @@ mod tests {
         (320, 7, 1280, 1, 1, 1),
     ];
 
+    /// ResNet-50's distinct conv layers (stem, then per stage: conv1, conv2,
+    /// conv3, downsample of the first block, conv1 and conv2 of the others).
+    const RESNET50: &[(usize, usize, usize, usize, usize, usize)] = &[
+        (3, 224, 64, 7, 2, 1),
+        (64, 56, 64, 1, 1, 1),
+        (64, 56, 64, 3, 1, 1),
+        (64, 56, 256, 1, 1, 1),
+        (64, 56, 256, 1, 1, 1),
+        (256, 56, 64, 1, 1, 1),
+        (256, 56, 128, 1, 1, 1),
+        (128, 56, 128, 3, 2, 1),
+        (128, 28, 512, 1, 1, 1),
+        (256, 56, 512, 1, 2, 1),
+        (512, 28, 128, 1, 1, 1),
+        (128, 28, 128, 3, 1, 1),
+        (512, 28, 256, 1, 1, 1),
+        (256, 28, 256, 3, 2, 1),
+        (256, 14, 1024, 1, 1, 1),
+        (512, 28, 1024, 1, 2, 1),
+        (1024, 14, 256, 1, 1, 1),
+        (256, 14, 256, 3, 1, 1),
+        (1024, 14, 512, 1, 1, 1),
+        (512, 14, 512, 3, 2, 1),
+        (512, 7, 2048, 1, 1, 1),
+        (1024, 14, 2048, 1, 2, 1),
+        (2048, 7, 512, 1, 1, 1),
+        (512, 7, 512, 3, 1, 1),
+    ];
+
     #[test]
     #[ignore]
     fn bench_effnet_convs() {
+        bench_layers(EFFNET, crate::ops::nn::FusedActivation::Clip { min: 0.0, max: 6.0 });
+    }
+
+    #[test]
+    #[ignore]
+    fn bench_resnet50_convs() {
+        bench_layers(RESNET50, crate::ops::nn::FusedActivation::Relu);
+    }
+
+    fn bench_layers(layers: &[(usize, usize, usize, usize, usize, usize)], act: crate::ops::nn::FusedActivation) {
+        let only: Option<usize> = std::env::var("UNIML_BENCH_LAYER").ok().and_then(|v| v.parse().ok());
         let mut pool = BufferPool::new(u64::MAX);
         let (mut t_dw, mut t_pw, mut t_gen) = (0f64, 0f64, 0f64);
-        for (i, &(c, h, m, k, s, g)) in EFFNET.iter().enumerate() {
+        for (i, &(c, h, m, k, s, g)) in layers.iter().enumerate() {
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
             let x = t(&[1, c, h, h], &rand_vec(c * h * h, i as u64));
             let w = Arc::new(t(&[m, c / g, k, k], &rand_vec(m * c / g * k * k, 7)));
             let b = t(&[m], &rand_vec(m, 9));
@@ -84,7 +128,7 @@ mod tests {
                 },
                 g,
             );
-            op.activation = crate::ops::nn::FusedActivation::Clip { min: 0.0, max: 6.0 };
+            op.activation = act;
             op.prepack(&w);
             let views: Vec<Option<TensorView>> =
                 vec![Some(x.view()), Some(w.view()), Some(b.view())];

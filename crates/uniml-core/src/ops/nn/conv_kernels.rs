@@ -3,7 +3,7 @@
 use uniml_data::{bail, Result};
 
 use super::depthwise::{depthwise_channels, Geo2};
-use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi, Mat, PackedA};
+use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
 use super::FusedActivation;
 use crate::parallel::{par_chunks_mut, Parallelism};
@@ -206,11 +206,17 @@ pub fn conv_f32(
                 });
                 continue;
             }
+            let tile = col_tile(par, mg, osz, kdim);
+            if let (Some(p), Some(g2), false) = (pack, g2, pointwise) {
+                // im2col gathered block by block straight into the GEMM's panels.
+                let fill = Im2col { x: xg, g: g2 };
+                par_gemm_fill_b(par, &p.groups[gi], osz, og, &epi, tile, &fill);
+                continue;
+            }
             let a = match pack {
                 Some(p) => ARef::Packed(&p.groups[gi]),
                 None => ARef::Plain(wg),
             };
-            let tile = col_tile(par, mg, osz, kdim);
             if pointwise {
                 par_gemm_cols(par, a, osz, kdim, og, &epi, tile, &|j0, n, _buf| {
                     Some(Mat::with_stride(&xg[j0..], cg, n, osz))
@@ -230,44 +236,98 @@ pub fn conv_f32(
 /// pixels `j0..j0+n` (pixels in row-major output order).
 fn im2col_2d(x: &[f32], cg: usize, g: &Geo2, j0: usize, n: usize, buf: &mut [f32]) {
     let plane = g.h * g.w;
-    let mut r = 0;
-    for ci in 0..cg {
+    for (r, row) in buf.chunks_exact_mut(n).take(cg * g.kh * g.kw).enumerate() {
+        let (ci, kh, kw) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
         let xp = &x[ci * plane..(ci + 1) * plane];
-        for kh in 0..g.kh {
-            for kw in 0..g.kw {
-                let row = &mut buf[r * n..(r + 1) * n];
-                r += 1;
-                let off_w = (kw * g.dw) as i64 - g.pw;
-                let mut j = j0;
-                while j < j0 + n {
-                    let oh = j / g.ow;
-                    let ow0 = j % g.ow;
-                    let span = (g.ow - ow0).min(j0 + n - j);
-                    let dst = &mut row[j - j0..j - j0 + span];
-                    j += span;
-                    let ih = (oh * g.sh + kh * g.dh) as i64 - g.ph;
-                    if ih < 0 || ih >= g.h as i64 {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let xr = &xp[ih as usize * g.w..(ih as usize + 1) * g.w];
-                    let (lo, hi) = valid_range(ow0, span, g.sw, off_w, g.w);
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                    if hi > lo {
-                        let start = ((ow0 + lo) * g.sw) as i64 + off_w;
-                        let start = start as usize;
-                        if g.sw == 1 {
-                            dst[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
-                        } else {
-                            for (d, &v) in
-                                dst[lo..hi].iter_mut().zip(xr[start..].iter().step_by(g.sw))
-                            {
-                                *d = v;
-                            }
-                        }
-                    }
+        let (mut oh, mut ow0) = (j0 / g.ow, j0 % g.ow);
+        let mut j = 0;
+        while j < n {
+            let span = (g.ow - ow0).min(n - j);
+            tap_span(xp, g, kh, kw, oh, ow0, &mut row[j..j + span]);
+            j += span;
+            (oh, ow0) = (oh + 1, 0);
+        }
+    }
+}
+
+/// `dst[t]` = input value under tap `(kh, kw)` for output pixel
+/// `(oh, ow0 + t)` of one channel plane `xp` (zero in the padding); the
+/// pixels lie in one output row.
+#[inline(always)]
+fn tap_span(xp: &[f32], g: &Geo2, kh: usize, kw: usize, oh: usize, ow0: usize, dst: &mut [f32]) {
+    let ih = (oh * g.sh + kh * g.dh) as i64 - g.ph;
+    if ih < 0 || ih >= g.h as i64 {
+        dst.fill(0.0);
+        return;
+    }
+    let xr = &xp[ih as usize * g.w..(ih as usize + 1) * g.w];
+    let off_w = (kw * g.dw) as i64 - g.pw;
+    let len = dst.len();
+    let (lo, hi) = if g.sw == 1 {
+        // Without the divisions of the general case: pixel t reads column
+        // ow0 + t + off_w, inside the row for t in [-(ow0+off_w), w-(ow0+off_w)).
+        let first = ow0 as i64 + off_w;
+        let lo = (-first).clamp(0, len as i64) as usize;
+        (lo, (g.w as i64 - first).clamp(lo as i64, len as i64) as usize)
+    } else {
+        valid_range(ow0, len, g.sw, off_w, g.w)
+    };
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if hi > lo {
+        let start = (((ow0 + lo) * g.sw) as i64 + off_w) as usize;
+        if g.sw == 1 {
+            // An inline loop, not a `memmove` call: spans are short (≤ nr).
+            for (d, &v) in dst[lo..hi].iter_mut().zip(&xr[start..start + (hi - lo)]) {
+                *d = v;
+            }
+        } else {
+            for (d, &v) in dst[lo..hi].iter_mut().zip(xr[start..].iter().step_by(g.sw)) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// The im2col matrix of one group (`cg·kh·kw × oh·ow`) as a GEMM operand
+/// packed block by block from the input: never stored whole, and each value
+/// is written once, into the panel the microkernel reads (im2col into a
+/// buffer and then packing it wrote and read every value twice more).
+struct Im2col<'a> {
+    x: &'a [f32],
+    g: Geo2,
+}
+
+impl uniml_linalg::PackB for Im2col<'_> {
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        let (taps, plane) = (g.kh * g.kw, g.h * g.w);
+        let tail = nc % nr;
+        for p in 0..kc {
+            let r = p0 + p;
+            let (ci, kh, kw) = (r / taps, r / g.kw % g.kh, r % g.kw);
+            let xp = &self.x[ci * plane..(ci + 1) * plane];
+            // Spans that stay within one output row and one panel.
+            let (mut oh, mut ow0) = (j0 / g.ow, j0 % g.ow);
+            let (mut q, mut lane) = (0, 0);
+            let mut j = 0;
+            while j < nc {
+                let span = (g.ow - ow0).min(nc - j).min(nr - lane);
+                let at = q * kc * nr + p * nr + lane;
+                tap_span(xp, g, kh, kw, oh, ow0, &mut dst[at..at + span]);
+                j += span;
+                ow0 += span;
+                if ow0 == g.ow {
+                    (oh, ow0) = (oh + 1, 0);
                 }
+                lane += span;
+                if lane == nr {
+                    (q, lane) = (q + 1, 0);
+                }
+            }
+            if tail != 0 {
+                let at = (nc / nr) * kc * nr + p * nr;
+                dst[at + tail..at + nr].fill(0.0);
             }
         }
     }

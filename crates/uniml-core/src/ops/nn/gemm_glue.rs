@@ -306,6 +306,42 @@ pub fn par_gemm_cols<'a>(
     });
 }
 
+/// `C[m×n] = epi(A·B)` with A pre-packed and B (`k × n`) never stored: `fill`
+/// packs each block of it as the GEMM needs it (e.g. im2col gathered from
+/// the conv input straight into panels). Columns split over tasks of `tile`.
+pub fn par_gemm_fill_b(par: &dyn Parallelism, pa: &PackedA, n: usize, c: &mut [f32], epi: &Epi, tile: usize, fill: &dyn la::PackB) {
+    let m = pa.m;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if pa.k == 0 {
+        return empty_product(m, n, c, n, epi);
+    }
+    assert!(c.len() >= m * n, "par_gemm_fill_b: C too small");
+    let (e, post) = epi.la();
+    let base = crate::parallel::SyncPtr(c.as_mut_ptr());
+    let run = |cols: std::ops::Range<usize>| {
+        // SAFETY: this call computes only columns `cols` of the m rows of C
+        // (row stride n, within `c`, checked above); concurrent calls get
+        // disjoint column ranges and `c` outlives them.
+        unsafe {
+            la::sgemm_packed_a_fill_b_ptr(&pa.p, n, fill, base.get(), n, &e, 0..m, cols.clone());
+            if post != FusedActivation::None {
+                for i in 0..m {
+                    post.apply_slice(std::slice::from_raw_parts_mut(base.get().add(i * n + cols.start), cols.len()));
+                }
+            }
+        }
+    };
+    let tile = tile.clamp(1, n);
+    let tasks = n.div_ceil(tile);
+    if tasks <= 1 || par.threads() <= 1 {
+        // One call: linalg blocks the columns itself.
+        return run(0..n);
+    }
+    par.for_each(tasks, &|t| run(t * tile..(t * tile + tile).min(n)));
+}
+
 /// Gives column tile `(j0, n)` of B: a view, or `None` after filling the buffer.
 pub type BTile<'a> = dyn Fn(usize, usize, &mut Vec<f32>) -> Option<Mat<'a>> + Sync + 'a;
 
