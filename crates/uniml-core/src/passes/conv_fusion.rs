@@ -362,3 +362,75 @@ pub fn fuse_batchnorm_activation(g: &mut Graph) -> Result<bool> {
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::run_once;
+    use crate::ops::elementwise::unary::{Unary, UnaryOp};
+    use crate::ops::nn::padding::{AutoPad, Window};
+    use crate::ops::nn::test_util::rand_vec;
+    use crate::parallel::Serial;
+    use uniml_data::SymbolicShape;
+
+    fn konst(g: &mut Graph, name: &str, shape: &[usize], seed: u64) -> ValueId {
+        let n = shape.iter().product();
+        g.add_const(name, Tensor::from_vec(shape, rand_vec(n, seed)).unwrap())
+    }
+
+    fn node(g: &mut Graph, name: &str, op: Box<dyn crate::op::Op>, inputs: &[ValueId]) -> ValueId {
+        let out = g.add_value(format!("{name}.out"), Fact::unknown());
+        g.add_node(name, op, inputs.iter().map(|&v| Some(v)).collect(), vec![out]);
+        out
+    }
+
+    /// `h = Relu(x)`; `Relu(Add(Add(Mul(Conv(h), s), t), h))` and
+    /// `Relu(Add(Mul(BN(x), s), t))`: after the CPU passes one Conv (per-channel
+    /// affine folded, residual `h` donated, Relu fused) and one BatchNormalization
+    /// (affine folded, Relu fused) remain, and the outputs match the graph as written.
+    #[test]
+    fn cpu_passes_fold_affine_residual_and_activations() {
+        let mut g = Graph::default();
+        let shape = [1, 4, 6, 6];
+        let x = g.add_value("x", Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(&shape)), konst: None, is_sequence: false });
+        g.inputs.push(x);
+        let h = node(&mut g, "pre", Box::new(Unary::new(UnaryOp::Relu)), &[x]);
+        let w = konst(&mut g, "w", &[4, 4, 3, 3], 1);
+        let b = konst(&mut g, "b", &[4], 2);
+        let window = Window { strides: vec![1, 1], auto_pad: AutoPad::SameUpper, ..Default::default() };
+        let y = node(&mut g, "conv", Box::new(Conv::new(None, window, 1)), &[h, w, b]);
+        let s = konst(&mut g, "s", &[4, 1, 1], 3);
+        let t = konst(&mut g, "t", &[1, 4, 1, 1], 4);
+        let y = node(&mut g, "mul", Box::new(Binary::new(BinOp::Mul)), &[y, s]);
+        let y = node(&mut g, "add", Box::new(Binary::new(BinOp::Add)), &[t, y]);
+        let y = node(&mut g, "res", Box::new(Binary::new(BinOp::Add)), &[y, h]);
+        let y = node(&mut g, "relu", Box::new(Unary::new(UnaryOp::Relu)), &[y]);
+        let params: Vec<ValueId> = (0..4u64).map(|i| konst(&mut g, &format!("bn{i}"), &[4], 10 + i)).collect();
+        let var = g.add_const("var", Tensor::from_vec(&[4], vec![0.5, 1.0, 2.0, 0.25]).unwrap());
+        let bn = BatchNorm { epsilon: 1e-5, momentum: 0.9, training: false, activation: FusedActivation::None };
+        let z = node(&mut g, "bn", Box::new(bn), &[x, params[0], params[1], params[2], var]);
+        let z = node(&mut g, "bn_mul", Box::new(Binary::new(BinOp::Mul)), &[z, s]);
+        let z = node(&mut g, "bn_add", Box::new(Binary::new(BinOp::Add)), &[z, t]);
+        let z = node(&mut g, "bn_relu", Box::new(Unary::new(UnaryOp::Relu)), &[z]);
+        g.outputs = vec![y, z];
+        g.infer_facts().unwrap();
+
+        let xs = Tensor::from_vec(&shape, rand_vec(144, 5).iter().map(|v| v * 2.0 - 1.0).collect()).unwrap();
+        let run = |g: &Graph| -> Vec<Vec<f32>> {
+            let outs = run_once(g, &[(x, xs.view())], &Serial, u64::MAX).unwrap();
+            outs.into_iter().map(|v| v.into_tensor().unwrap().as_slice::<f32>().unwrap().to_vec()).collect()
+        };
+        let want = run(&g);
+        crate::passes::run_passes(&mut g, crate::ops::CPU_PASSES).unwrap();
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(ops, ["Relu", "Conv", "BatchNormalization"], "{ops:?}");
+        let got = run(&g);
+        for (w, o) in want.iter().zip(&got) {
+            assert_eq!(w.len(), o.len());
+            for (a, b) in w.iter().zip(o) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+        assert!(want[0].iter().any(|&v| v > 0.0) && want[0].contains(&0.0), "the Relu cuts somewhere");
+    }
+}
