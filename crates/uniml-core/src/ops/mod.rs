@@ -16,6 +16,7 @@ pub mod text;
 pub mod transformer;
 pub mod vision;
 pub mod util;
+pub(crate) mod wide;
 
 /// Graph rewrites contributed by op families, run after constant folding
 /// (e.g. BatchNormalization folded into Conv, activation fusion).

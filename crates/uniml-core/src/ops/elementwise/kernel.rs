@@ -12,6 +12,7 @@
 
 use uniml_data::{bail, Result};
 
+use crate::ops::wide::wide;
 use crate::parallel::{par_chunks_mut, Parallelism};
 
 /// Tensors with fewer elements than this run on the calling thread.
@@ -48,9 +49,11 @@ pub fn map_unary<I: Sync, O: Send>(
     }
     for_chunks(par, out, &|start, chunk| {
         let xs = &x[start..start + chunk.len()];
-        for (o, v) in chunk.iter_mut().zip(xs) {
-            *o = f(v);
-        }
+        wide(#[inline(always)] || {
+            for (o, v) in chunk.iter_mut().zip(xs) {
+                *o = f(v);
+            }
+        })
     });
     Ok(())
 }
@@ -227,20 +230,18 @@ pub fn map_binary<A: Sync, B: Sync, O: Send>(
     if a_shape == b_shape && a_shape == out_shape {
         for_chunks(par, out, &|start, chunk| {
             let n = chunk.len();
-            for ((o, x), y) in chunk
-                .iter_mut()
-                .zip(&a[start..start + n])
-                .zip(&b[start..start + n])
-            {
-                *o = f(x, y);
-            }
+            wide(#[inline(always)] || {
+                for ((o, x), y) in chunk.iter_mut().zip(&a[start..start + n]).zip(&b[start..start + n]) {
+                    *o = f(x, y);
+                }
+            })
         });
         return Ok(());
     }
     let plan = BlockPlan::new(out_shape, [a_shape, b_shape])?;
     let [fa, fb] = plan.full;
     for_chunks(par, out, &|start, chunk| {
-        plan.for_segments(start, chunk.len(), |pos, len, [ao, bo]| {
+        wide(#[inline(always)] || plan.for_segments(start, chunk.len(), |pos, len, [ao, bo]| {
             let o = &mut chunk[pos - start..pos - start + len];
             match (fa, fb) {
                 (true, true) => {
@@ -266,7 +267,7 @@ pub fn map_binary<A: Sync, B: Sync, O: Send>(
                     }
                 }
             }
-        });
+        }))
     });
     Ok(())
 }

@@ -121,9 +121,11 @@ impl Op for BatchNorm {
             super::par_planes(ctx.par, out, plane, plane * 2, &|i, o| {
                 let ch = i % c;
                 let (a, b) = (a[ch], b[ch]);
-                for (y, &v) in o.iter_mut().zip(&xd[i * plane..(i + 1) * plane]) {
-                    *y = v * a + b;
-                }
+                crate::ops::wide::wide(#[inline(always)] || {
+                    for (y, &v) in o.iter_mut().zip(&xd[i * plane..(i + 1) * plane]) {
+                        *y = v * a + b;
+                    }
+                });
                 act.apply_slice(o);
             });
             Ok(())

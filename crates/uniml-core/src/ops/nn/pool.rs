@@ -6,6 +6,7 @@ use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, Tensor
 use super::padding::{Geometry, Window};
 use super::{f32_data, with_f32_output};
 use crate::op::{input, EvalCtx, Fact, Op};
+use crate::ops::wide::wide;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PoolKind {
@@ -165,6 +166,9 @@ struct DimTab {
     size: usize,
     out: usize,
     dil: usize,
+    /// Kernel size and stride.
+    k: usize,
+    stride: usize,
     lo: Vec<usize>,
     hi: Vec<usize>,
     start: Vec<i64>,
@@ -183,6 +187,8 @@ impl Tabs {
                     size: 1,
                     out: 1,
                     dil: 1,
+                    k: 1,
+                    stride: 1,
                     lo: vec![0],
                     hi: vec![1],
                     start: vec![0],
@@ -201,6 +207,8 @@ impl Tabs {
                 size,
                 out: g.output[d],
                 dil,
+                k,
+                stride: s,
                 lo: vec![],
                 hi: vec![],
                 start: vec![],
@@ -242,10 +250,10 @@ fn pool_plane(kind: PoolKind, t: &Tabs, x: &[f32], out: &mut [f32], idx: Option<
     let separable = t.0[0].out == 1 && t.0[0].size == 1 && t.0[1].dil == 1 && t.0[2].dil == 1;
     match (kind, &idx) {
         (PoolKind::Max, None) if separable => {
-            return super::with_scratch(|row| pool_rows(t, x, out, row, MaxValue))
+            return super::with_scratch(|row| wide(#[inline(always)] || pool_rows(t, x, out, row, MaxValue)))
         }
         (PoolKind::Average { count_include_pad }, _) if separable => {
-            return super::with_scratch(|row| pool_rows(t, x, out, row, Mean { count_include_pad }))
+            return super::with_scratch(|row| wide(#[inline(always)] || pool_rows(t, x, out, row, Mean { count_include_pad })))
         }
         _ => {}
     }
@@ -346,74 +354,137 @@ impl Reduce for LpNorm {
     }
 }
 
-/// A reduction that also combines whole rows elementwise (max, sum).
-trait RowReduce: Reduce<Acc = <Self as RowReduce>::Acc1> {
-    type Acc1: Copy;
-    /// `acc[j] = combine(acc[j], row[j])`.
-    fn combine_rows(acc: &mut [f32], row: &[f32]);
-    /// The accumulator after the first tap `v`.
-    fn start(&self, v: f32) -> <Self as RowReduce>::Acc1;
+/// A pooling reduction done row by row (max, sum): values combine pairwise,
+/// the padding is a neutral value.
+trait RowReduce: Copy {
+    /// Padding value that never changes a result.
+    const PAD: f32;
+    /// Whether [`RowReduce::finish`] changes a window with taps (averages divide).
+    const NEEDS_FINISH: bool;
+    fn combine(a: f32, v: f32) -> f32;
+    /// `dst[j] = combine(a[j], b[j])` (vectorised by the compiler; `dst` is
+    /// never an input, else `max` becomes a conditional store per lane).
+    #[inline(always)]
+    fn combine_rows(dst: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((d, &x), &v) in dst.iter_mut().zip(a).zip(b) {
+            *d = Self::combine(x, v);
+        }
+    }
+    /// The output from a window's combined value, `taps` valid taps and
+    /// `padded` taps counting the padding.
+    fn finish(&self, v: f32, taps: usize, padded: usize) -> f32;
 }
 
 impl RowReduce for MaxValue {
-    type Acc1 = (f32, bool);
+    const PAD: f32 = f32::NEG_INFINITY;
+    const NEEDS_FINISH: bool = false;
+    /// Same rule as `tap` (a later NaN never replaces the best value), in a
+    /// form the compiler turns into packed max instructions.
     #[inline(always)]
-    fn combine_rows(acc: &mut [f32], row: &[f32]) {
-        // Same rule as `tap` (a later NaN never replaces the best value), in a
-        // form the compiler turns into packed max instructions.
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a = if v > *a { v } else { *a };
+    fn combine(a: f32, v: f32) -> f32 {
+        if v > a {
+            v
+        } else {
+            a
         }
     }
-    fn start(&self, v: f32) -> (f32, bool) {
-        (v, true)
+    fn finish(&self, v: f32, taps: usize, _padded: usize) -> f32 {
+        if taps == 0 {
+            0.0
+        } else {
+            v
+        }
     }
 }
 
 impl RowReduce for Mean {
-    type Acc1 = f32;
+    const PAD: f32 = 0.0;
+    const NEEDS_FINISH: bool = true;
     #[inline(always)]
-    fn combine_rows(acc: &mut [f32], row: &[f32]) {
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a += v;
-        }
+    fn combine(a: f32, v: f32) -> f32 {
+        a + v
     }
-    fn start(&self, v: f32) -> f32 {
-        v
+    fn finish(&self, v: f32, taps: usize, padded: usize) -> f32 {
+        let d = if self.count_include_pad { padded } else { taps };
+        if d == 0 {
+            0.0
+        } else {
+            v / d as f32
+        }
     }
 }
 
 /// A 1-D/2-D pool without dilation, in two passes per output row: the valid
-/// input rows of its window combined elementwise into `row` (vectorised),
-/// then each output's horizontal window reduced from `row`. The per-output
-/// loop nest of [`pool_loops`] reads every input value `kh·kw/(sh·sw)` times
-/// through scalar code; this reads each input row once per output row.
+/// input rows of its window combined elementwise into a padded `row`
+/// (vectorised), then each output's horizontal window reduced from it with
+/// no bounds or padding checks. The per-output loop nest of [`pool_loops`]
+/// reads every input value `kh·kw/(sh·sw)` times through branchy scalar code.
+#[inline(always)]
 fn pool_rows<R: RowReduce>(t: &Tabs, x: &[f32], out: &mut [f32], row: &mut Vec<f32>, r: R) {
     let [_, b, c] = &t.0;
-    let row = super::scratch_slice(row, c.size);
+    if c.out == 0 {
+        return;
+    }
+    // Window `oc` covers row[off0 + oc·stride ..][..k], padding included.
+    let pad0 = (-c.start[0]).max(0) as usize;
+    let off0 = (c.start[0] + pad0 as i64) as usize;
+    let len = (off0 + (c.out - 1) * c.stride + c.k).max(pad0 + c.size);
+    // Sliding windows at every position from the first window's start
+    // (stride 1), of which every `stride`-th is an output.
+    let slide = (c.out - 1) * c.stride + 1;
+    // The padded row, then two rows for ping-ponging the passes.
+    let spare_len = c.size.max(slide);
+    let (row, rest) = super::scratch_slice(row, len + 2 * spare_len).split_at_mut(len);
+    let (h0, h1) = rest.split_at_mut(spare_len);
+    row[..pad0].fill(R::PAD);
+    row[pad0 + c.size..].fill(R::PAD);
+    let xrow = |i: usize| &x[i * c.size..(i + 1) * c.size];
+    let all_taps = (0..c.out).all(|oc| c.hi[oc] > c.lo[oc]);
     for (ob, orow) in out.chunks_mut(c.out).enumerate().take(b.out) {
         let (k0, k1) = (b.lo[ob], b.hi[ob]);
         let first = (b.start[ob] + k0 as i64) as usize;
-        if k1 > k0 {
-            row.copy_from_slice(&x[first * c.size..(first + 1) * c.size]);
-            for pb in first + 1..first + (k1 - k0) {
-                R::combine_rows(row, &x[pb * c.size..(pb + 1) * c.size]);
+        // Vertical: the window's input rows combined into the padded row.
+        let rows = k1 - k0;
+        combine_into(&mut row[pad0..pad0 + c.size], &mut h0[..c.size], rows, |i| xrow(first + i), R::PAD, R::combine_rows);
+        // Horizontal: windows of `k` taps slid over it, then every `stride`-th.
+        let win = &row[off0..off0 + slide + c.k - 1];
+        let h = &mut h1[..slide];
+        combine_into(h, &mut h0[..slide], c.k, |t| &win[t..t + slide], R::PAD, R::combine_rows);
+        for (o, &v) in orow.iter_mut().zip(h.iter().step_by(c.stride)) {
+            *o = v;
+        }
+        if R::NEEDS_FINISH || !all_taps || rows == 0 {
+            for (oc, o) in orow.iter_mut().enumerate() {
+                let taps = rows * (c.hi[oc] - c.lo[oc]);
+                *o = r.finish(*o, taps, b.padded_count[ob] * c.padded_count[oc]);
             }
         }
-        for (oc, o) in orow.iter_mut().enumerate() {
-            let (kc0, kc1) = (c.lo[oc], c.hi[oc]);
-            let taps = (k1 - k0) * (kc1 - kc0);
-            let padded = b.padded_count[ob] * c.padded_count[oc];
-            let mut acc = r.init();
-            if taps > 0 {
-                let p0 = (c.start[oc] + kc0 as i64) as usize;
-                let win = &row[p0..p0 + (kc1 - kc0)];
-                acc = r.start(win[0]);
-                for &v in &win[1..] {
-                    r.tap(&mut acc, v, 0);
-                }
+    }
+}
+
+/// `dst = combine(src(0), ..., src(n-1))` elementwise (`pad` for `n == 0`),
+/// ping-ponging through `spare` so that no pass reads its own output.
+#[inline(always)]
+fn combine_into<'a>(
+    dst: &mut [f32],
+    spare: &mut [f32],
+    n: usize,
+    src: impl Fn(usize) -> &'a [f32],
+    pad: f32,
+    combine_rows: fn(&mut [f32], &[f32], &[f32]),
+) {
+    match n {
+        0 => dst.fill(pad),
+        1 => dst.copy_from_slice(src(0)),
+        _ => {
+            // The first combine writes `cur`; after the other n-2 (each into
+            // `other`, then swapped) the result is in `dst`.
+            let (mut cur, mut other): (&mut [f32], &mut [f32]) = if n % 2 == 0 { (dst, spare) } else { (spare, dst) };
+            combine_rows(cur, src(0), src(1));
+            for i in 2..n {
+                combine_rows(other, cur, src(i));
+                std::mem::swap(&mut cur, &mut other);
             }
-            *o = r.finish(acc, taps, padded).0;
         }
     }
 }
