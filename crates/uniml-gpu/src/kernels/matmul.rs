@@ -6,6 +6,11 @@
 //! alpha/beta, broadcast C, fused activation) and `Conv` as an implicit GEMM
 //! (im2col gathered on the fly: groups, strides, pads, dilations; bias and
 //! activation fused). Depthwise convs use a direct kernel.
+//!
+//! Every user's output is row-major `[batch, M, N]`. In f16 storage with an
+//! even N each thread owns whole output words: the tiled blocks give a thread
+//! aligned column pairs, the direct kernel one thread per pair; an odd N falls
+//! back to per-element (atomic) stores (`storage.rs`).
 
 use std::fmt::Write;
 
@@ -14,24 +19,33 @@ use uniml_core::ops::nn::gemm::Gemm;
 use uniml_core::ops::nn::matmul::MatMul;
 use uniml_data::{Error, Result};
 
-use super::wgsl::{act_fn, bindings, groups, lit, main_1d, WG};
+use super::wgsl::{act_fn, bindings_out, kernel_1d, lit};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 /// The pieces a GEMM user fills in; every dim is baked in as a constant.
-struct GemmSpec {
+struct GemmSpec<'a> {
     m: usize,
     n: usize,
     k: usize,
     batch: usize,
-    bindings: String,
+    /// Tensor inputs bound (the output is `y`, row-major `[batch, M, N]`).
+    inputs: Vec<&'a str>,
     /// Helper functions (batch offsets, activation, …).
     extra: String,
     /// Body of `fn load_a(b: u32, m: u32, k: u32) -> f32` (in range).
     load_a: String,
     /// Body of `fn load_b(b: u32, k: u32, n: u32) -> f32` (in range).
     load_b: String,
-    /// Body of `fn store(b: u32, m: u32, n: u32, v: f32)` (in range).
-    store: String,
+    /// Body of `fn out_value(b: u32, m: u32, n: u32, v: f32) -> f32`: the stored value of
+    /// product `v` (bias, C, activation; in range).
+    out_value: String,
+}
+
+impl GemmSpec<'_> {
+    /// Whether threads store whole aligned output pairs (f16 storage, even N: a row starts on a word).
+    fn paired(&self, cx: &LowerCx) -> bool {
+        cx.pairs() && self.n.is_multiple_of(2)
+    }
 }
 
 /// Per-thread register block (`T×T` outputs) for a product of this size:
@@ -54,9 +68,12 @@ fn gemm_block(s: &GemmSpec) -> usize {
 /// registers. A's workgroup rows are rotated by their k (`(m + k) % tile`)
 /// so the transposed stores spread over the banks without padding (which
 /// would overflow WebGPU's 16 KiB of workgroup memory at 8×8).
-fn gemm_wgsl(s: &GemmSpec) -> String {
+///
+/// `paired`: a thread's columns are instead `32(q/2) + 2·lid.x + q%2`, so that
+/// it owns aligned column pairs and stores each as one word (`store2`).
+fn gemm_wgsl(s: &GemmSpec, paired: bool) -> String {
     if gemm_block(s) == 8 {
-        return gemm_wgsl_vec4(s);
+        return gemm_wgsl_vec4(s, paired);
     }
     let t = gemm_block(s);
     let tile = 16 * t;
@@ -89,12 +106,15 @@ fn gemm_wgsl(s: &GemmSpec) -> String {
 "#
         );
     }
+    // Column of the thread's q-th block column, as `<expr> + offset`.
+    let col = |q: usize| if paired { ("lid.x * 2u", (q / 2) * 32 + q % 2) } else { ("lid.x", q * 16) };
     for kk in 0..16 {
         for r in 0..t {
             let _ = writeln!(fma, "    let a{kk}_{r} = As[{}u + ((lid.y + {}u) & {mask}u)];", kk * tile, r * 16 + kk);
         }
         for q in 0..t {
-            let _ = writeln!(fma, "    let b{kk}_{q} = Bs[{}u + lid.x];", kk * tile + q * 16);
+            let (c, off) = col(q);
+            let _ = writeln!(fma, "    let b{kk}_{q} = Bs[{}u + {c}];", kk * tile + off);
         }
         for r in 0..t {
             for q in 0..t {
@@ -103,23 +123,21 @@ fn gemm_wgsl(s: &GemmSpec) -> String {
         }
     }
     for r in 0..t {
-        for q in 0..t {
-            let _ = writeln!(
-                store,
-                "  {{ let gm = m0 + lid.y + {}u; let gn = n0 + lid.x + {}u; if (gm < M && gn < N) {{ store(b, gm, gn, c{r}_{q}); }} }}",
-                r * 16,
-                q * 16
-            );
+        for q in (0..t).step_by(if paired { 2 } else { 1 }) {
+            let (c, off) = col(q);
+            let st = if paired { format!("store2(b, gm, gn, c{r}_{q}, c{r}_{})", q + 1) } else { format!("store(b, gm, gn, c{r}_{q})") };
+            let _ = writeln!(store, "  {{ let gm = m0 + lid.y + {}u; let gn = n0 + {c} + {off}u; if (gm < M && gn < N) {{ {st}; }} }}", r * 16);
         }
     }
-    gemm_module(s, tile, "f32", decl, load, fma, store)
+    gemm_module(s, tile, "f32", decl, load, fma, store, paired)
 }
 
 /// The 8×8 block with vec4 workgroup reads: a thread owns rows `4·ly + {0..3}` and
 /// `64 + 4·ly + {0..3}` and the same pattern of columns, so each k step reads its A and B
 /// fragments as four vec4s (4 loads per 64 FMAs instead of 16). A is stored k-major with its
 /// vec4 columns rotated by k (2-way bank conflicts on the transposed stores, none on reads).
-fn gemm_wgsl_vec4(s: &GemmSpec) -> String {
+/// A thread's columns come in aligned pairs: `paired` stores each pair as one word.
+fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool) -> String {
     let mut decl = String::new();
     let mut load = String::new();
     let mut fma = String::new();
@@ -163,28 +181,23 @@ fn gemm_wgsl_vec4(s: &GemmSpec) -> String {
     }
     for r in 0..8 {
         let row = if r < 4 { format!("lid.y * 4u + {r}u") } else { format!("64u + lid.y * 4u + {}u", r - 4) };
-        for q in 0..8 {
+        for q in (0..8).step_by(if paired { 2 } else { 1 }) {
             let col = if q < 4 { format!("lid.x * 4u + {q}u") } else { format!("64u + lid.x * 4u + {}u", q - 4) };
-            let _ = writeln!(store, "  {{ let gm = m0 + {row}; let gn = n0 + {col}; if (gm < M && gn < N) {{ store(b, gm, gn, c{r}_{q}); }} }}");
+            let st = if paired { format!("store2(b, gm, gn, c{r}_{q}, c{r}_{})", q + 1) } else { format!("store(b, gm, gn, c{r}_{q})") };
+            let _ = writeln!(store, "  {{ let gm = m0 + {row}; let gn = n0 + {col}; if (gm < M && gn < N) {{ {st}; }} }}");
         }
     }
-    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store)
+    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store, paired)
 }
 
 /// The module around a GEMM body: the spec's bindings and accessors, the dims as constants,
 /// the two 16-deep workgroup tiles of `tile` columns (as `elem`s), and the k loop with its barriers.
-fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String) -> String {
+/// `paired`: the output is stored by aligned column pairs (`store2`, n even), else per element (`store`).
+#[allow(clippy::too_many_arguments)]
+fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String, paired: bool) -> String {
     let per_elem = if elem == "f32" { 1 } else { 4 };
     format!(
-        r#"{bindings}
-{extra}
-fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
-fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
-fn store(b: u32, m: u32, n: u32, v: f32) {{ {store_fn} }}
-
-const M: u32 = {m}u;
-const N: u32 = {n}u;
-const K: u32 = {k}u;
+        r#"{head}
 const BK: u32 = 16u;
 var<workgroup> As: array<{elem}, {len}>;
 var<workgroup> Bs: array<{elem}, {len}>;
@@ -201,15 +214,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }}
 {store}}}
 "#,
-        bindings = s.bindings,
+        head = gemm_head(s, paired),
+        len = 16 * tile / per_elem,
+    )
+}
+
+/// The tiled module's head: bindings, the spec's functions and the stores (`store(b, m, n, v)`,
+/// or with `paired` `store2(b, m, n, v0, v1)` for n even).
+fn gemm_head(s: &GemmSpec, paired: bool) -> String {
+    let store = if paired {
+        "fn store2(b: u32, m: u32, n: u32, v0: f32, v1: f32) { st2_y((b * M + m) * N + n, out_value(b, m, n, v0), out_value(b, m, n + 1u, v1)); }"
+    } else {
+        "fn store(b: u32, m: u32, n: u32, v: f32) { st_y((b * M + m) * N + n, out_value(b, m, n, v)); }"
+    };
+    format!("{}{}{store}\n", bindings_out(&s.inputs, &[], "y", paired), gemm_fns(s))
+}
+
+/// The spec's helpers, accessors and dims (every GEMM module has them).
+fn gemm_fns(s: &GemmSpec) -> String {
+    format!(
+        r#"{extra}
+fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
+fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
+fn out_value(b: u32, m: u32, n: u32, v: f32) -> f32 {{ {out_value} }}
+const M: u32 = {m}u;
+const N: u32 = {n}u;
+const K: u32 = {k}u;
+"#,
         extra = s.extra,
         load_a = s.load_a,
         load_b = s.load_b,
-        store_fn = s.store,
+        out_value = s.out_value,
         m = s.m,
         n = s.n,
         k = s.k,
-        len = 16 * tile / per_elem,
     )
 }
 
@@ -230,39 +268,28 @@ const DIRECT_MAX_K_SOFTWARE: usize = 32;
 fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
     let total = s.m * s.n * s.batch.max(1);
     if total > DIRECT_MAX_OUTPUTS && !(s.k <= DIRECT_MAX_K_SOFTWARE && cx.ctx.direct_gemm_for_small_k()) {
-        return Ok((gemm_wgsl(s), gemm_groups(s)?));
+        return Ok((gemm_wgsl(s, s.paired(cx)), gemm_groups(s)?));
     }
-    let body = format!(
-        r#"  let n = i % N; let m = (i / N) % M; let b = i / {mn}u;
-  var acc = 0.0;
+    // Direct: one thread per output element `i` of the row-major [batch, M, N] output, or in f16
+    // storage per aligned pair (with an even N both are in one row and share A's loads).
+    let at = format!("  let n = i % N; let m = (i / N) % M; let b = i / {mn}u;\n", mn = s.m * s.n);
+    let elem = format!(
+        r#"{at}  var acc = 0.0;
   for (var k = 0u; k < K; k = k + 1u) {{
     acc = fma(load_a(b, m, k), load_b(b, k, n), acc);
   }}
-  store(b, m, n, acc);"#,
-        mn = s.m * s.n
+  return out_value(b, m, n, acc);"#
     );
-    let src = format!(
-        r#"{bindings}
-{extra}
-fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
-fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
-fn store(b: u32, m: u32, n: u32, v: f32) {{ {store_fn} }}
-
-const M: u32 = {m}u;
-const N: u32 = {n}u;
-const K: u32 = {k}u;
-{main}"#,
-        bindings = s.bindings,
-        extra = s.extra,
-        load_a = s.load_a,
-        load_b = s.load_b,
-        store_fn = s.store,
-        m = s.m,
-        n = s.n,
-        k = s.k,
-        main = main_1d(total, &body),
+    let pair = format!(
+        r#"{at}  var a0 = 0.0; var a1 = 0.0;
+  for (var k = 0u; k < K; k = k + 1u) {{
+    let a = load_a(b, m, k);
+    a0 = fma(a, load_b(b, k, n), a0);
+    a1 = fma(a, load_b(b, k, n + 1u), a1);
+  }}
+  return vec2<f32>(out_value(b, m, n, a0), out_value(b, m, n + 1u, a1));"#
     );
-    Ok((src, groups(total, WG)))
+    Ok(kernel_1d(&s.inputs, &[], &gemm_fns(s), total, &elem, s.n.is_multiple_of(2).then_some(pair.as_str()), cx.pairs()))
 }
 
 fn gemm_groups(s: &GemmSpec) -> Result<[u32; 3]> {
@@ -367,11 +394,11 @@ fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
         n,
         k,
         batch,
-        bindings: bindings(&["a", "w"], &[], "y"),
+        inputs: vec!["a", "w"],
         extra: batch_offset_fn("a_off", bdims, &sa) + &batch_offset_fn("b_off", bdims, &sb),
         load_a: format!("return ld_a(a_off(b) + m * {k}u + k);"),
         load_b: format!("return ld_w(b_off(b) + k * {n}u + n);"),
-        store: format!("st_y((b * {m}u + m) * {n}u + n, v);"),
+        out_value: "return v;".into(),
     };
     let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("matmul", src, vec![Bind::In(0), Bind::In(1), Bind::Out(0)], g)
@@ -405,11 +432,11 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
         n,
         k,
         batch: 1,
-        bindings: bindings(&names, &[], "y"),
+        inputs: names,
         extra: act_fn(g.activation),
         load_a,
         load_b,
-        store: format!("st_y(m * {n}u + n, act({} * v{c_term}));", lit(g.alpha)),
+        out_value: format!("return act({} * v{c_term});", lit(g.alpha)),
     };
     let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("gemm", src, binds, g)
@@ -485,7 +512,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
       s = fma(ld_x(((img * {c}u + ch) * {h}u + u32(iy)) * {w}u + u32(ix)), ld_wt((ch * {kh}u + ky) * {kw}u + kx), s);
     }}
   }}
-  st_y(i, act(s{b}));"#,
+  return act(s{b});"#,
             ohw = oh * ow,
             mohw = m * oh * ow,
             ph = ph as i32,
@@ -494,8 +521,8 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             w = w as i32,
             b = bias("ch"),
         );
-        let src = format!("{}{act}{}", bindings(&names, &[], "y"), main_1d(total, &body));
-        return cx.single("depthwise_conv", src, binds, groups(total, WG));
+        let (src, g) = kernel_1d(&names, &[], &act, total, &body, None, cx.pairs());
+        return cx.single("depthwise_conv", src, binds, g);
     }
     let (mg, cg) = (m / group, c / group);
     let khw = kh * kw;
@@ -504,7 +531,7 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
         n: oh * ow,
         k: cg * khw,
         batch: n * group,
-        bindings: bindings(&names, &[], "y"),
+        inputs: names,
         extra: act,
         load_a: format!("return ld_wt(((b % {group}u) * {mg}u + m) * {K}u + k);", K = cg * khw),
         load_b: format!(
@@ -522,11 +549,8 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             hu = h,
             wu = w,
         ),
-        store: format!(
-            "let img = b / {group}u; let co = (b % {group}u) * {mg}u + m; st_y((img * {m}u + co) * {ohw}u + n, act(v{}));",
-            bias("co"),
-            ohw = oh * ow
-        ),
+        // The output [n, group·mg, oh·ow] is [batch = n·group, mg, oh·ow] row-major.
+        out_value: format!("let co = (b % {group}u) * {mg}u + m; return act(v{});", bias("co")),
     };
     let (src, g) = gemm_launch(cx, &spec)?;
     cx.single("conv_implicit_gemm", src, binds, g)
