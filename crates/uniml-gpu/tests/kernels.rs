@@ -700,18 +700,23 @@ fn f16_paired_stores_for_odd_and_even_sizes_in_every_family() {
 }
 
 /// GEMM row lengths: the direct kernel pairs the flat output (one thread per pair, A's loads
-/// shared when N is even), the tiled 4×4 and vec4 8×8 blocks pair columns when N is even and fall
-/// back to atomic stores when it is odd. Odd and even M, K and N; batched and ragged tiles.
+/// shared when N is even), the tiled 4×4 and vec4 8×8 blocks pair columns when N is even; an odd
+/// N ≤ 64 with an even M goes through workgroup memory in the 4×4 block (whole tile rows, written
+/// by flat pairs); other odd N fall back to atomic stores. Odd and even M, K and N; batched and
+/// ragged tiles.
 #[test]
 fn f16_paired_gemm_stores_for_odd_and_even_row_lengths() {
     let mm = |a: &[usize], b: &[usize], seed: u64| vec![Some(In::Feed(rand_tensor(a, seed))), Some(In::Const(rand_tensor(b, seed + 1)))];
     for (m, k, n) in [(7usize, 5usize, 9usize), (6, 4, 8), (3, 33, 10), (5, 2, 1)] {
         expect_paired(ctx(), &format!("direct {m}x{k}x{n}"), true, Box::new(MatMul::default()), mm(&[2, m, k], &[k, n], 40), 1e-4);
     }
-    for (m, k, n) in [(130usize, 37usize, 70usize), (129, 20, 71), (65, 16, 130), (3 * 65, 9, 51)] {
-        let paired = n % 2 == 0;
+    for (m, k, n) in [(130usize, 37usize, 70usize), (129, 20, 71), (65, 16, 130), (3 * 65, 9, 51), (200, 37, 49), (140, 20, 63), (170, 5, 1)] {
+        let paired = n % 2 == 0 || (n <= 64 && m % 2 == 0);
         expect_paired(tiled_ctx(), &format!("tiled 4x4 {m}x{k}x{n}"), paired, Box::new(MatMul::default()), mm(&[m, k], &[k, n], 41), 1e-4);
     }
+    // Batched, staged (odd N ≤ 64, even M: every batch's rows start on a word) and not (odd M).
+    expect_paired(tiled_ctx(), "tiled 4x4 batched staged", true, Box::new(MatMul::default()), mm(&[3, 66, 20], &[20, 49], 45), 1e-4);
+    expect_paired(tiled_ctx(), "tiled 4x4 batched odd M", false, Box::new(MatMul::default()), mm(&[3, 67, 20], &[20, 49], 46), 1e-4);
     for (m, k, n) in [(520usize, 37usize, 530usize), (515, 20, 513)] {
         let paired = n % 2 == 0;
         expect_paired(tiled_ctx(), &format!("tiled vec4 {m}x{k}x{n}"), paired, Box::new(MatMul::default()), mm(&[m, k], &[k, n], 42), 1e-4);
@@ -723,13 +728,15 @@ fn f16_paired_gemm_stores_for_odd_and_even_row_lengths() {
         let ins = vec![Some(In::Feed(rand_tensor(&[100, 33], 43))), Some(In::Const(rand_tensor(&[n, 33], 44))), Some(In::Const(rand_tensor(&[n], 45)))];
         expect_paired(tiled_ctx(), &format!("gemm N={n}"), n % 2 == 0, Box::new(gm), ins, 1e-4);
     }
-    // Conv as implicit GEMM: N = oh·ow (even 20·24, odd 21·23); bias per output channel.
-    for (h, w) in [(20usize, 24usize), (21, 23)] {
+    // Conv as implicit GEMM: N = oh·ow (even 20·24; odd 21·23 > 64; odd 7·7 with an even and an
+    // odd number of output channels); bias per output channel.
+    for (batch, h, w, m) in [(2usize, 20usize, 24usize, 70usize), (2, 21, 23, 70), (4, 7, 7, 70), (4, 7, 7, 71)] {
         let win = Window { strides: vec![1, 1], pads: vec![1, 1, 1, 1], ..Default::default() };
         let mut conv = Conv::new(None, win, 1);
         conv.activation = FusedActivation::Relu;
-        let ins = vec![Some(In::Feed(rand_tensor(&[2, 4, h, w], 46))), Some(In::Const(rand_tensor(&[70, 4, 3, 3], 47))), Some(In::Const(rand_tensor(&[70], 48)))];
-        expect_paired(tiled_ctx(), &format!("conv {h}x{w}"), (h * w) % 2 == 0, Box::new(conv), ins, 1e-4);
+        let ins = vec![Some(In::Feed(rand_tensor(&[batch, 4, h, w], 46))), Some(In::Const(rand_tensor(&[m, 4, 3, 3], 47))), Some(In::Const(rand_tensor(&[m], 48)))];
+        let paired = (h * w) % 2 == 0 || (h * w <= 64 && m % 2 == 0);
+        expect_paired(tiled_ctx(), &format!("conv {batch}x{h}x{w}, {m} channels"), paired, Box::new(conv), ins, 1e-4);
     }
 }
 
@@ -746,4 +753,6 @@ fn f16_paired_stores_across_binding_ranges() {
     // Tiled GEMM outputs above the limit: even N paired, odd N atomic.
     check_split_paired(true, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[300, 120], 58))), Some(In::Const(rand_tensor(&[120, 250], 59)))], 1e-4);
     check_split_paired(false, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[300, 120], 60))), Some(In::Const(rand_tensor(&[120, 251], 61)))], 1e-4);
+    // Odd N ≤ 64, even M: the staged 4×4 epilogue across output ranges (2000 × 49 = 98 000 halves).
+    check_split_paired(true, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[2000, 40], 62))), Some(In::Const(rand_tensor(&[40, 49], 63)))], 1e-4);
 }

@@ -7,10 +7,13 @@
 //! (im2col gathered on the fly: groups, strides, pads, dilations; bias and
 //! activation fused). Depthwise convs use a direct kernel.
 //!
-//! Every user's output is row-major `[batch, M, N]`. In f16 storage with an
-//! even N each thread owns whole output words: the tiled blocks give a thread
-//! aligned column pairs, the direct kernel one thread per pair; an odd N falls
-//! back to per-element (atomic) stores (`storage.rs`).
+//! Every user's output is row-major `[batch, M, N]`. In f16 storage each
+//! thread owns whole output words ([`OutMode`]): with an even N the tiled
+//! blocks give a thread aligned column pairs; with an odd N ≤ 64 and an even M
+//! (a conv's 7×7 output) the 4×4 block stages its tile through workgroup
+//! memory and writes the tile's word-aligned flat range by pairs; the direct
+//! kernel takes one thread per flat pair. Other odd N fall back to
+//! per-element (atomic) stores (`storage.rs`).
 
 use std::fmt::Write;
 
@@ -41,10 +44,32 @@ struct GemmSpec<'a> {
     out_value: String,
 }
 
+/// How the tiled kernels store their output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutMode {
+    /// Per element (`store`): f32 storage, or the f16 fallback (atomic words, cleared first).
+    Element,
+    /// A thread's aligned column pairs, one word each (`store2`): f16 storage, even N (every row
+    /// starts on a word).
+    Pairs,
+    /// f16 storage, odd N ≤ 64 with an even M, 4×4 block: one column tile spans whole rows, so a
+    /// tile's rows are one contiguous flat range starting and ending on a word (M, and the 32-row
+    /// halves, are even). The tile goes through workgroup memory (As and Bs, free after the k
+    /// loop: 2048 floats, 32 rows at a time) and the workgroup writes that range by pairs.
+    Staged,
+}
+
 impl GemmSpec<'_> {
-    /// Whether threads store whole aligned output pairs (f16 storage, even N: a row starts on a word).
-    fn paired(&self, cx: &LowerCx) -> bool {
-        cx.pairs() && self.n.is_multiple_of(2)
+    fn out_mode(&self, cx: &LowerCx) -> OutMode {
+        if !cx.pairs() {
+            OutMode::Element
+        } else if self.n.is_multiple_of(2) {
+            OutMode::Pairs
+        } else if gemm_block(self) == 4 && self.n <= 64 && self.m.is_multiple_of(2) {
+            OutMode::Staged
+        } else {
+            OutMode::Element
+        }
     }
 }
 
@@ -69,12 +94,13 @@ fn gemm_block(s: &GemmSpec) -> usize {
 /// so the transposed stores spread over the banks without padding (which
 /// would overflow WebGPU's 16 KiB of workgroup memory at 8×8).
 ///
-/// `paired`: a thread's columns are instead `32(q/2) + 2·lid.x + q%2`, so that
-/// it owns aligned column pairs and stores each as one word (`store2`).
-fn gemm_wgsl(s: &GemmSpec, paired: bool) -> String {
+/// [`OutMode::Pairs`]: a thread's columns are instead `32(q/2) + 2·lid.x + q%2`,
+/// so that it owns aligned column pairs and stores each as one word (`store2`).
+fn gemm_wgsl(s: &GemmSpec, mode: OutMode) -> String {
     if gemm_block(s) == 8 {
-        return gemm_wgsl_vec4(s, paired);
+        return gemm_wgsl_vec4(s, mode == OutMode::Pairs);
     }
+    let paired = mode == OutMode::Pairs;
     let t = gemm_block(s);
     let tile = 16 * t;
     let mask = tile - 1;
@@ -122,14 +148,44 @@ fn gemm_wgsl(s: &GemmSpec, paired: bool) -> String {
             }
         }
     }
-    for r in 0..t {
-        for q in (0..t).step_by(if paired { 2 } else { 1 }) {
-            let (c, off) = col(q);
-            let st = if paired { format!("store2(b, gm, gn, c{r}_{q}, c{r}_{})", q + 1) } else { format!("store(b, gm, gn, c{r}_{q})") };
-            let _ = writeln!(store, "  {{ let gm = m0 + lid.y + {}u; let gn = n0 + {c} + {off}u; if (gm < M && gn < N) {{ {st}; }} }}", r * 16);
+    if mode == OutMode::Staged {
+        // Two halves of 32 tile rows (rows lid.y + 16r: r = 0, 1 then 2, 3) through As/Bs.
+        for h in 0..2 {
+            for r in 2 * h..2 * h + 2 {
+                for q in 0..t {
+                    let _ = writeln!(store, "  stage_((lid.y + {}u) * 64u + lid.x + {}u, c{r}_{q});", (r - 2 * h) * 16, q * 16);
+                }
+            }
+            let _ = write!(
+                store,
+                r#"  workgroupBarrier();
+  {{
+    let r0 = m0 + {row0}u;
+    if (r0 < M) {{
+      let count = (min(r0 + 32u, M) - r0) * N;
+      let base = (b * M + r0) * N;
+      for (var p = tid * 2u; p < count; p = p + 512u) {{
+        let ma = p / N; let na = p - ma * N;
+        let mb = (p + 1u) / N; let nb = p + 1u - mb * N;
+        st2_y(base + p, out_value(b, r0 + ma, na, unstage_(ma * 64u + na)), out_value(b, r0 + mb, nb, unstage_(mb * 64u + nb)));
+      }}
+    }}
+  }}
+  workgroupBarrier();
+"#,
+                row0 = 32 * h
+            );
+        }
+    } else {
+        for r in 0..t {
+            for q in (0..t).step_by(if paired { 2 } else { 1 }) {
+                let (c, off) = col(q);
+                let st = if paired { format!("store2(b, gm, gn, c{r}_{q}, c{r}_{})", q + 1) } else { format!("store(b, gm, gn, c{r}_{q})") };
+                let _ = writeln!(store, "  {{ let gm = m0 + lid.y + {}u; let gn = n0 + {c} + {off}u; if (gm < M && gn < N) {{ {st}; }} }}", r * 16);
+            }
         }
     }
-    gemm_module(s, tile, "f32", decl, load, fma, store, paired)
+    gemm_module(s, tile, "f32", decl, load, fma, store, mode)
 }
 
 /// The 8×8 block with vec4 workgroup reads: a thread owns rows `4·ly + {0..3}` and
@@ -187,14 +243,14 @@ fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool) -> String {
             let _ = writeln!(store, "  {{ let gm = m0 + {row}; let gn = n0 + {col}; if (gm < M && gn < N) {{ {st}; }} }}");
         }
     }
-    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store, paired)
+    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store, if paired { OutMode::Pairs } else { OutMode::Element })
 }
 
 /// The module around a GEMM body: the spec's bindings and accessors, the dims as constants,
 /// the two 16-deep workgroup tiles of `tile` columns (as `elem`s), and the k loop with its barriers.
-/// `paired`: the output is stored by aligned column pairs (`store2`, n even), else per element (`store`).
+/// `mode`: what the store code calls (`store`, `store2`, or `stage_`/`unstage_` and `st2_y`).
 #[allow(clippy::too_many_arguments)]
-fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String, paired: bool) -> String {
+fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String, mode: OutMode) -> String {
     let per_elem = if elem == "f32" { 1 } else { 4 };
     format!(
         r#"{head}
@@ -214,20 +270,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }}
 {store}}}
 "#,
-        head = gemm_head(s, paired),
+        head = gemm_head(s, mode),
         len = 16 * tile / per_elem,
     )
 }
 
-/// The tiled module's head: bindings, the spec's functions and the stores (`store(b, m, n, v)`,
-/// or with `paired` `store2(b, m, n, v0, v1)` for n even).
-fn gemm_head(s: &GemmSpec, paired: bool) -> String {
-    let store = if paired {
-        "fn store2(b: u32, m: u32, n: u32, v0: f32, v1: f32) { st2_y((b * M + m) * N + n, out_value(b, m, n, v0), out_value(b, m, n + 1u, v1)); }"
-    } else {
-        "fn store(b: u32, m: u32, n: u32, v: f32) { st_y((b * M + m) * N + n, out_value(b, m, n, v)); }"
+/// The tiled module's head: bindings, the spec's functions and the stores of `mode`:
+/// `store(b, m, n, v)`, `store2(b, m, n, v0, v1)` (n even), or the staging of the 4×4
+/// tile through As/Bs (`stage_(s, v)`, `unstage_(s)`, s < 2048; declared in the module).
+fn gemm_head(s: &GemmSpec, mode: OutMode) -> String {
+    let store = match mode {
+        OutMode::Pairs => "fn store2(b: u32, m: u32, n: u32, v0: f32, v1: f32) { st2_y((b * M + m) * N + n, out_value(b, m, n, v0), out_value(b, m, n + 1u, v1)); }",
+        OutMode::Element => "fn store(b: u32, m: u32, n: u32, v: f32) { st_y((b * M + m) * N + n, out_value(b, m, n, v)); }",
+        OutMode::Staged => {
+            "fn stage_(s: u32, v: f32) { if (s < 1024u) { As[s] = v; } else { Bs[s - 1024u] = v; } }\nfn unstage_(s: u32) -> f32 { if (s < 1024u) { return As[s]; } return Bs[s - 1024u]; }"
+        }
     };
-    format!("{}{}{store}\n", bindings_out(&s.inputs, &[], "y", paired), gemm_fns(s))
+    format!("{}{}{store}\n", bindings_out(&s.inputs, &[], "y", mode != OutMode::Element), gemm_fns(s))
 }
 
 /// The spec's helpers, accessors and dims (every GEMM module has them).
@@ -268,7 +327,7 @@ const DIRECT_MAX_K_SOFTWARE: usize = 32;
 fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
     let total = s.m * s.n * s.batch.max(1);
     if total > DIRECT_MAX_OUTPUTS && !(s.k <= DIRECT_MAX_K_SOFTWARE && cx.ctx.direct_gemm_for_small_k()) {
-        return Ok((gemm_wgsl(s, s.paired(cx)), gemm_groups(s)?));
+        return Ok((gemm_wgsl(s, s.out_mode(cx)), gemm_groups(s)?));
     }
     // Direct: one thread per output element `i` of the row-major [batch, M, N] output, or in f16
     // storage per aligned pair (with an even N both are in one row and share A's loads).
