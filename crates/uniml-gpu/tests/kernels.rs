@@ -717,7 +717,7 @@ fn f16_paired_gemm_stores_for_odd_and_even_row_lengths() {
     // Batched, staged (odd N ≤ 64, even M: every batch's rows start on a word) and not (odd M).
     expect_paired(tiled_ctx(), "tiled 4x4 batched staged", true, Box::new(MatMul::default()), mm(&[3, 66, 20], &[20, 49], 45), 1e-4);
     expect_paired(tiled_ctx(), "tiled 4x4 batched odd M", false, Box::new(MatMul::default()), mm(&[3, 67, 20], &[20, 49], 46), 1e-4);
-    for (m, k, n) in [(520usize, 37usize, 530usize), (515, 20, 513)] {
+    for (m, k, n) in [(520usize, 37usize, 530usize), (515, 20, 513), (516, 36, 514)] {
         let paired = n % 2 == 0;
         expect_paired(tiled_ctx(), &format!("tiled vec4 {m}x{k}x{n}"), paired, Box::new(MatMul::default()), mm(&[m, k], &[k, n], 42), 1e-4);
     }
@@ -727,6 +727,18 @@ fn f16_paired_gemm_stores_for_odd_and_even_row_lengths() {
         gm.activation = FusedActivation::Relu;
         let ins = vec![Some(In::Feed(rand_tensor(&[100, 33], 43))), Some(In::Const(rand_tensor(&[n, 33], 44))), Some(In::Const(rand_tensor(&[n], 45)))];
         expect_paired(tiled_ctx(), &format!("gemm N={n}"), n % 2 == 0, Box::new(gm), ins, 1e-4);
+    }
+    // Pair loads (one f16 word per two values): A by k pairs (even K), B by n pairs (even N,
+    // B contiguous in n: MatMul, Gemm without transB, a pointwise conv). Tiled and direct.
+    let mut gm = Gemm::new(1.1, 0.5, false, false);
+    gm.activation = FusedActivation::HardSwish;
+    let ins = vec![Some(In::Feed(rand_tensor(&[100, 34], 49))), Some(In::Const(rand_tensor(&[34, 90], 50))), Some(In::Const(rand_tensor(&[100, 90], 51)))];
+    expect_paired(tiled_ctx(), "gemm pair loads", true, Box::new(gm), ins, 1e-4);
+    for (batch, c, h, w, m) in [(2usize, 6usize, 8usize, 12usize, 70usize), (2, 5, 8, 12, 70), (2, 6, 8, 12, 6), (3, 8, 7, 7, 66)] {
+        let mut conv = Conv::new(None, Window::default(), 1);
+        conv.activation = FusedActivation::Clip { min: 0.0, max: 6.0 };
+        let ins = vec![Some(In::Feed(rand_tensor(&[batch, c, h, w], 52))), Some(In::Const(rand_tensor(&[m, c, 1, 1], 53))), Some(In::Const(rand_tensor(&[m], 54)))];
+        expect_paired(tiled_ctx(), &format!("pointwise conv {batch}x{c}x{h}x{w} -> {m}"), true, Box::new(conv), ins, 1e-4);
     }
     // Conv as implicit GEMM: N = oh·ow (even 20·24; odd 21·23 > 64; odd 7·7 with an even and an
     // odd number of output channels); bias per output channel.

@@ -39,6 +39,12 @@ struct GemmSpec<'a> {
     load_a: String,
     /// Body of `fn load_b(b: u32, k: u32, n: u32) -> f32` (in range).
     load_b: String,
+    /// Where A is contiguous in k with an even K: body of `fn load_a2(b: u32, m: u32, k: u32) ->
+    /// vec2<f32>`, elements k (even) and k + 1 (one f16 word, `ld2_`).
+    load_a2: Option<String>,
+    /// Where B is contiguous in n with an even N: body of `fn load_b2(b: u32, k: u32, n: u32) ->
+    /// vec2<f32>`, elements n (even) and n + 1.
+    load_b2: Option<String>,
     /// Body of `fn out_value(b: u32, m: u32, n: u32, v: f32) -> f32`: the stored value of
     /// product `v` (bias, C, activation; in range).
     out_value: String,
@@ -60,6 +66,11 @@ enum OutMode {
 }
 
 impl GemmSpec<'_> {
+    /// Whether the kernels read A / B by aligned pairs (f16 storage: one word, one unpack, per pair).
+    fn pair_loads(&self, cx: &LowerCx) -> (bool, bool) {
+        (cx.pairs() && self.load_a2.is_some(), cx.pairs() && self.load_b2.is_some())
+    }
+
     fn out_mode(&self, cx: &LowerCx) -> OutMode {
         if !cx.pairs() {
             OutMode::Element
@@ -96,16 +107,15 @@ fn gemm_block(s: &GemmSpec) -> usize {
 ///
 /// [`OutMode::Pairs`]: a thread's columns are instead `32(q/2) + 2·lid.x + q%2`,
 /// so that it owns aligned column pairs and stores each as one word (`store2`).
-fn gemm_wgsl(s: &GemmSpec, mode: OutMode) -> String {
+fn gemm_wgsl(s: &GemmSpec, mode: OutMode, pair_loads: (bool, bool)) -> String {
     if gemm_block(s) == 8 {
-        return gemm_wgsl_vec4(s, mode == OutMode::Pairs);
+        return gemm_wgsl_vec4(s, mode == OutMode::Pairs, pair_loads);
     }
     let paired = mode == OutMode::Pairs;
     let t = gemm_block(s);
     let tile = 16 * t;
     let mask = tile - 1;
     let mut decl = String::new();
-    let mut load = String::new();
     let mut fma = String::new();
     let mut store = String::new();
     for r in 0..t {
@@ -113,25 +123,13 @@ fn gemm_wgsl(s: &GemmSpec, mode: OutMode) -> String {
             let _ = writeln!(decl, "  var c{r}_{q} = 0.0;");
         }
     }
-    // 16 × tile elements of A and of B per k step: `t` of each per thread.
-    for i in 0..t {
-        let e = i * 256;
-        let _ = write!(
-            load,
-            r#"    {{
-      let e = tid + {e}u;
-      let mm = e / BK; let kk = e % BK;
-      var v = 0.0;
-      if (m0 + mm < M && k0 + kk < K) {{ v = load_a(b, m0 + mm, k0 + kk); }}
-      As[kk * {tile}u + ((mm + kk) & {mask}u)] = v;
-      let kb = e / {tile}u; let nn = e % {tile}u;
-      var w = 0.0;
-      if (k0 + kb < K && n0 + nn < N) {{ w = load_b(b, k0 + kb, n0 + nn); }}
-      Bs[kb * {tile}u + nn] = w;
-    }}
-"#
-        );
-    }
+    let load = gemm_loads(
+        t,
+        tile,
+        pair_loads,
+        |mm, kk, v| format!("As[({kk}) * {tile}u + ((({mm}) + ({kk})) & {mask}u)] = {v};"),
+        |kb, nn, v| format!("Bs[({kb}) * {tile}u + ({nn})] = {v};"),
+    );
     // Column of the thread's q-th block column, as `<expr> + offset`.
     let col = |q: usize| if paired { ("lid.x * 2u", (q / 2) * 32 + q % 2) } else { ("lid.x", q * 16) };
     for kk in 0..16 {
@@ -185,7 +183,7 @@ fn gemm_wgsl(s: &GemmSpec, mode: OutMode) -> String {
             }
         }
     }
-    gemm_module(s, tile, "f32", decl, load, fma, store, mode)
+    gemm_module(s, tile, "f32", decl, load, fma, store, mode, pair_loads)
 }
 
 /// The 8×8 block with vec4 workgroup reads: a thread owns rows `4·ly + {0..3}` and
@@ -193,9 +191,8 @@ fn gemm_wgsl(s: &GemmSpec, mode: OutMode) -> String {
 /// fragments as four vec4s (4 loads per 64 FMAs instead of 16). A is stored k-major with its
 /// vec4 columns rotated by k (2-way bank conflicts on the transposed stores, none on reads).
 /// A thread's columns come in aligned pairs: `paired` stores each pair as one word.
-fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool) -> String {
+fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool, pair_loads: (bool, bool)) -> String {
     let mut decl = String::new();
-    let mut load = String::new();
     let mut fma = String::new();
     let mut store = String::new();
     for r in 0..8 {
@@ -203,24 +200,13 @@ fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool) -> String {
             let _ = writeln!(decl, "  var c{r}_{q} = 0.0;");
         }
     }
-    for i in 0..8 {
-        let e = i * 256;
-        let _ = write!(
-            load,
-            r#"    {{
-      let e = tid + {e}u;
-      let mm = e / BK; let kk = e % BK;
-      var v = 0.0;
-      if (m0 + mm < M && k0 + kk < K) {{ v = load_a(b, m0 + mm, k0 + kk); }}
-      As[kk * 32u + (((mm >> 2u) + kk) & 31u)][mm & 3u] = v;
-      let kb = e / 128u; let nn = e % 128u;
-      var w = 0.0;
-      if (k0 + kb < K && n0 + nn < N) {{ w = load_b(b, k0 + kb, n0 + nn); }}
-      Bs[kb * 32u + (nn >> 2u)][nn & 3u] = w;
-    }}
-"#
-        );
-    }
+    let load = gemm_loads(
+        8,
+        128,
+        pair_loads,
+        |mm, kk, v| format!("As[({kk}) * 32u + (((({mm}) >> 2u) + ({kk})) & 31u)][({mm}) & 3u] = {v};"),
+        |kb, nn, v| format!("Bs[({kb}) * 32u + (({nn}) >> 2u)][({nn}) & 3u] = {v};"),
+    );
     const C: [&str; 4] = ["x", "y", "z", "w"];
     for kk in 0..16 {
         let _ = writeln!(fma, "    let al{kk} = As[{}u + ((lid.y + {kk}u) & 31u)];", kk * 32);
@@ -243,14 +229,50 @@ fn gemm_wgsl_vec4(s: &GemmSpec, paired: bool) -> String {
             let _ = writeln!(store, "  {{ let gm = m0 + {row}; let gn = n0 + {col}; if (gm < M && gn < N) {{ {st}; }} }}");
         }
     }
-    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store, if paired { OutMode::Pairs } else { OutMode::Element })
+    gemm_module(s, 128, "vec4<f32>", decl, load, fma, store, if paired { OutMode::Pairs } else { OutMode::Element }, pair_loads)
+}
+
+/// A k step's global loads into the workgroup tiles: 16 × `tile` elements of A (`mm` = e / 16,
+/// `kk` = e % 16) and of B (`kb` = e / tile, `nn` = e % tile), `t` of each per thread, zero
+/// outside the matrices. With `pair_loads` (A, B) the elements come in aligned pairs along k
+/// (A) or n (B) through `load_a2`/`load_b2`: `t / 2` words per thread, one unpack each (an even
+/// K or N keeps the pair inside the matrix). `put_a(mm, kk, v)`/`put_b(kb, nn, v)` store one
+/// value into workgroup memory (the block's layout).
+fn gemm_loads(t: usize, tile: usize, pair_loads: (bool, bool), put_a: impl Fn(&str, &str, &str) -> String, put_b: impl Fn(&str, &str, &str) -> String) -> String {
+    let mut load = String::new();
+    let (pa, pb) = pair_loads;
+    for i in 0..(if pa { t / 2 } else { t }) {
+        let e = if pa { format!("(tid + {}u) * 2u", i * 256) } else { format!("tid + {}u", i * 256) };
+        let (zero, call, put) = if pa {
+            ("vec2<f32>(0.0)", "load_a2", format!("{} {}", put_a("mm", "kk", "v.x"), put_a("mm", "kk + 1u", "v.y")))
+        } else {
+            ("0.0", "load_a", put_a("mm", "kk", "v"))
+        };
+        let _ = write!(
+            load,
+            "    {{\n      let e = {e};\n      let mm = e / BK; let kk = e % BK;\n      var v = {zero};\n      if (m0 + mm < M && k0 + kk < K) {{ v = {call}(b, m0 + mm, k0 + kk); }}\n      {put}\n    }}\n"
+        );
+    }
+    for i in 0..(if pb { t / 2 } else { t }) {
+        let e = if pb { format!("(tid + {}u) * 2u", i * 256) } else { format!("tid + {}u", i * 256) };
+        let (zero, call, put) = if pb {
+            ("vec2<f32>(0.0)", "load_b2", format!("{} {}", put_b("kb", "nn", "w.x"), put_b("kb", "nn + 1u", "w.y")))
+        } else {
+            ("0.0", "load_b", put_b("kb", "nn", "w"))
+        };
+        let _ = write!(
+            load,
+            "    {{\n      let e = {e};\n      let kb = e / {tile}u; let nn = e % {tile}u;\n      var w = {zero};\n      if (k0 + kb < K && n0 + nn < N) {{ w = {call}(b, k0 + kb, n0 + nn); }}\n      {put}\n    }}\n"
+        );
+    }
+    load
 }
 
 /// The module around a GEMM body: the spec's bindings and accessors, the dims as constants,
 /// the two 16-deep workgroup tiles of `tile` columns (as `elem`s), and the k loop with its barriers.
 /// `mode`: what the store code calls (`store`, `store2`, or `stage_`/`unstage_` and `st2_y`).
 #[allow(clippy::too_many_arguments)]
-fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String, mode: OutMode) -> String {
+fn gemm_module(s: &GemmSpec, tile: usize, elem: &str, decl: String, load: String, fma: String, store: String, mode: OutMode, pair_loads: (bool, bool)) -> String {
     let per_elem = if elem == "f32" { 1 } else { 4 };
     format!(
         r#"{head}
@@ -270,7 +292,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }}
 {store}}}
 "#,
-        head = gemm_head(s, mode),
+        head = gemm_head(s, mode, pair_loads),
         len = 16 * tile / per_elem,
     )
 }
@@ -278,7 +300,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 /// The tiled module's head: bindings, the spec's functions and the stores of `mode`:
 /// `store(b, m, n, v)`, `store2(b, m, n, v0, v1)` (n even), or the staging of the 4×4
 /// tile through As/Bs (`stage_(s, v)`, `unstage_(s)`, s < 2048; declared in the module).
-fn gemm_head(s: &GemmSpec, mode: OutMode) -> String {
+fn gemm_head(s: &GemmSpec, mode: OutMode, pair_loads: (bool, bool)) -> String {
     let store = match mode {
         OutMode::Pairs => "fn store2(b: u32, m: u32, n: u32, v0: f32, v1: f32) { st2_y((b * M + m) * N + n, out_value(b, m, n, v0), out_value(b, m, n + 1u, v1)); }",
         OutMode::Element => "fn store(b: u32, m: u32, n: u32, v: f32) { st_y((b * M + m) * N + n, out_value(b, m, n, v)); }",
@@ -286,15 +308,24 @@ fn gemm_head(s: &GemmSpec, mode: OutMode) -> String {
             "fn stage_(s: u32, v: f32) { if (s < 1024u) { As[s] = v; } else { Bs[s - 1024u] = v; } }\nfn unstage_(s: u32) -> f32 { if (s < 1024u) { return As[s]; } return Bs[s - 1024u]; }"
         }
     };
-    format!("{}{}{store}\n", bindings_out(&s.inputs, &[], "y", mode != OutMode::Element), gemm_fns(s))
+    format!("{}{}{store}\n", bindings_out(&s.inputs, &[], "y", mode != OutMode::Element), gemm_fns(s, pair_loads))
 }
 
-/// The spec's helpers, accessors and dims (every GEMM module has them).
-fn gemm_fns(s: &GemmSpec) -> String {
+/// The spec's helpers, accessors and dims (every GEMM module has them); the pair loads of
+/// `pair_loads` (A, B).
+fn gemm_fns(s: &GemmSpec, pair_loads: (bool, bool)) -> String {
+    let mut pairs = String::new();
+    if let (true, Some(a2)) = (pair_loads.0, &s.load_a2) {
+        let _ = writeln!(pairs, "fn load_a2(b: u32, m: u32, k: u32) -> vec2<f32> {{ {a2} }}");
+    }
+    if let (true, Some(b2)) = (pair_loads.1, &s.load_b2) {
+        let _ = writeln!(pairs, "fn load_b2(b: u32, k: u32, n: u32) -> vec2<f32> {{ {b2} }}");
+    }
     format!(
         r#"{extra}
 fn load_a(b: u32, m: u32, k: u32) -> f32 {{ {load_a} }}
 fn load_b(b: u32, k: u32, n: u32) -> f32 {{ {load_b} }}
+{pairs}
 fn out_value(b: u32, m: u32, n: u32, v: f32) -> f32 {{ {out_value} }}
 const M: u32 = {m}u;
 const N: u32 = {n}u;
@@ -327,7 +358,7 @@ const DIRECT_MAX_K_SOFTWARE: usize = 32;
 fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
     let total = s.m * s.n * s.batch.max(1);
     if total > DIRECT_MAX_OUTPUTS && !(s.k <= DIRECT_MAX_K_SOFTWARE && cx.ctx.direct_gemm_for_small_k()) {
-        return Ok((gemm_wgsl(s, s.out_mode(cx)), gemm_groups(s)?));
+        return Ok((gemm_wgsl(s, s.out_mode(cx), s.pair_loads(cx)), gemm_groups(s)?));
     }
     // Direct: one thread per output element `i` of the row-major [batch, M, N] output, or in f16
     // storage per aligned pair (with an even N both are in one row and share A's loads).
@@ -339,16 +370,17 @@ fn gemm_launch(cx: &LowerCx, s: &GemmSpec) -> Result<(String, [u32; 3])> {
   }}
   return out_value(b, m, n, acc);"#
     );
+    // B's two columns as one word where B is contiguous in n.
+    let (_, pb) = s.pair_loads(cx);
+    let bb = if pb { "load_b2(b, k, n)" } else { "vec2<f32>(load_b(b, k, n), load_b(b, k, n + 1u))" };
     let pair = format!(
-        r#"{at}  var a0 = 0.0; var a1 = 0.0;
+        r#"{at}  var acc = vec2<f32>(0.0);
   for (var k = 0u; k < K; k = k + 1u) {{
-    let a = load_a(b, m, k);
-    a0 = fma(a, load_b(b, k, n), a0);
-    a1 = fma(a, load_b(b, k, n + 1u), a1);
+    acc = fma(vec2<f32>(load_a(b, m, k)), {bb}, acc);
   }}
-  return vec2<f32>(out_value(b, m, n, a0), out_value(b, m, n + 1u, a1));"#
+  return vec2<f32>(out_value(b, m, n, acc.x), out_value(b, m, n + 1u, acc.y));"#
     );
-    Ok(kernel_1d(&s.inputs, &[], &gemm_fns(s), total, &elem, s.n.is_multiple_of(2).then_some(pair.as_str()), cx.pairs()))
+    Ok(kernel_1d(&s.inputs, &[], &gemm_fns(s, (false, pb)), total, &elem, s.n.is_multiple_of(2).then_some(pair.as_str()), cx.pairs()))
 }
 
 fn gemm_groups(s: &GemmSpec) -> Result<[u32; 3]> {
@@ -457,6 +489,9 @@ fn lower_matmul(cx: &LowerCx) -> Result<Launch> {
         extra: batch_offset_fn("a_off", bdims, &sa) + &batch_offset_fn("b_off", bdims, &sb),
         load_a: format!("return ld_a(a_off(b) + m * {k}u + k);"),
         load_b: format!("return ld_w(b_off(b) + k * {n}u + n);"),
+        // Batch offsets are multiples of M·K (N·K): an even K (N) keeps pairs on words.
+        load_a2: k.is_multiple_of(2).then(|| format!("return ld2_a(a_off(b) + m * {k}u + k);")),
+        load_b2: n.is_multiple_of(2).then(|| format!("return ld2_w(b_off(b) + k * {n}u + n);")),
         out_value: "return v;".into(),
     };
     let (src, g) = gemm_launch(cx, &spec)?;
@@ -495,6 +530,8 @@ fn lower_gemm(cx: &LowerCx, g: &Gemm) -> Result<Launch> {
         extra: act_fn(g.activation),
         load_a,
         load_b,
+        load_a2: (!g.trans_a && k.is_multiple_of(2)).then(|| format!("return ld2_a(m * {k}u + k);")),
+        load_b2: (!g.trans_b && n.is_multiple_of(2)).then(|| format!("return ld2_w(k * {n}u + n);")),
         out_value: format!("return act({} * v{c_term});", lit(g.alpha)),
     };
     let (src, g) = gemm_launch(cx, &spec)?;
@@ -608,6 +645,11 @@ fn lower_conv(cx: &LowerCx, conv: &Conv) -> Result<Launch> {
             hu = h,
             wu = w,
         ),
+        // Weights are [group·mg, K] rows: an even K keeps k pairs on words.
+        load_a2: (cg * khw).is_multiple_of(2).then(|| format!("return ld2_wt(((b % {group}u) * {mg}u + m) * {K}u + k);", K = cg * khw)),
+        // A pointwise conv (1×1, stride 1, no pads) reads B = the input plane, contiguous in n.
+        load_b2: (khw == 1 && (sh, sw, ph, pw) == (1, 1, 0, 0) && (oh, ow) == (h, w) && (h * w).is_multiple_of(2))
+            .then(|| format!("let img = b / {group}u; let g = b % {group}u; return ld2_x((img * {c}u + g * {cg}u + k) * {hw}u + n);", hw = h * w)),
         // The output [n, group·mg, oh·ow] is [batch = n·group, mg, oh·ow] row-major.
         out_value: format!("let co = (b % {group}u) * {mg}u + m; return act(v{});", bias("co")),
     };
