@@ -692,6 +692,16 @@ fn f16_paired_stores_for_odd_and_even_sizes_in_every_family() {
         expect_paired(ctx(), "conv_transpose", true, Box::new(ct), vec![feed(&s, seed), konst(&[3, 2, 1, 2], seed + 1)], 1e-4);
         let idx = Tensor::from_vec(&[3], vec![2i64, 0, -1]).unwrap();
         expect_paired(ctx(), "gather", true, Box::new(Gather { axis: 3 }), vec![Some(In::Const(rand_tensor(&s, seed))), Some(In::Feed(idx))], 0.0);
+        let r = Resize {
+            interp: Interp { mode: InterpMode::Linear, coord: CoordMode::HalfPixel, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+            keep_aspect: AspectPolicy::Stretch, axes: None, roi_input: Some(1), scales_input: Some(2), sizes_input: Some(3),
+            const_scales: None, op_name: "Resize",
+        };
+        let sizes = Some(In::Const(i64s(&[2, 3, 2 * h as i64 + 1, h as i64 + 2])));
+        expect_paired(ctx(), "resize", true, Box::new(r), vec![feed(&s, seed), None, None, sizes], 1e-5);
+        let (st, en, ax, step) = (i64s(&[1]), i64s(&[h as i64]), i64s(&[2]), i64s(&[2]));
+        expect_paired(ctx(), "slice", true, Box::new(Slice::default()), vec![feed(&s, seed), Some(In::Const(st)), Some(In::Const(en)), Some(In::Const(ax)), Some(In::Const(step))], 0.0);
+        expect_paired(ctx(), "expand", true, Box::new(Expand), vec![feed(&[3, 1, h], seed), Some(In::Const(i64s(&[2, 3, 5, h as i64])))], 0.0);
     }
     // Concat: paired when every input's block along the axis has even length.
     let x = |s: &[usize], seed: u64| Some(In::Feed(rand_tensor(s, seed)));
