@@ -33,6 +33,9 @@ pub struct GpuRunStats {
     pub pool_peak_bytes: u64,
     /// Bytes of weights resident on the device (halved by [`GpuPrecision::F16Storage`]).
     pub weight_bytes: u64,
+    /// Outputs zeroed before their node: in f16 storage, those of kernels that fall back to
+    /// per-element (atomic) stores because their threads cannot own whole words.
+    pub cleared_outputs: u32,
 }
 
 /// A planned graph bound to a GPU: placement, resident weights and the
@@ -573,7 +576,7 @@ impl Run<'_> {
         let mut outs: Vec<GTensor> = Vec::with_capacity(launch.outputs.len());
         for spec in &launch.outputs {
             outs.push(match spec {
-                OutSpec::New(shape) => GTensor { buf: Arc::new(self.new_output(shape.iter().product())?), shape: shape.clone(), dtype },
+                OutSpec::New(shape) => GTensor { buf: Arc::new(self.new_output(shape.iter().product(), launch.clears())?), shape: shape.clone(), dtype },
                 OutSpec::View { input, shape } => {
                     let v = node.inputs.get(*input).copied().flatten().ok_or_else(|| backend_err("internal: view of a missing input"))?;
                     let src = slots[v].gpu.as_ref().ok_or_else(|| backend_err("internal: view of a host value"))?;
@@ -738,12 +741,15 @@ fn range_entries<'b>(bufs: &'b [Arc<GBuf>], ranges: &[Vec<(u64, u64)>]) -> Resul
 }
 
 impl Run<'_> {
-    /// A pooled output buffer for `elems` elements; in f16 storage cleared
-    /// first (kernels OR their halves into shared words).
-    fn new_output(&mut self, elems: usize) -> Result<GBuf> {
-        let b = self.st.pool.take(self.ctx, self.storage.bytes(elems))?;
-        if self.storage.f16 {
-            self.encoder().clear_buffer(&b.buf, 0, None);
+    /// A pooled output buffer for `elems` elements; `clear`: zeroed first, for
+    /// kernels that OR f16 halves into shared words (most write whole words and
+    /// need no clearing, so consecutive dispatches keep sharing one compute pass).
+    fn new_output(&mut self, elems: usize, clear: bool) -> Result<GBuf> {
+        let bytes = self.storage.bytes(elems);
+        let b = self.st.pool.take(self.ctx, bytes)?;
+        if clear && self.storage.f16 {
+            self.encoder().clear_buffer(&b.buf, 0, Some(bytes));
+            self.st.stats.cleared_outputs += 1;
         }
         Ok(b)
     }

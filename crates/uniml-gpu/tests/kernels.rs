@@ -167,6 +167,7 @@ fn run_and_compare(ctx: &Arc<GpuContext>, g: &Graph, plan: &Plan, feeds: &[(usiz
     let views: Vec<_> = feeds.iter().map(|(v, t)| (*v, t.view())).collect();
     let want = run_once(g, &views, &Serial, 1 << 30).unwrap().pop().unwrap().into_tensor().unwrap();
     let sess = GpuSession::with_precision(ctx.clone(), g, plan, 1 << 30, precision).unwrap();
+    LAST_CLEARS.with(|c| c.set(u32::MAX));
     let p = sess.placement();
     assert_eq!(p.gpu_nodes(), g.nodes.len(), "every node must be on the GPU:\n{}", p.table());
     let bound = feeds.iter().map(|(v, t)| (*v, ValueRef::Tensor(t.view()))).collect();
@@ -187,7 +188,32 @@ fn run_and_compare(ctx: &Arc<GpuContext>, g: &Graph, plan: &Plan, feeds: &[(usiz
     }
     let st = sess.last_stats();
     assert!(st.submits <= 2, "one run should need one submit (plus the output download): {st:?}");
+    if precision == GpuPrecision::F32 {
+        assert_eq!(st.cleared_outputs, 0, "f32 storage never clears outputs");
+    }
+    LAST_CLEARS.with(|c| c.set(st.cleared_outputs));
     worst
+}
+
+thread_local! {
+    /// `cleared_outputs` of the last [`run_and_compare`] on this thread.
+    static LAST_CLEARS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// [`check_graph_on`] for one node; returns how many outputs the f16-storage run cleared
+/// (kernels whose threads cannot own whole f16 words fall back to cleared, atomic stores).
+fn f16_clears_on(ctx: Option<Arc<GpuContext>>, op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) -> Option<u32> {
+    ctx.as_ref()?;
+    check_graph_on(ctx, vec![(op, (0..inputs.len()).map(Some).collect())], inputs, tol);
+    Some(LAST_CLEARS.with(|c| c.get()))
+}
+
+/// Asserts the f16 run of one node stored whole words (`paired`: no output cleared) or fell back
+/// to per-element stores (one output cleared).
+fn expect_paired(ctx: Option<Arc<GpuContext>>, what: &str, paired: bool, op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
+    if let Some(c) = f16_clears_on(ctx, op, inputs, tol) {
+        assert_eq!(c, if paired { 0 } else { 1 }, "{what}: f16 outputs cleared (0 = paired stores, 1 = atomic fallback)");
+    }
 }
 
 fn i64s(v: &[i64]) -> Tensor {
@@ -520,6 +546,16 @@ fn check_split(op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
     run_and_compare(&ctx, &g, &plan, &feeds16, GpuPrecision::F16Storage, F16_TOL, &label);
 }
 
+/// [`check_split`] asserting the f16 run's store path (see [`expect_paired`]).
+fn check_split_paired(paired: bool, op: Box<dyn Op>, inputs: Vec<Option<In>>, tol: f32) {
+    if small_ctx().is_none() {
+        return;
+    }
+    let what = format!("{} (split)", op.name());
+    check_split(op, inputs, tol);
+    assert_eq!(LAST_CLEARS.with(|c| c.get()), if paired { 0 } else { 1 }, "{what}: f16 outputs cleared (0 = paired stores)");
+}
+
 #[test]
 fn gather_on_a_table_above_the_binding_limit() {
     // 3000 × 37 f32 = 444 KB: 7 ranges of 64 KiB (4 in f16).
@@ -605,4 +641,140 @@ fn prelu_with_a_per_channel_1d_slope() {
     // not broadcast aligns with x's dim of its size, as the CPU kernel does.
     check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 5, 3], 1))), Some(In::Const(rand_tensor(&[5], 2)))], 1e-6);
     check(Box::new(Binary::new(BinOp::PRelu)), vec![Some(In::Feed(rand_tensor(&[2, 4, 3, 3], 3))), Some(In::Const(rand_tensor(&[4], 4)))], 1e-6);
+}
+
+/// f16 storage writes whole words (two halves) with plain stores: every 1-D kernel and the row
+/// kernels pair elements whatever the parity of the total (the last odd element's partner is the
+/// padding half), the GEMM blocks pair columns when the row length N is even. An odd N in a tiled
+/// GEMM (and a strided or odd-length Softmax row, an unaligned Concat) falls back to cleared,
+/// atomic per-element stores. Each case: f32 and f16 storage against the CPU.
+#[test]
+fn f16_paired_stores_for_odd_and_even_sizes_in_every_family() {
+    let feed = |s: &[usize], seed: u64| Some(In::Feed(rand_tensor(s, seed)));
+    let konst = |s: &[usize], seed: u64| Some(In::Const(rand_tensor(s, seed)));
+    for (shape, seed) in [(vec![3usize, 5, 7], 1u64), (vec![2, 6], 2), (vec![1], 3), (vec![4, 1, 9], 4)] {
+        let what = format!("elementwise {shape:?}");
+        expect_paired(ctx(), &what, true, Box::new(Unary::new(UnaryOp::Sigmoid)), vec![feed(&shape, seed)], 2e-5);
+        expect_paired(ctx(), &what, true, Box::new(Binary::new(BinOp::Add)), vec![feed(&shape, seed), konst(&shape, seed + 1)], 1e-5);
+        expect_paired(ctx(), &what, true, Box::new(Binary::new(BinOp::Mul)), vec![feed(&shape, seed), konst(&[1], seed + 1)], 1e-5);
+        let last = vec![*shape.last().unwrap()];
+        expect_paired(ctx(), &what, true, Box::new(Binary::new(BinOp::Sub)), vec![konst(&last, seed + 2), feed(&shape, seed)], 1e-5);
+        expect_paired(ctx(), &what, true, Box::new(Clip { min: Some(-0.5), max: Some(0.5) }), vec![feed(&shape, seed)], 0.0);
+        let mut perm: Vec<usize> = (0..shape.len()).collect();
+        perm.reverse();
+        expect_paired(ctx(), &what, true, Box::new(Transpose { perm: Some(perm) }), vec![feed(&shape, seed)], 0.0);
+    }
+    // Row kernels: reductions pair rows (odd and even row counts), Softmax/LayerNorm pair within even rows.
+    for (shape, seed) in [(vec![3usize, 5], 5u64), (vec![4, 6], 6), (vec![5, 2, 3], 7), (vec![1, 7], 8)] {
+        let what = format!("rows {shape:?}");
+        let x = || feed(&shape, seed);
+        expect_paired(ctx(), &what, true, Box::new(Reduce::new(ReduceKind::Mean, Some(vec![-1]), true, false)), vec![x()], 1e-5);
+        expect_paired(ctx(), &what, true, Box::new(Reduce::new(ReduceKind::Max, Some(vec![0]), false, false)), vec![x()], 0.0);
+        let even = shape.last().unwrap() % 2 == 0;
+        expect_paired(ctx(), &what, even, Box::new(Softmax { kind: SoftmaxKind::Softmax, axis: -1, flatten_tail: false }), vec![x()], 1e-5);
+        // Softmax over a strided axis (inner > 1): per-element stores.
+        expect_paired(ctx(), &what, false, Box::new(Softmax { kind: SoftmaxKind::LogSoftmax, axis: 0, flatten_tail: false }), vec![x()], 1e-5);
+        let r = vec![*shape.last().unwrap()];
+        expect_paired(ctx(), &what, even, Box::new(LayerNorm { axis: -1, epsilon: 1e-5 }), vec![x(), konst(&r, seed + 1), konst(&r, seed + 2)], 1e-4);
+    }
+    for (h, seed) in [(5usize, 9u64), (6, 10)] {
+        let s = [2usize, 3, h, h + 1];
+        expect_paired(ctx(), "global pool", true, Box::new(GlobalPool { kind: GlobalPoolKind::Average }), vec![feed(&s[..3], seed)], 1e-5);
+        let win = Window { strides: vec![2, 2], pads: vec![1, 1, 1, 1], ..Default::default() };
+        let pool = Pool { kind: PoolKind::Max, kernel_shape: vec![3, 3], window: win, storage_order: 0, with_indices: false };
+        expect_paired(ctx(), "pool", true, Box::new(pool), vec![feed(&s, seed)], 0.0);
+        let win = Window { strides: vec![1, 1], pads: vec![1, 1, 1, 1], ..Default::default() };
+        expect_paired(ctx(), "depthwise", true, Box::new(Conv::new(None, win, 3)), vec![feed(&s, seed), konst(&[3, 1, 3, 3], seed + 1)], 1e-4);
+        let ct = ConvTranspose {
+            kernel_shape: None, strides: vec![2, 2], dilations: vec![1, 1], pads: Some(vec![0; 4]), output_padding: vec![0, 0],
+            output_shape: None, auto_pad: Default::default(), group: 1, activation: FusedActivation::None, packed: Default::default(),
+        };
+        expect_paired(ctx(), "conv_transpose", true, Box::new(ct), vec![feed(&s, seed), konst(&[3, 2, 1, 2], seed + 1)], 1e-4);
+        let idx = Tensor::from_vec(&[3], vec![2i64, 0, -1]).unwrap();
+        expect_paired(ctx(), "gather", true, Box::new(Gather { axis: 3 }), vec![Some(In::Const(rand_tensor(&s, seed))), Some(In::Feed(idx))], 0.0);
+        let r = Resize {
+            interp: Interp { mode: InterpMode::Linear, coord: CoordMode::HalfPixel, exclude_outside: false, antialias: false, extrapolation_value: 0.0 },
+            keep_aspect: AspectPolicy::Stretch, axes: None, roi_input: Some(1), scales_input: Some(2), sizes_input: Some(3),
+            const_scales: None, op_name: "Resize",
+        };
+        let sizes = Some(In::Const(i64s(&[2, 3, 2 * h as i64 + 1, h as i64 + 2])));
+        expect_paired(ctx(), "resize", true, Box::new(r), vec![feed(&s, seed), None, None, sizes], 1e-5);
+        let (st, en, ax, step) = (i64s(&[1]), i64s(&[h as i64]), i64s(&[2]), i64s(&[2]));
+        expect_paired(ctx(), "slice", true, Box::new(Slice::default()), vec![feed(&s, seed), Some(In::Const(st)), Some(In::Const(en)), Some(In::Const(ax)), Some(In::Const(step))], 0.0);
+        expect_paired(ctx(), "expand", true, Box::new(Expand), vec![feed(&[3, 1, h], seed), Some(In::Const(i64s(&[2, 3, 5, h as i64])))], 0.0);
+    }
+    // Concat: paired when every input's block along the axis has even length.
+    let x = |s: &[usize], seed: u64| Some(In::Feed(rand_tensor(s, seed)));
+    expect_paired(ctx(), "concat even blocks", true, Box::new(Concat { axis: 1 }), vec![x(&[3, 2, 3], 1), x(&[3, 4, 3], 2)], 0.0);
+    expect_paired(ctx(), "concat odd blocks", false, Box::new(Concat { axis: 1 }), vec![x(&[3, 1, 3], 1), x(&[3, 2, 3], 2)], 0.0);
+}
+
+/// GEMM row lengths: the direct kernel pairs the flat output (one thread per pair, A's loads
+/// shared when N is even), the tiled 4×4 and vec4 8×8 blocks pair columns when N is even; an odd
+/// N ≤ 64 with an even M goes through workgroup memory in the 4×4 block (whole tile rows, written
+/// by flat pairs); other odd N fall back to atomic stores. Odd and even M, K and N; batched and
+/// ragged tiles.
+#[test]
+fn f16_paired_gemm_stores_for_odd_and_even_row_lengths() {
+    let mm = |a: &[usize], b: &[usize], seed: u64| vec![Some(In::Feed(rand_tensor(a, seed))), Some(In::Const(rand_tensor(b, seed + 1)))];
+    for (m, k, n) in [(7usize, 5usize, 9usize), (6, 4, 8), (3, 33, 10), (5, 2, 1)] {
+        expect_paired(ctx(), &format!("direct {m}x{k}x{n}"), true, Box::new(MatMul::default()), mm(&[2, m, k], &[k, n], 40), 1e-4);
+    }
+    for (m, k, n) in [(130usize, 37usize, 70usize), (129, 20, 71), (65, 16, 130), (3 * 65, 9, 51), (200, 37, 49), (140, 20, 63), (170, 5, 1)] {
+        let paired = n % 2 == 0 || (n <= 64 && m % 2 == 0);
+        expect_paired(tiled_ctx(), &format!("tiled 4x4 {m}x{k}x{n}"), paired, Box::new(MatMul::default()), mm(&[m, k], &[k, n], 41), 1e-4);
+    }
+    // Batched, staged (odd N ≤ 64, even M: every batch's rows start on a word) and not (odd M).
+    expect_paired(tiled_ctx(), "tiled 4x4 batched staged", true, Box::new(MatMul::default()), mm(&[3, 66, 20], &[20, 49], 45), 1e-4);
+    expect_paired(tiled_ctx(), "tiled 4x4 batched odd M", false, Box::new(MatMul::default()), mm(&[3, 67, 20], &[20, 49], 46), 1e-4);
+    for (m, k, n) in [(520usize, 37usize, 530usize), (515, 20, 513), (516, 36, 514)] {
+        let paired = n % 2 == 0;
+        expect_paired(tiled_ctx(), &format!("tiled vec4 {m}x{k}x{n}"), paired, Box::new(MatMul::default()), mm(&[m, k], &[k, n], 42), 1e-4);
+    }
+    // Gemm with C and an activation: the second value of a pair gets its own column of C.
+    for n in [90usize, 91] {
+        let mut gm = Gemm::new(0.7, -1.3, false, true);
+        gm.activation = FusedActivation::Relu;
+        let ins = vec![Some(In::Feed(rand_tensor(&[100, 33], 43))), Some(In::Const(rand_tensor(&[n, 33], 44))), Some(In::Const(rand_tensor(&[n], 45)))];
+        expect_paired(tiled_ctx(), &format!("gemm N={n}"), n % 2 == 0, Box::new(gm), ins, 1e-4);
+    }
+    // Pair loads (one f16 word per two values): A by k pairs (even K), B by n pairs (even N,
+    // B contiguous in n: MatMul, Gemm without transB, a pointwise conv). Tiled and direct.
+    let mut gm = Gemm::new(1.1, 0.5, false, false);
+    gm.activation = FusedActivation::HardSwish;
+    let ins = vec![Some(In::Feed(rand_tensor(&[100, 34], 49))), Some(In::Const(rand_tensor(&[34, 90], 50))), Some(In::Const(rand_tensor(&[100, 90], 51)))];
+    expect_paired(tiled_ctx(), "gemm pair loads", true, Box::new(gm), ins, 1e-4);
+    for (batch, c, h, w, m) in [(2usize, 6usize, 8usize, 12usize, 70usize), (2, 5, 8, 12, 70), (2, 6, 8, 12, 6), (3, 8, 7, 7, 66)] {
+        let mut conv = Conv::new(None, Window::default(), 1);
+        conv.activation = FusedActivation::Clip { min: 0.0, max: 6.0 };
+        let ins = vec![Some(In::Feed(rand_tensor(&[batch, c, h, w], 52))), Some(In::Const(rand_tensor(&[m, c, 1, 1], 53))), Some(In::Const(rand_tensor(&[m], 54)))];
+        expect_paired(tiled_ctx(), &format!("pointwise conv {batch}x{c}x{h}x{w} -> {m}"), true, Box::new(conv), ins, 1e-4);
+    }
+    // Conv as implicit GEMM: N = oh·ow (even 20·24; odd 21·23 > 64; odd 7·7 with an even and an
+    // odd number of output channels); bias per output channel.
+    for (batch, h, w, m) in [(2usize, 20usize, 24usize, 70usize), (2, 21, 23, 70), (4, 7, 7, 70), (4, 7, 7, 71)] {
+        let win = Window { strides: vec![1, 1], pads: vec![1, 1, 1, 1], ..Default::default() };
+        let mut conv = Conv::new(None, win, 1);
+        conv.activation = FusedActivation::Relu;
+        let ins = vec![Some(In::Feed(rand_tensor(&[batch, 4, h, w], 46))), Some(In::Const(rand_tensor(&[m, 4, 3, 3], 47))), Some(In::Const(rand_tensor(&[m], 48)))];
+        let paired = (h * w) % 2 == 0 || (h * w <= 64 && m % 2 == 0);
+        expect_paired(tiled_ctx(), &format!("conv {batch}x{h}x{w}, {m} channels"), paired, Box::new(conv), ins, 1e-4);
+    }
+}
+
+/// Paired f16 stores into tensors bound as several 64 KiB ranges (a pair never straddles two
+/// ranges: an f16 range holds whole words), odd totals included.
+#[test]
+fn f16_paired_stores_across_binding_ranges() {
+    // 3 × 33 333 = 99 999 elements (400 KB f32, 200 KB f16): odd total, split output.
+    check_split_paired(true, Box::new(Unary::new(UnaryOp::Tanh)), vec![Some(In::Feed(rand_tensor(&[3, 33333], 50)))], 2e-5);
+    check_split_paired(true, Box::new(Binary::new(BinOp::Mul)), vec![Some(In::Feed(rand_tensor(&[3, 33333], 51))), Some(In::Const(rand_tensor(&[33333], 52)))], 1e-5);
+    check_split_paired(true, Box::new(Reduce::new(ReduceKind::Sum, Some(vec![1]), false, false)), vec![Some(In::Feed(rand_tensor(&[33333, 3], 53)))], 1e-5);
+    check_split_paired(true, Box::new(LayerNorm { axis: -1, epsilon: 1e-5 }), vec![Some(In::Feed(rand_tensor(&[30, 4000], 54))), Some(In::Const(rand_tensor(&[4000], 55))), Some(In::Const(rand_tensor(&[4000], 56)))], 1e-4);
+    check_split_paired(true, Box::new(Transpose { perm: Some(vec![1, 0]) }), vec![Some(In::Feed(rand_tensor(&[333, 301], 57)))], 0.0);
+    // Tiled GEMM outputs above the limit: even N paired, odd N atomic.
+    check_split_paired(true, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[300, 120], 58))), Some(In::Const(rand_tensor(&[120, 250], 59)))], 1e-4);
+    check_split_paired(false, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[300, 120], 60))), Some(In::Const(rand_tensor(&[120, 251], 61)))], 1e-4);
+    // Odd N ≤ 64, even M: the staged 4×4 epilogue across output ranges (2000 × 49 = 98 000 halves).
+    check_split_paired(true, Box::new(MatMul::default()), vec![Some(In::Feed(rand_tensor(&[2000, 40], 62))), Some(In::Const(rand_tensor(&[40, 49], 63)))], 1e-4);
 }

@@ -6,7 +6,7 @@ use uniml_core::ops::nn::conv_transpose::ConvTranspose;
 use uniml_core::ops::nn::padding::AutoPad;
 use uniml_data::{Error, Result};
 
-use super::wgsl::{act_fn, bindings, groups, main_1d, WG};
+use super::wgsl::{act_fn, kernel_1d};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>> {
@@ -91,7 +91,7 @@ fn lower_ct(cx: &LowerCx, ct: &ConvTranspose) -> Result<Launch> {
       }}
     }}
   }}
-  st_y(i, act(s{b}));"#,
+  return act(s{b});"#,
         ohw = oh * ow,
         mohw = m * oh * ow,
         ph = ph as i32,
@@ -100,6 +100,6 @@ fn lower_ct(cx: &LowerCx, ct: &ConvTranspose) -> Result<Launch> {
         sw = sw as i32,
         b = if has_bias { " + ld_bias(co)" } else { "" },
     );
-    let src = format!("{}{}{}", bindings(&names, &[], "y"), act_fn(ct.activation), main_1d(total, &body));
-    cx.single("conv_transpose", src, binds, groups(total, WG))
+    let (src, g) = kernel_1d(&names, &[], &act_fn(ct.activation), total, &body, None, cx.pairs());
+    cx.single("conv_transpose", src, binds, g)
 }

@@ -10,7 +10,7 @@ use uniml_core::ops::elementwise::variadic::{Variadic, VariadicOp};
 use uniml_core::{DType, Node};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, broadcast_strides, groups, lit, main_1d, unravel, MATH, WG};
+use super::wgsl::{broadcast_strides, kernel_1d, lit, unravel, MATH};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 /// The WGSL expression of a unary op on `v`, if the GPU has it.
@@ -137,9 +137,10 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 fn lower_unary(cx: &LowerCx, expr: &str) -> Result<Launch> {
     let n: usize = cx.shape(0)?.iter().product();
-    let body = format!("  let v = ld_x(i);\n  st_y(i, {expr});");
-    let src = format!("{}{MATH}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
-    cx.single("unary", src, vec![Bind::In(0), Bind::Out(0)], groups(n, WG))
+    let prelude = format!("{MATH}fn op_(v: f32) -> f32 {{ return {expr}; }}\n");
+    let pair = "  let v = ld2_x(i);\n  return vec2<f32>(op_(v.x), op_(v.y));";
+    let (src, g) = kernel_1d(&["x"], &[], &prelude, n, "  return op_(ld_x(i));", Some(pair), cx.pairs());
+    cx.single("unary", src, vec![Bind::In(0), Bind::Out(0)], g)
 }
 
 fn host_scalar(cx: &LowerCx, i: usize) -> Result<Option<f32>> {
@@ -170,22 +171,24 @@ fn lower_binary(cx: &LowerCx, expr: &str) -> Result<Launch> {
     let n: usize = out.iter().product();
     let na: usize = sa.iter().product();
     let nb: usize = sb.iter().product();
-    let index = |s: &[usize], len: usize, name: &str| -> Option<String> {
+    // Per operand: (element, pair) reads when it is the output's layout or a scalar.
+    let index = |s: &[usize], len: usize, name: &str| -> Option<(String, String)> {
         if len == n && s.iter().filter(|&&d| d != 1).eq(out.iter().filter(|&&d| d != 1)) {
-            Some(format!("ld_{name}(i)"))
+            Some((format!("ld_{name}(i)"), format!("ld2_{name}(i)")))
         } else if len == 1 {
-            Some(format!("ld_{name}(0u)"))
+            Some((format!("ld_{name}(0u)"), format!("vec2<f32>(ld_{name}(0u))")))
         } else {
             None
         }
     };
-    let body = match (index(&sa, na, "x0"), index(&sb, nb, "x1")) {
-        (Some(a), Some(b)) => format!("  let a = {a};\n  let b = {b};\n  st_y(i, {expr});"),
+    let prelude = format!("fn op_(a: f32, b: f32) -> f32 {{ return {expr}; }}\n");
+    let (elem, pair) = match (index(&sa, na, "x0"), index(&sb, nb, "x1")) {
+        (Some((a, a2)), Some((b, b2))) => (format!("  return op_({a}, {b});"), Some(format!("  let a = {a2};\n  let b = {b2};\n  return vec2<f32>(op_(a.x, b.x), op_(a.y, b.y));"))),
         _ => {
             let (ta, tb) = (broadcast_strides(&sa, &out), broadcast_strides(&sb, &out));
-            format!("{}  let a = ld_x0(u32(oa));\n  let b = ld_x1(u32(ob));\n  st_y(i, {expr});", unravel("i", &out, &[("oa", &ta), ("ob", &tb)]))
+            (format!("{}  return op_(ld_x0(u32(oa)), ld_x1(u32(ob)));", unravel("i", &out, &[("oa", &ta), ("ob", &tb)])), None)
         }
     };
-    let src = format!("{}{}", bindings(&["x0", "x1"], &[], "y"), main_1d(n, &body));
-    cx.single("binary", src, vec![Bind::In(0), Bind::In(1), Bind::Out(0)], groups(n, WG))
+    let (src, g) = kernel_1d(&["x0", "x1"], &[], &prelude, n, &elem, pair.as_deref(), cx.pairs());
+    cx.single("binary", src, vec![Bind::In(0), Bind::In(1), Bind::Out(0)], g)
 }

@@ -12,7 +12,7 @@ use uniml_core::ops::shape::transpose::Transpose;
 use uniml_core::{DType, Node, Tensor};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, broadcast_strides, groups, main_1d, strides, unravel, WG};
+use super::wgsl::{bindings_out, broadcast_strides, groups, kernel_1d, main_1d, main_1d_pairs, strides, unravel, WG};
 use super::{Bind, Dispatch, Facts, Launch, LowerCx, OutSpec, Support};
 
 fn is_view(node: &Node) -> bool {
@@ -71,14 +71,11 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 }
 
 /// `y[i] = x[off + Σ coord(i)·src]` over the output shape.
-fn copy_src(n: usize, out: &[usize], src: &[i64], off: i64) -> String {
-    let body = format!("{}  st_y(i, ld_x(u32(os + ({off}))));", unravel("i", out, &[("os", src)]));
-    format!("{}{}", bindings(&["x"], &[], "y"), main_1d(n, &body))
-}
-
 fn copy_launch(cx: &LowerCx, out: &[usize], src: &[i64], off: i64) -> Result<Launch> {
     let n: usize = out.iter().product();
-    cx.single("strided_copy", copy_src(n, out, src, off), vec![Bind::In(0), Bind::Out(0)], groups(n, WG))
+    let body = format!("{}  return ld_x(u32(os + ({off})));", unravel("i", out, &[("os", src)]));
+    let (src, g) = kernel_1d(&["x"], &[], "", n, &body, None, cx.pairs());
+    cx.single("strided_copy", src, vec![Bind::In(0), Bind::Out(0)], g)
 }
 
 fn lower_transpose(cx: &LowerCx, t: &Transpose) -> Result<Launch> {
@@ -143,15 +140,29 @@ fn lower_concat(cx: &LowerCx, c: &Concat) -> Result<Launch> {
     }
     let axis = axis as usize;
     let ost = strides(&out);
+    let inner: usize = out[axis + 1..].iter().product();
+    // One dispatch per input, each writing its own blocks of the output. In f16 storage, when
+    // every block (an input's `dim · inner` run) has even length, the blocks start on words:
+    // each thread copies an aligned pair. Otherwise a word may span two inputs' blocks, so
+    // stores are per element (atomic).
+    let mut paired = cx.pairs();
+    for j in 0..cx.node.inputs.len() {
+        paired &= (cx.shape(j)?.get(axis).copied().unwrap_or(0) * inner).is_multiple_of(2);
+    }
     let mut dispatches: Vec<Dispatch> = Vec::new();
     let mut at = 0usize;
     for j in 0..cx.node.inputs.len() {
         let s = cx.shape(j)?.to_vec();
         let n: usize = s.iter().product();
         if n > 0 {
-            let body = format!("{}  st_y(u32(od + {}), ld_x(i));", unravel("i", &s, &[("od", &ost)]), at as i64 * ost[axis]);
-            let src = format!("{}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
-            dispatches.push(cx.dispatch("concat", src, vec![Bind::In(j), Bind::Out(0)], groups(n, WG))?);
+            let (to, off) = (unravel("i", &s, &[("od", &ost)]), at as i64 * ost[axis]);
+            let (main, g) = if paired {
+                (main_1d_pairs(n, &format!("{to}  let v = ld2_x(i);\n  st2_y(u32(od + {off}), v.x, v.y);")), groups(n.div_ceil(2), WG))
+            } else {
+                (main_1d(n, &format!("{to}  st_y(u32(od + {off}), ld_x(i));")), groups(n, WG))
+            };
+            let src = format!("{}{main}", bindings_out(&["x"], &[], "y", paired));
+            dispatches.push(cx.dispatch("concat", src, vec![Bind::In(j), Bind::Out(0)], g)?);
         }
         at += s.get(axis).copied().unwrap_or(0);
     }
@@ -175,9 +186,9 @@ fn lower_gather(cx: &LowerCx, g: &Gather) -> Result<Launch> {
         return Ok(Launch { outputs: vec![OutSpec::New(out)], dispatches: vec![] });
     }
     let body = format!(
-        "  let j = i % {inner}u; let t = i / {inner}u; let q = t % {ni}u; let o = t / {ni}u;\n  st_y(i, ld_x((o * {dim}u + u32(ix[q])) * {inner}u + j));"
+        "  let j = i % {inner}u; let t = i / {inner}u; let q = t % {ni}u; let o = t / {ni}u;\n  return ld_x((o * {dim}u + u32(ix[q])) * {inner}u + j);"
     );
-    let src = format!("{}{}", bindings(&["x"], &["ix"], "y"), main_1d(n, &body));
-    let d = cx.dispatch("gather", src, vec![Bind::In(0), Bind::Idx { input: 1, dim }, Bind::Out(0)], groups(n, WG))?;
+    let (src, g) = kernel_1d(&["x"], &["ix"], "", n, &body, None, cx.pairs());
+    let d = cx.dispatch("gather", src, vec![Bind::In(0), Bind::Idx { input: 1, dim }, Bind::Out(0)], g)?;
     Ok(Launch { outputs: vec![OutSpec::New(out)], dispatches: vec![d] })
 }

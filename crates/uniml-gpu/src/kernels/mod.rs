@@ -43,6 +43,8 @@ pub(crate) struct Dispatch {
     /// (several when the tensor exceeds the binding size limit).
     pub ranges: storage::Ranges,
     pub groups: [u32; 3],
+    /// Writes f16 outputs per element into shared words: they are cleared first.
+    pub clears: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,14 @@ pub(crate) enum OutSpec {
 pub(crate) struct Launch {
     pub outputs: Vec<OutSpec>,
     pub dispatches: Vec<Dispatch>,
+}
+
+impl Launch {
+    /// The node's fresh outputs must be zeroed before its dispatches (some
+    /// dispatch ORs f16 halves into shared words).
+    pub fn clears(&self) -> bool {
+        self.dispatches.iter().any(|d| d.clears)
+    }
 }
 
 /// A node input as the lowering sees it.
@@ -100,8 +110,13 @@ impl LowerCx<'_> {
     pub fn dispatch(&self, family: &str, wgsl: String, binds: Vec<Bind>, groups: [u32; 3]) -> Result<Dispatch> {
         let label = format!("{family} ({})", self.node.name);
         let elems = binds.iter().map(|b| self.bind_elems(b)).collect::<Result<Vec<usize>>>()?;
-        let (wgsl, ranges) = storage::expand(&wgsl, &elems, &self.storage)?;
-        Ok(Dispatch { pipeline: self.ctx.pipeline(&label, &wgsl)?, binds, ranges, groups })
+        let e = storage::expand(&wgsl, &elems, &self.storage)?;
+        Ok(Dispatch { pipeline: self.ctx.pipeline(&label, &e.wgsl)?, binds, ranges: e.ranges, groups, clears: e.clears })
+    }
+    /// Whether 1-D kernels write whole output words, one thread per aligned
+    /// pair of elements (f16 storage; in f32 one thread per element stays).
+    pub fn pairs(&self) -> bool {
+        self.storage.f16
     }
     /// One dispatch, one output of fresh memory.
     pub fn single(&self, family: &str, wgsl: String, binds: Vec<Bind>, groups: [u32; 3]) -> Result<Launch> {

@@ -4,7 +4,7 @@
 use uniml_core::ops::nn::pool::{Pool, PoolKind};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, main_1d, INF, WG};
+use super::wgsl::{kernel_1d, INF};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 pub(crate) fn support(f: &Facts) -> Option<std::result::Result<Support, String>> {
@@ -47,14 +47,14 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
     let planes = x[0] * x[1];
     let total = planes * oh * ow;
     let (init, step, fin) = match p.kind {
-        PoolKind::Max => ("var best = -inf_(); var any = false;", "best = max(best, v); any = true;", "st_y(i, select(0.0, best, any));".to_string()),
+        PoolKind::Max => ("var best = -inf_(); var any = false;", "best = max(best, v); any = true;", "return select(0.0, best, any);".to_string()),
         PoolKind::Average { count_include_pad } => (
             "var s = 0.0; var n = 0u;",
             "s = s + v; n = n + 1u;",
             if count_include_pad {
-                "st_y(i, select(0.0, s / f32(cy * cx), cy * cx > 0u));".to_string()
+                "return select(0.0, s / f32(cy * cx), cy * cx > 0u);".to_string()
             } else {
-                "st_y(i, select(0.0, s / f32(n), n > 0u));".to_string()
+                "return select(0.0, s / f32(n), n > 0u);".to_string()
             },
         ),
         PoolKind::Lp { .. } => return Err(Error::Other("LpPool has no GPU kernel".into())),
@@ -92,8 +92,8 @@ fn lower_pool(cx: &LowerCx, p: &Pool) -> Result<Launch> {
         hu = h,
         wu = w,
     );
-    let src = format!("{}{INF}{}", bindings(&["x"], &[], "y"), main_1d(total, &body));
-    cx.single("pool", src, vec![Bind::In(0), Bind::Out(0)], groups(total, WG))
+    let (src, g) = kernel_1d(&["x"], &[], INF, total, &body, None, cx.pairs());
+    cx.single("pool", src, vec![Bind::In(0), Bind::Out(0)], g)
 }
 
 trait KindName {

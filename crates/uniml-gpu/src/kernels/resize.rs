@@ -8,7 +8,7 @@ use uniml_core::ops::nn::resize::{AspectPolicy, Resize};
 use uniml_core::ops::nn::resize_kernels::{axis_table, CoordMode};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, main_1d, strides, WG};
+use super::wgsl::{kernel_1d, strides};
 use super::{Bind, Facts, Launch, LowerCx, OutSpec, Support};
 
 /// Host inputs of a Resize node: roi, scales, sizes.
@@ -118,8 +118,8 @@ fn lower_resize(cx: &LowerCx, r: &Resize) -> Result<Launch> {
     }
     let _ = write!(
         body,
-        "  let base = {base};\n  var acc = 0.0;\n{loops}    acc = acc + {weight} * ld_x(base{offset});\n{closes}  st_y(i, acc);"
+        "  let base = {base};\n  var acc = 0.0;\n{loops}    acc = acc + {weight} * ld_x(base{offset});\n{closes}  return acc;"
     );
-    let src = format!("{}{tables}{}", bindings(&["x"], &[], "y"), main_1d(n, &body));
-    cx.single("resize", src, vec![Bind::In(0), Bind::Out(0)], groups(n, WG))
+    let (src, g) = kernel_1d(&["x"], &[], &tables, n, &body, None, cx.pairs());
+    cx.single("resize", src, vec![Bind::In(0), Bind::Out(0)], g)
 }

@@ -2,6 +2,12 @@
 //! layout, reducing through workgroup memory. Covers ReduceSum/Mean/Max/Min/
 //! SumSquare/L1/L2 over contiguous axes, GlobalAverage/MaxPool, Softmax and
 //! LogSoftmax over any axis, and LayerNormalization.
+//!
+//! In f16 storage each thread owns whole output words: a reduction's
+//! workgroup reduces an aligned pair of rows and stores both results at once;
+//! Softmax over a contiguous even-length row and LayerNormalization with an
+//! even row length write by pairs within the row. Other shapes (a strided or
+//! odd-length Softmax row) fall back to per-element (atomic) stores.
 
 use uniml_core::ops::nn::global_pool::{GlobalPool, GlobalPoolKind};
 use uniml_core::ops::nn::norm::LayerNorm;
@@ -9,7 +15,7 @@ use uniml_core::ops::nn::softmax::{Softmax, SoftmaxKind};
 use uniml_core::ops::reduce::reducer::{Reduce, ReduceKind};
 use uniml_data::{Error, Result};
 
-use super::wgsl::{bindings, groups, lit, INF};
+use super::wgsl::{bindings_out, groups, lit, INF};
 use super::{Bind, Facts, Launch, LowerCx, Support};
 
 /// Code reducing `pre(v)` over the row into `let <var>`; `comb` combines `p` and `q`.
@@ -35,7 +41,8 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
 }
 
 /// The row-kernel shell: `body` runs per row with `base`, `R`, `I`, `row` and `lid`.
-fn row_kernel(inputs: &[&str], rows: usize, r: usize, inner: usize, body: &str) -> String {
+/// `paired`: the body stores whole aligned pairs (`st2_y`).
+fn row_kernel(inputs: &[&str], rows: usize, r: usize, inner: usize, body: &str, paired: bool) -> String {
     format!(
         r#"{b}{INF}
 const R: u32 = {r}u;
@@ -49,7 +56,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 {body}
 }}
 "#,
-        b = bindings(inputs, &[], "y")
+        b = bindings_out(inputs, &[], "y", paired)
+    )
+}
+
+/// The reduction shell in f16 storage: one workgroup per aligned pair of rows (`row0`, `row0 + 1`),
+/// each reduced by `reduce` into `s`, both results `post(s)` stored as one word.
+fn row_pair_kernel(rows: usize, r: usize, inner: usize, reduce: &str, post: &str) -> String {
+    let mut body = String::from("  var out_ = vec2<f32>(0.0);\n");
+    for h in 0..2 {
+        body.push_str(&format!(
+            "  {{\n  let row = row0 + {h}u;\n  if (row < {rows}u) {{\n  let base = (row / I) * R * I + row % I;\n{reduce}  out_[{h}] = {post};\n  }}\n  }}\n"
+        ));
+    }
+    format!(
+        r#"{b}{INF}
+const R: u32 = {r}u;
+const I: u32 = {inner}u;
+var<workgroup> red: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+  let row0 = (wid.x + wid.y * nwg.x) * 2u;
+  if (row0 >= {rows}u) {{ return; }}
+{body}  if (lid.x == 0u) {{ st2_y(row0, out_.x, out_.y); }}
+}}
+"#,
+        b = bindings_out(&["x"], &[], "y", true)
     )
 }
 
@@ -159,8 +191,12 @@ pub(crate) fn lower(cx: &LowerCx) -> Option<Result<Launch>> {
 
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(cx: &LowerCx, rows: usize, r: usize, inner: usize, comb: &str, init: &str, pre: &str, post: &str) -> Result<Launch> {
+    if cx.pairs() {
+        let src = row_pair_kernel(rows, r, inner, &block_reduce("s", init, pre, comb), post);
+        return cx.single("reduce_rows", src, vec![Bind::In(0), Bind::Out(0)], groups(rows.div_ceil(2), 1));
+    }
     let body = format!("{}  if (lid.x == 0u) {{ st_y(row, {post}); }}", block_reduce("s", init, pre, comb));
-    let src = row_kernel(&["x"], rows, r, inner, &body);
+    let src = row_kernel(&["x"], rows, r, inner, &body, false);
     cx.single("reduce_rows", src, vec![Bind::In(0), Bind::Out(0)], groups(rows, 1))
 }
 
@@ -196,17 +232,21 @@ fn lower_softmax(cx: &LowerCx, s: &Softmax) -> Result<Launch> {
     let a = axis as usize;
     let outer: usize = shape[..a].iter().product();
     let (r, inner) = if s.flatten_tail || shape.is_empty() { (shape[a..].iter().product(), 1) } else { (shape[a], shape[a + 1..].iter().product()) };
+    // The result of input value(s) `xv` (f32 or vec2).
     let write = match s.kind {
-        SoftmaxKind::LogSoftmax => "ld_x(base + r * I) - mx - log(sm)",
-        _ => "exp(ld_x(base + r * I) - mx) / sm",
+        SoftmaxKind::LogSoftmax => "xv - mx - log(sm)",
+        _ => "exp(xv - mx) / sm",
     };
-    let body = format!(
-        "{}{}  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r * I, {write}); }}",
-        block_reduce("mx", "-inf_()", "v", "max(p, q)"),
-        block_reduce("sm", "0.0", "exp(v - mx)", SUM)
-    );
+    // f16 storage: a contiguous row of even length is written by pairs (one word per thread).
+    let paired = cx.pairs() && inner == 1 && r.is_multiple_of(2);
+    let store = if paired {
+        format!("  for (var r = lid.x * 2u; r < R; r = r + 128u) {{ let xv = ld2_x(base + r); let v = {write}; st2_y(base + r, v.x, v.y); }}")
+    } else {
+        format!("  for (var r = lid.x; r < R; r = r + 64u) {{ let xv = ld_x(base + r * I); st_y(base + r * I, {write}); }}")
+    };
+    let body = format!("{}{}{store}", block_reduce("mx", "-inf_()", "v", "max(p, q)"), block_reduce("sm", "0.0", "exp(v - mx)", SUM));
     let rows = outer * inner;
-    cx.single("softmax", row_kernel(&["x"], rows, r, inner, &body), vec![Bind::In(0), Bind::Out(0)], groups(rows, 1))
+    cx.single("softmax", row_kernel(&["x"], rows, r, inner, &body, paired), vec![Bind::In(0), Bind::Out(0)], groups(rows, 1))
 }
 
 fn lower_layernorm(cx: &LowerCx, l: &LayerNorm) -> Result<Launch> {
@@ -235,12 +275,20 @@ fn lower_layernorm(cx: &LowerCx, l: &LayerNorm) -> Result<Launch> {
         binds.push(Bind::In(2));
     }
     binds.push(Bind::Out(0));
-    let b = if has_b { " + ld_bias(r)" } else { "" };
+    // f16 storage with an even row length: one thread per aligned pair of the row.
+    let paired = cx.pairs() && r.is_multiple_of(2);
+    let store = if paired {
+        let b = if has_b { " + ld2_bias(r)" } else { "" };
+        format!("  for (var r = lid.x * 2u; r < R; r = r + 128u) {{ let v = (ld2_x(base + r) - mean) * inv * ld2_scale(r){b}; st2_y(base + r, v.x, v.y); }}")
+    } else {
+        let b = if has_b { " + ld_bias(r)" } else { "" };
+        format!("  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r, (ld_x(base + r) - mean) * inv * ld_scale(r){b}); }}")
+    };
     let body = format!(
-        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n  for (var r = lid.x; r < R; r = r + 64u) {{ st_y(base + r, (ld_x(base + r) - mean) * inv * ld_scale(r){b}); }}",
+        "{}  let mean = total / f32(R);\n{}  let inv = inverseSqrt(sq / f32(R) + {eps});\n{store}",
         block_reduce("total", "0.0", "v", SUM),
         block_reduce("sq", "0.0", "(v - mean) * (v - mean)", SUM),
         eps = lit(l.epsilon),
     );
-    cx.single("layernorm", row_kernel(&names, outer, r, 1, &body), binds, groups(outer, 1))
+    cx.single("layernorm", row_kernel(&names, outer, r, 1, &body, paired), binds, groups(outer, 1))
 }

@@ -1,7 +1,7 @@
 //! How a kernel's tensors sit in storage buffers, and the WGSL that reads and
 //! writes them. Templates never index a tensor binding directly: they call
 //! `ld_<name>(i) -> f32` and `st_<name>(i, v)` (index buffers stay plain
-//! `array<i32>`), and [`bindings`](super::wgsl::bindings) leaves one marker per
+//! `array<i32>`), and [`bindings_out`](super::wgsl::bindings_out) leaves one marker per
 //! binding that [`expand`] turns into declarations plus those two functions
 //! for the tensor actually bound:
 //!
@@ -9,9 +9,20 @@
 //! - **f16** storage ([`crate::GpuPrecision::F16Storage`]): pairs of halves in
 //!   `array<u32>`, read with WGSL's core `unpack2x16float` and written with
 //!   `pack2x16float` (no `shader-f16` feature needed). Two neighbouring
-//!   elements share a word and may be written by different threads, so an
-//!   output is `array<atomic<u32>>`, cleared before the node and written with
-//!   `atomicOr` (so a kernel must store each output element once per node).
+//!   elements share a word, so an output is written one of two ways, chosen
+//!   by the template per launch (the marker it emits):
+//!   - **paired** (`//@bind out2`, the usual case): each thread owns whole
+//!     words and calls `st2_<name>(i, a, b)` for elements `i` (even) and
+//!     `i + 1` (ignored past the end): one plain store of the packed pair,
+//!     no clearing. In f32 storage `st2_` is two stores and `st_` exists too.
+//!   - **shared words** (`//@bind out`, the fallback for kernels whose
+//!     threads cannot own aligned pairs, e.g. a tiled GEMM with an odd row
+//!     length): `array<atomic<u32>>`, cleared before the node (the launch
+//!     says so: [`Expanded::clears`]) and written per element with `atomicOr`
+//!     (so a kernel must store each output element once per node).
+//!
+//!   Inputs also get `ld2_<name>(i) -> vec2<f32>` (elements `i`, even, and
+//!   `i + 1`) where the template calls it: one word, one unpack.
 //!   Stores saturate to ±65504 (f16's largest finite value): a
 //!   finite f32 result never becomes ±inf in storage; ±inf and NaN stay as they are.
 //! - **split**: a tensor larger than the device's `max_storage_buffer_binding_size`
@@ -77,7 +88,10 @@ impl Storage {
 pub(crate) enum Kind {
     In,
     Idx,
+    /// An output written per element (atomic words in f16 storage).
     Out,
+    /// An output written as whole aligned pairs (plain stores in f16 storage).
+    Out2,
 }
 
 pub(crate) const MARK: &str = "//@bind ";
@@ -85,12 +99,23 @@ pub(crate) const MARK: &str = "//@bind ";
 /// Per bind, the byte ranges `(offset, size)` of its buffer, bound as consecutive bindings.
 pub(crate) type Ranges = Vec<Vec<(u64, u64)>>;
 
+/// A template with its bindings expanded.
+#[derive(Debug)]
+pub(crate) struct Expanded {
+    pub wgsl: String,
+    /// Per marker, the byte ranges to bind (in binding order).
+    pub ranges: Ranges,
+    /// An output is written per element into shared f16 words (`atomicOr`):
+    /// the node's outputs must be cleared first.
+    pub clears: bool,
+}
+
 /// Replaces the binding markers of `src` by declarations and accessors.
-/// `elems[k]` is the element count of the k-th marker's tensor. Returns the
-/// source and, per marker, the byte ranges to bind (in binding order).
-pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String, Ranges)> {
+/// `elems[k]` is the element count of the k-th marker's tensor.
+pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<Expanded> {
     let mut out = String::with_capacity(src.len() + 512);
     let mut ranges = Vec::new();
+    let mut clears = false;
     let mut b = 0u32;
     let mut k = 0usize;
     for line in src.split_inclusive('\n') {
@@ -102,6 +127,7 @@ pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String
             Some(("in", n)) => (Kind::In, n),
             Some(("idx", n)) => (Kind::Idx, n),
             Some(("out", n)) => (Kind::Out, n),
+            Some(("out2", n)) => (Kind::Out2, n),
             _ => return Err(backend_err(format!("internal: bad binding marker '{rest}'"))),
         };
         let n = *elems.get(k).ok_or_else(|| backend_err("internal: a binding marker has no tensor"))?;
@@ -119,48 +145,69 @@ pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String
         let r = st.ranges(n);
         let parts = r.len();
         let word = match (kind, st.f16) {
-            (Kind::In, false) => "f32",
-            (Kind::In, true) => "u32",
             (_, false) => "f32",
-            (_, true) => "atomic<u32>",
+            (Kind::Out, true) => "atomic<u32>",
+            (_, true) => "u32",
         };
+        clears |= kind == Kind::Out && st.f16;
         let access = if kind == Kind::In { "read" } else { "read_write" };
         let part_name = |p: usize| if parts == 1 { name.to_string() } else { format!("{name}_{p}") };
         for p in 0..parts {
             let _ = writeln!(out, "@group(0) @binding({b}) var<storage, {access}> {}: array<{word}>;", part_name(p));
             b += 1;
         }
-        // The element access on one range, `j` being the index within it.
-        let one = |p: usize| -> String {
+        // An access on one range, `j` being the index within it (`pair`: the
+        // f16 word of elements j, j + 1, j even; f16 ranges hold whole words).
+        let one = |p: usize, pair: bool| -> String {
             let a = part_name(p);
-            match (kind, st.f16) {
-                (Kind::In, false) => format!("return {a}[j];"),
-                (Kind::In, true) => format!("return unpack2x16float({a}[j >> 1u])[j & 1u];"),
-                (_, false) => format!("{a}[j] = v;"),
-                (_, true) => format!("atomicOr(&{a}[j >> 1u], pack2x16float(vec2<f32>(sat16_(v), 0.0)) << ((j & 1u) * 16u));"),
+            match (kind, st.f16, pair) {
+                (Kind::In, false, _) => format!("return {a}[j];"),
+                (Kind::In, true, false) => format!("return unpack2x16float({a}[j >> 1u])[j & 1u];"),
+                (Kind::In, true, true) => format!("return unpack2x16float({a}[j >> 1u]);"),
+                (_, false, _) => format!("{a}[j] = v;"),
+                (_, true, false) => format!("atomicOr(&{a}[j >> 1u], pack2x16float(vec2<f32>(sat16_(v), 0.0)) << ((j & 1u) * 16u));"),
+                (_, true, true) => format!("{a}[j >> 1u] = pack2x16float(vec2<f32>(sat16_(v.x), sat16_(v.y)));"),
             }
         };
-        let body = if parts == 1 {
-            format!("  let j = i;\n  {}\n", one(0))
-        } else {
-            let chunk = st.chunk_elems();
-            let mut s = format!("  let p = i / {chunk}u;\n  let j = i - p * {chunk}u;\n  switch p {{\n");
-            for p in 0..parts {
-                let label = if p + 1 == parts { "default".to_string() } else { format!("case {p}u") };
-                let _ = writeln!(s, "    {label}: {{ {} }}", one(p));
+        let body = |pair: bool| {
+            if parts == 1 {
+                format!("  let j = i;\n  {}\n", one(0, pair))
+            } else {
+                let chunk = st.chunk_elems();
+                let mut s = format!("  let p = i / {chunk}u;\n  let j = i - p * {chunk}u;\n  switch p {{\n");
+                for p in 0..parts {
+                    let label = if p + 1 == parts { "default".to_string() } else { format!("case {p}u") };
+                    let _ = writeln!(s, "    {label}: {{ {} }}", one(p, pair));
+                }
+                s.push_str("  }\n");
+                s
             }
-            s.push_str("  }\n");
-            s
         };
+        let last = n.max(1) - 1;
         match kind {
             Kind::In => {
-                let _ = writeln!(out, "fn ld_{name}(i: u32) -> f32 {{\n{body}}}");
+                let _ = writeln!(out, "fn ld_{name}(i: u32) -> f32 {{\n{}}}", body(false));
+                if src.contains(&format!("ld2_{name}(")) {
+                    if st.f16 {
+                        let _ = writeln!(out, "fn ld2_{name}(i: u32) -> vec2<f32> {{\n{}}}", body(true));
+                    } else {
+                        let _ = writeln!(out, "fn ld2_{name}(i: u32) -> vec2<f32> {{ return vec2<f32>(ld_{name}(i), ld_{name}(min(i + 1u, {last}u))); }}");
+                    }
+                }
             }
-            _ => {
+            Kind::Out => {
                 if st.f16 {
                     out.push_str(SAT16);
                 }
-                let _ = writeln!(out, "fn st_{name}(i: u32, v: f32) {{\n{body}}}");
+                let _ = writeln!(out, "fn st_{name}(i: u32, v: f32) {{\n{}}}", body(false));
+            }
+            Kind::Out2 if st.f16 => {
+                out.push_str(SAT16);
+                let _ = writeln!(out, "fn st2_{name}(i: u32, a: f32, b: f32) {{\n  let v = vec2<f32>(a, b);\n{}}}", body(true));
+            }
+            _ => {
+                let _ = writeln!(out, "fn st_{name}(i: u32, v: f32) {{\n{}}}", body(false));
+                let _ = writeln!(out, "fn st2_{name}(i: u32, a: f32, b: f32) {{\n  st_{name}(i, a);\n  if (i < {last}u) {{ st_{name}(i + 1u, b); }}\n}}");
             }
         }
         ranges.push(r);
@@ -174,7 +221,7 @@ pub(crate) fn expand(src: &str, elems: &[usize], st: &Storage) -> Result<(String
             st.max_bindings
         )));
     }
-    Ok((out, ranges))
+    Ok(Expanded { wgsl: out, ranges, clears })
 }
 
 /// f16 saturation: finite values beyond ±65504 store as ±65504; ±inf and NaN pass through.
@@ -216,11 +263,30 @@ mod tests {
     #[test]
     fn split_accessors_switch_on_the_range() {
         let src = "//@bind in x\n//@bind out y\nfn main() {}\n";
-        let (w, r) = expand(src, &[600, 10], &st(1024, false)).unwrap();
-        assert_eq!(r.len(), 2);
+        let e = expand(src, &[600, 10], &st(1024, false)).unwrap();
+        let w = &e.wgsl;
+        assert_eq!(e.ranges.len(), 2);
         assert!(w.contains("x_2: array<f32>") && w.contains("let p = i / 256u;") && w.contains("default: { return x_2[j]; }"), "{w}");
-        let (w, _) = expand(src, &[10, 10], &st(1024, true)).unwrap();
+        assert!(!e.clears);
+        let e = expand(src, &[10, 10], &st(1024, true)).unwrap();
+        let w = &e.wgsl;
         assert!(w.contains("unpack2x16float(x[j >> 1u])[j & 1u]") && w.contains("array<atomic<u32>>"), "{w}");
+        assert!(e.clears, "a per-element f16 output is cleared first");
+    }
+
+    #[test]
+    fn paired_outputs_store_whole_words_without_clearing() {
+        let src = "//@bind in x\n//@bind out2 y\nfn main() { st2_y(0u, ld2_x(0u).x, 0.0); }\n";
+        // f16, split into 3 ranges of 512 halves: each pair stays in one range.
+        let e = expand(src, &[1200, 1201], &st(1024, true)).unwrap();
+        let w = &e.wgsl;
+        assert!(!e.clears && !w.contains("atomic") && !w.contains("fn st_y"), "{w}");
+        assert!(w.contains("y_2: array<u32>") && w.contains("let p = i / 512u;"), "{w}");
+        assert!(w.contains("default: { y_2[j >> 1u] = pack2x16float(vec2<f32>(sat16_(v.x), sat16_(v.y))); }"), "{w}");
+        assert!(w.contains("fn ld2_x(i: u32) -> vec2<f32>") && w.contains("return unpack2x16float(x_1[j >> 1u]);"), "{w}");
+        // f32: two element stores, the second only inside the tensor.
+        let e = expand(src, &[5, 5], &st(1024, false)).unwrap();
+        assert!(!e.clears && e.wgsl.contains("if (i < 4u) { st_y(i + 1u, b); }") && e.wgsl.contains("ld_x(min(i + 1u, 4u))"), "{}", e.wgsl);
     }
 
     #[test]

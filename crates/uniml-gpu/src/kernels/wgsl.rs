@@ -27,7 +27,13 @@ pub fn lit(x: f32) -> String {
 /// `st_<name>(i, v: f32)`; index buffers are plain `array<i32>`. This emits
 /// one marker per binding, expanded by `LowerCx::dispatch` for the storage of
 /// the tensors bound (f32 or packed f16, one range or several: `storage.rs`).
-pub fn bindings(inputs: &[&str], idx: &[&str], out: &str) -> String {
+///
+/// `paired`: the output is written as whole aligned pairs, `st2_<out>(i, a, b)`
+/// with `i` even (in f16 storage one plain store of a word; `st_<out>` exists
+/// only in f32 storage). Else it is written per element, `st_<out>(i, v)`: in
+/// f16 storage its words are then shared between threads, so atomic and
+/// cleared before the node (the fallback where threads cannot own pairs).
+pub fn bindings_out(inputs: &[&str], idx: &[&str], out: &str, paired: bool) -> String {
     let mut s = String::new();
     for name in inputs {
         let _ = writeln!(s, "{MARK}in {name}");
@@ -35,7 +41,7 @@ pub fn bindings(inputs: &[&str], idx: &[&str], out: &str) -> String {
     for name in idx {
         let _ = writeln!(s, "{MARK}idx {name}");
     }
-    let _ = writeln!(s, "{MARK}out {out}");
+    let _ = writeln!(s, "{MARK}{} {out}", if paired { "out2" } else { "out" });
     s
 }
 
@@ -43,6 +49,42 @@ pub fn bindings(inputs: &[&str], idx: &[&str], out: &str) -> String {
 pub fn main_1d(n: usize, body: &str) -> String {
     format!(
         "@compute @workgroup_size({WG})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n  let i = gid.x + gid.y * nwg.x * {WG}u;\n  if (i >= {n}u) {{ return; }}\n{body}\n}}\n"
+    )
+}
+
+/// A complete 1-D kernel writing the `n` elements of output `y`: bindings,
+/// `prelude` (helpers), then `fn elem_(i: u32) -> f32` with body `elem`
+/// (element `i < n`) and, if given, `fn pair_(i: u32) -> vec2<f32>` with body
+/// `pair` (elements `i`, even, and `i + 1`; the second is ignored when
+/// `i + 1 == n`, so a pair body may read `ld2_` words). Returns the module and
+/// its workgroup counts.
+///
+/// `pairs` (f16 storage): one thread per aligned output pair, one plain store
+/// of the packed word (`pair_`, or `elem_` twice); else one thread per element.
+pub fn kernel_1d(inputs: &[&str], idx: &[&str], prelude: &str, n: usize, elem: &str, pair: Option<&str>, pairs: bool) -> (String, [u32; 3]) {
+    let mut s = bindings_out(inputs, idx, "y", pairs);
+    s.push_str(prelude);
+    let _ = writeln!(s, "fn elem_(i: u32) -> f32 {{\n{elem}\n}}");
+    if !pairs {
+        s.push_str(&main_1d(n, "  st_y(i, elem_(i));"));
+        return (s, groups(n, WG));
+    }
+    let store = match pair {
+        Some(p) => {
+            let _ = writeln!(s, "fn pair_(i: u32) -> vec2<f32> {{\n{p}\n}}");
+            "  let v = pair_(i);\n  st2_y(i, v.x, v.y);".to_string()
+        }
+        None => format!("  let a = elem_(i);\n  var b = 0.0;\n  if (i + 1u < {n}u) {{ b = elem_(i + 1u); }}\n  st2_y(i, a, b);"),
+    };
+    s.push_str(&main_1d_pairs(n, &store));
+    (s, groups(n.div_ceil(2), WG))
+}
+
+/// A 1-D kernel over the aligned pairs of `n` items (launch `groups(n.div_ceil(2), WG)`):
+/// `body` sees `let i: u32`, even and < n.
+pub fn main_1d_pairs(n: usize, body: &str) -> String {
+    format!(
+        "@compute @workgroup_size({WG})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n  let i = (gid.x + gid.y * nwg.x * {WG}u) * 2u;\n  if (i >= {n}u) {{ return; }}\n{body}\n}}\n"
     )
 }
 
