@@ -4,7 +4,7 @@
 use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
 
 use super::padding::{Geometry, Window};
-use super::{f32_data, with_f32_output};
+use super::{f32_data, with_f32_output_overwritten};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::wide::wide;
 
@@ -103,7 +103,8 @@ impl Op for Pool {
         } else {
             None
         };
-        let y = with_f32_output(ctx, x.dtype(), &out_shape, |ctx, out| {
+        // Every output element is written (a window with no taps gives 0).
+        let y = with_f32_output_overwritten(ctx, x.dtype(), &out_shape, |ctx, out| {
             if osz == 0 {
                 return Ok(());
             }

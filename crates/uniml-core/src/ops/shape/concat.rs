@@ -133,7 +133,8 @@ impl Op for Concat {
         let outer = numel(&out_shape[..axis]);
         let inner = numel(&out_shape[axis + 1..]);
         let blocks: Vec<usize> = parts.iter().map(|p| p.shape()[axis] * inner).collect();
-        let mut out = ctx.alloc(dtype, &out_shape)?;
+        // The parts cover every element of the output.
+        let mut out = ctx.alloc_overwritten(dtype, &out_shape)?;
         if out.is_empty() {
             return Ok(vec![out]);
         }
