@@ -115,6 +115,18 @@ fn activation_of(g: &Graph, n: NodeId) -> Option<FusedActivation> {
 
 /// `Act(Conv(x))` → `Conv(x)` with the activation in its epilogue.
 pub fn fuse_conv_activation(g: &mut Graph) -> Result<bool> {
+    fuse_activation(g, |op, act| match op.downcast_mut::<Conv>() {
+        Some(conv) if conv.activation == FusedActivation::None => {
+            conv.activation = act;
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Splices every activation node into its f32 input's sole producer when
+/// `take(producer op, activation)` accepts it (and records it there).
+fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::Any, FusedActivation) -> bool) -> Result<bool> {
     let mut changed = false;
     'scan: loop {
         let producers = g.producers();
@@ -126,11 +138,9 @@ pub fn fuse_conv_activation(g: &mut Graph) -> Result<bool> {
                 continue;
             }
             let Some(p) = sole_producer(g, x, &producers, &uses) else { continue };
-            let Some(conv) = g.nodes[p].op.as_any_mut().downcast_mut::<Conv>() else { continue };
-            if conv.activation != FusedActivation::None {
+            if g.nodes[p].outputs.len() != 1 || !take(g.nodes[p].op.as_any_mut(), act) {
                 continue;
             }
-            conv.activation = act;
             splice(g, p, c);
             changed = true;
             continue 'scan;
@@ -337,30 +347,13 @@ fn fold_into_batchnorm(g: &mut Graph, p: NodeId, op: BinOp, vals: &[f32]) -> boo
 /// normalisation's own pass (CPU only: the GPU backend runs no
 /// BatchNormalization kernel).
 pub fn fuse_batchnorm_activation(g: &mut Graph) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let Some(act) = activation_of(g, c) else { continue };
-            let Some(Some(x)) = g.nodes[c].inputs.first().copied() else { continue };
-            if g.values[x].fact.dtype != Some(DType::F32) {
-                continue;
-            }
-            let Some(p) = sole_producer(g, x, &producers, &uses) else { continue };
-            let single = g.nodes[p].outputs.len() == 1;
-            let Some(bn) = g.nodes[p].op.as_any_mut().downcast_mut::<BatchNorm>() else { continue };
-            if bn.training || bn.activation != FusedActivation::None || !single {
-                continue;
-            }
+    fuse_activation(g, |op, act| match op.downcast_mut::<BatchNorm>() {
+        Some(bn) if !bn.training && bn.activation == FusedActivation::None => {
             bn.activation = act;
-            splice(g, p, c);
-            changed = true;
-            continue 'scan;
+            true
         }
-        break;
-    }
-    Ok(changed)
+        _ => false,
+    })
 }
 
 #[cfg(test)]
