@@ -538,12 +538,7 @@ pub unsafe fn sgemm_packed_a_fill_b_ptr(
     rows: Range<usize>,
     cols: Range<usize>,
 ) {
-    let m = a.m();
-    check_ranges(m, n, &rows, &cols);
-    assert!(rows.len() <= 1 || ldc >= n, "uniml-linalg: ldc ({ldc}) < n ({n})");
-    check_epilogue(epilogue, m, n);
-    let post = Post::from_epilogue(epilogue);
-    driver::gemm(&a.kern, Path::Blocked, (m, n, a.k()), &ASrc::Packed(a), &BSrc::Fill(b), c, ldc, &post, rows, cols)
+    packed_a_driver(Path::Blocked, a, n, &BSrc::Fill(b), c, ldc, epilogue, rows, cols)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -558,25 +553,27 @@ pub(crate) unsafe fn packed_a_impl(
     rows: Range<usize>,
     cols: Range<usize>,
 ) {
-    let m = a.m();
     b.check("B", a.k(), n);
+    packed_a_driver(path, a, n, &BSrc::Mat(b), c, ldc, epilogue, rows, cols)
+}
+
+/// The checks and driver call of every product with a pre-packed A.
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_a_driver(
+    path: Path,
+    a: &PackedA,
+    n: usize,
+    b: &BSrc,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    let m = a.m();
     check_ranges(m, n, &rows, &cols);
-    assert!(
-        rows.len() <= 1 || ldc >= n,
-        "uniml-linalg: ldc ({ldc}) < n ({n})"
-    );
+    assert!(rows.len() <= 1 || ldc >= n, "uniml-linalg: ldc ({ldc}) < n ({n})");
     check_epilogue(epilogue, m, n);
     let post = Post::from_epilogue(epilogue);
-    driver::gemm(
-        &a.kern,
-        path,
-        (m, n, a.k()),
-        &ASrc::Packed(a),
-        &BSrc::Mat(b),
-        c,
-        ldc,
-        &post,
-        rows,
-        cols,
-    )
+    driver::gemm(&a.kern, path, (m, n, a.k()), &ASrc::Packed(a), b, c, ldc, &post, rows, cols)
 }

@@ -43,45 +43,35 @@ fn block_reduce(var: &str, init: &str, pre: &str, comb: &str) -> String {
 /// The row-kernel shell: `body` runs per row with `base`, `R`, `I`, `row` and `lid`.
 /// `paired`: the body stores whole aligned pairs (`st2_y`).
 fn row_kernel(inputs: &[&str], rows: usize, r: usize, inner: usize, body: &str, paired: bool) -> String {
-    format!(
-        r#"{b}{INF}
-const R: u32 = {r}u;
-const I: u32 = {inner}u;
-var<workgroup> red: array<f32, 64>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= {rows}u) {{ return; }}
-  let base = (row / I) * R * I + row % I;
-{body}
-}}
-"#,
-        b = bindings_out(inputs, &[], "y", paired)
-    )
+    let body = format!("  let row = wid.x + wid.y * nwg.x;\n  if (row >= {rows}u) {{ return; }}\n  let base = (row / I) * R * I + row % I;\n{body}");
+    row_shell(&bindings_out(inputs, &[], "y", paired), r, inner, &body)
 }
 
 /// The reduction shell in f16 storage: one workgroup per aligned pair of rows (`row0`, `row0 + 1`),
 /// each reduced by `reduce` into `s`, both results `post(s)` stored as one word.
 fn row_pair_kernel(rows: usize, r: usize, inner: usize, reduce: &str, post: &str) -> String {
-    let mut body = String::from("  var out_ = vec2<f32>(0.0);\n");
+    let mut body = format!("  let row0 = (wid.x + wid.y * nwg.x) * 2u;\n  if (row0 >= {rows}u) {{ return; }}\n  var out_ = vec2<f32>(0.0);\n");
     for h in 0..2 {
         body.push_str(&format!(
             "  {{\n  let row = row0 + {h}u;\n  if (row < {rows}u) {{\n  let base = (row / I) * R * I + row % I;\n{reduce}  out_[{h}] = {post};\n  }}\n  }}\n"
         ));
     }
+    body.push_str("  if (lid.x == 0u) { st2_y(row0, out_.x, out_.y); }\n");
+    row_shell(&bindings_out(&["x"], &[], "y", true), r, inner, &body)
+}
+
+/// The module both row shells share: bindings, `R`, `I`, 64 threads per workgroup and
+/// their reduction buffer `red`, then `body` as the entry point.
+fn row_shell(bindings: &str, r: usize, inner: usize, body: &str) -> String {
     format!(
-        r#"{b}{INF}
+        r#"{bindings}{INF}
 const R: u32 = {r}u;
 const I: u32 = {inner}u;
 var<workgroup> red: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-  let row0 = (wid.x + wid.y * nwg.x) * 2u;
-  if (row0 >= {rows}u) {{ return; }}
-{body}  if (lid.x == 0u) {{ st2_y(row0, out_.x, out_.y); }}
-}}
-"#,
-        b = bindings_out(&["x"], &[], "y", true)
+{body}}}
+"#
     )
 }
 
