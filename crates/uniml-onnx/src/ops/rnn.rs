@@ -72,6 +72,7 @@ fn common(ctx: &NodeCtx, defaults: &[&str]) -> Result<RnnCommon> {
         layout,
         clip,
         activations,
+        recurrent_t: Default::default(),
     })
 }
 

@@ -179,14 +179,39 @@ impl Op for Conv {
         let pack = cached.as_ref().map(|p| &p.packed);
         let act = self.activation;
         if self.residual {
-            let mut y = residual_output(ctx, inputs.get(3).and_then(|z| z.as_ref()), x.dtype(), &out_shape)?;
+            let mut y = residual_output(
+                ctx,
+                inputs.get(3).and_then(|z| z.as_ref()),
+                x.dtype(),
+                &out_shape,
+            )?;
             let out = y.as_slice_mut::<f32>()?;
-            conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, true, out)?;
+            conv_f32(
+                ctx.par,
+                &shape,
+                &xd,
+                &wd,
+                pack,
+                bd.as_deref(),
+                act,
+                true,
+                out,
+            )?;
             return Ok(vec![y]);
         }
         // conv_f32 writes every output element (values, or zeros where empty).
         let y = with_f32_output_overwritten(ctx, x.dtype(), &out_shape, |ctx, out| {
-            conv_f32(ctx.par, &shape, &xd, &wd, pack, bd.as_deref(), act, false, out)
+            conv_f32(
+                ctx.par,
+                &shape,
+                &xd,
+                &wd,
+                pack,
+                bd.as_deref(),
+                act,
+                false,
+                out,
+            )
         })?;
         Ok(vec![y])
     }
@@ -200,8 +225,16 @@ impl Op for Conv {
 
 /// The output buffer of a residual Conv, holding `Z`: `Z`'s own buffer when
 /// the executor donated it, else a copy.
-fn residual_output(ctx: &mut EvalCtx, z: Option<&TensorView>, xdt: DType, out_shape: &[usize]) -> Result<Tensor> {
-    ensure!(xdt == DType::F32, "Conv with a fused residual needs f32 input, got {xdt}");
+fn residual_output(
+    ctx: &mut EvalCtx,
+    z: Option<&TensorView>,
+    xdt: DType,
+    out_shape: &[usize],
+) -> Result<Tensor> {
+    ensure!(
+        xdt == DType::F32,
+        "Conv with a fused residual needs f32 input, got {xdt}"
+    );
     let check = |dt: DType, s: &[usize]| -> Result<()> {
         ensure!(
             dt == DType::F32 && s == out_shape,
@@ -212,7 +245,8 @@ fn residual_output(ctx: &mut EvalCtx, z: Option<&TensorView>, xdt: DType, out_sh
     if let Some(z) = z {
         check(z.dtype(), z.shape())?;
         let mut y = ctx.alloc_overwritten(DType::F32, out_shape)?;
-        y.as_slice_mut::<f32>()?.copy_from_slice(z.as_slice::<f32>()?);
+        y.as_slice_mut::<f32>()?
+            .copy_from_slice(z.as_slice::<f32>()?);
         return Ok(y);
     }
     match ctx.take_donated() {
@@ -391,6 +425,18 @@ mod tests {
             2,
             false,
         );
+        // Batch items with few output pixels share one GEMM (1-D frames,
+        // silero-like; 24 output channels take the row split at 2 threads).
+        let frames = Window {
+            strides: vec![16],
+            ..Default::default()
+        };
+        check(&[6, 1, 72], &[24, 1, 32], 1, frames, true, 21, true);
+        let same = Window {
+            pads: vec![1, 1],
+            ..Default::default()
+        };
+        check(&[5, 20, 3], &[24, 20, 3], 1, same, true, 22, false);
         // depthwise
         check(&[1, 6, 9, 7], &[6, 1, 3, 3], 6, pads(1), true, 3, true);
         check(

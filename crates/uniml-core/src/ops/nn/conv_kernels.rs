@@ -3,7 +3,10 @@
 use uniml_data::{bail, Result};
 
 use super::depthwise::{depthwise_channels, Geo2};
-use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi, Mat, PackedA};
+use super::gemm_glue::{
+    col_tile, par_gemm_cols, par_gemm_fill_b, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi,
+    Mat, PackedA,
+};
 use super::padding::Geometry;
 use super::FusedActivation;
 use crate::parallel::{par_chunks_mut, Parallelism};
@@ -145,6 +148,12 @@ pub fn conv_f32(
             return Ok(());
         }
     }
+    if s.n > 1 && s.group == 1 && osz < FEW_PIXELS && !accumulate {
+        if let Some(g2) = g2 {
+            conv_batched(par, s, &g2, x, w, pack, bias, act, out);
+            return Ok(());
+        }
+    }
     if s.group == 1 && s.c <= super::conv_direct::MAX_CHANNELS && !accumulate {
         if let Some(g2) = g2 {
             let mut done = true;
@@ -189,7 +198,7 @@ pub fn conv_f32(
             let fill = |j0: usize, n: usize, buf: &mut Vec<f32>| {
                 let buf = super::scratch_slice(buf, kdim * n);
                 match g2 {
-                    Some(g2) => im2col_2d(xg, 0, &g2, j0, n, buf),
+                    Some(g2) => im2col_2d(xg, 0, &g2, j0, n, n, buf),
                     None => im2col_nd(xg, cg, g, j0, n, buf),
                 }
             };
@@ -201,7 +210,9 @@ pub fn conv_f32(
                         // The whole im2col matrix, its rows filled in parallel.
                         let buf = super::scratch_slice(buf, kdim * osz);
                         let per = kdim.div_ceil(threads * 4).max(1);
-                        par_chunks_mut(par, buf, per * osz, &|t, rows| im2col_2d(xg, t * per, &g2, 0, osz, rows));
+                        par_chunks_mut(par, buf, per * osz, &|t, rows| {
+                            im2col_2d(xg, t * per, &g2, 0, osz, osz, rows)
+                        });
                         Mat::new(buf, kdim, osz)
                     } else {
                         fill(0, osz, buf);
@@ -241,12 +252,118 @@ pub fn conv_f32(
     Ok(())
 }
 
-/// Fills `buf` (rows `r0..` of the `cg·kh·kw × n` im2col matrix, as many as
-/// it holds, row-major) with im2col columns for output pixels `j0..j0+n`
-/// (pixels in row-major output order).
-fn im2col_2d(x: &[f32], r0: usize, g: &Geo2, j0: usize, n: usize, buf: &mut [f32]) {
+/// Batch items with fewer output pixels than this share one GEMM.
+const FEW_PIXELS: usize = 64;
+/// Most im2col values gathered at once by [`conv_batched`] (16 MiB).
+const BATCHED_COLS_CAP: usize = 1 << 22;
+
+/// Ungrouped 2-D conv of several batch items with few output pixels each
+/// (1-D audio frames, small late feature maps): one GEMM whose columns are
+/// batch × pixels, so the microkernel gets whole panels instead of a few
+/// columns per item, then the `[m, batch·pixels]` product is scattered to
+/// `[batch, m, pixels]`.
+#[allow(clippy::too_many_arguments)]
+fn conv_batched(
+    par: &dyn Parallelism,
+    s: &ConvShape,
+    g: &Geo2,
+    x: &[f32],
+    w: &[f32],
+    pack: Option<&ConvPack>,
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) {
+    let (isz, osz) = (g.h * g.w, g.oh * g.ow);
+    let kdim = s.c * g.kh * g.kw;
+    let per = (BATCHED_COLS_CAP / (kdim * osz).max(1)).clamp(1, s.n);
+    let epi = Epi {
+        bias_row: bias,
+        act,
+        ..Default::default()
+    };
+    let threads = par.threads();
+    for b0 in (0..s.n).step_by(per) {
+        let nb = per.min(s.n - b0);
+        let cols = nb * osz;
+        super::with_scratch(|bbuf| {
+            super::with_scratch(|cbuf| {
+                // Transposed (a row of taps per output pixel): each channel's
+                // taps are a contiguous run of the input, copied whole.
+                let bt = super::scratch_slice(bbuf, cols * kdim);
+                for b in 0..nb {
+                    let xb = &x[(b0 + b) * s.c * isz..(b0 + b + 1) * s.c * isz];
+                    im2col_t_2d(xb, s.c, g, &mut bt[b * osz * kdim..(b + 1) * osz * kdim]);
+                }
+                let cm = super::scratch_slice(cbuf, s.m * cols);
+                let bmat = Mat::new(bt, cols, kdim).t();
+                if threads > 1 && cols < 64 * threads && s.m >= 16 {
+                    match pack {
+                        Some(p) => par_gemm_packed_a_rows(par, &p.groups[0], bmat, cm, &epi),
+                        None => par_gemm_rows(par, Mat::new(w, s.m, kdim), bmat, cm, &epi),
+                    }
+                } else {
+                    let a = match pack {
+                        Some(p) => ARef::Packed(&p.groups[0]),
+                        None => ARef::Plain(Mat::new(w, s.m, kdim)),
+                    };
+                    let tile = col_tile(par, s.m, cols, kdim);
+                    par_gemm_cols(par, a, cols, kdim, cm, &epi, tile, &|j0, n, _| Some(bmat.cols_range(j0, n)));
+                }
+                for b in 0..nb {
+                    let ob = &mut out[(b0 + b) * s.m * osz..(b0 + b + 1) * s.m * osz];
+                    for (mi, orow) in ob.chunks_exact_mut(osz).enumerate() {
+                        orow.copy_from_slice(&cm[mi * cols + b * osz..mi * cols + (b + 1) * osz]);
+                    }
+                }
+            })
+        });
+    }
+}
+
+/// The transposed im2col matrix (`oh·ow × c·kh·kw`) of one batch item:
+/// row `j` holds the taps of output pixel `j`, channel by channel.
+fn im2col_t_2d(x: &[f32], c: usize, g: &Geo2, dst: &mut [f32]) {
     let plane = g.h * g.w;
-    for (r, row) in buf.chunks_exact_mut(n).enumerate().map(|(i, row)| (r0 + i, row)) {
+    let kdim = c * g.kh * g.kw;
+    for (j, row) in dst.chunks_exact_mut(kdim).enumerate() {
+        let (oh, ow) = (j / g.ow, j % g.ow);
+        let iw0 = (ow * g.sw) as i64 - g.pw;
+        let inside = g.dw == 1 && iw0 >= 0 && iw0 as usize + g.kw <= g.w;
+        for (ci, taps) in row.chunks_exact_mut(g.kh * g.kw).enumerate() {
+            for (kh, seg) in taps.chunks_exact_mut(g.kw).enumerate() {
+                let ih = (oh * g.sh + kh * g.dh) as i64 - g.ph;
+                if ih < 0 || ih >= g.h as i64 {
+                    seg.fill(0.0);
+                    continue;
+                }
+                let xr = &x[ci * plane + ih as usize * g.w..ci * plane + (ih as usize + 1) * g.w];
+                if inside {
+                    seg.copy_from_slice(&xr[iw0 as usize..iw0 as usize + g.kw]);
+                } else {
+                    for (t, d) in seg.iter_mut().enumerate() {
+                        let iw = iw0 + (t * g.dw) as i64;
+                        *d = if iw >= 0 && iw < g.w as i64 { xr[iw as usize] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fills `buf` (rows `r0..` of the `cg·kh·kw × n` im2col matrix, as many as
+/// it holds, row `i` at `buf[i·ld..i·ld + n]`) with im2col columns for
+/// output pixels `j0..j0+n` (pixels in row-major output order).
+#[allow(clippy::too_many_arguments)]
+fn im2col_2d(x: &[f32], r0: usize, g: &Geo2, j0: usize, n: usize, ld: usize, buf: &mut [f32]) {
+    let plane = g.h * g.w;
+    let rows = if buf.len() < n {
+        0
+    } else {
+        (buf.len() - n) / ld + 1
+    };
+    for (r, row) in (0..rows).map(|i| (r0 + i, i * ld)) {
+        let row = &mut buf[row..row + n];
         let (ci, kh, kw) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
         let xp = &x[ci * plane..(ci + 1) * plane];
         let (mut oh, mut ow0) = (j0 / g.ow, j0 % g.ow);
@@ -278,7 +395,10 @@ fn tap_span(xp: &[f32], g: &Geo2, kh: usize, kw: usize, oh: usize, ow0: usize, d
         // ow0 + t + off_w, inside the row for t in [-(ow0+off_w), w-(ow0+off_w)).
         let first = ow0 as i64 + off_w;
         let lo = (-first).clamp(0, len as i64) as usize;
-        (lo, (g.w as i64 - first).clamp(lo as i64, len as i64) as usize)
+        (
+            lo,
+            (g.w as i64 - first).clamp(lo as i64, len as i64) as usize,
+        )
     } else {
         valid_range(ow0, len, g.sw, off_w, g.w)
     };

@@ -24,7 +24,7 @@ impl Op for Gru {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("GRU", &self.common, inputs, n_outputs)
+        common::output_facts("GRU", &self.common, GATES, inputs, n_outputs)
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -54,7 +54,15 @@ impl Op for Gru {
             let rbh = &bd[gh + 2 * hs..2 * gh];
             let w = &s.w[d * gh * isz..(d + 1) * gh * isz];
             let r = &s.r[d * gh * hs..(d + 1) * gh * hs];
-            let r_h = &r[2 * hs * hs..];
+            // Rᵀ is `hs × 3hs`: the z/r gates are its first 2hs columns.
+            let rt = s
+                .r_t
+                .as_ref()
+                .map(|t| &t.packed[d * gh * hs..(d + 1) * gh * hs]);
+            let (rec_zr, rec_h) = (
+                common::Recurrent::new(&r[..2 * hs * hs], 2 * hs, hs, rt.map(|t| (t, gh))),
+                common::Recurrent::new(&r[2 * hs * hs..], hs, hs, rt.map(|t| (&t[2 * hs..], gh))),
+            );
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, gh, &bias, &mut xw);
             let (f, g) = (c.act(d, 0, 2), c.act(d, 1, 2));
             let h = &mut h_all[d * batch * hs..(d + 1) * batch * hs];
@@ -63,7 +71,7 @@ impl Op for Gru {
                 let t = if rev { seq - 1 - step } else { step };
                 let off = t * ts * gh;
                 // z and r gates.
-                common::gemm_acc_wt(batch, 2 * hs, hs, h, hs, r, hs, &mut xw[off..], bs * gh);
+                rec_zr.acc(batch, h, hs, &mut xw[off..], bs * gh);
                 for b in 0..batch {
                     let row = s.row(t, b) * gh;
                     let gates = &mut xw[row..row + 2 * hs];
@@ -75,7 +83,7 @@ impl Op for Gru {
                     for b in 0..batch {
                         rh[b * hs..(b + 1) * hs].copy_from_slice(rbh);
                     }
-                    common::gemm_acc_wt(batch, hs, hs, h, hs, r_h, hs, &mut rh, hs);
+                    rec_h.acc(batch, h, hs, &mut rh, hs);
                 } else {
                     for b in 0..batch {
                         let row = s.row(t, b) * gh;
@@ -84,7 +92,7 @@ impl Op for Gru {
                         }
                     }
                     rh.fill(0.0);
-                    common::gemm_acc_wt(batch, hs, hs, &rmul, hs, r_h, hs, &mut rh, hs);
+                    rec_h.acc(batch, &rmul, hs, &mut rh, hs);
                 }
                 for b in 0..batch {
                     if t >= s.lens[b] {
@@ -121,6 +129,7 @@ mod tests {
     use super::super::common::{Activation, Direction};
     use super::*;
     use crate::ops::nn::test_util::{assert_close, rand_vec, run, t};
+    use std::sync::Arc;
 
     fn sig(x: f32) -> f32 {
         1.0 / (1.0 + (-x).exp())
@@ -179,23 +188,35 @@ mod tests {
         let w = rand_vec(3 * hs * isz, 22);
         let r = rand_vec(3 * hs * hs, 23);
         let b = rand_vec(6 * hs, 24);
-        for lbr in [false, true] {
+        let rt = Arc::new(t(&[1, 3 * hs, hs], &r));
+        // With a constant R the steps use its transpose (made by shape inference).
+        for (lbr, konst) in [(false, false), (true, false), (false, true), (true, true)] {
             let op = Gru {
                 common: RnnCommon {
                     hidden_size: hs,
                     direction: Direction::Forward,
                     layout: 0,
                     clip: None,
+                    recurrent_t: Default::default(),
                     activations: vec![Activation::Sigmoid, Activation::Tanh],
                 },
                 linear_before_reset: lbr,
             };
+            if konst {
+                let rf = Fact {
+                    konst: Some(rt.clone()),
+                    ..Default::default()
+                };
+                op.output_facts(&[&Fact::default(), &Fact::default(), &rf], 2)
+                    .unwrap();
+                assert!(op.common.recurrent_t.get(&rt.view()).is_some());
+            }
             let out = run(
                 &op,
                 &[
                     Some(&t(&[seq, batch, isz], &x)),
                     Some(&t(&[1, 3 * hs, isz], &w)),
-                    Some(&t(&[1, 3 * hs, hs], &r)),
+                    Some(&*rt),
                     Some(&t(&[1, 6 * hs], &b)),
                 ],
             )

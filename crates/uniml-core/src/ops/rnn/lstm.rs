@@ -6,7 +6,7 @@
 
 use uniml_data::{bail, Result, Tensor, TensorView};
 
-use super::common::{self, opt, read_state, RnnCommon};
+use super::common::{self, opt, read_state, Activation, RnnCommon};
 use crate::op::{EvalCtx, Fact, Op};
 use crate::ops::nn::f32_data;
 
@@ -25,7 +25,7 @@ impl Op for Lstm {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("LSTM", &self.common, inputs, n_outputs)
+        common::output_facts("LSTM", &self.common, GATES, inputs, n_outputs)
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -70,7 +70,16 @@ impl Op for Lstm {
                 *o = bd[j] + bd[gh + j];
             }
             let w = &s.w[d * gh * isz..(d + 1) * gh * isz];
-            let r = &s.r[d * gh * hidden..(d + 1) * gh * hidden];
+            let rt = s
+                .r_t
+                .as_ref()
+                .map(|t| (&t.packed[d * gh * hidden..(d + 1) * gh * hidden], gh));
+            let rec = common::Recurrent::new(
+                &s.r[d * gh * hidden..(d + 1) * gh * hidden],
+                gh,
+                hidden,
+                rt,
+            );
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, gh, &bias, &mut xw);
             let (f, g, h_act) = (c.act(d, 0, 3), c.act(d, 1, 3), c.act(d, 2, 3));
             let pd = p.as_ref().map(|p| &p[d * 3 * hidden..(d + 1) * 3 * hidden]);
@@ -80,17 +89,7 @@ impl Op for Lstm {
             for step in 0..seq {
                 let t = if rev { seq - 1 - step } else { step };
                 let off = t * ts * gh;
-                common::gemm_acc_wt(
-                    batch,
-                    gh,
-                    hidden,
-                    h,
-                    hidden,
-                    r,
-                    hidden,
-                    &mut xw[off..],
-                    bs * gh,
-                );
+                rec.acc(batch, h, hidden, &mut xw[off..], bs * gh);
                 for b in 0..batch {
                     if t >= s.lens[b] {
                         continue;
@@ -101,6 +100,10 @@ impl Op for Lstm {
                     let cb = &mut cst[b * hidden..(b + 1) * hidden];
                     let yrow = ((t * dirs + d) * batch + b) * hidden;
                     let yb = &mut y[yrow..yrow + hidden];
+                    if pd.is_none() && !self.input_forget {
+                        step_without_peepholes(c.clip, [f, g, h_act], gates, cb, hb, yb);
+                        continue;
+                    }
                     for j in 0..hidden {
                         let c_prev = cb[j];
                         let (pi, po, pf) = match pd {
@@ -129,11 +132,53 @@ impl Op for Lstm {
     crate::op_as_any!();
 }
 
+/// One cell update of one batch item without peepholes or coupled gates:
+/// every gate's activation over whole slices (vectorised), then
+/// `c = f·c + i·g`, `h = o·h(c)`; `gates` is `[i, o, f, c]` pre-activations.
+fn step_without_peepholes(
+    clip: Option<f32>,
+    [f, g, h_act]: [Activation; 3],
+    gates: &mut [f32],
+    cst: &mut [f32],
+    h: &mut [f32],
+    y: &mut [f32],
+) {
+    let hidden = cst.len();
+    if let Some(cl) = clip {
+        gates.iter_mut().for_each(|v| *v = v.clamp(-cl, cl));
+    }
+    let (ifo, c_g) = gates.split_at_mut(3 * hidden);
+    f.apply_slice(ifo);
+    g.apply_slice(c_g);
+    let (i_g, rest) = ifo.split_at(hidden);
+    let (o_g, f_g) = rest.split_at(hidden);
+    crate::ops::wide::wide(
+        #[inline(always)]
+        || {
+            for (((cv, &fv), &iv), &gv) in cst.iter_mut().zip(f_g).zip(i_g).zip(c_g.iter()) {
+                *cv = fv * *cv + iv * gv;
+            }
+        },
+    );
+    y.copy_from_slice(cst);
+    h_act.apply_slice(y);
+    crate::ops::wide::wide(
+        #[inline(always)]
+        || {
+            for ((yv, hv), &ov) in y.iter_mut().zip(h.iter_mut()).zip(o_g) {
+                *yv *= ov;
+                *hv = *yv;
+            }
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::common::{Activation, Direction};
     use super::*;
     use crate::ops::nn::test_util::{assert_close, rand_vec, run, t};
+    use std::sync::Arc;
 
     fn sig(x: f32) -> f32 {
         1.0 / (1.0 + (-x).exp())
@@ -193,6 +238,7 @@ mod tests {
                 direction: dir,
                 layout,
                 clip: None,
+                recurrent_t: Default::default(),
                 activations: vec![Activation::Sigmoid, Activation::Tanh, Activation::Tanh],
             },
             input_forget: false,
@@ -200,32 +246,59 @@ mod tests {
     }
 
     #[test]
-    fn matches_naive_forward_with_peepholes() {
-        let (seq, batch, isz, hs) = (5, 3, 4, 6);
-        let x = rand_vec(seq * batch * isz, 1);
-        let w = rand_vec(4 * hs * isz, 2);
-        let r = rand_vec(4 * hs * hs, 3);
-        let b = rand_vec(8 * hs, 4);
-        let p = rand_vec(3 * hs, 5);
-        let (y, h, c) = naive(&x, seq, batch, isz, hs, &w, &r, &b, &p);
-        let out = run(
-            &op(Direction::Forward, hs, 0),
-            &[
-                Some(&t(&[seq, batch, isz], &x)),
-                Some(&t(&[1, 4 * hs, isz], &w)),
-                Some(&t(&[1, 4 * hs, hs], &r)),
-                Some(&t(&[1, 8 * hs], &b)),
-                None,
-                None,
-                None,
-                Some(&t(&[1, 3 * hs], &p)),
-            ],
-        )
-        .unwrap();
-        assert_eq!(out[0].shape(), &[seq, 1, batch, hs]);
-        assert_close(out[0].as_slice::<f32>().unwrap(), &y, 1e-5);
-        assert_close(out[1].as_slice::<f32>().unwrap(), &h, 1e-5);
-        assert_close(out[2].as_slice::<f32>().unwrap(), &c, 1e-5);
+    fn matches_naive_forward_with_and_without_peepholes() {
+        // Batches of 3 take the per-row dot products, 6 the GEMM; hidden 37
+        // leaves tails after the vector bodies; no peepholes: the sliced step.
+        // Constant R (transposed once by shape inference) in the last three.
+        let cases = [
+            (5, 3, 4, 6, true, false),
+            (4, 3, 5, 37, false, false),
+            (4, 3, 5, 37, false, true),
+            (3, 6, 4, 37, false, true),
+            (3, 2, 4, 8, true, true),
+        ];
+        for (seq, batch, isz, hs, peep, konst) in cases {
+            let x = rand_vec(seq * batch * isz, 1);
+            let w = rand_vec(4 * hs * isz, 2);
+            let r = rand_vec(4 * hs * hs, 3);
+            let b = rand_vec(8 * hs, 4);
+            let p = if peep {
+                rand_vec(3 * hs, 5)
+            } else {
+                vec![0.0; 3 * hs]
+            };
+            let (y, h, c) = naive(&x, seq, batch, isz, hs, &w, &r, &b, &p);
+            let pt = t(&[1, 3 * hs], &p);
+            let rt = Arc::new(t(&[1, 4 * hs, hs], &r));
+            let lstm = op(Direction::Forward, hs, 0);
+            if konst {
+                let rf = Fact {
+                    konst: Some(rt.clone()),
+                    ..Default::default()
+                };
+                lstm.output_facts(&[&Fact::default(), &Fact::default(), &rf], 3)
+                    .unwrap();
+                assert!(lstm.common.recurrent_t.get(&rt.view()).is_some());
+            }
+            let out = run(
+                &lstm,
+                &[
+                    Some(&t(&[seq, batch, isz], &x)),
+                    Some(&t(&[1, 4 * hs, isz], &w)),
+                    Some(&*rt),
+                    Some(&t(&[1, 8 * hs], &b)),
+                    None,
+                    None,
+                    None,
+                    peep.then_some(&pt),
+                ],
+            )
+            .unwrap();
+            assert_eq!(out[0].shape(), &[seq, 1, batch, hs]);
+            assert_close(out[0].as_slice::<f32>().unwrap(), &y, 1e-5);
+            assert_close(out[1].as_slice::<f32>().unwrap(), &h, 1e-5);
+            assert_close(out[2].as_slice::<f32>().unwrap(), &c, 1e-5);
+        }
     }
 
     #[test]

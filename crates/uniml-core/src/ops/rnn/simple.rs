@@ -17,7 +17,7 @@ impl Op for Rnn {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("RNN", &self.common, inputs, n_outputs)
+        common::output_facts("RNN", &self.common, 1, inputs, n_outputs)
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -35,14 +35,18 @@ impl Op for Rnn {
                 *o = bd[j] + bd[hs + j];
             }
             let w = &s.w[d * hs * isz..(d + 1) * hs * isz];
-            let r = &s.r[d * hs * hs..(d + 1) * hs * hs];
+            let rt = s
+                .r_t
+                .as_ref()
+                .map(|t| (&t.packed[d * hs * hs..(d + 1) * hs * hs], hs));
+            let rec = common::Recurrent::new(&s.r[d * hs * hs..(d + 1) * hs * hs], hs, hs, rt);
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, hs, &bias, &mut xw);
             let f = c.act(d, 0, 1);
             let h = &mut h_all[d * batch * hs..(d + 1) * batch * hs];
             let rev = c.direction.is_reverse(d);
             for step in 0..seq {
                 let t = if rev { seq - 1 - step } else { step };
-                common::gemm_acc_wt(batch, hs, hs, h, hs, r, hs, &mut xw[t * ts * hs..], bs * hs);
+                rec.acc(batch, h, hs, &mut xw[t * ts * hs..], bs * hs);
                 for b in 0..batch {
                     if t >= s.lens[b] {
                         continue;
@@ -77,6 +81,7 @@ mod tests {
                 direction: Direction::Forward,
                 layout: 0,
                 clip: None,
+                recurrent_t: Default::default(),
                 activations: vec![Activation::Tanh],
             },
         };
@@ -104,6 +109,7 @@ mod tests {
                 direction: Direction::Reverse,
                 layout: 0,
                 clip: Some(0.5),
+                recurrent_t: Default::default(),
                 activations: vec![Activation::Affine {
                     alpha: 2.0,
                     beta: 1.0,
