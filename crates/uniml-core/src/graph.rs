@@ -144,6 +144,16 @@ impl Graph {
         Ok(order)
     }
 
+    /// Lets every op prepare its constant inputs for the CPU kernels
+    /// ([`Op::pack_constants`]); call once the graph is final (facts inferred).
+    pub fn pack_constants(&self) {
+        let absent = Fact::unknown();
+        for node in &self.nodes {
+            let facts: Vec<&Fact> = node.inputs.iter().map(|v| v.map_or(&absent, |v| &self.values[v].fact)).collect();
+            node.op.pack_constants(&facts);
+        }
+    }
+
     /// Shape and dtype inference over the whole graph, with symbolic dims.
     /// Declared facts (from the model's value_info) fill in what rules leave unknown.
     pub fn infer_facts(&mut self) -> Result<()> {

@@ -239,6 +239,16 @@ pub trait Op: fmt::Debug + Send + Sync + Any {
         Ok(vec![Fact::unknown(); n_outputs])
     }
 
+    /// Prepares constant inputs for the CPU kernel once the graph is final
+    /// (packs weights for the GEMM, transposes recurrent weights). Called by
+    /// [`Graph::pack_constants`](crate::Graph::pack_constants) for graphs that
+    /// run on the CPU, after every pass: packing at import or at the first
+    /// shape inference would pack weights that a pass then rewrites (Conv +
+    /// BatchNormalization) or that run on the GPU. Kernels work without it.
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        let _ = inputs;
+    }
+
     /// The CPU kernel on tensors. Absent optional inputs are `None`.
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>>;
 

@@ -161,6 +161,8 @@ impl<'a> NodeCtx<'a> {
             })
             .collect();
         let plan = uniml_core::Plan::new(&graph)?;
+        // Bodies run on the CPU and are not optimised further.
+        graph.pack_constants();
         Ok(Some(uniml_core::Subgraph { graph, plan, captures }))
     }
     /// The raw graph attribute (to find the names a body reads from outer scope).

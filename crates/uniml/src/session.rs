@@ -105,6 +105,8 @@ impl Session {
                 }
                 *plan = Plan::new(graph)?;
             }
+            // Weights packed once, for the final graph.
+            graph.pack_constants();
             Ok(Placement {
                 adapter: String::new(),
                 nodes: plan.order.iter().map(|&n| NodePlacement { node: graph.nodes[n].name.clone(), op: graph.nodes[n].op.name(), device: Device::Cpu, reason: Some(reason.to_string()) }).collect(),

@@ -116,9 +116,6 @@ fn conv(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         window(ctx, true, false)?,
         group as usize,
     );
-    if let Some(w) = ctx.const_input(1) {
-        op.prepack(w);
-    }
     Ok(Box::new(op))
 }
 
@@ -207,17 +204,11 @@ fn gemm(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         ctx.int_or("transA", 0) != 0,
         ctx.int_or("transB", 0) != 0,
     );
-    if let Some(b) = ctx.const_input(1) {
-        op.prepack(b);
-    }
     Ok(Box::new(op))
 }
 
-fn matmul(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
+fn matmul(_ctx: &NodeCtx) -> Result<Box<dyn Op>> {
     let op = MatMul::default();
-    if let Some(b) = ctx.const_input(1) {
-        op.prepack(b);
-    }
     Ok(Box::new(op))
 }
 
@@ -286,9 +277,6 @@ fn conv_transpose(ctx: &NodeCtx) -> Result<Box<dyn Op>> {
         activation: FusedActivation::None,
         packed: Default::default(),
     };
-    if let Some(w) = ctx.const_input(1) {
-        op.prepack(w);
-    }
     Ok(Box::new(op))
 }
 

@@ -4,8 +4,8 @@
 //! f32 fast paths (2-D, 1-D mapped to 2-D): 1×1 stride-1 unpadded convs are a
 //! GEMM straight on the NCHW input; depthwise convs (group == C == M) use a
 //! direct kernel; everything else is im2col over column tiles + GEMM. 3-D and
-//! up use a generic im2col. Weights seen as constants by shape inference are
-//! packed once (see the module docs of [`super`]).
+//! up use a generic im2col. Constant weights are packed once, when the
+//! graph is final (see the module docs of [`super`]).
 //!
 //! Graph passes: set [`Conv::activation`] to fuse a following activation;
 //! fold a following `BatchNormalization` into the constant weights with
@@ -34,7 +34,7 @@ pub struct Conv {
     /// `passes::fuse_conv_residual`, CPU only). `Z`'s buffer becomes `Y`'s
     /// when `Z` dies here.
     pub residual: bool,
-    /// Packed constant weights (filled by shape inference or [`Conv::prepack`]).
+    /// Packed constant weights (filled by `pack_constants` or [`Conv::prepack`]).
     pub packed: WeightCache<ConvPack>,
 }
 
@@ -114,9 +114,6 @@ impl Op for Conv {
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         let w = inputs.get(1).copied().cloned().unwrap_or_default();
-        if let Some(k) = &w.konst {
-            self.prepack(k);
-        }
         let shape = match (&x.shape, &w.shape) {
             (Some(xs), Some(ws)) => {
                 ensure!(
@@ -214,6 +211,12 @@ impl Op for Conv {
             )
         })?;
         Ok(vec![y])
+    }
+
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        if let Some(k) = inputs.get(1).and_then(|f| f.konst.as_ref()) {
+            self.prepack(k);
+        }
     }
 
     fn output_reuses_input(&self) -> Option<usize> {

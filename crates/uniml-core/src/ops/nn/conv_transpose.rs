@@ -29,7 +29,7 @@ pub struct ConvTranspose {
     pub auto_pad: AutoPad,
     pub group: usize,
     pub activation: FusedActivation,
-    /// Per-group packed `Wᵀ` (filled by shape inference or [`ConvTranspose::prepack`]).
+    /// Per-group packed `Wᵀ` (filled by `pack_constants` or [`ConvTranspose::prepack`]).
     pub packed: WeightCache<Vec<PackedA>>,
 }
 
@@ -152,12 +152,15 @@ impl Op for ConvTranspose {
         "ConvTranspose"
     }
 
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        if let Some(k) = inputs.get(1).and_then(|f| f.konst.as_ref()) {
+            self.prepack(k);
+        }
+    }
+
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let x = inputs.first().copied().cloned().unwrap_or_default();
         let w = inputs.get(1).copied().cloned().unwrap_or_default();
-        if let Some(k) = &w.konst {
-            self.prepack(k);
-        }
         let shape = match (&x.shape, &w.shape) {
             (Some(xs), Some(ws)) => {
                 ensure!(

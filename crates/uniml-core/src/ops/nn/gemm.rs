@@ -54,12 +54,15 @@ impl Op for Gemm {
         "Gemm"
     }
 
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        if let Some(k) = inputs.get(1).and_then(|f| f.konst.as_ref()) {
+            self.prepack(k);
+        }
+    }
+
     fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
         let a = inputs.first().copied().cloned().unwrap_or_default();
         let b = inputs.get(1).copied().cloned().unwrap_or_default();
-        if let Some(k) = &b.konst {
-            self.prepack(k);
-        }
         let pick = |f: &Fact, t: bool, first: bool| -> Result<Dim> {
             match &f.shape {
                 Some(s) => {

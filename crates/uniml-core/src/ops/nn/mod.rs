@@ -12,9 +12,10 @@
 //!   `BatchNormalization` rewrites them with [`conv::fold_batchnorm`]
 //!   (returns new weight and bias tensors to store as the conv's inputs 1/2).
 //! - Constant weights of `Conv`/`Gemm`/`MatMul` are pre-packed for the GEMM
-//!   automatically the first time shape inference sees them as constants
-//!   (`output_facts` with `konst`), or explicitly with the ops' `prepack`
-//!   methods. The pack remembers the constant tensor it came from (by `Arc`),
+//!   once the graph is final ([`crate::Graph::pack_constants`], which the
+//!   session calls after every pass for graphs run on the CPU; the facts'
+//!   `konst` says which inputs are constant), or explicitly with the ops'
+//!   `prepack` methods. The pack remembers the constant tensor it came from (by `Arc`),
 //!   and the kernel uses it only when the run-time input is that very tensor,
 //!   so eval stays correct when the input is not (or no longer) that constant.
 

@@ -189,7 +189,7 @@ pub struct RnnCommon {
     /// Activations per direction, `gates_per_dir` each (forward first).
     pub activations: Vec<Activation>,
     /// A constant `R` transposed per direction (`[dirs, hidden, gates·hidden]`),
-    /// made once by shape inference for the small-batch steps of [`Recurrent`].
+    /// made once by [`pack_constants`] for the small-batch steps of [`Recurrent`].
     pub recurrent_t: WeightCache<Vec<f32>>,
 }
 
@@ -212,26 +212,27 @@ impl RnnCommon {
 }
 
 /// Output facts of a recurrent op: `Y`, `Y_h` (and `Y_c` for LSTM).
+/// [`Op::pack_constants`](crate::Op::pack_constants) of a recurrent op:
+/// a constant `R` transposed once.
+pub fn pack_constants(c: &RnnCommon, gates: usize, inputs: &[&Fact]) {
+    if let Some(r) = inputs.get(2).and_then(|f| f.konst.as_ref()) {
+        let (dirs, hidden) = (c.direction.num_directions(), c.hidden_size);
+        c.recurrent_t.ensure(r, |r| {
+            let w = r.as_slice::<f32>().ok().filter(|_| r.shape() == [dirs, gates * hidden, hidden])?;
+            Some(transpose_per_direction(w, dirs, gates * hidden, hidden))
+        });
+    }
+}
+
 pub fn output_facts(
     op: &str,
     c: &RnnCommon,
-    gates: usize,
     inputs: &[&Fact],
     n_outputs: usize,
 ) -> Result<Vec<Fact>> {
     let Some(x) = inputs.first() else {
         bail!("{op} needs an input X")
     };
-    if let Some(r) = inputs.get(2).and_then(|f| f.konst.as_ref()) {
-        let (dirs, hidden) = (c.direction.num_directions(), c.hidden_size);
-        c.recurrent_t.ensure(r, |r| {
-            let w = r
-                .as_slice::<f32>()
-                .ok()
-                .filter(|_| r.shape() == [dirs, gates * hidden, hidden])?;
-            Some(transpose_per_direction(w, dirs, gates * hidden, hidden))
-        });
-    }
     if let Some(dt) = x.dtype {
         if !dt.is_float() {
             bail!("{op} expects a float input X, got {dt}");

@@ -24,7 +24,11 @@ impl Op for Gru {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("GRU", &self.common, GATES, inputs, n_outputs)
+        common::output_facts("GRU", &self.common, inputs, n_outputs)
+    }
+
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        common::pack_constants(&self.common, GATES, inputs);
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -189,7 +193,7 @@ mod tests {
         let r = rand_vec(3 * hs * hs, 23);
         let b = rand_vec(6 * hs, 24);
         let rt = Arc::new(t(&[1, 3 * hs, hs], &r));
-        // With a constant R the steps use its transpose (made by shape inference).
+        // With a constant R the steps use its transpose (made by pack_constants).
         for (lbr, konst) in [(false, false), (true, false), (false, true), (true, true)] {
             let op = Gru {
                 common: RnnCommon {
@@ -207,8 +211,7 @@ mod tests {
                     konst: Some(rt.clone()),
                     ..Default::default()
                 };
-                op.output_facts(&[&Fact::default(), &Fact::default(), &rf], 2)
-                    .unwrap();
+                op.pack_constants(&[&Fact::default(), &Fact::default(), &rf]);
                 assert!(op.common.recurrent_t.get(&rt.view()).is_some());
             }
             let out = run(

@@ -25,7 +25,11 @@ impl Op for Lstm {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("LSTM", &self.common, GATES, inputs, n_outputs)
+        common::output_facts("LSTM", &self.common, inputs, n_outputs)
+    }
+
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        common::pack_constants(&self.common, GATES, inputs);
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
@@ -249,7 +253,7 @@ mod tests {
     fn matches_naive_forward_with_and_without_peepholes() {
         // Batches of 3 take the per-row dot products, 6 the GEMM; hidden 37
         // leaves tails after the vector bodies; no peepholes: the sliced step.
-        // Constant R (transposed once by shape inference) in the last three.
+        // Constant R (transposed once by pack_constants) in the last three.
         let cases = [
             (5, 3, 4, 6, true, false),
             (4, 3, 5, 37, false, false),
@@ -276,8 +280,7 @@ mod tests {
                     konst: Some(rt.clone()),
                     ..Default::default()
                 };
-                lstm.output_facts(&[&Fact::default(), &Fact::default(), &rf], 3)
-                    .unwrap();
+                lstm.pack_constants(&[&Fact::default(), &Fact::default(), &rf]);
                 assert!(lstm.common.recurrent_t.get(&rt.view()).is_some());
             }
             let out = run(

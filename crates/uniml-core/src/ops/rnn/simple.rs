@@ -17,7 +17,11 @@ impl Op for Rnn {
     }
 
     fn output_facts(&self, inputs: &[&Fact], n_outputs: usize) -> Result<Vec<Fact>> {
-        common::output_facts("RNN", &self.common, 1, inputs, n_outputs)
+        common::output_facts("RNN", &self.common, inputs, n_outputs)
+    }
+
+    fn pack_constants(&self, inputs: &[&Fact]) {
+        common::pack_constants(&self.common, 1, inputs);
     }
 
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
