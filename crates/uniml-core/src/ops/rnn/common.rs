@@ -147,7 +147,7 @@ impl Activation {
 
     /// Applies the activation to a slice in place; `Sigmoid` and `Tanh` with
     /// linalg's vectorised sigmoid (`tanh(x) = 2·sigmoid(2x) - 1`, within
-    /// ~2e-7 absolute), the rest element by element.
+    /// ~4e-7 absolute), the rest element by element.
     pub fn apply_slice(self, xs: &mut [f32]) {
         match self {
             Activation::Sigmoid => la::activate(la::Activation::Sigmoid, xs),
@@ -211,7 +211,6 @@ impl RnnCommon {
     }
 }
 
-/// Output facts of a recurrent op: `Y`, `Y_h` (and `Y_c` for LSTM).
 /// [`Op::pack_constants`](crate::Op::pack_constants) of a recurrent op:
 /// a constant `R` transposed once.
 pub fn pack_constants(c: &RnnCommon, gates: usize, inputs: &[&Fact]) {
@@ -224,6 +223,7 @@ pub fn pack_constants(c: &RnnCommon, gates: usize, inputs: &[&Fact]) {
     }
 }
 
+/// Output facts of a recurrent op: `Y`, `Y_h` (and `Y_c` for LSTM).
 pub fn output_facts(
     op: &str,
     c: &RnnCommon,
@@ -632,8 +632,22 @@ pub fn emit(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::sync::Arc;
+
+    use uniml_data::Tensor;
+
+    use super::RnnCommon;
+    use crate::op::{Fact, Op};
     use crate::ops::nn::test_util::{assert_close, rand_vec};
+
+    /// Tells `op` that its `R` is the constant `r`, as the session does, and
+    /// checks that it made the transposed copy.
+    pub(in crate::ops::rnn) fn pack_constant_r(op: &dyn Op, common: &RnnCommon, r: &Arc<Tensor>) {
+        let rf = Fact { konst: Some(r.clone()), ..Default::default() };
+        op.pack_constants(&[&Fact::default(), &Fact::default(), &rf]);
+        assert!(common.recurrent_t.get(&r.view()).is_some());
+    }
 
     #[test]
     fn recurrent_products_match_naive() {

@@ -207,12 +207,7 @@ mod tests {
                 linear_before_reset: lbr,
             };
             if konst {
-                let rf = Fact {
-                    konst: Some(rt.clone()),
-                    ..Default::default()
-                };
-                op.pack_constants(&[&Fact::default(), &Fact::default(), &rf]);
-                assert!(op.common.recurrent_t.get(&rt.view()).is_some());
+                super::super::common::tests::pack_constant_r(&op, &op.common, &rt);
             }
             let out = run(
                 &op,

@@ -276,12 +276,7 @@ mod tests {
             let rt = Arc::new(t(&[1, 4 * hs, hs], &r));
             let lstm = op(Direction::Forward, hs, 0);
             if konst {
-                let rf = Fact {
-                    konst: Some(rt.clone()),
-                    ..Default::default()
-                };
-                lstm.pack_constants(&[&Fact::default(), &Fact::default(), &rf]);
-                assert!(lstm.common.recurrent_t.get(&rt.view()).is_some());
+                super::super::common::tests::pack_constant_r(&lstm, &lstm.common, &rt);
             }
             let out = run(
                 &lstm,
