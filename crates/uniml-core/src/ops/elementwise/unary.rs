@@ -207,25 +207,12 @@ fn apply_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) {
     let act = match op {
         UnaryOp::Sigmoid => uniml_linalg::Activation::Sigmoid,
         UnaryOp::HardSwish => uniml_linalg::Activation::HardSwish,
-        _ => {
-            // The generic loop again, compiled for AVX2 (8 lanes instead of SSE2's 4):
-            // the polynomial exp/erf/tanh are compute-bound.
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the features were just detected.
-                return unsafe { apply_real_avx2(op, x, out) };
-            }
-            return apply_real(op, x, out);
-        }
+        // The generic loop compiled for AVX-512 or AVX2 (16 or 8 lanes instead
+        // of SSE2's 4): the polynomial exp/erf/tanh are compute-bound.
+        _ => return crate::ops::wide::wide(#[inline(always)] || apply_real(op, x, out)),
     };
     out.copy_from_slice(x);
     uniml_linalg::activate(act, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn apply_real_avx2(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-    apply_real(op, x, out)
 }
 
 /// Applies a float op to a slice (one `match`, then a tight loop).

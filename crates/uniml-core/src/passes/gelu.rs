@@ -1,0 +1,165 @@
+//! GELU spelled out in elementwise nodes, `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`
+//! (how PyTorch exports BERT-family models), → one `Gelu` node: one pass over
+//! the tensor instead of five, with the vectorised `erf`.
+
+use uniml_data::{DType, Result};
+
+use crate::graph::{Graph, NodeId, ValueId};
+use crate::ops::elementwise::binary::{BinOp, Binary};
+use crate::ops::elementwise::unary::{Unary, UnaryOp};
+
+/// The value of a constant f32 scalar (any shape of one element).
+fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
+    let t = g.konst(v)?;
+    (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
+}
+
+fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
+    let node = &g.nodes[n];
+    let b = node.op.as_any().downcast_ref::<Binary>()?;
+    match (b.op == op, node.inputs.as_slice(), node.outputs.len()) {
+        (true, [Some(a), Some(b)], 1) => Some((*a, *b)),
+        _ => None,
+    }
+}
+
+/// The operand of the commutative `op` node `n` that is not `v`, when `v` is one.
+fn other_operand(g: &Graph, n: NodeId, op: BinOp, v: ValueId) -> Option<ValueId> {
+    let (a, b) = binary(g, n, op)?;
+    if a == v {
+        Some(b)
+    } else if b == v {
+        Some(a)
+    } else {
+        None
+    }
+}
+
+/// `Gelu(x)` for the erf form of GELU in elementwise nodes (either operand
+/// order of the commutative ones; `x/√2` also as `x·(1/√2)`), when every
+/// intermediate value is used only inside the pattern.
+pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    let mut changed = false;
+    'scan: loop {
+        let producers = g.producers();
+        let uses = g.use_counts();
+        // The sole consumer of a value read once and not a graph output.
+        let consumer = |g: &Graph, v: ValueId| -> Option<NodeId> {
+            if uses[v] != 1 || g.outputs.contains(&v) {
+                return None;
+            }
+            g.nodes.iter().position(|n| n.inputs.contains(&Some(v)))
+        };
+        for e in 0..g.nodes.len() {
+            let is_erf = g.nodes[e].op.as_any().downcast_ref::<Unary>().is_some_and(|u| u.op == UnaryOp::Erf);
+            let (Some(Some(d)), true) = (g.nodes[e].inputs.first().copied(), is_erf) else { continue };
+            let Some(div) = producers[d].filter(|_| uses[d] == 1) else { continue };
+            let x = match binary(g, div, BinOp::Div) {
+                Some((x, c)) if scalar(g, c).is_some_and(|c| close(c, std::f32::consts::SQRT_2)) => x,
+                _ => match binary(g, div, BinOp::Mul) {
+                    Some((a, b)) if scalar(g, b).is_some_and(|c| close(c, std::f32::consts::FRAC_1_SQRT_2)) => a,
+                    Some((a, b)) if scalar(g, a).is_some_and(|c| close(c, std::f32::consts::FRAC_1_SQRT_2)) => b,
+                    _ => continue,
+                },
+            };
+            if g.values[x].fact.dtype != Some(DType::F32) {
+                continue;
+            }
+            let erf_out = g.nodes[e].outputs[0];
+            let Some(add) = consumer(g, erf_out) else { continue };
+            if !other_operand(g, add, BinOp::Add, erf_out).and_then(|c| scalar(g, c)).is_some_and(|c| c == 1.0) {
+                continue;
+            }
+            let add_out = g.nodes[add].outputs[0];
+            let Some(mul) = consumer(g, add_out) else { continue };
+            if other_operand(g, mul, BinOp::Mul, add_out) != Some(x) {
+                continue;
+            }
+            let mul_out = g.nodes[mul].outputs[0];
+            let Some(half) = consumer(g, mul_out) else { continue };
+            if !other_operand(g, half, BinOp::Mul, mul_out).and_then(|c| scalar(g, c)).is_some_and(|c| c == 0.5) {
+                continue;
+            }
+            let y = g.nodes[half].outputs[0];
+            // The Div node becomes the Gelu; the other four go.
+            let node = &mut g.nodes[div];
+            node.op = Box::new(Unary::new(UnaryOp::Gelu { tanh: false }));
+            node.inputs = vec![Some(x)];
+            node.outputs = vec![y];
+            let mut gone = [e, add, mul, half];
+            gone.sort_unstable();
+            for n in gone.into_iter().rev() {
+                g.nodes.remove(n);
+            }
+            changed = true;
+            continue 'scan;
+        }
+        break;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use uniml_data::{DType, SymbolicShape, Tensor};
+
+    use super::*;
+    use crate::exec::run_once;
+    use crate::op::{Fact, Op};
+    use crate::ops::nn::test_util::{assert_close, rand_vec, FakePar};
+
+    fn op<T: Op>(o: T) -> Box<dyn Op> {
+        Box::new(o)
+    }
+
+    /// `x → Div(x, √2) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)`, with
+    /// `extra_use` reading the Erf output too (then nothing may be fused).
+    fn gelu_graph(extra_use: bool) -> (Graph, ValueId, Vec<ValueId>) {
+        let mut g = Graph::default();
+        let x = g.add_value("x", Fact::new(DType::F32, SymbolicShape::known(&[4, 37])));
+        let k = |g: &mut Graph, name: &str, v: f32| g.add_const(name, Tensor::from_vec(&[], vec![v]).unwrap());
+        let (sqrt2, one, half) = (k(&mut g, "sqrt2", std::f32::consts::SQRT_2), k(&mut g, "one", 1.0), k(&mut g, "half", 0.5));
+        let v = |g: &mut Graph, name: &str| g.add_value(name, Fact::default());
+        let (d, e, a, m, y) = (v(&mut g, "d"), v(&mut g, "e"), v(&mut g, "a"), v(&mut g, "m"), v(&mut g, "y"));
+        g.add_node("div", op(Binary::new(BinOp::Div)), vec![Some(x), Some(sqrt2)], vec![d]);
+        g.add_node("erf", op(Unary::new(UnaryOp::Erf)), vec![Some(d)], vec![e]);
+        g.add_node("add", op(Binary::new(BinOp::Add)), vec![Some(one), Some(e)], vec![a]);
+        g.add_node("mul", op(Binary::new(BinOp::Mul)), vec![Some(a), Some(x)], vec![m]);
+        g.add_node("half", op(Binary::new(BinOp::Mul)), vec![Some(m), Some(half)], vec![y]);
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        if extra_use {
+            let z = v(&mut g, "z");
+            g.add_node("neg", op(Unary::new(UnaryOp::Neg)), vec![Some(e)], vec![z]);
+            g.outputs.push(z);
+        }
+        g.infer_facts().unwrap();
+        (g, x, vec![y])
+    }
+
+    fn eval(g: &Graph, x: ValueId, data: &[f32]) -> Vec<f32> {
+        let t = Tensor::from_vec(&[4, 37], data.to_vec()).unwrap();
+        let out = run_once(g, &[(x, t.view())], &FakePar, u64::MAX).unwrap();
+        let y = out.into_iter().next().unwrap().into_tensor().unwrap();
+        y.as_slice::<f32>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn erf_gelu_becomes_one_node_with_the_same_values() {
+        let (mut g, x, _) = gelu_graph(false);
+        let data: Vec<f32> = rand_vec(4 * 37, 7).iter().map(|v| v * 8.0).collect();
+        let want = eval(&g, x, &data);
+        assert!(fuse_erf_gelu(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.nodes[0].op.name(), "Gelu");
+        assert_close(&eval(&g, x, &data), &want, 1e-6);
+    }
+
+    #[test]
+    fn shared_intermediates_are_left_alone() {
+        let (mut g, _, _) = gelu_graph(true);
+        assert!(!fuse_erf_gelu(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 6);
+    }
+}
