@@ -51,15 +51,23 @@ pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
             }
             g.nodes.iter().position(|n| n.inputs.contains(&Some(v)))
         };
+        // The sole consumer of `v` and its output, when it is the commutative
+        // `op` with an other operand that `other` accepts.
+        let next = |g: &Graph, v: ValueId, op: BinOp, other: &dyn Fn(ValueId) -> bool| -> Option<(NodeId, ValueId)> {
+            let n = consumer(g, v)?;
+            other_operand(g, n, op, v).filter(|&o| other(o))?;
+            Some((n, g.nodes[n].outputs[0]))
+        };
         for e in 0..g.nodes.len() {
             let is_erf = g.nodes[e].op.as_any().downcast_ref::<Unary>().is_some_and(|u| u.op == UnaryOp::Erf);
             let (Some(Some(d)), true) = (g.nodes[e].inputs.first().copied(), is_erf) else { continue };
             let Some(div) = producers[d].filter(|_| uses[d] == 1) else { continue };
+            let is = |v: ValueId, want: f32| scalar(g, v).is_some_and(|c| close(c, want));
             let x = match binary(g, div, BinOp::Div) {
-                Some((x, c)) if scalar(g, c).is_some_and(|c| close(c, std::f32::consts::SQRT_2)) => x,
+                Some((x, c)) if is(c, std::f32::consts::SQRT_2) => x,
                 _ => match binary(g, div, BinOp::Mul) {
-                    Some((a, b)) if scalar(g, b).is_some_and(|c| close(c, std::f32::consts::FRAC_1_SQRT_2)) => a,
-                    Some((a, b)) if scalar(g, a).is_some_and(|c| close(c, std::f32::consts::FRAC_1_SQRT_2)) => b,
+                    Some((a, b)) if is(b, std::f32::consts::FRAC_1_SQRT_2) => a,
+                    Some((a, b)) if is(a, std::f32::consts::FRAC_1_SQRT_2) => b,
                     _ => continue,
                 },
             };
@@ -67,21 +75,9 @@ pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
                 continue;
             }
             let erf_out = g.nodes[e].outputs[0];
-            let Some(add) = consumer(g, erf_out) else { continue };
-            if !other_operand(g, add, BinOp::Add, erf_out).and_then(|c| scalar(g, c)).is_some_and(|c| c == 1.0) {
-                continue;
-            }
-            let add_out = g.nodes[add].outputs[0];
-            let Some(mul) = consumer(g, add_out) else { continue };
-            if other_operand(g, mul, BinOp::Mul, add_out) != Some(x) {
-                continue;
-            }
-            let mul_out = g.nodes[mul].outputs[0];
-            let Some(half) = consumer(g, mul_out) else { continue };
-            if !other_operand(g, half, BinOp::Mul, mul_out).and_then(|c| scalar(g, c)).is_some_and(|c| c == 0.5) {
-                continue;
-            }
-            let y = g.nodes[half].outputs[0];
+            let Some((add, add_out)) = next(g, erf_out, BinOp::Add, &|o| scalar(g, o) == Some(1.0)) else { continue };
+            let Some((mul, mul_out)) = next(g, add_out, BinOp::Mul, &|o| o == x) else { continue };
+            let Some((half, y)) = next(g, mul_out, BinOp::Mul, &|o| scalar(g, o) == Some(0.5)) else { continue };
             // The Div node becomes the Gelu; the other four go.
             let node = &mut g.nodes[div];
             node.op = Box::new(Unary::new(UnaryOp::Gelu { tanh: false }));

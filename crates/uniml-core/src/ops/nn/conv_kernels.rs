@@ -3,10 +3,7 @@
 use uniml_data::{bail, Result};
 
 use super::depthwise::{depthwise_channels, Geo2};
-use super::gemm_glue::{
-    col_tile, par_gemm_cols, par_gemm_fill_b, par_gemm_packed_a_rows, par_gemm_rows, ARef, Epi,
-    Mat, PackedA,
-};
+use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, split_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
 use super::FusedActivation;
 use crate::parallel::{par_chunks_mut, Parallelism};
@@ -182,7 +179,7 @@ pub fn conv_f32(
     // Few columns: split the output channels across threads (splitting rows
     // also where the weights outweigh the activation, e.g. ResNet's 14×14
     // stage, measured no faster).
-    let rows_path = threads > 1 && osz < 64 * threads && mg >= 16;
+    let rows_path = split_rows(par, mg, osz);
     for b in 0..s.n {
         for gi in 0..s.group {
             let xg = &x[(b * s.c + gi * cg) * isz..(b * s.c + (gi + 1) * cg) * isz];
@@ -198,7 +195,7 @@ pub fn conv_f32(
             let fill = |j0: usize, n: usize, buf: &mut Vec<f32>| {
                 let buf = super::scratch_slice(buf, kdim * n);
                 match g2 {
-                    Some(g2) => im2col_2d(xg, 0, &g2, j0, n, n, buf),
+                    Some(g2) => im2col_2d(xg, 0, &g2, j0, n, buf),
                     None => im2col_nd(xg, cg, g, j0, n, buf),
                 }
             };
@@ -211,18 +208,18 @@ pub fn conv_f32(
                         let buf = super::scratch_slice(buf, kdim * osz);
                         let per = kdim.div_ceil(threads * 4).max(1);
                         par_chunks_mut(par, buf, per * osz, &|t, rows| {
-                            im2col_2d(xg, t * per, &g2, 0, osz, osz, rows)
+                            im2col_2d(xg, t * per, &g2, 0, osz, rows)
                         });
                         Mat::new(buf, kdim, osz)
                     } else {
                         fill(0, osz, buf);
                         Mat::new(buf, kdim, osz)
                     };
-                    // Weights pre-packed: split their rows without repacking them.
-                    match pack.map(|p| &p.groups[gi]) {
-                        Some(pa) => par_gemm_packed_a_rows(par, pa, b, og, &epi),
-                        None => par_gemm_rows(par, wg, b, og, &epi),
-                    }
+                    let a = match pack {
+                        Some(p) => ARef::Packed(&p.groups[gi]),
+                        None => ARef::Plain(wg),
+                    };
+                    a.par_gemm_rows(par, b, og, &epi);
                 });
                 continue;
             }
@@ -282,7 +279,6 @@ fn conv_batched(
         act,
         ..Default::default()
     };
-    let threads = par.threads();
     for b0 in (0..s.n).step_by(per) {
         let nb = per.min(s.n - b0);
         let cols = nb * osz;
@@ -297,16 +293,13 @@ fn conv_batched(
                 }
                 let cm = super::scratch_slice(cbuf, s.m * cols);
                 let bmat = Mat::new(bt, cols, kdim).t();
-                if threads > 1 && cols < 64 * threads && s.m >= 16 {
-                    match pack {
-                        Some(p) => par_gemm_packed_a_rows(par, &p.groups[0], bmat, cm, &epi),
-                        None => par_gemm_rows(par, Mat::new(w, s.m, kdim), bmat, cm, &epi),
-                    }
+                let a = match pack {
+                    Some(p) => ARef::Packed(&p.groups[0]),
+                    None => ARef::Plain(Mat::new(w, s.m, kdim)),
+                };
+                if split_rows(par, s.m, cols) {
+                    a.par_gemm_rows(par, bmat, cm, &epi);
                 } else {
-                    let a = match pack {
-                        Some(p) => ARef::Packed(&p.groups[0]),
-                        None => ARef::Plain(Mat::new(w, s.m, kdim)),
-                    };
                     let tile = col_tile(par, s.m, cols, kdim);
                     par_gemm_cols(par, a, cols, kdim, cm, &epi, tile, &|j0, n, _| Some(bmat.cols_range(j0, n)));
                 }
@@ -352,18 +345,11 @@ fn im2col_t_2d(x: &[f32], c: usize, g: &Geo2, dst: &mut [f32]) {
 }
 
 /// Fills `buf` (rows `r0..` of the `cg·kh·kw × n` im2col matrix, as many as
-/// it holds, row `i` at `buf[i·ld..i·ld + n]`) with im2col columns for
-/// output pixels `j0..j0+n` (pixels in row-major output order).
-#[allow(clippy::too_many_arguments)]
-fn im2col_2d(x: &[f32], r0: usize, g: &Geo2, j0: usize, n: usize, ld: usize, buf: &mut [f32]) {
+/// it holds, row-major) with im2col columns for output pixels `j0..j0+n`
+/// (pixels in row-major output order).
+fn im2col_2d(x: &[f32], r0: usize, g: &Geo2, j0: usize, n: usize, buf: &mut [f32]) {
     let plane = g.h * g.w;
-    let rows = if buf.len() < n {
-        0
-    } else {
-        (buf.len() - n) / ld + 1
-    };
-    for (r, row) in (0..rows).map(|i| (r0 + i, i * ld)) {
-        let row = &mut buf[row..row + n];
+    for (r, row) in buf.chunks_exact_mut(n).enumerate().map(|(i, row)| (r0 + i, row)) {
         let (ci, kh, kw) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
         let xp = &x[ci * plane..(ci + 1) * plane];
         let (mut oh, mut ow0) = (j0 / g.ow, j0 % g.ow);

@@ -451,7 +451,23 @@ pub enum ARef<'a> {
     Plain(Mat<'a>),
 }
 
+/// Whether a product with `m` rows and `n` columns splits the rows of A
+/// across threads (few columns: column tiles would leave threads idle).
+pub fn split_rows(par: &dyn Parallelism, m: usize, n: usize) -> bool {
+    let threads = par.threads();
+    threads > 1 && n < 64 * threads && m >= 16
+}
+
 impl ARef<'_> {
+    /// `C = epi(A · B)` with the rows of A split over threads; pre-packed
+    /// weights are split without repacking them.
+    pub fn par_gemm_rows(&self, par: &dyn Parallelism, b: Mat, c: &mut [f32], epi: &Epi) {
+        match self {
+            ARef::Packed(pa) => par_gemm_packed_a_rows(par, pa, b, c, epi),
+            ARef::Plain(a) => par_gemm_rows(par, *a, b, c, epi),
+        }
+    }
+
     fn rows(&self) -> usize {
         match self {
             ARef::Packed(p) => p.m,

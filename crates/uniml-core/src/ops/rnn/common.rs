@@ -504,6 +504,16 @@ pub fn project_inputs(
     });
 }
 
+impl Staged<'_> {
+    /// The recurrent weights of direction `d` (all its gates).
+    pub fn recurrent(&self, d: usize) -> Recurrent<'_> {
+        let size = self.r.len() / self.dirs.max(1);
+        let gh = size / self.hidden.max(1);
+        let t = self.r_t.as_ref().map(|t| (&t.packed[d * size..(d + 1) * size], gh));
+        Recurrent::new(&self.r[d * size..(d + 1) * size], gh, self.hidden, t)
+    }
+}
+
 /// `[dirs, n, k]` → `[dirs, k, n]`.
 fn transpose_per_direction(w: &[f32], dirs: usize, n: usize, k: usize) -> Vec<f32> {
     let mut t = vec![0f32; dirs * n * k];
@@ -526,7 +536,7 @@ fn transpose_per_direction(w: &[f32], dirs: usize, n: usize, k: usize) -> Vec<f3
 /// batches of up to [`Recurrent::FEW_ROWS`] run one GEMV per row as `k`
 /// vectorised axpy sweeps over contiguous rows of `Rᵀ`: a dot product per
 /// row of `R` is bound by its horizontal sum, and a GEMM would repack `R`
-/// every step (LSTM, hidden 128: ~4× fewer cycles).
+/// every step.
 pub struct Recurrent<'a> {
     w: &'a [f32],
     n: usize,
@@ -545,6 +555,17 @@ impl<'a> Recurrent<'a> {
             n,
             k,
             transposed,
+        }
+    }
+
+    /// Rows `j0 .. j0+n` of `R` (a block of gates).
+    pub fn rows(&self, j0: usize, n: usize) -> Recurrent<'a> {
+        let k = self.k;
+        Recurrent {
+            w: &self.w[j0 * k..(j0 + n) * k],
+            n,
+            k,
+            transposed: self.transposed.map(|(t, ldt)| (&t[j0..], ldt)),
         }
     }
 

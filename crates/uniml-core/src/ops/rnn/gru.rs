@@ -57,16 +57,8 @@ impl Op for Gru {
             }
             let rbh = &bd[gh + 2 * hs..2 * gh];
             let w = &s.w[d * gh * isz..(d + 1) * gh * isz];
-            let r = &s.r[d * gh * hs..(d + 1) * gh * hs];
-            // Rᵀ is `hs × 3hs`: the z/r gates are its first 2hs columns.
-            let rt = s
-                .r_t
-                .as_ref()
-                .map(|t| &t.packed[d * gh * hs..(d + 1) * gh * hs]);
-            let (rec_zr, rec_h) = (
-                common::Recurrent::new(&r[..2 * hs * hs], 2 * hs, hs, rt.map(|t| (t, gh))),
-                common::Recurrent::new(&r[2 * hs * hs..], hs, hs, rt.map(|t| (&t[2 * hs..], gh))),
-            );
+            let rec = s.recurrent(d);
+            let (rec_zr, rec_h) = (rec.rows(0, 2 * hs), rec.rows(2 * hs, hs));
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, gh, &bias, &mut xw);
             let (f, g) = (c.act(d, 0, 2), c.act(d, 1, 2));
             let h = &mut h_all[d * batch * hs..(d + 1) * batch * hs];

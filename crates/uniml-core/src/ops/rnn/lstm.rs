@@ -74,16 +74,7 @@ impl Op for Lstm {
                 *o = bd[j] + bd[gh + j];
             }
             let w = &s.w[d * gh * isz..(d + 1) * gh * isz];
-            let rt = s
-                .r_t
-                .as_ref()
-                .map(|t| (&t.packed[d * gh * hidden..(d + 1) * gh * hidden], gh));
-            let rec = common::Recurrent::new(
-                &s.r[d * gh * hidden..(d + 1) * gh * hidden],
-                gh,
-                hidden,
-                rt,
-            );
+            let rec = s.recurrent(d);
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, gh, &bias, &mut xw);
             let (f, g, h_act) = (c.act(d, 0, 3), c.act(d, 1, 3), c.act(d, 2, 3));
             let pd = p.as_ref().map(|p| &p[d * 3 * hidden..(d + 1) * 3 * hidden]);
@@ -251,9 +242,9 @@ mod tests {
 
     #[test]
     fn matches_naive_forward_with_and_without_peepholes() {
-        // Batches of 3 take the per-row dot products, 6 the GEMM; hidden 37
-        // leaves tails after the vector bodies; no peepholes: the sliced step.
-        // Constant R (transposed once by pack_constants) in the last three.
+        // A constant R (transposed once by pack_constants) in the last three:
+        // batches of 3 and 2 then take the per-row GEMVs, 6 the GEMM; hidden
+        // 37 leaves tails after the vector bodies; no peepholes: the sliced step.
         let cases = [
             (5, 3, 4, 6, true, false),
             (4, 3, 5, 37, false, false),

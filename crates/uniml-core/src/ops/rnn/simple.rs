@@ -39,11 +39,7 @@ impl Op for Rnn {
                 *o = bd[j] + bd[hs + j];
             }
             let w = &s.w[d * hs * isz..(d + 1) * hs * isz];
-            let rt = s
-                .r_t
-                .as_ref()
-                .map(|t| (&t.packed[d * hs * hs..(d + 1) * hs * hs], hs));
-            let rec = common::Recurrent::new(&s.r[d * hs * hs..(d + 1) * hs * hs], hs, hs, rt);
+            let rec = s.recurrent(d);
             common::project_inputs(ctx.par, &s.x, seq * batch, isz, w, hs, &bias, &mut xw);
             let f = c.act(d, 0, 1);
             let h = &mut h_all[d * batch * hs..(d + 1) * batch * hs];
