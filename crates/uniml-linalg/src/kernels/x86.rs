@@ -264,6 +264,9 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
 
 const AVX512_MR: usize = 12;
 const AVX512_NR: usize = 32;
+/// How far ahead (floats) the microkernel prefetches packed A: measured on
+/// ResNet-50 (weights cold in L2), 256–1024 all gain ~8%, 512 best.
+const A_PREFETCH: usize = 512;
 
 /// `exp` on 16 lanes, same algorithm as `epilogue::exp_approx`.
 #[inline(always)]
@@ -368,6 +371,13 @@ unsafe fn avx512_body<const M: usize, const PF: bool>(
     }
     let mut p = k;
     while p >= 4 {
+        // Packed A (a layer's weights) streams from L3 when the model does
+        // not fit in L2, and the hardware prefetchers fall behind: fetch the
+        // 3 lines these 4 steps will read, `A_PREFETCH` floats (2 KiB) ahead.
+        // `wrapping_add`: past A's end it is only a hint, never a read.
+        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(A_PREFETCH) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(A_PREFETCH + 16) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(A_PREFETCH + 32) as *const i8);
         step!(0);
         step!(1);
         step!(2);

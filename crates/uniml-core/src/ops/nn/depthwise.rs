@@ -603,13 +603,15 @@ mod avx512 {
         debug_assert!(x.len() == g.h * g.w && w.len() == K * K && out.len() == g.oh * g.ow);
         let tiles = g.ow.div_ceil(L);
         if tiles >= 2 {
-            rows::<K, S, ACT, 4, 2>(g, x, w, bias, out)
+            rows_by_tap::<K, S, ACT, 4, 2>(g, x, w, bias, out)
         } else {
             rows::<K, S, ACT, 8, 1>(g, x, w, bias, out)
         }
     }
 
-    /// Output rows in blocks of `R`, column tiles of `C × 16`.
+    /// Output rows in blocks of `R`, column tiles of `C × 16`, input row by
+    /// input row (each loaded vector feeds every output row it covers): for
+    /// narrow maps (one tile per row), where it saves most loads.
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::needless_range_loop)]
@@ -682,6 +684,102 @@ mod avx512 {
                                     let kh = q - r * S;
                                     acc[r][c] = _mm512_fmadd_ps(wv[kh * K + kw], v, acc[r][c]);
                                 }
+                            }
+                        }
+                    }
+                }
+                for r in 0..nrows {
+                    for c in 0..cols {
+                        let col = t0 + c * L;
+                        let n = L.min(g.ow - col);
+                        let mut v = acc[r][c];
+                        if ACT != 0 {
+                            v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+                        }
+                        let dst = op.add((oh0 + r) * g.ow + col);
+                        if n == L {
+                            _mm512_storeu_ps(dst, v);
+                        } else {
+                            _mm512_mask_storeu_ps(dst, ((1u32 << n) - 1) as __mmask16, v);
+                        }
+                    }
+                }
+                oh0 += R;
+            }
+            t0 += C * L;
+        }
+    }
+
+    /// Output rows in blocks of `R`, column tiles of `C × 16`, tap by tap:
+    /// for rows of two or more tiles, where the row-major order of [`rows`]
+    /// keeps too many vectors live to stay in registers.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn rows_by_tap<const K: usize, const S: usize, const ACT: u32, const R: usize, const C: usize>(
+        g: &Geo2,
+        x: &[f32],
+        w: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        let xp = x.as_ptr();
+        let wp = w.as_ptr();
+        let op = out.as_mut_ptr();
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let (lo, hi) = match ACT {
+            1 => (_mm512_setzero_ps(), _mm512_set1_ps(f32::INFINITY)),
+            6 => (_mm512_setzero_ps(), _mm512_set1_ps(6.0)),
+            _ => (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)),
+        };
+        let mut t0 = 0;
+        while t0 < g.ow {
+            let cols = C.min((g.ow - t0).div_ceil(L));
+            // Load masks per column tile and tap column (second half for
+            // stride 2); tiles past `cols` get empty masks (no memory access).
+            let mut m0 = [[0 as __mmask16; K]; C];
+            let mut m1 = [[0 as __mmask16; K]; C];
+            let mut start = [[0isize; K]; C];
+            for c in 0..cols {
+                for kw in 0..K {
+                    let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
+                    start[c][kw] = s0 as isize;
+                    m0[c][kw] = lanes_in_row(s0, g.w);
+                    if S == 2 {
+                        m1[c][kw] = lanes_in_row(s0 + L as i64, g.w);
+                    }
+                }
+            }
+            let mut oh0 = 0;
+            while oh0 < g.oh {
+                let nrows = R.min(g.oh - oh0);
+                let mut acc = [[_mm512_set1_ps(bias); C]; R];
+                // `kh` is a loop, the rest (R·K·C taps) unrolls with the
+                // accumulators in registers; a tap's weight is broadcast
+                // where it is used (hoisting a kernel row's measured slower).
+                // Rows outside the input (or past the block's last output
+                // row) are skipped.
+                for kh in 0..K {
+                    for r in 0..R {
+                        let ih = ((oh0 + r) * S + kh) as i64 - g.ph;
+                        if r >= nrows || ih < 0 || ih >= g.h as i64 {
+                            continue;
+                        }
+                        let row = xp.add(ih as usize * g.w);
+                        for kw in 0..K {
+                            let wt = _mm512_set1_ps(*wp.add(kh * K + kw));
+                            for c in 0..C {
+                                // Masked-off lanes are not accessed, so the pointer
+                                // may point outside the row (wrapping arithmetic).
+                                let p = row.wrapping_offset(start[c][kw]);
+                                let v = if S == 1 {
+                                    _mm512_maskz_loadu_ps(m0[c][kw], p)
+                                } else {
+                                    let a = _mm512_maskz_loadu_ps(m0[c][kw], p);
+                                    let b = _mm512_maskz_loadu_ps(m1[c][kw], p.wrapping_add(L));
+                                    _mm512_permutex2var_ps(a, even, b)
+                                };
+                                acc[r][c] = _mm512_fmadd_ps(wt, v, acc[r][c]);
                             }
                         }
                     }
