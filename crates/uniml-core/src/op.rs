@@ -269,7 +269,8 @@ pub trait Op: fmt::Debug + Send + Sync + Any {
     }
 
     /// An input whose buffer the kernel can take over as its first output
-    /// (same dtype and shape, every element read before it is overwritten).
+    /// (same dtype and element count, every element read before it is
+    /// overwritten; reshaping ops keep the bytes and change only the shape).
     /// When that value dies at this node and the executor owns it, it is
     /// passed through [`EvalCtx::take_donated`] instead of `inputs[i]`, which
     /// is then `None`; otherwise the input comes as usual.

@@ -105,7 +105,8 @@ pub(crate) fn copy_reshaped(ctx: &mut EvalCtx, x: &TensorView, shape: &[usize]) 
             numel(shape)
         );
     }
-    let mut out = ctx.alloc(x.dtype(), shape)?;
+    // Every element is overwritten below: no zero-fill first.
+    let mut out = ctx.alloc_overwritten(x.dtype(), shape)?;
     if x.dtype() == DType::String {
         out.as_strings_mut()?.clone_from_slice(x.as_strings()?);
     } else {

@@ -1,11 +1,31 @@
 //! Ops that change only the shape, never the element order: `Reshape`,
-//! `Flatten`, `Squeeze`, `Unsqueeze`. Kernels copy the data once into a
-//! pooled buffer; shape rules keep symbolic dims wherever they can.
+//! `Flatten`, `Squeeze`, `Unsqueeze`. When the input dies at the node (the
+//! common case: a channel shuffle's Reshape → Transpose → Reshape) the
+//! executor donates its buffer and the kernel only relabels it; otherwise
+//! the data is copied once into a pooled buffer. Shape rules keep symbolic
+//! dims wherever they can.
 
 use uniml_data::{bail, Dim, Result, SymbolicShape, Tensor, TensorView};
 
 use super::{copy_reshaped, fold_small, ints_param, ints_param_fact, numel};
 use crate::op::{input, EvalCtx, Fact, Op};
+
+/// Input 0 under the shape `shape_of(its shape)`: the input's own buffer when
+/// the executor donated it (see [`Op::output_reuses_input`]), else a copy.
+fn reshape_input(
+    ctx: &mut EvalCtx,
+    inputs: &[Option<TensorView>],
+    op: &str,
+    shape_of: impl FnOnce(&[usize]) -> Result<Vec<usize>>,
+) -> Result<Tensor> {
+    if let Some(t) = ctx.take_donated() {
+        let shape = shape_of(t.shape())?;
+        return t.reshaped(&shape);
+    }
+    let x = input(inputs, 0, op)?;
+    let shape = shape_of(x.shape())?;
+    copy_reshaped(ctx, x, &shape)
+}
 use crate::ops::util::norm_axis;
 
 // ---------------------------------------------------------------- Reshape
@@ -165,10 +185,12 @@ impl Op for Reshape {
         Ok(fold_small(self, inputs, vec![fact]))
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
-        let x = input(inputs, 0, "Reshape")?;
         let spec = super::ints_of(input(inputs, 1, "Reshape")?, "Reshape shape")?;
-        let shape = resolve_reshape(x.shape(), &spec, self.allowzero)?;
-        Ok(vec![copy_reshaped(ctx, x, &shape)?])
+        let y = reshape_input(ctx, inputs, "Reshape", |xs| resolve_reshape(xs, &spec, self.allowzero))?;
+        Ok(vec![y])
+    }
+    fn output_reuses_input(&self) -> Option<usize> {
+        Some(0)
     }
     crate::op_as_any!();
 }
@@ -234,10 +256,14 @@ impl Op for Flatten {
         Ok(fold_small(self, inputs, vec![fact]))
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
-        let x = input(inputs, 0, "Flatten")?;
-        let a = self.split_at(x.shape().len())?;
-        let shape = [numel(&x.shape()[..a]), numel(&x.shape()[a..])];
-        Ok(vec![copy_reshaped(ctx, x, &shape)?])
+        let y = reshape_input(ctx, inputs, "Flatten", |xs| {
+            let a = self.split_at(xs.len())?;
+            Ok(vec![numel(&xs[..a]), numel(&xs[a..])])
+        })?;
+        Ok(vec![y])
+    }
+    fn output_reuses_input(&self) -> Option<usize> {
+        Some(0)
     }
     crate::op_as_any!();
 }
@@ -311,17 +337,20 @@ impl Op for Squeeze {
         Ok(fold_small(self, inputs, vec![fact]))
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
-        let x = input(inputs, 0, "Squeeze")?;
         let axes = ints_param(&self.axes, inputs, 1, "Squeeze axes")?;
-        let drop = squeeze_axes(x.shape(), axes.as_deref())?;
-        let shape: Vec<usize> = x
-            .shape()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !drop.contains(i))
-            .map(|(_, &d)| d)
-            .collect();
-        Ok(vec![copy_reshaped(ctx, x, &shape)?])
+        let y = reshape_input(ctx, inputs, "Squeeze", |xs| {
+            let drop = squeeze_axes(xs, axes.as_deref())?;
+            Ok(xs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, &d)| d)
+                .collect())
+        })?;
+        Ok(vec![y])
+    }
+    fn output_reuses_input(&self) -> Option<usize> {
+        Some(0)
     }
     crate::op_as_any!();
 }
@@ -382,23 +411,21 @@ impl Op for Unsqueeze {
         Ok(fold_small(self, inputs, vec![fact]))
     }
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
-        let x = input(inputs, 0, "Unsqueeze")?;
         let Some(axes) = ints_param(&self.axes, inputs, 1, "Unsqueeze axes")? else {
             bail!("Unsqueeze: the axes input is missing");
         };
-        let mask = unsqueeze_mask(x.shape().len(), &axes)?;
-        let mut it = x.shape().iter();
-        let shape: Vec<usize> = mask
-            .iter()
-            .map(|&m| {
-                if m {
-                    1
-                } else {
-                    it.next().copied().unwrap_or(1)
-                }
-            })
-            .collect();
-        Ok(vec![copy_reshaped(ctx, x, &shape)?])
+        let y = reshape_input(ctx, inputs, "Unsqueeze", |xs| {
+            let mask = unsqueeze_mask(xs.len(), &axes)?;
+            let mut it = xs.iter();
+            Ok(mask
+                .iter()
+                .map(|&m| if m { 1 } else { it.next().copied().unwrap_or(1) })
+                .collect())
+        })?;
+        Ok(vec![y])
+    }
+    fn output_reuses_input(&self) -> Option<usize> {
+        Some(0)
     }
     crate::op_as_any!();
 }
@@ -543,5 +570,47 @@ mod tests {
             out[0].shape.as_ref().unwrap().0,
             vec![Dim::Sym("b".into()), Dim::Known(1), Dim::Known(4)]
         );
+    }
+
+    /// `r = Relu(x)` → Reshape → Unsqueeze → Squeeze → Flatten: each
+    /// reshaping node gets the dying input's buffer donated; a second graph
+    /// output reading `r` keeps `r` alive, so that Reshape copies instead.
+    /// Both give `relu(x)` under the new shapes, and `r` stays intact.
+    #[test]
+    fn donated_and_copied_reshapes_match() {
+        use crate::exec::run_once;
+        use crate::graph::{Graph, ValueId};
+        use crate::ops::elementwise::unary::{Unary, UnaryOp};
+        use uniml_data::DType;
+
+        let xs: Vec<f32> = (0..24).map(|i| i as f32 - 11.5).collect();
+        let relu: Vec<f32> = xs.iter().map(|v| v.max(0.0)).collect();
+        for keep_r in [false, true] {
+            let mut g = Graph::default();
+            let x = g.add_value("x", Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(&[2, 3, 4])), konst: None, is_sequence: false });
+            g.inputs.push(x);
+            let node = |g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[ValueId]| {
+                let out = g.add_value(format!("{name}.out"), Fact::unknown());
+                g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect(), vec![out]);
+                out
+            };
+            let spec = g.add_const("spec", Tensor::from_vec(&[2], vec![4i64, -1]).unwrap());
+            let r = node(&mut g, "relu", Box::new(Unary::new(UnaryOp::Relu)), &[x]);
+            let y = node(&mut g, "reshape", Box::new(Reshape { allowzero: false }), &[r, spec]);
+            let y = node(&mut g, "unsqueeze", Box::new(Unsqueeze { axes: Some(vec![0, 2]) }), &[y]);
+            let y = node(&mut g, "squeeze", Box::new(Squeeze { axes: Some(vec![2]) }), &[y]);
+            let y = node(&mut g, "flatten", Box::new(Flatten { axis: 2 }), &[y]);
+            g.outputs = if keep_r { vec![y, r] } else { vec![y] };
+            g.infer_facts().unwrap();
+            let xt = Tensor::from_vec(&[2, 3, 4], xs.clone()).unwrap();
+            let outs = run_once(&g, &[(x, xt.view())], &Serial, u64::MAX).unwrap();
+            let outs: Vec<Tensor> = outs.into_iter().map(|v| v.into_tensor().unwrap()).collect();
+            assert_eq!(outs[0].shape(), &[4, 6], "keep_r {keep_r}");
+            assert_eq!(outs[0].as_slice::<f32>().unwrap(), relu.as_slice(), "keep_r {keep_r}");
+            if keep_r {
+                assert_eq!(outs[1].shape(), &[2, 3, 4]);
+                assert_eq!(outs[1].as_slice::<f32>().unwrap(), relu.as_slice());
+            }
+        }
     }
 }
