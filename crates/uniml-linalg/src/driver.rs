@@ -167,7 +167,7 @@ const SMALL_WORK: usize = 6 * 6 * 6;
 /// panel would be read only this many times, and packing it costs about as
 /// much as the reads it saves (pointwise convolutions with few output
 /// channels, where B is the activation).  Results are bit-identical either way.
-const DIRECT_B_MAX_TILES: usize = 4;
+pub(crate) const DIRECT_B_MAX_TILES: usize = 4;
 
 /// Per-thread packing buffers, reused between calls (so large products don't
 /// pay for allocating and faulting in megabytes every time).

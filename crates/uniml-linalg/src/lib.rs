@@ -227,6 +227,13 @@ fn check_epilogue(ep: &Epilogue, m: usize, n: usize) {
     }
 }
 
+/// Most rows of C a product computes with the selected kernel while reading
+/// a row-major B (unit column stride) in place instead of packing it: a
+/// whole number of microtile rows.
+pub fn in_place_b_rows() -> usize {
+    driver::DIRECT_B_MAX_TILES * kernels::selected().mr
+}
+
 /// `C[m×n] = alpha · A[m×k] · B[k×n] + beta · C` (BLAS semantics: with
 /// `beta == 0`, C is not read).  `a` must be `m×k`, `b` must be `k×n`; C is
 /// row-major with row stride `ldc ≥ n`.

@@ -2,6 +2,8 @@
 
 use uniml_data::{bail, Result};
 
+use super::conv_taps::{applies as taps_apply, conv_taps, TapPack};
+pub use super::conv_taps::taps_max_m;
 use super::depthwise::{depthwise_channels, Geo2};
 use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, split_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
@@ -18,11 +20,13 @@ pub struct ConvShape {
     pub geo: Geometry,
 }
 
-/// Conv weights packed per group as `M/group × (C/group · kernel)` GEMM operands.
+/// Conv weights packed per group as `M/group × (C/group · kernel)` GEMM
+/// operands, and per tap for the stride-1 few-channel path ([`conv_taps`]).
 #[derive(Debug)]
 pub struct ConvPack {
     groups: Vec<PackedA>,
     k: usize,
+    taps: Option<TapPack>,
 }
 
 impl ConvPack {
@@ -37,7 +41,16 @@ impl ConvPack {
         let groups = (0..group)
             .map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k)))
             .collect();
-        Some(ConvPack { groups, k })
+        Some(ConvPack { groups, k, taps: None })
+    }
+
+    /// Also packs the weights `[M, C, kh, kw]` per tap (for stride-1
+    /// ungrouped 2-D convs with at most [`taps_max_m`] output channels).
+    pub fn with_taps(mut self, w: &[f32], c: usize, kh: usize, kw: usize) -> ConvPack {
+        if self.groups.len() == 1 {
+            self.taps = TapPack::new(w, self.groups[0].rows(), c, kh, kw);
+        }
+        self
     }
 }
 
@@ -148,6 +161,24 @@ pub fn conv_f32(
     if s.n > 1 && s.group == 1 && osz < FEW_PIXELS && !accumulate {
         if let Some(g2) = g2 {
             conv_batched(par, s, &g2, x, w, pack, bias, act, out);
+            return Ok(());
+        }
+    }
+    if let (Some(taps), Some(g2), false) = (pack.and_then(|p| p.taps.as_ref()), g2, accumulate) {
+        // Few input channels go to the direct kernel below instead.
+        if s.group == 1 && s.c > super::conv_direct::MAX_CHANNELS && taps_apply(taps, &g2, s.c) {
+            for b in 0..s.n {
+                conv_taps(
+                    par,
+                    taps,
+                    &g2,
+                    s.c,
+                    &x[b * s.c * isz..(b + 1) * s.c * isz],
+                    bias,
+                    act,
+                    &mut out[b * s.m * osz..(b + 1) * s.m * osz],
+                );
+            }
             return Ok(());
         }
     }

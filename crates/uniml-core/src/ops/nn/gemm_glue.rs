@@ -148,6 +148,9 @@ impl PackedA {
     pub fn rows(&self) -> usize {
         self.m
     }
+    pub fn cols(&self) -> usize {
+        self.k
+    }
 }
 
 /// A pre-packed right operand (e.g. constant `Gemm`/`MatMul` weights `K × N`).
@@ -351,6 +354,33 @@ pub fn par_gemm_fill_b(
         return run(0..n);
     }
     par.for_each(tasks, &|t| run(t * tile..(t * tile + tile).min(n)));
+}
+
+/// `C[rows, cols] = epi(A · B)` for one block of C (A pre-packed, B a view
+/// of `a.cols() × b.cols`, read in place by linalg when the block has few rows).
+///
+/// # Safety
+/// `c.add(i * ldc + j)` is valid for reads and writes for every `(i, j)` in
+/// `rows × cols`, and nothing else accesses those elements during the call.
+pub unsafe fn gemm_packed_a_block(
+    a: &PackedA,
+    b: Mat,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epi,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    let (e, post) = epi.la();
+    la::sgemm_packed_a_block_ptr(&a.p, b.cols, b.la(), c, ldc, &e, rows.clone(), cols.clone());
+    if post != FusedActivation::None {
+        for i in rows {
+            post.apply_slice(std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()));
+        }
+    }
 }
 
 /// Gives column tile `(j0, n)` of B: a view, or `None` after filling the buffer.

@@ -25,6 +25,7 @@ pub mod conv;
 pub mod conv_integer;
 mod conv_direct;
 mod conv_kernels;
+mod conv_taps;
 pub mod conv_transpose;
 pub mod deform_conv;
 pub mod depth_space;

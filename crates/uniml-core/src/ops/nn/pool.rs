@@ -447,12 +447,20 @@ fn pool_rows<R: RowReduce>(t: &Tabs, x: &[f32], out: &mut [f32], row: &mut Vec<f
         // Vertical: the window's input rows combined into the padded row.
         let rows = k1 - k0;
         combine_into(&mut row[pad0..pad0 + c.size], &mut h0[..c.size], rows, |i| xrow(first + i), R::PAD, R::combine_rows);
-        // Horizontal: windows of `k` taps slid over it, then every `stride`-th.
         let win = &row[off0..off0 + slide + c.k - 1];
-        let h = &mut h1[..slide];
-        combine_into(h, &mut h0[..slide], c.k, |t| &win[t..t + slide], R::PAD, R::combine_rows);
-        for (o, &v) in orow.iter_mut().zip(h.iter().step_by(c.stride)) {
-            *o = v;
+        match (c.stride, c.k) {
+            // Stride 2 (the downsampling pools of CNNs): each output's window
+            // directly, instead of every stride-1 window of which half are kept.
+            (2, 2) => strided_windows::<R, 2, 2>(win, orow),
+            (2, 3) => strided_windows::<R, 3, 2>(win, orow),
+            _ => {
+                // Windows of `k` taps slid over it, then every `stride`-th.
+                let h = &mut h1[..slide];
+                combine_into(h, &mut h0[..slide], c.k, |t| &win[t..t + slide], R::PAD, R::combine_rows);
+                for (o, &v) in orow.iter_mut().zip(h.iter().step_by(c.stride)) {
+                    *o = v;
+                }
+            }
         }
         if R::NEEDS_FINISH || !all_taps || rows == 0 {
             for (oc, o) in orow.iter_mut().enumerate() {
@@ -460,6 +468,25 @@ fn pool_rows<R: RowReduce>(t: &Tabs, x: &[f32], out: &mut [f32], row: &mut Vec<f
                 *o = r.finish(*o, taps, b.padded_count[ob] * c.padded_count[oc]);
             }
         }
+    }
+}
+
+/// `out[j] = combine(win[j·S .. j·S + K])` (`win` holds `(n-1)·S + K`
+/// values for `n` outputs; the compiler vectorises the strided reads).
+#[inline(always)]
+fn strided_windows<R: RowReduce, const K: usize, const S: usize>(win: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    let win = &win[..(n - 1) * S + K];
+    for (j, o) in out.iter_mut().enumerate() {
+        let w = &win[j * S..j * S + K];
+        let mut a = w[0];
+        for &v in &w[1..] {
+            a = R::combine(a, v);
+        }
+        *o = a;
     }
 }
 
