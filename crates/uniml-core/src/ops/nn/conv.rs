@@ -449,16 +449,16 @@ mod tests {
             ..Default::default()
         };
         check(&[5, 20, 3], &[24, 20, 3], 1, same, true, 22, false);
-        // Stride 1, more than 4 input channels, at most 96 output channels:
+        // Stride 1, at least 32 input channels, at most 96 output channels:
         // one GEMM per tap over the padded input (packed weights only), in
         // one or two row blocks, one or several column tasks (the 20×20
         // grid is 440 columns), with dilation and uneven pads.
-        check(&[1, 8, 9, 11], &[12, 8, 3, 3], 1, pads(1), true, 5, true);
-        check(&[2, 10, 20, 20], &[90, 10, 3, 3], 1, pads(1), true, 6, true);
-        check(&[1, 16, 12, 12], &[40, 16, 5, 5], 1, Window::default(), false, 7, true);
+        check(&[1, 32, 9, 11], &[12, 32, 3, 3], 1, pads(1), true, 5, true);
+        check(&[2, 40, 20, 20], &[90, 40, 3, 3], 1, pads(1), true, 6, true);
+        check(&[1, 33, 12, 12], &[40, 33, 5, 5], 1, Window::default(), false, 7, true);
         check(
-            &[2, 6, 10, 7],
-            &[7, 6, 3, 2],
+            &[2, 32, 10, 7],
+            &[7, 32, 3, 2],
             1,
             Window {
                 dilations: vec![2, 1],

@@ -30,6 +30,11 @@ pub fn taps_max_m() -> usize {
 /// `M × cols` C tile stay in L2 across the taps.
 const COL_TILE: usize = 256;
 
+/// Fewest input channels (the depth of each tap's GEMM) for the tap path:
+/// below it the `kh·kw` passes over C cost more than im2col saves
+/// (SqueezeNet's 3×3 expand convs over 16 channels ran ~25% slower).
+const TAPS_MIN_C: usize = 32;
+
 /// The weights `[M, C, kh, kw]` as one packed `M × C` operand per tap.
 #[derive(Debug)]
 pub struct TapPack {
@@ -39,7 +44,7 @@ pub struct TapPack {
 impl TapPack {
     pub fn new(w: &[f32], m: usize, c: usize, kh: usize, kw: usize) -> Option<TapPack> {
         let ntaps = kh * kw;
-        if m == 0 || m > taps_max_m() || ntaps < 2 || w.len() != m * c * ntaps {
+        if m == 0 || m > taps_max_m() || c < TAPS_MIN_C || ntaps < 2 || w.len() != m * c * ntaps {
             return None;
         }
         let mut wt = vec![0f32; m * c];
