@@ -24,6 +24,29 @@ pub(crate) enum BSrc<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
     Fill(&'a dyn crate::PackB),
+    Offs(&'a OffsB<'a>),
+}
+
+/// A right operand whose row `p` is `base[offs[p]..][..n]` (unit column
+/// stride): read in place by kernels with `ukr_offs` when A has few rows,
+/// else packed like a [`crate::PackB`].
+pub(crate) struct OffsB<'a> {
+    pub base: &'a [f32],
+    pub offs: &'a [usize],
+}
+
+impl crate::PackB for OffsB<'_> {
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        for (q, panel) in dst.chunks_exact_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+            let c0 = j0 + q * nr;
+            let w = nr.min(j0 + nc - c0);
+            for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
+                let start = self.offs[p0 + p] + c0;
+                d[..w].copy_from_slice(&self.base[start..start + w]);
+                d[w..].fill(0.0);
+            }
+        }
+    }
 }
 
 /// What to do with each accumulated value `s`:
@@ -487,6 +510,7 @@ unsafe fn blocked(
         ukr,
         ukr_sb,
         ukr_rows,
+        ukr_offs,
         ..
     } = *kern;
     debug_assert!(mr * nr <= 512 && mc_max % mr == 0 && nc_max % nr == 0);
@@ -510,13 +534,19 @@ unsafe fn blocked(
         }
         _ => None,
     };
+    // B rows at offsets read in place: (operand, kernel).
+    let direct_offs = match (b, ukr_offs) {
+        (BSrc::Offs(o), Some(f)) if rows.end - i_org <= DIRECT_B_MAX_TILES * mr => Some((*o, f)),
+        _ => None,
+    };
     with_scratch(|s| {
         if let ASrc::Mat(_) = a {
             s.a.ensure(mc_max.min(rows.end - i_org).div_ceil(mr) * mr * kc_eff);
         }
-        if let BSrc::Mat(_) | BSrc::Fill(_) = b {
+        if let BSrc::Mat(_) | BSrc::Fill(_) | BSrc::Offs(_) = b {
             // In place, only a partial last panel is packed.
-            let panels = if direct_b.is_some() { 1 } else { nc_max.min(cols.end - j_org).div_ceil(nr) };
+            let in_place = direct_b.is_some() || direct_offs.is_some();
+            let panels = if in_place { 1 } else { nc_max.min(cols.end - j_org).div_ceil(nr) };
             s.b.ensure(panels * nr * kc_eff);
         }
         let mut tile = Tile([0.0; 512]);
@@ -541,6 +571,11 @@ unsafe fn blocked(
                         f.pack(pc, kc, jc, nc, nr, &mut s.b.as_mut_slice()[..nc.div_ceil(nr) * nr * kc]);
                         s.b.as_slice().as_ptr()
                     }
+                    BSrc::Offs(_) if direct_offs.is_some() => core::ptr::null(),
+                    BSrc::Offs(o) => {
+                        crate::PackB::pack(*o, pc, kc, jc, nc, nr, &mut s.b.as_mut_slice()[..nc.div_ceil(nr) * nr * kc]);
+                        s.b.as_slice().as_ptr()
+                    }
                 };
                 let mut ic = i_org;
                 while ic < rows.end {
@@ -556,6 +591,8 @@ unsafe fn blocked(
                     while jr < nc {
                         let j0 = jc + jr;
                         let (jlo, jhi) = (j0.max(cols.start), (j0 + nr).min(cols.end));
+                        // B rows at offsets, this whole panel read in place.
+                        let offs_here = direct_offs.filter(|_| j0 + nr <= cols.end);
                         // The panel and its row stride.
                         let (bp, ldb) = match (direct_b, b) {
                             (Some((data, rs)), _) if j0 + nr <= cols.end => (data.add(pc * rs + j0), rs),
@@ -563,12 +600,30 @@ unsafe fn blocked(
                                 pack_b(bm, pc, kc, j0, cols.end - j0, nr, s.b.as_mut_slice());
                                 (s.b.as_slice().as_ptr(), nr)
                             }
-                            _ => (bp0.add(jr * kc), nr),
+                            _ => match (direct_offs, offs_here) {
+                                (Some((o, _)), None) => {
+                                    // The partial last panel of an in-place B: packed.
+                                    crate::PackB::pack(o, pc, kc, j0, cols.end - j0, nr, &mut s.b.as_mut_slice()[..nr * kc]);
+                                    (s.b.as_slice().as_ptr(), nr)
+                                }
+                                (Some((o, _)), Some(_)) => (o.base.as_ptr().add(j0), 0),
+                                _ => (bp0.add(jr * kc), nr),
+                            },
                         };
                         let direct = direct_b.is_some();
-                        // The microkernel on the panel at `bp`: in place or packed.
+                        // The microkernel on the first `r` rows of the panel at
+                        // `bp`: at offsets, in place or packed.
+                        let part_rows = |r: usize, ap, ct, ldct, te: Option<&TileEpi>| match offs_here {
+                            Some((o, f)) => f(r, kc, ap, bp, o.offs.as_ptr().add(pc), ct, ldct, post.alpha, beta, te),
+                            None => match ukr_rows {
+                                Some(part) => part(r, kc, ap, bp, ldb, ct, ldct, post.alpha, beta, te),
+                                None => unreachable!("part_rows without ukr_rows"),
+                            },
+                        };
                         let full = |ap, ct, ldct, te: Option<&TileEpi>| {
-                            if direct {
+                            if offs_here.is_some() {
+                                part_rows(mr, ap, ct, ldct, te)
+                            } else if direct {
                                 ukr_sb(kc, ap, bp, ldb, ct, ldct, post.alpha, beta, te)
                             } else {
                                 ukr(kc, ap, bp, ct, ldct, post.alpha, beta, te)
@@ -582,12 +637,14 @@ unsafe fn blocked(
                             let te = if last { post.tile_epi(i0, j0) } else { None };
                             if ilo == i0 && jlo == j0 && ihi == i0 + mr && jhi == j0 + nr {
                                 full(ap, c.add(i0 * ldc + j0), ldc, te.as_ref());
-                            } else if let (Some(part), true) =
-                                (ukr_rows, ilo == i0 && jlo == j0 && jhi == j0 + nr)
+                            } else if (ukr_rows.is_some() || offs_here.is_some())
+                                && ilo == i0
+                                && jlo == j0
+                                && jhi == j0 + nr
                             {
                                 // The last rows of A: only those rows, straight into C.
                                 let ct = c.add(i0 * ldc + j0);
-                                part(ihi - i0, kc, ap, bp, ldb, ct, ldc, post.alpha, beta, te.as_ref());
+                                part_rows(ihi - i0, ap, ct, ldc, te.as_ref());
                             } else {
                                 // Edge tile: the same kernel call on a local copy (so
                                 // results don't depend on where a range starts), with

@@ -548,6 +548,40 @@ pub unsafe fn sgemm_packed_a_fill_b_ptr(
     packed_a_driver(Path::Blocked, a, n, &BSrc::Fill(b), c, ldc, epilogue, rows, cols)
 }
 
+/// `C[rows, cols] = epilogue(A · B)` with `A` pre-packed and B (`a.k() × n`)
+/// given row by row in place: row `p` is `base[offs[p] .. offs[p] + n]` (an
+/// implicit im2col, e.g. a convolution's taps over a zero-padded input).
+/// Kernels with an in-place microkernel for it read B straight from `base`
+/// when `rows` spans few microtiles ([`in_place_b_rows`]); otherwise B is
+/// packed block by block. Otherwise like [`sgemm_packed_a_block_ptr`].
+///
+/// # Safety
+/// As for [`sgemm_packed_a_block_ptr`].
+///
+/// # Panics
+/// If `offs.len() != a.k()` or a row runs past the end of `base`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_packed_a_offs_b_ptr(
+    a: &PackedA,
+    n: usize,
+    base: &[f32],
+    offs: &[usize],
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    assert_eq!(offs.len(), a.k(), "uniml-linalg: {} B row offsets for k = {}", offs.len(), a.k());
+    assert!(
+        offs.iter().all(|&o| o.checked_add(n).is_some_and(|end| end <= base.len())),
+        "uniml-linalg: a B row runs past the end of its {}-value buffer",
+        base.len()
+    );
+    let b = driver::OffsB { base, offs };
+    packed_a_driver(Path::Blocked, a, n, &BSrc::Offs(&b), c, ldc, epilogue, rows, cols)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn packed_a_impl(
     path: Path,

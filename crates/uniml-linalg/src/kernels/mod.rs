@@ -66,6 +66,21 @@ pub(crate) type UkrRowsFn = unsafe fn(
     beta: f32,
     epi: Option<&TileEpi>,
 );
+/// The microkernel for the first `rows <= mr` rows of a tile with B read in
+/// place row by row: row `p` of the `k×nr` panel at `b + offs[p]` (an
+/// implicit im2col: a convolution's taps over a padded input).
+pub(crate) type UkrOffsFn = unsafe fn(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+);
 /// `x[i] = exp(x[i] - shift)` over `n` values, returning their sum.
 pub(crate) type ExpSumFn = unsafe fn(x: *mut f32, n: usize, shift: f32) -> f32;
 /// The activation over `n` values in place.
@@ -133,6 +148,8 @@ pub(crate) struct Kernel {
     pub act: Option<ActFn>,
     /// The microkernel for the first `rows < mr` rows of a tile, B with row stride `ldb`.
     pub ukr_rows: Option<UkrRowsFn>,
+    /// The microkernel over B rows at offsets (else such a B is packed).
+    pub ukr_offs: Option<UkrOffsFn>,
     /// `x = exp(x - shift)` in place, returning the sum (softmax).
     pub exp_sum: Option<ExpSumFn>,
     pub dot: DotFn,

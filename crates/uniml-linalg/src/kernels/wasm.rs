@@ -186,6 +186,7 @@ pub(crate) fn kernel() -> Kernel {
         ukr_sb,
         act: None,
         ukr_rows: None,
+        ukr_offs: None,
         exp_sum: None,
         gemv_nr,
         gemv_mr,

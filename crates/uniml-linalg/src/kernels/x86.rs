@@ -250,6 +250,7 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
         ukr_sb: avx2_ukr_sb,
         act: None,
         ukr_rows: None,
+        ukr_offs: None,
         exp_sum: None,
         gemv_nr: avx2_gemv_nr,
         gemv_mr: avx2_gemv_mr,
@@ -330,12 +331,13 @@ unsafe fn act512(v: __m512, act: Activation) -> __m512 {
 /// tile with row stride `ldc`; epilogue bias pointers `M` / 32 floats.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_body<const M: usize, const PF: bool>(
+unsafe fn avx512_body<const M: usize, const PF: bool, const OB: bool>(
     k: usize,
     a: *const f32,
     lda: usize,
     b: *const f32,
     ldb: usize,
+    offs: *const usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -352,15 +354,19 @@ unsafe fn avx512_body<const M: usize, const PF: bool>(
     }
     let mut a = a;
     let mut b = b;
+    // B row p at `b + offs[p]` (`OB`), else at `b + p·ldb`.
+    let mut offs = offs;
     macro_rules! step {
         ($off:expr) => {{
-            let b0 = _mm512_loadu_ps(b.add($off * ldb));
-            let b1 = _mm512_loadu_ps(b.add($off * ldb + 16));
+            let brow = if OB { b.add(*offs.add($off)) } else { b.add($off * ldb) };
+            let b0 = _mm512_loadu_ps(brow);
+            let b1 = _mm512_loadu_ps(brow.add(16));
             if PF {
                 // Unpacked B: fetch this row's next panel (hardware prefetchers
                 // do not follow one short run per row across many rows).
-                _mm_prefetch::<_MM_HINT_T0>(b.add($off * ldb + 32) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(b.add($off * ldb + 48) as *const i8);
+                // `wrapping_add`: past the last panel it is only a hint.
+                _mm_prefetch::<_MM_HINT_T0>(brow.wrapping_add(32) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(brow.wrapping_add(48) as *const i8);
             }
             for i in 0..M {
                 let ai = _mm512_set1_ps(*a.add($off * lda + i));
@@ -383,13 +389,21 @@ unsafe fn avx512_body<const M: usize, const PF: bool>(
         step!(2);
         step!(3);
         a = a.add(4 * lda);
-        b = b.add(4 * ldb);
+        if OB {
+            offs = offs.add(4);
+        } else {
+            b = b.add(4 * ldb);
+        }
         p -= 4;
     }
     while p > 0 {
         step!(0);
         a = a.add(lda);
-        b = b.add(ldb);
+        if OB {
+            offs = offs.add(1);
+        } else {
+            b = b.add(ldb);
+        }
         p -= 1;
     }
     let va = _mm512_set1_ps(alpha);
@@ -442,7 +456,7 @@ unsafe fn avx512_ukr(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx512_body::<AVX512_MR, false>(k, a, AVX512_MR, b, AVX512_NR, c, ldc, alpha, beta, epi)
+    avx512_body::<AVX512_MR, false, false>(k, a, AVX512_MR, b, AVX512_NR, core::ptr::null(), c, ldc, alpha, beta, epi)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -458,7 +472,7 @@ unsafe fn avx512_ukr_sb(
     beta: f32,
     epi: Option<&TileEpi>,
 ) {
-    avx512_body::<AVX512_MR, true>(k, a, AVX512_MR, b, ldb, c, ldc, alpha, beta, epi)
+    avx512_body::<AVX512_MR, true, false>(k, a, AVX512_MR, b, ldb, core::ptr::null(), c, ldc, alpha, beta, epi)
 }
 
 /// `x[i] = exp(x[i] - shift)` (0 below the clamp), returns the sum.
@@ -514,11 +528,40 @@ unsafe fn avx512_ukr_rows(
     epi: Option<&TileEpi>,
 ) {
     const LDA: usize = AVX512_MR;
+    let offs = core::ptr::null();
     macro_rules! m {
         ($($r:literal)*) => {
             match rows {
-                $($r => avx512_body::<$r, false>(k, a, LDA, b, ldb, c, ldc, alpha, beta, epi),)*
-                _ => avx512_body::<AVX512_MR, false>(k, a, LDA, b, ldb, c, ldc, alpha, beta, epi),
+                $($r => avx512_body::<$r, false, false>(k, a, LDA, b, ldb, offs, c, ldc, alpha, beta, epi),)*
+                _ => avx512_body::<AVX512_MR, false, false>(k, a, LDA, b, ldb, offs, c, ldc, alpha, beta, epi),
+            }
+        };
+    }
+    m!(1 2 3 4 5 6 7 8 9 10 11)
+}
+
+/// The microkernel for the first `rows <= 12` rows of a tile, B row `p` at
+/// `b + offs[p]` (read in place, next panel prefetched like `ukr_sb`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_ukr_offs(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Option<&TileEpi>,
+) {
+    const LDA: usize = AVX512_MR;
+    macro_rules! m {
+        ($($r:literal)*) => {
+            match rows {
+                $($r => avx512_body::<$r, true, true>(k, a, LDA, b, 0, offs, c, ldc, alpha, beta, epi),)*
+                _ => avx512_body::<AVX512_MR, true, true>(k, a, LDA, b, 0, offs, c, ldc, alpha, beta, epi),
             }
         };
     }
@@ -551,6 +594,7 @@ pub(crate) fn avx512_kernel() -> Option<Kernel> {
         ukr_sb: avx512_ukr_sb,
         act: Some(avx512_act),
         ukr_rows: Some(avx512_ukr_rows),
+        ukr_offs: Some(avx512_ukr_offs),
         exp_sum: Some(avx512_exp_sum),
         gemv_nr: avx512_gemv_nr,
         gemv_mr: avx512_gemv_mr,

@@ -401,6 +401,25 @@ fn run_case(cs: &Case) {
                 unsafe { sgemm_packed_a_fill_b_ptr(&pa, n, &fill, c.as_mut_ptr(), ldc, &ep, 0..m, r.clone()) };
                 check(&what(&format!("fill_b cols {r:?}")), &c, &c0, ldc, n, &e, 0..m, r);
             }
+            // B rows read in place at offsets (an implicit im2col): rows
+            // stored in reverse order with NaN gaps (an over-read would
+            // poison C), over row and column ranges.
+            let stride = n + 3;
+            let mut base = vec![f32::NAN; k * stride + 2];
+            let offs: Vec<usize> = (0..k).map(|p| (k - 1 - p) * stride + 2).collect();
+            for (p, &o) in offs.iter().enumerate() {
+                for j in 0..n {
+                    base[o + j] = bv.at(p, j);
+                }
+            }
+            let row_ranges = splits(m, cs.seed / 3).into_iter().chain([0..m]);
+            for (rr, cr) in row_ranges.zip(splits(n, cs.seed / 11).into_iter().chain([0..n])) {
+                let mut c = c0.clone();
+                unsafe {
+                    sgemm_packed_a_offs_b_ptr(&pa, n, &base, &offs, c.as_mut_ptr(), ldc, &ep, rr.clone(), cr.clone())
+                };
+                check(&what(&format!("offs_b {rr:?} x {cr:?}")), &c, &c0, ldc, n, &e, rr, cr);
+            }
             // Ranges: each piece alone writes only its part; together all.
             let mut all_b = c0.clone();
             let mut all_a = c0.clone();

@@ -51,12 +51,11 @@ impl Conv {
     /// Packs constant weights for the GEMM now (call again after rewriting them).
     pub fn prepack(&self, weight: &Arc<Tensor>) {
         let group = self.group.max(1);
-        let stride1 = self.window.strides.iter().all(|&s| s == 1);
-        self.packed.ensure(weight, |w| pack_weights(w, group, stride1));
+        self.packed.ensure(weight, |w| pack_weights(w, group));
     }
 }
 
-fn pack_weights(w: &Tensor, group: usize, stride1: bool) -> Option<ConvPack> {
+fn pack_weights(w: &Tensor, group: usize) -> Option<ConvPack> {
     if w.dtype() != DType::F32 || w.rank() < 3 {
         return None;
     }
@@ -67,15 +66,7 @@ fn pack_weights(w: &Tensor, group: usize, stride1: bool) -> Option<ConvPack> {
     }
     // Depthwise weights are used directly.
     let k: usize = s[1..].iter().product();
-    let data = w.as_slice::<f32>().ok()?;
-    let pack = ConvPack::new(data, m, k, group)?;
-    // Stride-1 2-D convs with few output channels also get per-tap weights.
-    Some(match s {
-        &[m, c, kh, kw] if group == 1 && stride1 && m <= super::conv_kernels::taps_max_m() && kh * kw > 1 => {
-            pack.with_taps(data, c, kh, kw)
-        }
-        _ => pack,
-    })
+    ConvPack::new(w.as_slice::<f32>().ok()?, m, k, group)
 }
 
 /// Folds `y = scale * conv(x) + shift` (per output channel) into conv weights
@@ -449,19 +440,19 @@ mod tests {
             ..Default::default()
         };
         check(&[5, 20, 3], &[24, 20, 3], 1, same, true, 22, false);
-        // Stride 1, at least 32 input channels, at most 96 output channels:
-        // one GEMM per tap over the padded input (packed weights only), in
-        // one or two row blocks, one or several column tasks (the 20×20
-        // grid is 440 columns), with dilation and uneven pads.
-        check(&[1, 32, 9, 11], &[12, 32, 3, 3], 1, pads(1), true, 5, true);
+        // Stride 1, more than 4 input channels, at most 96 output channels:
+        // the implicit-im2col GEMM over the padded input (packed weights
+        // only), in one or two row blocks, one or several column tasks (the
+        // 20×20 grid is 440 columns), with dilation and uneven pads.
+        check(&[1, 8, 9, 11], &[12, 8, 3, 3], 1, pads(1), true, 5, true);
         check(&[2, 40, 20, 20], &[90, 40, 3, 3], 1, pads(1), true, 6, true);
         check(&[1, 33, 12, 12], &[40, 33, 5, 5], 1, Window::default(), false, 7, true);
         check(
-            &[2, 32, 10, 7],
-            &[7, 32, 3, 2],
+            &[2, 6, 10, 7],
+            &[7, 6, 3, 2],
             1,
             Window {
-                dilations: vec![2, 1],
+                dilations: vec![2, 2],
                 pads: vec![2, 0, 1, 1],
                 ..Default::default()
             },

@@ -2,8 +2,7 @@
 
 use uniml_data::{bail, Result};
 
-use super::conv_taps::{applies as taps_apply, conv_taps, TapPack};
-pub use super::conv_taps::taps_max_m;
+use super::conv_implicit::{applies as implicit_applies, conv_implicit};
 use super::depthwise::{depthwise_channels, Geo2};
 use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, split_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
@@ -20,13 +19,11 @@ pub struct ConvShape {
     pub geo: Geometry,
 }
 
-/// Conv weights packed per group as `M/group × (C/group · kernel)` GEMM
-/// operands, and per tap for the stride-1 few-channel path ([`conv_taps`]).
+/// Conv weights packed per group as `M/group × (C/group · kernel)` GEMM operands.
 #[derive(Debug)]
 pub struct ConvPack {
     groups: Vec<PackedA>,
     k: usize,
-    taps: Option<TapPack>,
 }
 
 impl ConvPack {
@@ -41,16 +38,7 @@ impl ConvPack {
         let groups = (0..group)
             .map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k)))
             .collect();
-        Some(ConvPack { groups, k, taps: None })
-    }
-
-    /// Also packs the weights `[M, C, kh, kw]` per tap (for stride-1
-    /// ungrouped 2-D convs with at most [`taps_max_m`] output channels).
-    pub fn with_taps(mut self, w: &[f32], c: usize, kh: usize, kw: usize) -> ConvPack {
-        if self.groups.len() == 1 {
-            self.taps = TapPack::new(w, self.groups[0].rows(), c, kh, kw);
-        }
-        self
+        Some(ConvPack { groups, k })
     }
 }
 
@@ -164,13 +152,13 @@ pub fn conv_f32(
             return Ok(());
         }
     }
-    if let (Some(taps), Some(g2), false) = (pack.and_then(|p| p.taps.as_ref()), g2, accumulate) {
+    if let (Some(p), Some(g2), false) = (pack, g2, accumulate) {
         // Few input channels go to the direct kernel below instead.
-        if s.group == 1 && s.c > super::conv_direct::MAX_CHANNELS && taps_apply(taps, &g2, s.c) {
+        if s.group == 1 && s.c > super::conv_direct::MAX_CHANNELS && implicit_applies(&p.groups[0], &g2, s.c) {
             for b in 0..s.n {
-                conv_taps(
+                conv_implicit(
                     par,
-                    taps,
+                    &p.groups[0],
                     &g2,
                     s.c,
                     &x[b * s.c * isz..(b + 1) * s.c * isz],

@@ -356,15 +356,19 @@ pub fn par_gemm_fill_b(
     par.for_each(tasks, &|t| run(t * tile..(t * tile + tile).min(n)));
 }
 
-/// `C[rows, cols] = epi(A · B)` for one block of C (A pre-packed, B a view
-/// of `a.cols() × b.cols`, read in place by linalg when the block has few rows).
+/// `C[rows, cols] = epi(A · B)` for one block of C, A pre-packed and B
+/// (`a.cols() × n`) given row by row in place: row `p` is
+/// `base[offs[p] ..][..n]` (see `uniml_linalg::sgemm_packed_a_offs_b_ptr`).
 ///
 /// # Safety
 /// `c.add(i * ldc + j)` is valid for reads and writes for every `(i, j)` in
 /// `rows × cols`, and nothing else accesses those elements during the call.
-pub unsafe fn gemm_packed_a_block(
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_a_offs_block(
     a: &PackedA,
-    b: Mat,
+    n: usize,
+    base: &[f32],
+    offs: &[usize],
     c: *mut f32,
     ldc: usize,
     epi: &Epi,
@@ -375,7 +379,7 @@ pub unsafe fn gemm_packed_a_block(
         return;
     }
     let (e, post) = epi.la();
-    la::sgemm_packed_a_block_ptr(&a.p, b.cols, b.la(), c, ldc, &e, rows.clone(), cols.clone());
+    la::sgemm_packed_a_offs_b_ptr(&a.p, n, base, offs, c, ldc, &e, rows.clone(), cols.clone());
     if post != FusedActivation::None {
         for i in rows {
             post.apply_slice(std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()));

@@ -25,7 +25,7 @@ pub mod conv;
 pub mod conv_integer;
 mod conv_direct;
 mod conv_kernels;
-mod conv_taps;
+mod conv_implicit;
 pub mod conv_transpose;
 pub mod deform_conv;
 pub mod depth_space;
