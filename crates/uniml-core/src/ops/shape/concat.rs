@@ -35,11 +35,19 @@ fn concat_into<T: Data>(
     let row: usize = blocks.iter().sum();
     let dst = T::dst(out)?;
     if outer == 1 {
-        let mut off = 0;
-        for (s, &b) in srcs.iter().zip(blocks) {
-            dst[off..off + b].clone_from_slice(s);
-            off += b;
-        }
+        // One row (a batch-1 channel concat): chunks of the output copied in
+        // parallel, each from the parts it overlaps.
+        super::par_chunks_mut(ctx.par, dst, super::PAR_GRAIN, &|t, d| {
+            let start = t * super::PAR_GRAIN;
+            let mut part_start = 0;
+            for (s, &b) in srcs.iter().zip(blocks) {
+                let (lo, hi) = (start.max(part_start), (start + d.len()).min(part_start + b));
+                if lo < hi {
+                    d[lo - start..hi - start].clone_from_slice(&s[lo - part_start..hi - part_start]);
+                }
+                part_start += b;
+            }
+        });
         return Ok(());
     }
     par_blocks(ctx.par, dst, row, &|o, d| {
@@ -190,5 +198,28 @@ mod tests {
             f[0].konst.as_ref().unwrap().as_slice::<i64>().unwrap(),
             &[1, -1, 8]
         );
+    }
+
+    /// A batch-1 channel concat larger than one parallel chunk: chunks that
+    /// straddle part boundaries, run by a (fake) 4-thread pool in reverse.
+    #[test]
+    fn one_row_concat_in_parallel_chunks() {
+        let sizes = [40_000usize, 7, 30_001];
+        let parts: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (i * 100_000 + j) as f32).collect())
+            .collect();
+        let views: Vec<TensorView> = parts
+            .iter()
+            .map(|p| TensorView::from_slice(&[1, p.len(), 1], p).unwrap())
+            .collect();
+        let mut pool = BufferPool::new(u64::MAX);
+        let mut ctx = EvalCtx::new(&crate::ops::nn::test_util::FakePar, &mut pool);
+        let inputs: Vec<Option<TensorView>> = views.iter().map(|v| Some(v.clone())).collect();
+        let out = Concat { axis: 1 }.eval(&mut ctx, &inputs).unwrap();
+        let want: Vec<f32> = parts.concat();
+        assert_eq!(out[0].shape(), &[1, want.len(), 1]);
+        assert_eq!(out[0].as_slice::<f32>().unwrap(), want.as_slice());
     }
 }
