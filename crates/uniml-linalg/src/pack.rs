@@ -80,6 +80,26 @@ pub(crate) fn pack_a(
             }
             continue;
         }
+        if cs == 1 && rows == mr {
+            // Rows of A are contiguous: a transpose, all `mr` rows at once so
+            // that the panel is written in order (one row at a time wrote
+            // every `mr`-th float, `mr` passes over the panel).
+            match mr {
+                12 => transpose_rows::<12>(panel, data, r0, rs, p0, kc),
+                8 => transpose_rows::<8>(panel, data, r0, rs, p0, kc),
+                6 => transpose_rows::<6>(panel, data, r0, rs, p0, kc),
+                4 => transpose_rows::<4>(panel, data, r0, rs, p0, kc),
+                _ => {
+                    for r in 0..rows {
+                        let base = (r0 + r) * rs + p0;
+                        for (p, &v) in data[base..base + kc].iter().enumerate() {
+                            panel[p * mr + r] = v;
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         if rows < mr {
             panel.fill(0.0);
         }
@@ -97,6 +117,20 @@ pub(crate) fn pack_a(
                     panel[p * mr + r] = data[base + p * cs];
                 }
             }
+        }
+    }
+}
+
+/// `panel[p·MR + r] = A[r0 + r][p0 + p]` for a row-major A (row stride `rs`).
+#[inline(always)]
+fn transpose_rows<const MR: usize>(panel: &mut [f32], data: &[f32], r0: usize, rs: usize, p0: usize, kc: usize) {
+    let rows: [&[f32]; MR] = core::array::from_fn(|r| {
+        let base = (r0 + r) * rs + p0;
+        &data[base..base + kc]
+    });
+    for (p, out) in panel[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        for (o, row) in out.iter_mut().zip(&rows) {
+            *o = row[p];
         }
     }
 }

@@ -11,7 +11,7 @@ use uniml_data::{
 };
 
 use super::gemm_glue::{gemm, gemm_packed_b_rows, par_gemm_rows, Epi, Mat, PackedB, WeightCache};
-use super::{float_data, with_f32_output};
+use super::{float_data, with_f32_output_overwritten};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::util::{broadcast_strides, broadcast_symbolic};
 use crate::parallel::par_chunks_mut;
@@ -184,7 +184,8 @@ impl Op for MatMul {
         } else {
             None
         };
-        let y = with_f32_output(ctx, dt, &p.out_shape, |ctx, out| {
+        // Every path writes every element (the products do not accumulate).
+        let y = with_f32_output_overwritten(ctx, dt, &p.out_shape, |ctx, out| {
             let (m, k, n) = (p.m, p.k, p.n);
             let epi = Epi::default();
             if p.b_is_2d
