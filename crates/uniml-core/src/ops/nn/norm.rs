@@ -83,16 +83,32 @@ impl Affine {
     }
 }
 
-/// Mean and variance of `v` (two-pass, f64 accumulation).
-#[inline]
+/// Mean and (biased) variance of `v`: f32 sums in 16 independent lanes (they
+/// vectorise; one f64 chain did not) over chunks of at most 1024 values,
+/// the chunk sums added in f64, so long rows keep their precision.
+#[inline(always)]
 fn mean_var(v: &[f32]) -> (f64, f64) {
+    #[inline(always)]
+    fn sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+        const LANES: usize = 16;
+        let mut total = 0f64;
+        for chunk in v.chunks(1024) {
+            let mut acc = [0f32; LANES];
+            let mut it = chunk.chunks_exact(LANES);
+            for b in &mut it {
+                for (a, &x) in acc.iter_mut().zip(b) {
+                    *a += f(x);
+                }
+            }
+            let tail: f32 = it.remainder().iter().map(|&x| f(x)).sum();
+            total += (acc.iter().sum::<f32>() + tail) as f64;
+        }
+        total
+    }
     let n = v.len().max(1) as f64;
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v
-        .iter()
-        .map(|&x| (x as f64 - mean) * (x as f64 - mean))
-        .sum::<f64>()
-        / n;
+    let mean = sum(v, |x| x) / n;
+    let m = mean as f32;
+    let var = sum(v, |x| (x - m) * (x - m)) / n;
     (mean, var)
 }
 
@@ -235,6 +251,7 @@ impl Op for LayerNorm {
         let eps = self.epsilon as f64;
         let stats = std::sync::Mutex::new(vec![(0f32, 0f32); rows]);
         let y = per_row(ctx, x, rows, cols, &|r, xr, yr| {
+            crate::ops::wide::wide(#[inline(always)] || {
             let (mean, var) = mean_var(xr);
             let inv = 1.0 / (var + eps).sqrt();
             let (m, inv) = (mean as f32, inv as f32);
@@ -259,6 +276,7 @@ impl Op for LayerNorm {
             if let Ok(mut st) = stats.lock() {
                 st[r] = (m, inv);
             }
+            })
         })?;
         let st = stats.into_inner().unwrap_or_default();
         let mut ss = xs.clone();
