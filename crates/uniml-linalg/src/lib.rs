@@ -412,6 +412,27 @@ pub unsafe fn sgemm_packed_b_range_ptr(
     packed_b_impl(Path::Auto, m, a, b, c, ldc, epilogue, rows, 0..b.n())
 }
 
+/// [`sgemm_packed_b_range_ptr`] over the block `rows × cols` of C, for
+/// callers that split the columns (e.g. a GEMV's outputs) across threads.
+///
+/// # Safety
+/// For every `(i, j)` in `rows × cols`, `c.add(i * ldc + j)` must be valid
+/// for reads and writes, and no other code may access those elements during
+/// the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_packed_b_block_ptr(
+    m: usize,
+    a: MatRef,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    packed_b_impl(Path::Auto, m, a, b, c, ldc, epilogue, rows, cols)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn packed_b_impl(
     path: Path,

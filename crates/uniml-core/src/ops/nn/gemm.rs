@@ -302,7 +302,9 @@ mod tests {
 
     #[test]
     fn gemm_variants() {
-        for &(m, n, k) in &[(3, 4, 5), (1, 70, 33), (40, 50, 60)] {
+        // (1, 1000, 300) and (3, 700, 200): a few rows with packed weights,
+        // big enough that 4 (fake) threads split the columns.
+        for &(m, n, k) in &[(3, 4, 5), (1, 70, 33), (40, 50, 60), (1, 1000, 300), (3, 700, 200)] {
             for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
                 for c_kind in 0..4 {
                     for &(alpha, beta) in &[(1.0f32, 1.0f32), (0.5, 2.0)] {

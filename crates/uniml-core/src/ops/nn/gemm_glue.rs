@@ -466,8 +466,31 @@ pub fn gemm_packed_b_rows(
         return;
     }
     let threads = par.threads();
-    if threads <= 1 || m * n * k < PAR_MIN_FLOPS || m < 8 {
+    if threads <= 1 || m * n * k < PAR_MIN_FLOPS || k == 0 {
         gemm_packed_b(m, a, b, c, n, epi);
+        return;
+    }
+    if m < 8 {
+        // A few rows (a classifier's GEMV): split the columns instead, each
+        // task streaming its share of the packed weights.
+        assert!(c.len() >= m * n, "gemm_packed_b_rows: C too small");
+        let (e, post) = epi.la();
+        let per = n.div_ceil(threads * 2).div_ceil(COL_PANEL).max(1) * COL_PANEL;
+        let base = crate::parallel::SyncPtr(c.as_mut_ptr());
+        par.for_each(n.div_ceil(per), &|t| {
+            let cols = t * per..((t + 1) * per).min(n);
+            // SAFETY: task t computes only columns `cols` of the m rows of C
+            // (row stride n, within `c`, checked above); tasks' column ranges
+            // are disjoint and `c` outlives the call.
+            unsafe {
+                la::sgemm_packed_b_block_ptr(m, a.la(), &b.p, base.get(), n, &e, 0..m, cols.clone());
+                if post != FusedActivation::None {
+                    for i in 0..m {
+                        post.apply_slice(std::slice::from_raw_parts_mut(base.get().add(i * n + cols.start), cols.len()));
+                    }
+                }
+            }
+        });
         return;
     }
     let rows = m.div_ceil(threads * 2).max(4);
