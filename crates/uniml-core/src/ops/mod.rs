@@ -24,9 +24,11 @@ pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_
 /// Fusions for graphs that run on the CPU backend only (the GPU backend's
 /// kernels do not take their forms, or were measured with the unfused
 /// graph): per-channel Mul/Add folded into the Conv or BatchNormalization
-/// before them, a residual `Add` into the Conv before it, then the
-/// activations after those; GELU's elementwise spelling into one node.
+/// before them, a residual `Add` (or two-input `Sum`) into the Conv before
+/// it, then the activations after those; GELU's elementwise spelling into
+/// one node.
 pub const CPU_PASSES: &[crate::passes::Pass] = &[
+    crate::passes::sum_pairs_to_add,
     crate::passes::fuse_erf_gelu,
     crate::passes::fold_channel_affine,
     crate::passes::fuse_conv_residual,
