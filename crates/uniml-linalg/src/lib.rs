@@ -234,6 +234,12 @@ pub fn in_place_b_rows() -> usize {
     driver::DIRECT_B_MAX_TILES * kernels::selected().mr
 }
 
+/// Whether the selected kernel reads a B given as row offsets
+/// ([`sgemm_packed_a_offs_b_ptr`]) in place; otherwise it packs it.
+pub fn reads_offs_b_in_place() -> bool {
+    kernels::selected().ukr_offs.is_some()
+}
+
 /// `C[m×n] = alpha · A[m×k] · B[k×n] + beta · C` (BLAS semantics: with
 /// `beta == 0`, C is not read).  `a` must be `m×k`, `b` must be `k×n`; C is
 /// row-major with row stride `ldc ≥ n`.

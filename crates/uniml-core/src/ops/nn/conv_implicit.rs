@@ -38,9 +38,12 @@ pub fn max_outputs() -> usize {
 
 /// Whether [`conv_implicit`] runs this geometry with weights packed as
 /// `m × c·kh·kw`: a kernel larger than 1×1 (those are a GEMM on the input
-/// itself), stride 1, no cropping at the start, few outputs.
+/// itself), stride 1, no cropping at the start, few outputs, and a linalg
+/// kernel that reads B in place (AVX-512; where B would be packed, the path
+/// is unmeasured against im2col, so im2col stays).
 pub fn applies(w: &PackedA, g: &Geo2, c: usize) -> bool {
-    g.kh * g.kw > 1
+    uniml_linalg::reads_offs_b_in_place()
+        && g.kh * g.kw > 1
         && g.sh == 1
         && g.sw == 1
         && g.ph >= 0

@@ -461,7 +461,8 @@ impl Op for Transpose {
         let x = input(inputs, 0, "Transpose")?;
         let perm = self.perm_for(x.shape().len())?;
         let out_shape: Vec<usize> = perm.iter().map(|&a| x.shape()[a]).collect();
-        let mut out = ctx.alloc(x.dtype(), &out_shape)?;
+        // Every element is written (a permutation of the input's).
+        let mut out = ctx.alloc_overwritten(x.dtype(), &out_shape)?;
         debug_assert_eq!(numel(&out_shape), x.len());
         crate::dispatch_pod!(x.dtype(), T => transpose_pod::<T>(ctx.par, T::src(x)?, x.shape(), &perm, T::dst(&mut out)?),
             _ => transpose_into::<String>(ctx.par, x.as_strings()?, x.shape(), &perm, out.as_strings_mut()?));
