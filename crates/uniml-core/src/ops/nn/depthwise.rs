@@ -609,6 +609,91 @@ mod avx512 {
         }
     }
 
+    /// Load masks and start columns of one block's `C` column tiles (from
+    /// output column `t0`) for each tap column: second halves for stride 2;
+    /// tiles past `cols` get empty masks (no memory access).
+    struct TileLoads<const K: usize, const C: usize> {
+        m0: [[__mmask16; K]; C],
+        m1: [[__mmask16; K]; C],
+        start: [[isize; K]; C],
+    }
+
+    impl<const K: usize, const C: usize> TileLoads<K, C> {
+        #[inline(always)]
+        fn new<const S: usize>(g: &Geo2, t0: usize, cols: usize) -> Self {
+            let mut t = TileLoads { m0: [[0; K]; C], m1: [[0; K]; C], start: [[0; K]; C] };
+            for c in 0..cols {
+                for kw in 0..K {
+                    let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
+                    t.start[c][kw] = s0 as isize;
+                    t.m0[c][kw] = lanes_in_row(s0, g.w);
+                    if S == 2 {
+                        t.m1[c][kw] = lanes_in_row(s0 + L as i64, g.w);
+                    }
+                }
+            }
+            t
+        }
+
+        /// Tap column `kw` of tile `c` from input row `row`, zero outside it
+        /// (masked-off lanes are not accessed, so the pointer may point
+        /// outside the row: wrapping arithmetic); stride 2 de-interleaves two
+        /// loads with `even`.
+        #[inline]
+        #[target_feature(enable = "avx512f,fma")]
+        unsafe fn load<const S: usize>(&self, row: *const f32, c: usize, kw: usize, even: __m512i) -> __m512 {
+            let p = row.wrapping_offset(self.start[c][kw]);
+            if S == 1 {
+                _mm512_maskz_loadu_ps(self.m0[c][kw], p)
+            } else {
+                let a = _mm512_maskz_loadu_ps(self.m0[c][kw], p);
+                let b = _mm512_maskz_loadu_ps(self.m1[c][kw], p.wrapping_add(L));
+                _mm512_permutex2var_ps(a, even, b)
+            }
+        }
+    }
+
+    /// The `[lo, hi]` clamp of activation `ACT` (0 none, 1 Relu, 6 Relu6).
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn bounds_of<const ACT: u32>() -> (__m512, __m512) {
+        match ACT {
+            1 => (_mm512_setzero_ps(), _mm512_set1_ps(f32::INFINITY)),
+            6 => (_mm512_setzero_ps(), _mm512_set1_ps(6.0)),
+            _ => (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)),
+        }
+    }
+
+    /// Clamps (for `ACT != 0`) and stores a block's `nrows × cols` vectors
+    /// at output row `oh0`, column `t0` (a masked store for a partial tile).
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store_block<const ACT: u32, const R: usize, const C: usize>(
+        g: &Geo2,
+        acc: &[[__m512; C]; R],
+        nrows: usize,
+        cols: usize,
+        oh0: usize,
+        t0: usize,
+        (lo, hi): (__m512, __m512),
+        op: *mut f32,
+    ) {
+        for (r, row) in acc.iter().enumerate().take(nrows) {
+            for (c, &v) in row.iter().enumerate().take(cols) {
+                let col = t0 + c * L;
+                let n = L.min(g.ow - col);
+                let v = if ACT != 0 { _mm512_min_ps(hi, _mm512_max_ps(lo, v)) } else { v };
+                let dst = op.add((oh0 + r) * g.ow + col);
+                if n == L {
+                    _mm512_storeu_ps(dst, v);
+                } else {
+                    _mm512_mask_storeu_ps(dst, ((1u32 << n) - 1) as __mmask16, v);
+                }
+            }
+        }
+    }
+
     /// Output rows in blocks of `R`, column tiles of `C × 16`, input row by
     /// input row (each loaded vector feeds every output row it covers): for
     /// narrow maps (one tile per row), where it saves most loads.
@@ -629,28 +714,11 @@ mod avx512 {
             wv[t] = _mm512_set1_ps(w[t]);
         }
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let (lo, hi) = match ACT {
-            1 => (_mm512_setzero_ps(), _mm512_set1_ps(f32::INFINITY)),
-            6 => (_mm512_setzero_ps(), _mm512_set1_ps(6.0)),
-            _ => (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)),
-        };
+        let bounds = bounds_of::<ACT>();
         let mut t0 = 0;
         while t0 < g.ow {
             let cols = C.min((g.ow - t0).div_ceil(L));
-            // Load masks per column tile and tap column (second half for stride 2).
-            let mut m0 = [[0 as __mmask16; K]; C];
-            let mut m1 = [[0 as __mmask16; K]; C];
-            let mut start = [[0i64; K]; C];
-            for c in 0..cols {
-                for kw in 0..K {
-                    let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
-                    start[c][kw] = s0;
-                    m0[c][kw] = lanes_in_row(s0, g.w);
-                    if S == 2 {
-                        m1[c][kw] = lanes_in_row(s0 + L as i64, g.w);
-                    }
-                }
-            }
+            let tl = TileLoads::<K, C>::new::<S>(g, t0, cols);
             let mut oh0 = 0;
             while oh0 < g.oh {
                 let nrows = R.min(g.oh - oh0);
@@ -669,16 +737,7 @@ mod avx512 {
                             if c >= cols {
                                 break;
                             }
-                            // Masked-off lanes are not accessed, so the pointer
-                            // may point outside the row (wrapping arithmetic).
-                            let p = row.wrapping_offset(start[c][kw] as isize);
-                            let v = if S == 1 {
-                                _mm512_maskz_loadu_ps(m0[c][kw], p)
-                            } else {
-                                let a = _mm512_maskz_loadu_ps(m0[c][kw], p);
-                                let b = _mm512_maskz_loadu_ps(m1[c][kw], p.wrapping_add(L));
-                                _mm512_permutex2var_ps(a, even, b)
-                            };
+                            let v = tl.load::<S>(row, c, kw, even);
                             for r in 0..R {
                                 if q >= r * S && q - r * S < K && r < nrows {
                                     let kh = q - r * S;
@@ -688,22 +747,7 @@ mod avx512 {
                         }
                     }
                 }
-                for r in 0..nrows {
-                    for c in 0..cols {
-                        let col = t0 + c * L;
-                        let n = L.min(g.ow - col);
-                        let mut v = acc[r][c];
-                        if ACT != 0 {
-                            v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-                        }
-                        let dst = op.add((oh0 + r) * g.ow + col);
-                        if n == L {
-                            _mm512_storeu_ps(dst, v);
-                        } else {
-                            _mm512_mask_storeu_ps(dst, ((1u32 << n) - 1) as __mmask16, v);
-                        }
-                    }
-                }
+                store_block::<ACT, R, C>(g, &acc, nrows, cols, oh0, t0, bounds, op);
                 oh0 += R;
             }
             t0 += C * L;
@@ -727,29 +771,11 @@ mod avx512 {
         let wp = w.as_ptr();
         let op = out.as_mut_ptr();
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let (lo, hi) = match ACT {
-            1 => (_mm512_setzero_ps(), _mm512_set1_ps(f32::INFINITY)),
-            6 => (_mm512_setzero_ps(), _mm512_set1_ps(6.0)),
-            _ => (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::INFINITY)),
-        };
+        let bounds = bounds_of::<ACT>();
         let mut t0 = 0;
         while t0 < g.ow {
             let cols = C.min((g.ow - t0).div_ceil(L));
-            // Load masks per column tile and tap column (second half for
-            // stride 2); tiles past `cols` get empty masks (no memory access).
-            let mut m0 = [[0 as __mmask16; K]; C];
-            let mut m1 = [[0 as __mmask16; K]; C];
-            let mut start = [[0isize; K]; C];
-            for c in 0..cols {
-                for kw in 0..K {
-                    let s0 = ((t0 + c * L) * S + kw) as i64 - g.pw;
-                    start[c][kw] = s0 as isize;
-                    m0[c][kw] = lanes_in_row(s0, g.w);
-                    if S == 2 {
-                        m1[c][kw] = lanes_in_row(s0 + L as i64, g.w);
-                    }
-                }
-            }
+            let tl = TileLoads::<K, C>::new::<S>(g, t0, cols);
             let mut oh0 = 0;
             while oh0 < g.oh {
                 let nrows = R.min(g.oh - oh0);
@@ -769,37 +795,12 @@ mod avx512 {
                         for kw in 0..K {
                             let wt = _mm512_set1_ps(*wp.add(kh * K + kw));
                             for c in 0..C {
-                                // Masked-off lanes are not accessed, so the pointer
-                                // may point outside the row (wrapping arithmetic).
-                                let p = row.wrapping_offset(start[c][kw]);
-                                let v = if S == 1 {
-                                    _mm512_maskz_loadu_ps(m0[c][kw], p)
-                                } else {
-                                    let a = _mm512_maskz_loadu_ps(m0[c][kw], p);
-                                    let b = _mm512_maskz_loadu_ps(m1[c][kw], p.wrapping_add(L));
-                                    _mm512_permutex2var_ps(a, even, b)
-                                };
-                                acc[r][c] = _mm512_fmadd_ps(wt, v, acc[r][c]);
+                                acc[r][c] = _mm512_fmadd_ps(wt, tl.load::<S>(row, c, kw, even), acc[r][c]);
                             }
                         }
                     }
                 }
-                for r in 0..nrows {
-                    for c in 0..cols {
-                        let col = t0 + c * L;
-                        let n = L.min(g.ow - col);
-                        let mut v = acc[r][c];
-                        if ACT != 0 {
-                            v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-                        }
-                        let dst = op.add((oh0 + r) * g.ow + col);
-                        if n == L {
-                            _mm512_storeu_ps(dst, v);
-                        } else {
-                            _mm512_mask_storeu_ps(dst, ((1u32 << n) - 1) as __mmask16, v);
-                        }
-                    }
-                }
+                store_block::<ACT, R, C>(g, &acc, nrows, cols, oh0, t0, bounds, op);
                 oh0 += R;
             }
             t0 += C * L;
