@@ -184,6 +184,21 @@ fn finish(m: usize, n: usize, c: &mut [f32], ldc: usize, post: FusedActivation) 
     }
 }
 
+/// [`finish`] on the block `rows × cols` of a C reached by pointer (the
+/// parallel drivers' tasks, each on its own block).
+///
+/// # Safety
+/// `c.add(i * ldc + j)` is valid for reads and writes for every `(i, j)` in
+/// `rows × cols`, and nothing else accesses those elements during the call.
+unsafe fn finish_block(post: FusedActivation, c: *mut f32, ldc: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    if post == FusedActivation::None {
+        return;
+    }
+    for i in rows {
+        post.apply_slice(std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()));
+    }
+}
+
 /// `C = epi(0)` for an empty inner dimension.
 fn empty_product(m: usize, n: usize, c: &mut [f32], ldc: usize, epi: &Epi) {
     for i in 0..m {
@@ -299,11 +314,7 @@ pub fn par_gemm_cols<'a>(
             unsafe {
                 let cp = base.get().add(j0);
                 la::sgemm_packed_a_range_ptr(&pa.p, w, b.la(), cp, n, &et, 0..w);
-                if post != FusedActivation::None {
-                    for i in 0..m {
-                        post.apply_slice(std::slice::from_raw_parts_mut(cp.add(i * n), w));
-                    }
-                }
+                finish_block(post, cp, n, 0..m, 0..w);
             }
         });
     });
@@ -337,14 +348,7 @@ pub fn par_gemm_fill_b(
         // disjoint column ranges and `c` outlives them.
         unsafe {
             la::sgemm_packed_a_fill_b_ptr(&pa.p, n, fill, base.get(), n, &e, 0..m, cols.clone());
-            if post != FusedActivation::None {
-                for i in 0..m {
-                    post.apply_slice(std::slice::from_raw_parts_mut(
-                        base.get().add(i * n + cols.start),
-                        cols.len(),
-                    ));
-                }
-            }
+            finish_block(post, base.get(), n, 0..m, cols);
         }
     };
     let tile = tile.clamp(1, n);
@@ -380,11 +384,7 @@ pub unsafe fn gemm_packed_a_offs_block(
     }
     let (e, post) = epi.la();
     la::sgemm_packed_a_offs_b_ptr(&a.p, n, base, offs, c, ldc, &e, rows.clone(), cols.clone());
-    if post != FusedActivation::None {
-        for i in rows {
-            post.apply_slice(std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()));
-        }
-    }
+    finish_block(post, c, ldc, rows, cols);
 }
 
 /// Gives column tile `(j0, n)` of B: a view, or `None` after filling the buffer.
@@ -484,11 +484,7 @@ pub fn gemm_packed_b_rows(
             // are disjoint and `c` outlives the call.
             unsafe {
                 la::sgemm_packed_b_block_ptr(m, a.la(), &b.p, base.get(), n, &e, 0..m, cols.clone());
-                if post != FusedActivation::None {
-                    for i in 0..m {
-                        post.apply_slice(std::slice::from_raw_parts_mut(base.get().add(i * n + cols.start), cols.len()));
-                    }
-                }
+                finish_block(post, base.get(), n, 0..m, cols);
             }
         });
         return;

@@ -251,32 +251,35 @@ impl Op for LayerNorm {
         let eps = self.epsilon as f64;
         let stats = std::sync::Mutex::new(vec![(0f32, 0f32); rows]);
         let y = per_row(ctx, x, rows, cols, &|r, xr, yr| {
-            crate::ops::wide::wide(#[inline(always)] || {
-            let (mean, var) = mean_var(xr);
-            let inv = 1.0 / (var + eps).sqrt();
-            let (m, inv) = (mean as f32, inv as f32);
-            let (s, b) = (scale.slice(r, cols), bias.slice(r, cols));
-            match (s, b) {
-                (Some(s), Some(b)) => {
-                    for ((y, &v), (&s, &b)) in yr.iter_mut().zip(xr).zip(s.iter().zip(b)) {
-                        *y = (v - m) * inv * s + b;
+            crate::ops::wide::wide(
+                #[inline(always)]
+                || {
+                    let (mean, var) = mean_var(xr);
+                    let inv = 1.0 / (var + eps).sqrt();
+                    let (m, inv) = (mean as f32, inv as f32);
+                    let (s, b) = (scale.slice(r, cols), bias.slice(r, cols));
+                    match (s, b) {
+                        (Some(s), Some(b)) => {
+                            for ((y, &v), (&s, &b)) in yr.iter_mut().zip(xr).zip(s.iter().zip(b)) {
+                                *y = (v - m) * inv * s + b;
+                            }
+                        }
+                        (Some(s), None) => {
+                            for ((y, &v), &s) in yr.iter_mut().zip(xr).zip(s) {
+                                *y = (v - m) * inv * s;
+                            }
+                        }
+                        _ => {
+                            for (y, &v) in yr.iter_mut().zip(xr) {
+                                *y = (v - m) * inv;
+                            }
+                        }
                     }
-                }
-                (Some(s), None) => {
-                    for ((y, &v), &s) in yr.iter_mut().zip(xr).zip(s) {
-                        *y = (v - m) * inv * s;
+                    if let Ok(mut st) = stats.lock() {
+                        st[r] = (m, inv);
                     }
-                }
-                _ => {
-                    for (y, &v) in yr.iter_mut().zip(xr) {
-                        *y = (v - m) * inv;
-                    }
-                }
-            }
-            if let Ok(mut st) = stats.lock() {
-                st[r] = (m, inv);
-            }
-            })
+                },
+            )
         })?;
         let st = stats.into_inner().unwrap_or_default();
         let mut ss = xs.clone();
