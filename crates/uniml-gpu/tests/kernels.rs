@@ -229,6 +229,7 @@ fn act_strategy() -> impl Strategy<Value = FusedActivation> {
         Just(FusedActivation::HardSwish),
         Just(FusedActivation::Sigmoid),
         Just(FusedActivation::SiLU),
+        Just(FusedActivation::Gelu),
         Just(FusedActivation::LeakyRelu { alpha: 0.1 }),
         Just(FusedActivation::HardSigmoid { alpha: 0.2, beta: 0.5 }),
     ]

@@ -24,6 +24,8 @@ pub enum Activation {
     Sigmoid,
     /// `x * sigmoid(x)` (a.k.a. Swish).
     SiLU,
+    /// `x * Φ(x)`, Φ the standard normal CDF (ONNX `Gelu`, erf form).
+    Gelu,
 }
 
 impl Activation {
@@ -37,6 +39,7 @@ impl Activation {
             Activation::HardSwish => HardSwish.f(x),
             Activation::Sigmoid => Sigmoid.f(x),
             Activation::SiLU => SiLU.f(x),
+            Activation::Gelu => Gelu.f(x),
         }
     }
 }
@@ -116,6 +119,7 @@ impl TileEpi {
             Activation::HardSwish => self.fixed::<M, N, _>(HardSwish, c, ldc),
             Activation::Sigmoid => self.fixed::<M, N, _>(Sigmoid, c, ldc),
             Activation::SiLU => self.fixed::<M, N, _>(SiLU, c, ldc),
+            Activation::Gelu => self.fixed::<M, N, _>(Gelu, c, ldc),
         }
     }
 
@@ -168,6 +172,8 @@ pub(crate) struct Sigmoid;
 #[derive(Clone, Copy)]
 #[allow(clippy::upper_case_acronyms)]
 pub(crate) struct SiLU;
+#[derive(Clone, Copy)]
+pub(crate) struct Gelu;
 
 impl Act for Ident {
     #[inline(always)]
@@ -224,6 +230,56 @@ impl Act for SiLU {
     fn f(self, x: f32) -> f32 {
         x * Sigmoid.f(x)
     }
+}
+
+impl Act for Gelu {
+    /// `x·Φ(x)` with `Φ(-|x|) = erfc(a)/2`, `a = |x|/√2`, from
+    /// [`gelu_consts::Q`]: `1 - Φ(-|x|)` for `x ≥ 0`. No small-argument
+    /// branch is needed (erf's relative accuracy near 0 does not matter
+    /// here: Φ ≥ 1/2 there), so the SIMD versions are one straight line.
+    #[inline(always)]
+    fn f(self, x: f32) -> f32 {
+        use gelu_consts::*;
+        let a = x.abs() * core::f32::consts::FRAC_1_SQRT_2;
+        // NaN stays NaN (the comparison is false).
+        let a = if a > A_MAX { A_MAX } else { a };
+        let t = 1.0 / (1.0 + 0.5 * a);
+        let mut q = Q[0];
+        for &coef in &Q[1..] {
+            q = q * t + coef;
+        }
+        let h = 0.5 * t * exp_approx(q - a * a);
+        let phi = if x < 0.0 { h } else { 1.0 - h };
+        if x < X_MIN {
+            0.0
+        } else {
+            x * phi
+        }
+    }
+}
+
+/// Constants of the GELU (shared with the SIMD versions).
+pub(crate) mod gelu_consts {
+    /// `|x|/√2` is clamped here: `erfc(9) ≈ 4e-37` is still a normal f32
+    /// (no subnormal intermediates), and `Φ(x)` is exactly 1 in f32 beyond.
+    pub const A_MAX: f32 = 9.0;
+    /// `-A_MAX·√2`: below it the GELU is 0 (the clamped `erfc` would not be).
+    pub const X_MIN: f32 = -12.727_922;
+    /// `erfc(a) = t·exp(-a² + Q(t))`, `t = 1/(1 + a/2)`: a Chebyshev fit
+    /// with relative error < 1.2e-7 on `erfc` (Press et al., `erfcc`);
+    /// highest degree first (Horner).
+    pub const Q: [f32; 10] = [
+        0.170_872_77,
+        -0.822_152_23,
+        1.488_515_9,
+        -1.135_203_98,
+        0.278_868_07,
+        -0.186_288_06,
+        0.096_784_18,
+        0.374_091_96,
+        1.000_023_7,
+        -1.265_512_2,
+    ];
 }
 
 /// Constants of [`exp_approx`] (shared with the SIMD versions).
@@ -350,5 +406,6 @@ pub(crate) unsafe fn apply_tile(
         Activation::HardSwish => tile(HardSwish, c, ldc, rows, cols, bias_row, bias_col),
         Activation::Sigmoid => tile(Sigmoid, c, ldc, rows, cols, bias_row, bias_col),
         Activation::SiLU => tile(SiLU, c, ldc, rows, cols, bias_row, bias_col),
+        Activation::Gelu => tile(Gelu, c, ldc, rows, cols, bias_row, bias_col),
     }
 }

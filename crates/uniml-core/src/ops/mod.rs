@@ -30,6 +30,8 @@ pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_
 pub const CPU_PASSES: &[crate::passes::Pass] = &[
     crate::passes::sum_pairs_to_add,
     crate::passes::fuse_erf_gelu,
+    crate::passes::fuse_matmul_bias,
+    crate::passes::fuse_matmul_activation,
     crate::passes::fold_channel_affine,
     crate::passes::fuse_conv_residual,
     crate::passes::fuse_conv_activation,

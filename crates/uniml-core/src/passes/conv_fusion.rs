@@ -21,12 +21,12 @@ fn f32s(g: &Graph, v: Option<ValueId>) -> Option<Vec<f32>> {
 }
 
 /// The single producer of `v` if `v` is read by exactly one node and is not a graph output.
-fn sole_producer(g: &Graph, v: ValueId, producers: &[Option<NodeId>], uses: &[usize]) -> Option<NodeId> {
+pub(super) fn sole_producer(g: &Graph, v: ValueId, producers: &[Option<NodeId>], uses: &[usize]) -> Option<NodeId> {
     (uses[v] == 1 && !g.outputs.contains(&v)).then(|| producers[v]).flatten()
 }
 
 /// Redirects the producer `p` to write `out` (the consumer's output) and drops node `c`.
-fn splice(g: &mut Graph, p: NodeId, c: NodeId) {
+pub(super) fn splice(g: &mut Graph, p: NodeId, c: NodeId) {
     let out = g.nodes[c].outputs[0];
     g.nodes[p].outputs[0] = out;
     g.nodes.remove(c);
@@ -95,6 +95,7 @@ fn activation_of(g: &Graph, n: NodeId) -> Option<FusedActivation> {
             UnaryOp::HardSwish => Some(FusedActivation::HardSwish),
             UnaryOp::LeakyRelu { alpha } => Some(FusedActivation::LeakyRelu { alpha }),
             UnaryOp::HardSigmoid { alpha, beta } => Some(FusedActivation::HardSigmoid { alpha, beta }),
+            UnaryOp::Gelu { tanh: false } => Some(FusedActivation::Gelu),
             _ => None,
         };
     }
@@ -126,7 +127,7 @@ pub fn fuse_conv_activation(g: &mut Graph) -> Result<bool> {
 
 /// Splices every activation node into its f32 input's sole producer when
 /// `take(producer op, activation)` accepts it (and records it there).
-fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::Any, FusedActivation) -> bool) -> Result<bool> {
+pub(super) fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::Any, FusedActivation) -> bool) -> Result<bool> {
     let mut changed = false;
     'scan: loop {
         let producers = g.producers();

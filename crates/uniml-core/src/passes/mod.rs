@@ -6,6 +6,7 @@ mod dead;
 mod fold;
 mod gelu;
 mod identity;
+mod matmul_fusion;
 mod sum_add;
 
 pub use conv_fusion::{fold_batchnorm_into_conv, fold_channel_affine, fuse_batchnorm_activation, fuse_conv_activation, fuse_conv_residual};
@@ -13,6 +14,7 @@ pub use dead::remove_dead_nodes;
 pub use fold::fold_constants;
 pub use gelu::fuse_erf_gelu;
 pub use identity::remove_identities;
+pub use matmul_fusion::{fuse_matmul_activation, fuse_matmul_bias};
 pub use sum_add::sum_pairs_to_add;
 
 use uniml_data::Result;

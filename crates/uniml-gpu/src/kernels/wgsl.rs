@@ -150,6 +150,7 @@ pub fn act_fn(a: FusedActivation) -> String {
         FusedActivation::HardSigmoid { alpha, beta } => format!("return clamp({} * v + {}, 0.0, 1.0);", lit(alpha), lit(beta)),
         FusedActivation::Sigmoid => "return sigmoid_(v);".to_string(),
         FusedActivation::SiLU => "return v * sigmoid_(v);".to_string(),
+        FusedActivation::Gelu => "return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752));".to_string(),
     };
     format!("{MATH}\nfn act(v: f32) -> f32 {{ {body} }}\n")
 }

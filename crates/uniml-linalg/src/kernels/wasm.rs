@@ -8,7 +8,7 @@ use core::arch::wasm32::*;
 
 use super::generic::{axpy, dot, epi, panel_gemv_body};
 use super::{Kernel, KernelKind};
-use crate::epilogue::{exp_consts as ec, Activation, TileEpi};
+use crate::epilogue::{exp_consts as ec, gelu_consts as gc, Activation, TileEpi};
 
 const MR: usize = 4;
 const NR: usize = 8;
@@ -51,6 +51,22 @@ fn sigmoid4(v: v128) -> v128 {
     v128_bitselect(f32x4_mul(t, s), s, f32x4_lt(v, f32x4_splat(0.0)))
 }
 
+/// `x·Φ(x)` on 4 lanes, the formula of `epilogue::Gelu`.
+#[inline(always)]
+fn gelu4(v: v128) -> v128 {
+    let a = f32x4_mul(f32x4_abs(v), f32x4_splat(core::f32::consts::FRAC_1_SQRT_2));
+    // pmin(a, max) = max < a ? max : a — NaN propagates.
+    let a = f32x4_pmin(a, f32x4_splat(gc::A_MAX));
+    let t = f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_mul(a, f32x4_splat(0.5)), f32x4_splat(1.0)));
+    let mut q = f32x4_splat(gc::Q[0]);
+    for &coef in &gc::Q[1..] {
+        q = f32x4_add(f32x4_mul(q, t), f32x4_splat(coef));
+    }
+    let h = f32x4_mul(f32x4_mul(t, f32x4_splat(0.5)), exp4(f32x4_sub(q, f32x4_mul(a, a))));
+    let phi = v128_bitselect(h, f32x4_sub(f32x4_splat(1.0), h), f32x4_lt(v, f32x4_splat(0.0)));
+    v128_andnot(f32x4_mul(v, phi), f32x4_lt(v, f32x4_splat(gc::X_MIN)))
+}
+
 #[inline(always)]
 fn act4(v: v128, act: Activation) -> v128 {
     let one = f32x4_splat(1.0);
@@ -66,6 +82,7 @@ fn act4(v: v128, act: Activation) -> v128 {
         }
         Activation::Sigmoid => sigmoid4(v),
         Activation::SiLU => f32x4_mul(v, sigmoid4(v)),
+        Activation::Gelu => gelu4(v),
     }
 }
 

@@ -7,7 +7,7 @@ use core::arch::x86_64::*;
 
 use super::generic::{axpy_body, dot_body, panel_gemv_body};
 use super::{Kernel, KernelKind};
-use crate::epilogue::{apply_tile, exp_consts as ec, Activation, TileEpi};
+use crate::epilogue::{apply_tile, exp_consts as ec, gelu_consts as gc, Activation, TileEpi};
 
 // ---------------------------------------------------------------------------
 // AVX2 + FMA, 6×16.
@@ -56,6 +56,27 @@ unsafe fn sigmoid256(v: __m256) -> __m256 {
     _mm256_blendv_ps(s, _mm256_mul_ps(t, s), v)
 }
 
+/// `x·Φ(x)` on 8 lanes, the formula of `epilogue::Gelu`.
+#[inline(always)]
+unsafe fn gelu256(v: __m256) -> __m256 {
+    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+    // min returns its second operand when one is NaN: NaN propagates.
+    let a = _mm256_min_ps(
+        _mm256_set1_ps(gc::A_MAX),
+        _mm256_mul_ps(abs, _mm256_set1_ps(core::f32::consts::FRAC_1_SQRT_2)),
+    );
+    let t = recip256(_mm256_fmadd_ps(a, _mm256_set1_ps(0.5), _mm256_set1_ps(1.0)));
+    let mut q = _mm256_set1_ps(gc::Q[0]);
+    for &coef in &gc::Q[1..] {
+        q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(coef));
+    }
+    let h = _mm256_mul_ps(_mm256_mul_ps(t, _mm256_set1_ps(0.5)), exp256(_mm256_fnmadd_ps(a, a, q)));
+    // blendv picks `h` where the sign bit of v is set.
+    let phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0), h), h, v);
+    let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_set1_ps(gc::X_MIN));
+    _mm256_andnot_ps(tiny, _mm256_mul_ps(v, phi))
+}
+
 /// The activation on one 8-lane vector.
 #[inline(always)]
 unsafe fn act256(v: __m256, act: Activation) -> __m256 {
@@ -73,6 +94,7 @@ unsafe fn act256(v: __m256, act: Activation) -> __m256 {
         }
         Activation::Sigmoid => sigmoid256(v),
         Activation::SiLU => _mm256_mul_ps(v, sigmoid256(v)),
+        Activation::Gelu => gelu256(v),
     }
 }
 
@@ -306,6 +328,25 @@ unsafe fn sigmoid512(v: __m512) -> __m512 {
     _mm512_mask_mul_ps(s, neg, t, s)
 }
 
+/// [`gelu256`] on 16 lanes.
+#[inline(always)]
+unsafe fn gelu512(v: __m512) -> __m512 {
+    let a = _mm512_min_ps(
+        _mm512_set1_ps(gc::A_MAX),
+        _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(core::f32::consts::FRAC_1_SQRT_2)),
+    );
+    let t = recip512(_mm512_fmadd_ps(a, _mm512_set1_ps(0.5), _mm512_set1_ps(1.0)));
+    let mut q = _mm512_set1_ps(gc::Q[0]);
+    for &coef in &gc::Q[1..] {
+        q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(coef));
+    }
+    let h = _mm512_mul_ps(_mm512_mul_ps(t, _mm512_set1_ps(0.5)), exp512(_mm512_fnmadd_ps(a, a, q)));
+    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+    let phi = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(1.0), h), h);
+    let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_set1_ps(gc::X_MIN));
+    _mm512_mask_mov_ps(_mm512_mul_ps(v, phi), tiny, _mm512_setzero_ps())
+}
+
 /// The activation on one 16-lane vector.
 #[inline(always)]
 unsafe fn act512(v: __m512, act: Activation) -> __m512 {
@@ -323,6 +364,7 @@ unsafe fn act512(v: __m512, act: Activation) -> __m512 {
         }
         Activation::Sigmoid => sigmoid512(v),
         Activation::SiLU => _mm512_mul_ps(v, sigmoid512(v)),
+        Activation::Gelu => gelu512(v),
     }
 }
 

@@ -98,10 +98,11 @@ fn act_f64(act: Activation, x: f64) -> f64 {
         Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Activation::SiLU => x / (1.0 + (-x).exp()),
+        Activation::Gelu => 0.5 * x * libm::erfc(-x * core::f64::consts::FRAC_1_SQRT_2),
     }
 }
 
-const ACTS: [Activation; 7] = [
+const ACTS: [Activation; 8] = [
     Activation::None,
     Activation::Relu,
     Activation::Clip { min: 0.0, max: 6.0 },
@@ -112,6 +113,7 @@ const ACTS: [Activation; 7] = [
     Activation::HardSwish,
     Activation::Sigmoid,
     Activation::SiLU,
+    Activation::Gelu,
 ];
 
 /// What a call should produce: `act(alpha·A·B + beta·C + bias)` and the

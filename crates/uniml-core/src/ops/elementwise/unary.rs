@@ -202,11 +202,13 @@ impl Unary {
 }
 
 /// [`apply_real`] for f32, with the ops the GEMM epilogue vectorises (its
-/// polynomial `exp`) sent there: Sigmoid and HardSwish.
+/// polynomial `exp`, FMA where the CPU has it) sent there: Sigmoid,
+/// HardSwish and the erf GELU.
 fn apply_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) {
     let act = match op {
         UnaryOp::Sigmoid => uniml_linalg::Activation::Sigmoid,
         UnaryOp::HardSwish => uniml_linalg::Activation::HardSwish,
+        UnaryOp::Gelu { tanh: false } => uniml_linalg::Activation::Gelu,
         // The generic loop compiled for AVX-512 or AVX2 (16 or 8 lanes instead
         // of SSE2's 4): the polynomial exp/erf/tanh are compute-bound.
         _ => return crate::ops::wide::wide(#[inline(always)] || apply_real(op, x, out)),

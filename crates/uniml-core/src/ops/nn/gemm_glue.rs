@@ -105,6 +105,7 @@ impl<'a> Epi<'a> {
             FusedActivation::HardSwish => (la::Activation::HardSwish, FusedActivation::None),
             FusedActivation::Sigmoid => (la::Activation::Sigmoid, FusedActivation::None),
             FusedActivation::SiLU => (la::Activation::SiLU, FusedActivation::None),
+            FusedActivation::Gelu => (la::Activation::Gelu, FusedActivation::None),
             other => (la::Activation::None, other),
         };
         let e = la::Epilogue {

@@ -3,6 +3,8 @@
 //!
 //! f32 runs on the SGEMM; a constant 2-D B is packed once and, with a 2-D B,
 //! all batches of A become one tall GEMM. Integer dtypes use an exact i64 loop.
+//! On the CPU a following bias `Add` and activation join the GEMM's epilogue
+//! (`passes::fuse_matmul_bias`): the bias is then a third input.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use uniml_data::{
 };
 
 use super::gemm_glue::{gemm, gemm_packed_b_rows, par_gemm_rows, Epi, Mat, PackedB, WeightCache};
-use super::{float_data, with_f32_output_overwritten};
+use super::{float_data, with_f32_output_overwritten, FusedActivation};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::util::{broadcast_strides, broadcast_symbolic};
 use crate::parallel::par_chunks_mut;
@@ -19,6 +21,10 @@ use crate::parallel::par_chunks_mut;
 #[derive(Debug, Clone, Default)]
 pub struct MatMul {
     pub packed: WeightCache<PackedB>,
+    /// Applied in the GEMM epilogue after the optional bias (third input,
+    /// `N` f32 values added to every row). Both come from CPU fusions only;
+    /// an imported `MatMul` has neither.
+    pub activation: FusedActivation,
 }
 
 impl MatMul {
@@ -168,6 +174,11 @@ impl Op for MatMul {
         let p = plan(a.shape(), b.shape())?;
         let dt = a.dtype();
         if dt.is_integer() {
+            ensure!(
+                inputs.get(2).is_none_or(|v| v.is_none())
+                    && self.activation == FusedActivation::None,
+                "MatMul with a fused bias or activation needs float operands, got {dt}"
+            );
             let (av, bv) = (read_ints(a)?, read_ints(b)?);
             let y = int_batched(&p, &av, &bv, |_| 0, |_| 0);
             let mut out = ctx.alloc(dt, &p.out_shape)?;
@@ -179,6 +190,19 @@ impl Op for MatMul {
         }
         let ad = float_data(a, "MatMul A")?;
         let bd = float_data(b, "MatMul B")?;
+        let bias = match inputs.get(2).and_then(|v| v.as_ref()) {
+            Some(t) => {
+                let v = float_data(t, "MatMul bias")?;
+                ensure!(
+                    v.len() == p.n,
+                    "MatMul bias has {} values for {} output columns",
+                    v.len(),
+                    p.n
+                );
+                Some(v)
+            }
+            None => None,
+        };
         let cached = if dt == DType::F32 && b.shape().len() == 2 {
             self.packed.get(b)
         } else {
@@ -187,7 +211,11 @@ impl Op for MatMul {
         // Every path writes every element (the products do not accumulate).
         let y = with_f32_output_overwritten(ctx, dt, &p.out_shape, |ctx, out| {
             let (m, k, n) = (p.m, p.k, p.n);
-            let epi = Epi::default();
+            let epi = Epi {
+                bias_col: bias.as_deref(),
+                act: self.activation,
+                ..Epi::default()
+            };
             if p.b_is_2d
                 && (p
                     .pairs

@@ -75,6 +75,8 @@ pub enum FusedActivation {
     Sigmoid,
     /// `x * sigmoid(x)`.
     SiLU,
+    /// `x * Φ(x)` (erf form; fused into MatMul only, see `passes::matmul_fusion`).
+    Gelu,
 }
 
 impl FusedActivation {
@@ -111,6 +113,7 @@ impl FusedActivation {
             FusedActivation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
             FusedActivation::Sigmoid => sigmoid(x),
             FusedActivation::SiLU => x * sigmoid(x),
+            FusedActivation::Gelu => uniml_linalg::Activation::Gelu.apply(x),
         }
     }
 
@@ -124,6 +127,7 @@ impl FusedActivation {
             FusedActivation::HardSwish => La::HardSwish,
             FusedActivation::Sigmoid => La::Sigmoid,
             FusedActivation::SiLU => La::SiLU,
+            FusedActivation::Gelu => La::Gelu,
             other => {
                 for x in xs.iter_mut() {
                     *x = other.apply(*x);

@@ -63,15 +63,22 @@ impl Op for Softmax {
             }
             let per = super::per_task(ctx.par, outer, n * inner * 4);
             par_chunks_mut(ctx.par, out, per * block, &|t, chunk| {
-                for (i, yo) in chunk.chunks_mut(block).enumerate() {
-                    let o = t * per + i;
-                    let xo = &xd[o * block..(o + 1) * block];
-                    if inner == 1 {
-                        row(kind, xo, yo);
-                    } else {
-                        strided(kind, xo, yo, n, inner);
-                    }
-                }
+                // The max and scaling loops compiled 16 lanes wide where the
+                // CPU has them (attention rows are short: 128 values).
+                crate::ops::wide::wide(
+                    #[inline(always)]
+                    || {
+                        for (i, yo) in chunk.chunks_mut(block).enumerate() {
+                            let o = t * per + i;
+                            let xo = &xd[o * block..(o + 1) * block];
+                            if inner == 1 {
+                                row(kind, xo, yo);
+                            } else {
+                                strided(kind, xo, yo, n, inner);
+                            }
+                        }
+                    },
+                )
             });
             Ok(())
         })?;
@@ -82,6 +89,7 @@ impl Op for Softmax {
 
 /// The largest non-NaN value (`-inf` if none), in 16 independent lanes so
 /// that it vectorises (a `fold(f32::max)` is one serial chain).
+#[inline(always)]
 fn max_of(x: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 16];
     let mut chunks = x.chunks_exact(16);
@@ -94,6 +102,7 @@ fn max_of(x: &[f32]) -> f32 {
     lanes.iter().copied().fold(tail, f32::max)
 }
 
+#[inline(always)]
 fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
     let max = max_of(x);
     match kind {
@@ -125,6 +134,7 @@ fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
 }
 
 /// Softmax along a strided axis: element `(k, j)` at `k * inner + j`; vectorised over `j`.
+#[inline(always)]
 fn strided(kind: SoftmaxKind, x: &[f32], y: &mut [f32], n: usize, inner: usize) {
     let mut max = vec![f32::NEG_INFINITY; inner];
     for k in 0..n {
