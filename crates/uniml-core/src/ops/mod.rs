@@ -26,7 +26,9 @@ pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_
 /// graph): per-channel Mul/Add folded into the Conv or BatchNormalization
 /// before them, a residual `Add` (or two-input `Sum`) into the Conv before
 /// it, then the activations after those; GELU's elementwise spelling into
-/// one node.
+/// one node; a MatMul's bias `Add` and activation into its epilogue; and a
+/// batch-1 channel `Concat` of convolutions into one node in which each
+/// convolution writes its channels of the output.
 pub const CPU_PASSES: &[crate::passes::Pass] = &[
     crate::passes::sum_pairs_to_add,
     crate::passes::fuse_erf_gelu,
@@ -36,4 +38,5 @@ pub const CPU_PASSES: &[crate::passes::Pass] = &[
     crate::passes::fuse_conv_residual,
     crate::passes::fuse_conv_activation,
     crate::passes::fuse_batchnorm_activation,
+    crate::passes::fuse_concat_convs,
 ];

@@ -20,6 +20,7 @@ use super::gemm_glue::WeightCache;
 use super::padding::Window;
 use super::{f32_data, float_data, with_f32_output_overwritten, FusedActivation};
 use crate::op::{input, EvalCtx, Fact, Op};
+use crate::parallel::Parallelism;
 
 #[derive(Debug, Clone, Default)]
 pub struct Conv {
@@ -52,6 +53,52 @@ impl Conv {
     pub fn prepack(&self, weight: &Arc<Tensor>) {
         let group = self.group.max(1);
         self.packed.ensure(weight, |w| pack_weights(w, group));
+    }
+
+    /// The output shape for input and weight shapes `xs`, `ws`.
+    pub(crate) fn output_shape(&self, xs: &[usize], ws: &[usize]) -> Result<Vec<usize>> {
+        Ok(conv_shape(self, xs, ws)?.1)
+    }
+
+    /// The convolution of `inputs` (X, W, optional B) as f32 into `out`
+    /// (the output's size; every element written, or added to when
+    /// `accumulate`). The bias, packed weights and activation as in `eval`.
+    pub(crate) fn compute_into(
+        &self,
+        par: &dyn Parallelism,
+        inputs: &[Option<TensorView>],
+        accumulate: bool,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let x = input(inputs, 0, "Conv")?;
+        let w = input(inputs, 1, "Conv")?;
+        let (shape, out_shape) = conv_shape(self, x.shape(), w.shape())?;
+        ensure!(
+            out.len() == out_shape.iter().product::<usize>(),
+            "internal: Conv output buffer of {} values for shape {out_shape:?}",
+            out.len()
+        );
+        let xd = float_data(x, "Conv input X")?;
+        let wd = float_data(w, "Conv weight W")?;
+        let bd = match inputs.get(2).and_then(|b| b.as_ref()) {
+            Some(b) => {
+                ensure!(
+                    b.len() == shape.m,
+                    "Conv bias has {} values, expected {}",
+                    b.len(),
+                    shape.m
+                );
+                Some(float_data(b, "Conv bias B")?)
+            }
+            None => None,
+        };
+        let cached = if w.dtype() == DType::F32 {
+            self.packed.get(w)
+        } else {
+            None
+        };
+        let pack = cached.as_ref().map(|p| &p.packed);
+        conv_f32(par, &shape, &xd, &wd, pack, bd.as_deref(), self.activation, accumulate, out)
     }
 }
 
@@ -152,29 +199,7 @@ impl Op for Conv {
     fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
         let x = input(inputs, 0, "Conv")?;
         let w = input(inputs, 1, "Conv")?;
-        let bias = inputs.get(2).and_then(|b| b.as_ref());
-        let (shape, out_shape) = conv_shape(self, x.shape(), w.shape())?;
-        let xd = float_data(x, "Conv input X")?;
-        let wd = float_data(w, "Conv weight W")?;
-        let bd = match bias {
-            Some(b) => {
-                ensure!(
-                    b.len() == shape.m,
-                    "Conv bias has {} values, expected {}",
-                    b.len(),
-                    shape.m
-                );
-                Some(float_data(b, "Conv bias B")?)
-            }
-            None => None,
-        };
-        let cached = if w.dtype() == DType::F32 {
-            self.packed.get(w)
-        } else {
-            None
-        };
-        let pack = cached.as_ref().map(|p| &p.packed);
-        let act = self.activation;
+        let out_shape = conv_shape(self, x.shape(), w.shape())?.1;
         if self.residual {
             let mut y = residual_output(
                 ctx,
@@ -182,33 +207,12 @@ impl Op for Conv {
                 x.dtype(),
                 &out_shape,
             )?;
-            let out = y.as_slice_mut::<f32>()?;
-            conv_f32(
-                ctx.par,
-                &shape,
-                &xd,
-                &wd,
-                pack,
-                bd.as_deref(),
-                act,
-                true,
-                out,
-            )?;
+            self.compute_into(ctx.par, inputs, true, y.as_slice_mut::<f32>()?)?;
             return Ok(vec![y]);
         }
-        // conv_f32 writes every output element (values, or zeros where empty).
+        // Every output element is written (values, or zeros where empty).
         let y = with_f32_output_overwritten(ctx, x.dtype(), &out_shape, |ctx, out| {
-            conv_f32(
-                ctx.par,
-                &shape,
-                &xd,
-                &wd,
-                pack,
-                bd.as_deref(),
-                act,
-                false,
-                out,
-            )
+            self.compute_into(ctx.par, inputs, false, out)
         })?;
         Ok(vec![y])
     }
@@ -615,6 +619,16 @@ mod tests {
             let ws = [mg * group, cg, kh, kw];
             prop_assume!(win.resolve(&xs[2..], &ws[2..]).is_ok());
             check(&xs, &ws, group, win, seed % 2 == 0, seed, prepack);
+        }
+    }
+
+    /// Stride-2 rows long enough for the vector even-lane gather in im2col
+    /// (spans of 16 to 32 outputs), with padding cutting both ends.
+    #[test]
+    fn wide_stride_two_rows_match_naive() {
+        for (w, pads) in [(70usize, vec![1, 1, 1, 1]), (67, vec![0, 2, 1, 0]), (40, vec![0, 0, 0, 0])] {
+            let win = Window { strides: vec![2, 2], pads, ..Default::default() };
+            check(&[1, 3, 5, w], &[4, 3, 3, 3], 1, win, true, w as u64, false);
         }
     }
 

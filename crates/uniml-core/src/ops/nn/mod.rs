@@ -22,6 +22,7 @@
 pub mod batchnorm;
 mod bench;
 pub mod conv;
+pub mod conv_concat;
 pub mod conv_integer;
 mod conv_direct;
 mod conv_kernels;

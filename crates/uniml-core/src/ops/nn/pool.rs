@@ -590,13 +590,19 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as usize % m
         };
-        for case in 0..300 {
+        for case in 0..400 {
             let nd = 1 + case % 2;
-            let input: Vec<usize> = (0..nd).map(|_| 1 + next(9)).collect();
-            let kernel: Vec<usize> = (0..nd).map(|_| 1 + next(4)).collect();
+            // From case 300 on: wide rows pooled 2 or 3 taps with stride 2.
+            let wide = case >= 300;
+            let mut input: Vec<usize> = (0..nd).map(|_| 1 + next(9)).collect();
+            let mut kernel: Vec<usize> = (0..nd).map(|_| 1 + next(4)).collect();
+            let mut strides: Vec<usize> = (0..nd).map(|_| 1 + next(3)).collect();
+            if wide {
+                (input[nd - 1], kernel[nd - 1], strides[nd - 1]) = (20 + next(60), 2 + next(2), 2);
+            }
             let pads: Vec<usize> = (0..2 * nd).map(|i| next(kernel[i % nd])).collect();
             let w = Window {
-                strides: (0..nd).map(|_| 1 + next(3)).collect(),
+                strides,
                 dilations: vec![1; nd],
                 pads,
                 auto_pad: AutoPad::NotSet,
