@@ -34,6 +34,7 @@ pub const CPU_PASSES: &[crate::passes::Pass] = &[
     crate::passes::fuse_erf_gelu,
     crate::passes::fuse_matmul_bias,
     crate::passes::fuse_matmul_activation,
+    crate::passes::fuse_attention_softmax,
     crate::passes::fold_channel_affine,
     crate::passes::fuse_conv_residual,
     crate::passes::fuse_conv_activation,

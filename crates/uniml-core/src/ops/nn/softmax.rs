@@ -4,7 +4,7 @@
 
 use uniml_data::{bail, Result, Tensor, TensorView};
 
-use super::{float_data, with_f32_output};
+use super::{float_data, with_f32_output, with_f32_output_overwritten};
 use crate::op::{input, EvalCtx, Fact, Op};
 use crate::ops::util::norm_axis;
 use crate::parallel::par_chunks_mut;
@@ -182,6 +182,95 @@ fn strided(kind: SoftmaxKind, x: &[f32], y: &mut [f32], n: usize, inner: usize) 
             }
         }
     }
+}
+
+/// `Softmax(x·scale + mask)` over the last axis (CPU only, from
+/// `passes::fuse_attention_softmax`): the attention scores' scaling `Div`
+/// and mask `Add` done while the row is read, instead of two more passes
+/// over the `heads × tokens × tokens` scores. Input 1, the mask, is
+/// optional and broadcasts to `x` (BERT's `[batch, 1, 1, tokens]`).
+#[derive(Debug, Clone)]
+pub struct MaskedSoftmax {
+    pub scale: f32,
+}
+
+impl Op for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "MaskedSoftmax"
+    }
+    fn output_facts(&self, inputs: &[&Fact], _n: usize) -> Result<Vec<Fact>> {
+        let x = inputs.first().copied().cloned().unwrap_or_default();
+        Ok(vec![Fact { dtype: x.dtype, shape: x.shape, konst: None, is_sequence: false }])
+    }
+    fn eval(&self, ctx: &mut EvalCtx, inputs: &[Option<TensorView>]) -> Result<Vec<Tensor>> {
+        let x = input(inputs, 0, "MaskedSoftmax")?;
+        let xs = x.shape();
+        let Some(&n) = xs.last() else { bail!("MaskedSoftmax input must have rank >= 1") };
+        let xd = float_data(x, "input")?;
+        let mask = inputs.get(1).and_then(|m| m.as_ref());
+        // Per row of `x`: the offset of its mask row (strides 0 on broadcast dims).
+        let (md, mstrides, mlast) = match mask {
+            Some(m) => {
+                let ms = m.shape();
+                let fits = ms.len() <= xs.len()
+                    && ms.iter().rev().zip(xs.iter().rev()).all(|(&a, &b)| a == b || a == 1);
+                if !fits {
+                    bail!("MaskedSoftmax mask shape {ms:?} does not broadcast to the input's {xs:?}");
+                }
+                let full = crate::ops::util::broadcast_strides(ms, xs);
+                (Some(float_data(m, "mask")?), full[..xs.len() - 1].to_vec(), full[xs.len() - 1])
+            }
+            None => (None, Vec::new(), 0),
+        };
+        let rows_dims = &xs[..xs.len() - 1];
+        let scale = self.scale;
+        // Every element is written.
+        let y = with_f32_output_overwritten(ctx, x.dtype(), xs, |ctx, out| {
+            if n == 0 {
+                return Ok(());
+            }
+            let rows = out.len() / n;
+            let per = super::per_task(ctx.par, rows, n * 4);
+            par_chunks_mut(ctx.par, out, per * n, &|t, chunk| {
+                crate::ops::wide::wide(
+                    #[inline(always)]
+                    || {
+                        for (i, yo) in chunk.chunks_mut(n).enumerate() {
+                            let o = t * per + i;
+                            let xo = &xd[o * n..(o + 1) * n];
+                            match &md {
+                                Some(md) => {
+                                    // The mask row's offset from the row's index.
+                                    let (mut rest, mut off) = (o, 0);
+                                    for (d, &len) in rows_dims.iter().enumerate().rev() {
+                                        off += (rest % len) * mstrides[d];
+                                        rest /= len;
+                                    }
+                                    if mlast == 1 {
+                                        let mo = &md[off..off + n];
+                                        for ((v, &a), &b) in yo.iter_mut().zip(xo).zip(mo) {
+                                            *v = a * scale + b;
+                                        }
+                                    } else {
+                                        let b = md[off];
+                                        yo.iter_mut().zip(xo).for_each(|(v, &a)| *v = a * scale + b);
+                                    }
+                                }
+                                None => yo.iter_mut().zip(xo).for_each(|(v, &a)| *v = a * scale),
+                            }
+                            let max = max_of(yo);
+                            let sum = uniml_linalg::exp_sum(yo, max);
+                            let inv = 1.0 / sum;
+                            yo.iter_mut().for_each(|v| *v *= inv);
+                        }
+                    },
+                )
+            });
+            Ok(())
+        })?;
+        Ok(vec![y])
+    }
+    crate::op_as_any!();
 }
 
 #[cfg(test)]
