@@ -73,10 +73,7 @@ pub fn fuse_attention_softmax(g: &mut Graph) -> Result<bool> {
             }
             g.nodes[c].op = Box::new(MaskedSoftmax { scale });
             g.nodes[c].inputs = vec![Some(x), mask];
-            gone.sort_unstable();
-            for p in gone.into_iter().rev() {
-                g.nodes.remove(p);
-            }
+            super::remove_nodes(g, gone);
             changed = true;
             continue 'scan;
         }
@@ -93,16 +90,10 @@ fn is_binary(g: &Graph, n: NodeId, op: BinOp) -> bool {
 mod tests {
     use super::*;
     use crate::exec::run_once;
-    use crate::op::{Fact, Op};
     use crate::ops::nn::test_util::rand_vec;
     use crate::parallel::Serial;
-    use uniml_data::{SymbolicShape, Tensor};
-
-    fn node(g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[ValueId]) -> ValueId {
-        let out = g.add_value(format!("{name}.out"), Fact::unknown());
-        g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect(), vec![out]);
-        out
-    }
+    use crate::passes::test_graph::{f32_input, node};
+    use uniml_data::Tensor;
 
     fn softmax(axis: i64) -> Box<Softmax> {
         Box::new(Softmax { kind: SoftmaxKind::Softmax, axis, flatten_tail: false })
@@ -117,11 +108,6 @@ mod tests {
     fn attention_scores_scale_and_mask_in_the_softmax() {
         let mut g = Graph::default();
         let shape = [2, 3, 5, 7];
-        let f32_input = |g: &mut Graph, name: &str, dims: &[usize]| {
-            let v = g.add_value(name, Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(dims)), konst: None, is_sequence: false });
-            g.inputs.push(v);
-            v
-        };
         let s = f32_input(&mut g, "s", &shape);
         let m = f32_input(&mut g, "m", &[2, 1, 1, 7]);
         let c = g.add_const("c", Tensor::from_vec(&[], vec![2.5f32]).unwrap());

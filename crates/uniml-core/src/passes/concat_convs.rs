@@ -57,10 +57,7 @@ pub fn fuse_concat_convs(g: &mut Graph) -> Result<bool> {
             }
             g.nodes[c].op = Box::new(ConvConcat { parts });
             g.nodes[c].inputs = inputs;
-            convs.sort_unstable();
-            for p in convs.into_iter().rev() {
-                g.nodes.remove(p);
-            }
+            super::remove_nodes(g, convs);
             changed = true;
             continue 'scan;
         }
@@ -73,19 +70,12 @@ pub fn fuse_concat_convs(g: &mut Graph) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::exec::run_once;
-    use crate::graph::ValueId;
-    use crate::op::{Fact, Op};
     use crate::ops::elementwise::unary::{Unary, UnaryOp};
     use crate::ops::nn::padding::{AutoPad, Window};
     use crate::ops::nn::test_util::rand_vec;
     use crate::parallel::Serial;
+    use crate::passes::test_graph::{f32_input, node};
     use uniml_data::{SymbolicShape, Tensor};
-
-    fn node(g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[Option<ValueId>]) -> ValueId {
-        let out = g.add_value(format!("{name}.out"), Fact::unknown());
-        g.add_node(name, op, ins.to_vec(), vec![out]);
-        out
-    }
 
     /// A fire module (`s = Relu(Conv1x1(x))`, then `Concat(Relu(Conv1x1(s)),
     /// Relu(Conv3x3(s)), s)`) and a batch-2 copy of it: after the CPU passes the
@@ -97,23 +87,22 @@ mod tests {
         for batch in [1usize, 2] {
             let mut g = Graph::default();
             let shape = [batch, 6, 7, 5];
-            let x = g.add_value("x", Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(&shape)), konst: None, is_sequence: false });
-            g.inputs.push(x);
+            let x = f32_input(&mut g, "x", &shape);
             let konst = |g: &mut Graph, name: &str, shape: &[usize], seed: u64| {
                 let n = shape.iter().product();
                 g.add_const(name, Tensor::from_vec(shape, rand_vec(n, seed).iter().map(|v| v - 0.5).collect()).unwrap())
             };
             let same = || Window { strides: vec![1, 1], auto_pad: AutoPad::SameUpper, ..Default::default() };
             let (ws, bs) = (konst(&mut g, "ws", &[4, 6, 1, 1], 1), konst(&mut g, "bs", &[4], 2));
-            let s = node(&mut g, "squeeze", Box::new(Conv::new(None, same(), 1)), &[Some(x), Some(ws), Some(bs)]);
-            let s = node(&mut g, "relu_s", Box::new(Unary::new(UnaryOp::Relu)), &[Some(s)]);
+            let s = node(&mut g, "squeeze", Box::new(Conv::new(None, same(), 1)), &[x, ws, bs]);
+            let s = node(&mut g, "relu_s", Box::new(Unary::new(UnaryOp::Relu)), &[s]);
             let (w1, w3) = (konst(&mut g, "w1", &[5, 4, 1, 1], 3), konst(&mut g, "w3", &[8, 4, 3, 3], 4));
             let b3 = konst(&mut g, "b3", &[8], 5);
-            let e1 = node(&mut g, "e1", Box::new(Conv::new(None, same(), 1)), &[Some(s), Some(w1)]);
-            let e1 = node(&mut g, "relu1", Box::new(Unary::new(UnaryOp::Relu)), &[Some(e1)]);
-            let e3 = node(&mut g, "e3", Box::new(Conv::new(None, same(), 1)), &[Some(s), Some(w3), Some(b3)]);
-            let e3 = node(&mut g, "relu3", Box::new(Unary::new(UnaryOp::Relu)), &[Some(e3)]);
-            let y = node(&mut g, "cat", Box::new(Concat { axis: -3 }), &[Some(e1), Some(e3), Some(s)]);
+            let e1 = node(&mut g, "e1", Box::new(Conv::new(None, same(), 1)), &[s, w1]);
+            let e1 = node(&mut g, "relu1", Box::new(Unary::new(UnaryOp::Relu)), &[e1]);
+            let e3 = node(&mut g, "e3", Box::new(Conv::new(None, same(), 1)), &[s, w3, b3]);
+            let e3 = node(&mut g, "relu3", Box::new(Unary::new(UnaryOp::Relu)), &[e3]);
+            let y = node(&mut g, "cat", Box::new(Concat { axis: -3 }), &[e1, e3, s]);
             g.outputs = vec![y];
             g.infer_facts().unwrap();
             let xs = Tensor::from_vec(&shape, rand_vec(shape.iter().product(), 6).iter().map(|v| v * 2.0 - 1.0).collect()).unwrap();

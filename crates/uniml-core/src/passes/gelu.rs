@@ -83,11 +83,7 @@ pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
             node.op = Box::new(Unary::new(UnaryOp::Gelu { tanh: false }));
             node.inputs = vec![Some(x)];
             node.outputs = vec![y];
-            let mut gone = [e, add, mul, half];
-            gone.sort_unstable();
-            for n in gone.into_iter().rev() {
-                g.nodes.remove(n);
-            }
+            super::remove_nodes(g, vec![e, add, mul, half]);
             changed = true;
             continue 'scan;
         }

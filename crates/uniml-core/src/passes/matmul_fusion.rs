@@ -84,17 +84,11 @@ pub fn fuse_matmul_activation(g: &mut Graph) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::exec::run_once;
-    use crate::op::{Fact, Op};
     use crate::ops::elementwise::unary::{Unary, UnaryOp};
     use crate::ops::nn::test_util::rand_vec;
     use crate::parallel::Serial;
-    use uniml_data::{SymbolicShape, Tensor};
-
-    fn node(g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[ValueId]) -> ValueId {
-        let out = g.add_value(format!("{name}.out"), Fact::unknown());
-        g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect(), vec![out]);
-        out
-    }
+    use crate::passes::test_graph::{f32_input, node};
+    use uniml_data::Tensor;
 
     /// A BERT feed-forward block, `Gelu(Add(b1, MatMul(x, W1)))` then
     /// `Add(MatMul(h, W2), b2)` with `b2` shaped `[1, 1, N]`, plus forms that
@@ -105,8 +99,7 @@ mod tests {
     fn dense_layers_take_bias_and_gelu() {
         let mut g = Graph::default();
         let (t, d, f) = (7usize, 24usize, 40usize);
-        let x = g.add_value("x", Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(&[1, t, d])), konst: None, is_sequence: false });
-        g.inputs.push(x);
+        let x = f32_input(&mut g, "x", &[1, t, d]);
         let konst = |g: &mut Graph, name: &str, shape: &[usize], seed: u64| {
             let n = shape.iter().product();
             g.add_const(name, Tensor::from_vec(shape, rand_vec(n, seed).iter().map(|v| v - 0.5).collect()).unwrap())

@@ -25,6 +25,38 @@ use uniml_data::Result;
 
 use crate::graph::Graph;
 
+/// Removes the nodes `ids` (any order, no repeats): highest index first, so
+/// the others keep theirs.
+fn remove_nodes(g: &mut Graph, mut ids: Vec<crate::graph::NodeId>) {
+    ids.sort_unstable();
+    for n in ids.into_iter().rev() {
+        g.nodes.remove(n);
+    }
+}
+
+/// Graph building for the passes' tests.
+#[cfg(test)]
+pub(crate) mod test_graph {
+    use uniml_data::{DType, SymbolicShape};
+
+    use crate::graph::{Graph, ValueId};
+    use crate::op::{Fact, Op};
+
+    /// Adds a node of `op` on `ins`; returns its one output.
+    pub fn node(g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[ValueId]) -> ValueId {
+        let out = g.add_value(format!("{name}.out"), Fact::unknown());
+        g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect(), vec![out]);
+        out
+    }
+
+    /// Adds a graph input of f32 values and shape `dims`.
+    pub fn f32_input(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
+        let v = g.add_value(name, Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(dims)), konst: None, is_sequence: false });
+        g.inputs.push(v);
+        v
+    }
+}
+
 /// A rewrite that can be listed and run by name (e.g. BN folding, activation fusion).
 pub type Pass = fn(&mut Graph) -> Result<bool>;
 

@@ -622,13 +622,15 @@ mod tests {
         }
     }
 
-    /// Stride-2 rows long enough for the vector even-lane gather in im2col
-    /// (spans of 16 to 32 outputs), with padding cutting both ends.
+    /// Stride-2 im2col rows wider than one B panel (32 columns) and the
+    /// stem kernel's two 16-column tiles, with padding cutting both ends.
     #[test]
     fn wide_stride_two_rows_match_naive() {
         for (w, pads) in [(70usize, vec![1, 1, 1, 1]), (67, vec![0, 2, 1, 0]), (40, vec![0, 0, 0, 0])] {
-            let win = Window { strides: vec![2, 2], pads, ..Default::default() };
-            check(&[1, 3, 5, w], &[4, 3, 3, 3], 1, win, true, w as u64, false);
+            for c in [3, 5] {
+                let win = Window { strides: vec![2, 2], pads: pads.clone(), ..Default::default() };
+                check(&[1, c, 5, w], &[4, c, 3, 3], 1, win, true, w as u64, false);
+            }
         }
     }
 
