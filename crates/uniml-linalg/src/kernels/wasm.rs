@@ -190,6 +190,34 @@ unsafe fn gemv_mr(k: usize, panel: *const f32, x: *const f32, out: *mut f32) {
     panel_gemv_body::<MR>(k, panel, x, out)
 }
 
+/// `x[i] = exp(x[i] - shift)` (0 below the clamp), returns the sum: 4 lanes
+/// at a time (the portable loop's serial float sum never vectorises).
+unsafe fn exp_sum(x: *mut f32, n: usize, shift: f32) -> f32 {
+    let sh = f32x4_splat(shift);
+    let lo = f32x4_splat(ec::LO);
+    let mut acc = f32x4_splat(0.0);
+    let mut i = 0;
+    while i + 4 <= n {
+        let v = f32x4_sub(load(x.add(i)), sh);
+        // Below the clamp exp is 0 (NaN compares false: stays NaN).
+        let e = v128_andnot(exp4(v), f32x4_lt(v, lo));
+        store(x.add(i), e);
+        acc = f32x4_add(acc, e);
+        i += 4;
+    }
+    let mut sum = f32x4_extract_lane::<0>(acc)
+        + f32x4_extract_lane::<1>(acc)
+        + f32x4_extract_lane::<2>(acc)
+        + f32x4_extract_lane::<3>(acc);
+    for j in i..n {
+        let d = *x.add(j) - shift;
+        let e = if d < ec::LO { 0.0 } else { crate::epilogue::exp_approx(d) };
+        *x.add(j) = e;
+        sum += e;
+    }
+    sum
+}
+
 pub(crate) fn kernel() -> Kernel {
     Kernel {
         kind: KernelKind::WasmSimd128,
@@ -204,7 +232,7 @@ pub(crate) fn kernel() -> Kernel {
         act: None,
         ukr_rows: None,
         ukr_offs: None,
-        exp_sum: None,
+        exp_sum: Some(exp_sum),
         gemv_nr,
         gemv_mr,
         epi,

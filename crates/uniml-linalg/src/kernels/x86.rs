@@ -229,6 +229,34 @@ unsafe fn avx2_gemv_mr(k: usize, panel: *const f32, x: *const f32, out: *mut f32
     panel_gemv_body::<AVX2_MR>(k, panel, x, out)
 }
 
+/// `x[i] = exp(x[i] - shift)` (0 below the clamp), returns the sum: 8 lanes
+/// at a time (the portable loop's serial float sum never vectorises).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_exp_sum(x: *mut f32, n: usize, shift: f32) -> f32 {
+    let sh = _mm256_set1_ps(shift);
+    let lo = _mm256_set1_ps(ec::LO);
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        let v = _mm256_sub_ps(_mm256_loadu_ps(x.add(i)), sh);
+        // Below the clamp exp is 0, not the clamp's 2^-125 (NaN compares false: stays NaN).
+        let e = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v, lo), exp256(v));
+        _mm256_storeu_ps(x.add(i), e);
+        acc = _mm256_add_ps(acc, e);
+        i += 8;
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+    let mut sum: f32 = lanes.iter().sum();
+    for j in i..n {
+        let d = *x.add(j) - shift;
+        let e = if d < ec::LO { 0.0 } else { crate::epilogue::exp_approx(d) };
+        *x.add(j) = e;
+        sum += e;
+    }
+    sum
+}
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_epi(
     c: *mut f32,
@@ -273,7 +301,7 @@ pub(crate) fn avx2_kernel() -> Option<Kernel> {
         act: None,
         ukr_rows: None,
         ukr_offs: None,
-        exp_sum: None,
+        exp_sum: Some(avx2_exp_sum),
         gemv_nr: avx2_gemv_nr,
         gemv_mr: avx2_gemv_mr,
         epi: avx2_epi,

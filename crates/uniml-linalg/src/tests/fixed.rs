@@ -385,6 +385,49 @@ fn gelu_every_kernel_matches_f64() {
     }
 }
 
+/// Every kernel's vector `exp_sum` (and the portable loop) against f64, with
+/// tails of every length below a vector, values below the clamp, -inf and NaN.
+#[test]
+fn exp_sum_every_kernel_matches_f64() {
+    let portable = |x: *mut f32, n: usize, shift: f32| -> f32 {
+        // SAFETY: called below on a live slice of `n` values.
+        let xs = unsafe { core::slice::from_raw_parts_mut(x, n) };
+        let mut sum = 0.0;
+        for v in xs.iter_mut() {
+            let d = *v - shift;
+            *v = if d < crate::epilogue::exp_consts::LO { 0.0 } else { exp_approx(d) };
+            sum += *v;
+        }
+        sum
+    };
+    let mut fns: Vec<(String, Box<dyn Fn(*mut f32, usize, f32) -> f32>)> = vec![("portable".into(), Box::new(portable))];
+    for kind in available_kernels() {
+        if let Some(f) = crate::kernels::table_or_panic(kind).exp_sum {
+            // SAFETY: the kernel is available on this machine; called on live slices.
+            fns.push((format!("{kind:?}"), Box::new(move |x, n, s| unsafe { f(x, n, s) })));
+        }
+    }
+    for (name, f) in &fns {
+        for len in (0usize..20).chain([33, 500]) {
+            let xs: Vec<f32> = (0..len).map(|i| (i as f32 * 0.71).sin() * 30.0 - 5.0).collect();
+            let mut ys = xs.clone();
+            let sum = f(ys.as_mut_ptr(), len, 2.0);
+            let mut want_sum = 0f64;
+            for (&x, &y) in xs.iter().zip(&ys) {
+                let want = ((x - 2.0) as f64).exp();
+                want_sum += want;
+                assert!((y as f64 - want).abs() <= 1e-6 * want, "{name}: exp({x} - 2) = {y}, want {want}");
+            }
+            assert!((sum as f64 - want_sum).abs() <= 1e-5 * want_sum.max(1e-30), "{name} len {len}: sum {sum} vs {want_sum}");
+        }
+        let mut v = [-1000f32, 0.0, f32::NEG_INFINITY, -1000.0, 0.0, -200.0, f32::NEG_INFINITY, 0.0, -88.0];
+        assert_eq!(f(v.as_mut_ptr(), v.len(), 0.0), 3.0, "{name}");
+        assert_eq!(v, [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0], "{name}");
+        let mut n = [f32::NAN, 0.0, 1.0, 2.0, f32::NAN, 0.0, 0.0, 0.0, 0.0];
+        assert!(f(n.as_mut_ptr(), n.len(), 0.0).is_nan() && n[0].is_nan() && n[4].is_nan(), "{name}");
+    }
+}
+
 #[test]
 fn exp_sum_matches_f64() {
     for len in [0usize, 1, 16, 33, 500] {
