@@ -7,79 +7,69 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::sole_producer;
+use super::gelu::scalar;
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::nn::softmax::{MaskedSoftmax, Softmax, SoftmaxKind};
 use crate::ops::util::norm_axis;
 
 pub fn fuse_attention_softmax(g: &mut Graph) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let node = &g.nodes[c];
-            let Some(sm) = node.op.as_any().downcast_ref::<Softmax>() else { continue };
-            let Some(Some(s)) = node.inputs.first().copied() else { continue };
-            let Some(shape) = g.values[s].fact.shape.clone() else { continue };
-            if sm.kind != SoftmaxKind::Softmax || node.outputs.len() != 1 || g.values[s].fact.dtype != Some(DType::F32) {
-                continue;
-            }
-            // Over the last axis (opset < 13's flattened tail is the same there).
-            if shape.rank() == 0 || norm_axis(sm.axis, shape.rank()).ok() != Some(shape.rank() - 1) {
-                continue;
-            }
-            let mut gone: Vec<NodeId> = Vec::new();
-            // The mask `Add`: the scores are the operand of the sum's own shape.
-            let (mut x, mut mask) = (s, None);
-            if let Some(p) = sole_producer(g, s, &producers, &uses).filter(|&p| is_binary(g, p, BinOp::Add)) {
-                if let [Some(a), Some(b)] = g.nodes[p].inputs[..] {
-                    let full = |v: ValueId| g.values[v].fact.shape.as_ref() == Some(&shape) && g.values[v].fact.dtype == Some(DType::F32);
-                    let pick = if full(a) { Some((a, b)) } else if full(b) { Some((b, a)) } else { None };
-                    if let Some((sc, m)) = pick.filter(|&(_, m)| g.values[m].fact.dtype == Some(DType::F32)) {
-                        (x, mask) = (sc, Some(m));
-                        gone.push(p);
-                    }
-                }
-            }
-            // The scaling by a constant scalar.
-            let mut scale = 1.0f32;
-            if let Some(p) = sole_producer(g, x, &producers, &uses) {
-                let inputs = &g.nodes[p].inputs;
-                let scalar = |v: Option<ValueId>| -> Option<f32> {
-                    let t = g.konst(v?)?;
-                    (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
-                };
-                let (a, b) = (inputs.first().copied().flatten(), inputs.get(1).copied().flatten());
-                let full = |v: Option<ValueId>| v.is_some_and(|v| g.values[v].fact.shape.as_ref() == Some(&shape));
-                let found = if is_binary(g, p, BinOp::Div) && full(a) {
-                    scalar(b).filter(|d| *d != 0.0).map(|d| (a, 1.0 / d))
-                } else if is_binary(g, p, BinOp::Mul) {
-                    match (scalar(b), scalar(a)) {
-                        (Some(k), _) if full(a) => Some((a, k)),
-                        (_, Some(k)) if full(b) => Some((b, k)),
-                        _ => None,
-                    }
-                } else {
-                    None
-                };
-                if let Some((Some(v), k)) = found {
-                    (x, scale) = (v, k);
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
+        let node = &g.nodes[c];
+        let Some(sm) = node.op.as_any().downcast_ref::<Softmax>() else { return false };
+        let Some(Some(s)) = node.inputs.first().copied() else { return false };
+        let Some(shape) = g.values[s].fact.shape.clone() else { return false };
+        if sm.kind != SoftmaxKind::Softmax || node.outputs.len() != 1 || g.values[s].fact.dtype != Some(DType::F32) {
+            return false;
+        }
+        // Over the last axis (opset < 13's flattened tail is the same there).
+        if shape.rank() == 0 || norm_axis(sm.axis, shape.rank()).ok() != Some(shape.rank() - 1) {
+            return false;
+        }
+        let mut gone: Vec<NodeId> = Vec::new();
+        // The mask `Add`: the scores are the operand of the sum's own shape.
+        let (mut x, mut mask) = (s, None);
+        if let Some(p) = sole_producer(g, s, producers, uses).filter(|&p| is_binary(g, p, BinOp::Add)) {
+            if let [Some(a), Some(b)] = g.nodes[p].inputs[..] {
+                let full = |v: ValueId| g.values[v].fact.shape.as_ref() == Some(&shape) && g.values[v].fact.dtype == Some(DType::F32);
+                let pick = if full(a) { Some((a, b)) } else if full(b) { Some((b, a)) } else { None };
+                if let Some((sc, m)) = pick.filter(|&(_, m)| g.values[m].fact.dtype == Some(DType::F32)) {
+                    (x, mask) = (sc, Some(m));
                     gone.push(p);
                 }
             }
-            if gone.is_empty() {
-                continue;
-            }
-            g.nodes[c].op = Box::new(MaskedSoftmax { scale });
-            g.nodes[c].inputs = vec![Some(x), mask];
-            super::remove_nodes(g, gone);
-            changed = true;
-            continue 'scan;
         }
-        break;
-    }
-    Ok(changed)
+        // The scaling by a constant scalar.
+        let mut scale = 1.0f32;
+        if let Some(p) = sole_producer(g, x, producers, uses) {
+            let inputs = &g.nodes[p].inputs;
+            let scalar = |v: Option<ValueId>| v.and_then(|v| scalar(g, v));
+            let (a, b) = (inputs.first().copied().flatten(), inputs.get(1).copied().flatten());
+            let full = |v: Option<ValueId>| v.is_some_and(|v| g.values[v].fact.shape.as_ref() == Some(&shape));
+            let found = if is_binary(g, p, BinOp::Div) && full(a) {
+                scalar(b).filter(|d| *d != 0.0).map(|d| (a, 1.0 / d))
+            } else if is_binary(g, p, BinOp::Mul) {
+                match (scalar(b), scalar(a)) {
+                    (Some(k), _) if full(a) => Some((a, k)),
+                    (_, Some(k)) if full(b) => Some((b, k)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some((Some(v), k)) = found {
+                (x, scale) = (v, k);
+                gone.push(p);
+            }
+        }
+        if gone.is_empty() {
+            return false;
+        }
+        g.nodes[c].op = Box::new(MaskedSoftmax { scale });
+        g.nodes[c].inputs = vec![Some(x), mask];
+        super::remove_nodes(g, gone);
+        true
+    }))
 }
 
 fn is_binary(g: &Graph, n: NodeId, op: BinOp) -> bool {

@@ -14,56 +14,48 @@ use crate::ops::util::norm_axis;
 /// Run after the conv activation and residual fusions (their outputs are
 /// then the Concat's inputs). Needs a known batch of 1 and f32 throughout.
 pub fn fuse_concat_convs(g: &mut Graph) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let node = &g.nodes[c];
-            let Some(cat) = node.op.as_any().downcast_ref::<Concat>() else { continue };
-            let fact = match node.outputs.as_slice() {
-                [out] => &g.values[*out].fact,
-                _ => continue,
-            };
-            let Some(shape) = &fact.shape else { continue };
-            if fact.dtype != Some(DType::F32) || shape.rank() < 3 || shape.0[0].known() != Some(1) || norm_axis(cat.axis, shape.rank()).ok() != Some(1) {
-                continue;
-            }
-            let Some(values) = node.inputs.iter().copied().collect::<Option<Vec<_>>>() else { continue };
-            if values.iter().any(|&v| g.values[v].fact.dtype != Some(DType::F32)) {
-                continue;
-            }
-            let (mut parts, mut inputs, mut convs) = (Vec::new(), Vec::new(), Vec::new());
-            for v in values {
-                let conv = sole_producer(g, v, &producers, &uses).and_then(|p| {
-                    let n = &g.nodes[p];
-                    let conv = n.op.as_any().downcast_ref::<Conv>()?;
-                    (!conv.residual && n.outputs.len() == 1).then(|| (p, conv.clone()))
-                });
-                match conv {
-                    Some((p, conv)) if !convs.contains(&p) => {
-                        parts.push(ConcatPart::Conv(conv, g.nodes[p].inputs.len()));
-                        inputs.extend(g.nodes[p].inputs.iter().copied());
-                        convs.push(p);
-                    }
-                    _ => {
-                        parts.push(ConcatPart::Copy);
-                        inputs.push(Some(v));
-                    }
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
+        let node = &g.nodes[c];
+        let Some(cat) = node.op.as_any().downcast_ref::<Concat>() else { return false };
+        let fact = match node.outputs.as_slice() {
+            [out] => &g.values[*out].fact,
+            _ => return false,
+        };
+        let Some(shape) = &fact.shape else { return false };
+        if fact.dtype != Some(DType::F32) || shape.rank() < 3 || shape.0[0].known() != Some(1) || norm_axis(cat.axis, shape.rank()).ok() != Some(1) {
+            return false;
+        }
+        let Some(values) = node.inputs.iter().copied().collect::<Option<Vec<_>>>() else { return false };
+        if values.iter().any(|&v| g.values[v].fact.dtype != Some(DType::F32)) {
+            return false;
+        }
+        let (mut parts, mut inputs, mut convs) = (Vec::new(), Vec::new(), Vec::new());
+        for v in values {
+            let conv = sole_producer(g, v, producers, uses).and_then(|p| {
+                let n = &g.nodes[p];
+                let conv = n.op.as_any().downcast_ref::<Conv>()?;
+                (!conv.residual && n.outputs.len() == 1).then(|| (p, conv.clone()))
+            });
+            match conv {
+                Some((p, conv)) if !convs.contains(&p) => {
+                    parts.push(ConcatPart::Conv(conv, g.nodes[p].inputs.len()));
+                    inputs.extend(g.nodes[p].inputs.iter().copied());
+                    convs.push(p);
+                }
+                _ => {
+                    parts.push(ConcatPart::Copy);
+                    inputs.push(Some(v));
                 }
             }
-            if convs.is_empty() {
-                continue;
-            }
-            g.nodes[c].op = Box::new(ConvConcat { parts });
-            g.nodes[c].inputs = inputs;
-            super::remove_nodes(g, convs);
-            changed = true;
-            continue 'scan;
         }
-        break;
-    }
-    Ok(changed)
+        if convs.is_empty() {
+            return false;
+        }
+        g.nodes[c].op = Box::new(ConvConcat { parts });
+        g.nodes[c].inputs = inputs;
+        super::remove_nodes(g, convs);
+        true
+    }))
 }
 
 #[cfg(test)]

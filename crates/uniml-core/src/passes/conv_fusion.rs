@@ -128,27 +128,19 @@ pub fn fuse_conv_activation(g: &mut Graph) -> Result<bool> {
 /// Splices every activation node into its f32 input's sole producer when
 /// `take(producer op, activation)` accepts it (and records it there).
 pub(super) fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::Any, FusedActivation) -> bool) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let Some(act) = activation_of(g, c) else { continue };
-            let Some(Some(x)) = g.nodes[c].inputs.first().copied() else { continue };
-            if g.values[x].fact.dtype != Some(DType::F32) {
-                continue;
-            }
-            let Some(p) = sole_producer(g, x, &producers, &uses) else { continue };
-            if g.nodes[p].outputs.len() != 1 || !take(g.nodes[p].op.as_any_mut(), act) {
-                continue;
-            }
-            splice(g, p, c);
-            changed = true;
-            continue 'scan;
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
+        let Some(act) = activation_of(g, c) else { return false };
+        let Some(Some(x)) = g.nodes[c].inputs.first().copied() else { return false };
+        if g.values[x].fact.dtype != Some(DType::F32) {
+            return false;
         }
-        break;
-    }
-    Ok(changed)
+        let Some(p) = sole_producer(g, x, producers, uses) else { return false };
+        if g.nodes[p].outputs.len() != 1 || !take(g.nodes[p].op.as_any_mut(), act) {
+            return false;
+        }
+        splice(g, p, c);
+        true
+    }))
 }
 
 /// `Add(Conv(x), z)` (either order, `z` of the conv output's exact shape,
@@ -158,37 +150,30 @@ pub(super) fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::An
 /// MobileNet's inverted residuals): no separate pass over the tensor. CPU
 /// only: the GPU backend does not lower a residual Conv.
 pub fn fuse_conv_residual(g: &mut Graph) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let add = &g.nodes[c];
-            if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
+        let add = &g.nodes[c];
+        if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
+            return false;
+        }
+        let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { return false };
+        for (y, z) in [(a, b), (b, a)] {
+            if y == z || !same_f32_shape(g, y, z) {
                 continue;
             }
-            let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { continue };
-            for (y, z) in [(a, b), (b, a)] {
-                if y == z || !same_f32_shape(g, y, z) {
-                    continue;
-                }
-                let Some(p) = sole_producer(g, y, &producers, &uses) else { continue };
-                let Some(conv) = g.nodes[p].op.as_any_mut().downcast_mut::<Conv>() else { continue };
-                if conv.activation != FusedActivation::None || conv.residual {
-                    continue;
-                }
-                conv.residual = true;
-                let inputs = &mut g.nodes[p].inputs;
-                inputs.resize(3, None);
-                inputs.push(Some(z));
-                splice(g, p, c);
-                changed = true;
-                continue 'scan;
+            let Some(p) = sole_producer(g, y, producers, uses) else { continue };
+            let Some(conv) = g.nodes[p].op.as_any_mut().downcast_mut::<Conv>() else { continue };
+            if conv.activation != FusedActivation::None || conv.residual {
+                continue;
             }
+            conv.residual = true;
+            let inputs = &mut g.nodes[p].inputs;
+            inputs.resize(3, None);
+            inputs.push(Some(z));
+            splice(g, p, c);
+            return true;
         }
-        break;
-    }
-    Ok(changed)
+        false
+    }))
 }
 
 /// Whether `a` and `b` are f32 tensors of one fully determined shape (every

@@ -9,7 +9,8 @@ use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
 
 /// The value of a constant f32 scalar (any shape of one element).
-fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
+/// The value of an f32 constant holding one element.
+pub(super) fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
     let t = g.konst(v)?;
     (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
 }

@@ -18,36 +18,28 @@ use crate::ops::nn::FusedActivation;
 /// product's rank, so the sum has the product's shape) and `W`'s last dim
 /// is `N`.
 pub fn fuse_matmul_bias(g: &mut Graph) -> Result<bool> {
-    let mut changed = false;
-    'scan: loop {
-        let producers = g.producers();
-        let uses = g.use_counts();
-        for c in 0..g.nodes.len() {
-            let add = &g.nodes[c];
-            if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
+        let add = &g.nodes[c];
+        if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
+            return false;
+        }
+        let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { return false };
+        for (y, bias) in [(a, b), (b, a)] {
+            let Some(p) = sole_producer(g, y, producers, uses) else { continue };
+            let mm = &g.nodes[p];
+            let Some(op) = mm.op.as_any().downcast_ref::<MatMul>() else { continue };
+            if op.activation != FusedActivation::None || mm.inputs.len() != 2 || mm.outputs.len() != 1 {
                 continue;
             }
-            let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { continue };
-            for (y, bias) in [(a, b), (b, a)] {
-                let Some(p) = sole_producer(g, y, &producers, &uses) else { continue };
-                let mm = &g.nodes[p];
-                let Some(op) = mm.op.as_any().downcast_ref::<MatMul>() else { continue };
-                if op.activation != FusedActivation::None || mm.inputs.len() != 2 || mm.outputs.len() != 1 {
-                    continue;
-                }
-                let Some(Some(w)) = mm.inputs.get(1).copied() else { continue };
-                if !is_row_bias(g, y, w, bias) {
-                    continue;
-                }
+            let Some(Some(w)) = mm.inputs.get(1).copied() else { continue };
+            if is_row_bias(g, y, w, bias) {
                 g.nodes[p].inputs.push(Some(bias));
                 splice(g, p, c);
-                changed = true;
-                continue 'scan;
+                return true;
             }
         }
-        break;
-    }
-    Ok(changed)
+        false
+    }))
 }
 
 /// Whether adding `bias` to the f32 product `y = x · w` is adding one

@@ -25,6 +25,28 @@ use uniml_data::Result;
 
 use crate::graph::Graph;
 
+/// Offers every node to `rewrite_at(graph, producers, use counts, node)`;
+/// after a rewrite (it returns `true`) the scan starts over with fresh
+/// producers and use counts, until a whole scan rewrites nothing. Returns
+/// whether anything changed.
+fn rewrite_until_fixed(
+    g: &mut Graph,
+    mut rewrite_at: impl FnMut(&mut Graph, &[Option<crate::graph::NodeId>], &[usize], crate::graph::NodeId) -> bool,
+) -> bool {
+    let mut changed = false;
+    'scan: loop {
+        let producers = g.producers();
+        let uses = g.use_counts();
+        for c in 0..g.nodes.len() {
+            if rewrite_at(g, &producers, &uses, c) {
+                changed = true;
+                continue 'scan;
+            }
+        }
+        return changed;
+    }
+}
+
 /// Removes the nodes `ids` (any order, no repeats): highest index first, so
 /// the others keep theirs.
 fn remove_nodes(g: &mut Graph, mut ids: Vec<crate::graph::NodeId>) {

@@ -102,6 +102,13 @@ fn max_of(x: &[f32]) -> f32 {
     lanes.iter().copied().fold(tail, f32::max)
 }
 
+/// `y = exp(y - max) / sum(exp(y - max))` in place (linalg's vector exp).
+#[inline(always)]
+fn normalise_exp(y: &mut [f32], max: f32) {
+    let inv = 1.0 / uniml_linalg::exp_sum(y, max);
+    y.iter_mut().for_each(|v| *v *= inv);
+}
+
 #[inline(always)]
 fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
     let max = max_of(x);
@@ -119,9 +126,7 @@ fn row(kind: SoftmaxKind, x: &[f32], y: &mut [f32]) {
         SoftmaxKind::Softmax => {
             // Vectorised exp (linalg's polynomial, ~2e-7 relative).
             y.copy_from_slice(x);
-            let sum = uniml_linalg::exp_sum(y, max);
-            let inv = 1.0 / sum;
-            y.iter_mut().for_each(|o| *o *= inv);
+            normalise_exp(y, max);
         }
         SoftmaxKind::LogSoftmax => {
             let sum: f32 = x.iter().map(|&v| (v - max).exp()).sum();
@@ -258,10 +263,7 @@ impl Op for MaskedSoftmax {
                                 }
                                 None => yo.iter_mut().zip(xo).for_each(|(v, &a)| *v = a * scale),
                             }
-                            let max = max_of(yo);
-                            let sum = uniml_linalg::exp_sum(yo, max);
-                            let inv = 1.0 / sum;
-                            yo.iter_mut().for_each(|v| *v *= inv);
+                            normalise_exp(yo, max_of(yo));
                         }
                     },
                 )
