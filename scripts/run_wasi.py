@@ -25,6 +25,9 @@ def main():
             sys.exit(f"unknown option {opts[i]}")
     config = wasmtime.Config()
     config.cache = True
+    # Relaxed SIMD (the browser package's relaxed builds; uniml-linalg's wasm tests): on, and
+    # non-deterministic like the browsers' (f32x4.relaxed_madd fused where the host has FMA).
+    config.wasm_relaxed_simd = True
     engine = wasmtime.Engine(config)
     module = wasmtime.Module.from_file(engine, module_path)
     linker = wasmtime.Linker(engine)

@@ -3,12 +3,12 @@
 // Models (.onnx) are not stored here: the page keeps them in its own cache (models.js,
 // 'uniml-demo-models-v1') after a streamed download with progress; caches.match below finds
 // them there too.
-const CACHE = 'uniml-demo-v3';
+const CACHE = 'uniml-demo-v4';
 const ASSETS = [
   '/web/demo/', '/web/demo/index.html', '/web/demo/app.js', '/web/demo/models.js', '/web/demo/classify.js',
   '/web/demo/segment.js', '/web/demo/similarity.js', '/web/demo/style.css', '/web/demo/manifest.webmanifest', '/web/demo/icon.svg',
   '/dist/web/index.js', '/dist/web/engine.js', '/dist/web/tensor.js', '/dist/web/worker.js', '/dist/web/uniml.js',
-  '/dist/web/uniml_bg.wasm', '/dist/web/uniml_scalar_bg.wasm',
+  '/dist/web/uniml_bg.wasm', '/dist/web/uniml_relaxed_bg.wasm', '/dist/web/uniml_scalar_bg.wasm',
   '/dist/web/threads.js', '/dist/web/thread-worker.js', '/dist/web/uniml_threads.js', '/dist/web/text.js', '/dist/web/uniml_text.js', '/dist/web/uniml_text_bg.wasm',
   '/models/imagenet_labels.txt', '/models/bert-uncased-tokenizer.json',
   '/testdata/coffee.png', '/testdata/chelsea.png', '/testdata/astronaut.png',

@@ -1,4 +1,5 @@
-// Loads the engine wasm (threaded+SIMD, SIMD or scalar build, picked at run time; the WebGPU
+// Loads the engine wasm (threaded+SIMD, SIMD or scalar build, each SIMD one in a relaxed-SIMD
+// variant where the JS engine has relaxed SIMD, picked at run time; the WebGPU
 // build beside it for `backend: 'webgpu'`) and wraps the low-level wasm-bindgen API. Used on the
 // main thread (index.js) and in the worker (worker.js).
 //
@@ -12,8 +13,8 @@ import initWebgpu, * as wasmWebgpu from './uniml_webgpu.js';
 import { TYPED_ARRAYS, tensorOf } from './tensor.js';
 import { coreCount, ensureWorkers, threadsSupport } from './threads.js';
 
-// The wasm-bindgen API of the loaded build: `uniml.js` (SIMD and scalar builds share it)
-// or `uniml_threads.js` (the threaded build: shared memory, a pool of workers).
+// The wasm-bindgen API of the loaded build: `uniml.js` (the SIMD, relaxed-SIMD and scalar builds
+// share it) or `uniml_threads.js` (the threaded builds: shared memory, a pool of workers).
 let wasm = wasmSingle;
 
 // A tiny module whose one function returns a v128 (i32.const 0; i8x16.splat; i8x16.popcnt):
@@ -26,6 +27,22 @@ const SIMD_PROBE = new Uint8Array([
 export function simdSupported() {
   try {
     return WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// A tiny module whose one function returns f32x4.relaxed_madd of a v128 local with itself:
+// WebAssembly.validate of it tells whether this JS engine has relaxed SIMD (Chrome 114+,
+// Node 22+; not Safari or Node 20), which the relaxed builds' GEMM uses for fused multiply-add.
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 1, 1, 123, 32, 0, 32, 0, 32, 0, 253, 133, 2, 11,
+]);
+
+/** Whether this JS engine validates WebAssembly relaxed SIMD (f32x4.relaxed_madd). */
+export function relaxedSimdSupported() {
+  try {
+    return WebAssembly.validate(RELAXED_SIMD_PROBE);
   } catch {
     return false;
   }
@@ -90,6 +107,7 @@ function isThreadedModule(module) {
  */
 async function instantiate({ wasm: source, threads = 1 } = {}) {
   const simd = simdSupported();
+  const relaxed = simd && relaxedSimdSupported();
   const support = threadsSupport(simd);
   const wanted = threads !== 1;
   let url = null;
@@ -99,14 +117,18 @@ async function instantiate({ wasm: source, threads = 1 } = {}) {
   } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     module = await WebAssembly.compile(source);
   } else {
-    // The URLs are written out literally so that bundlers see and emit all three files.
+    // The URLs are written out literally so that bundlers see and emit all five files.
     url = source
       ? new URL(String(source), baseHref())
       : support.ok && wanted
-        ? new URL('./uniml_threads_bg.wasm', import.meta.url)
-        : simd
-          ? new URL('./uniml_bg.wasm', import.meta.url)
-          : new URL('./uniml_scalar_bg.wasm', import.meta.url);
+        ? relaxed
+          ? new URL('./uniml_threads_relaxed_bg.wasm', import.meta.url)
+          : new URL('./uniml_threads_bg.wasm', import.meta.url)
+        : relaxed
+          ? new URL('./uniml_relaxed_bg.wasm', import.meta.url)
+          : simd
+            ? new URL('./uniml_bg.wasm', import.meta.url)
+            : new URL('./uniml_scalar_bg.wasm', import.meta.url);
     module = await compileFromUrl(url);
   }
   const threaded = isThreadedModule(module);
@@ -118,6 +140,8 @@ async function instantiate({ wasm: source, threads = 1 } = {}) {
   return {
     simd: wasm.builtWithSimd(),
     simdSupported: simd,
+    relaxedSimd: wasm.builtWithRelaxedSimd(),
+    relaxedSimdSupported: relaxed,
     threaded: wasm.builtWithThreads(),
     threadsReason: threaded
       ? ''

@@ -163,6 +163,10 @@ export interface EngineInfo {
   simd: boolean;
   /** Whether this JS engine supports wasm SIMD. */
   simdSupported: boolean;
+  /** Whether the running wasm is a relaxed-SIMD build (fused multiply-add in matrix products; last-bit results may differ by CPU). */
+  relaxedSimd: boolean;
+  /** Whether this JS engine supports wasm relaxed SIMD (then the relaxed builds are loaded). */
+  relaxedSimdSupported: boolean;
   /** Whether the running wasm is the threaded build (shared memory, worker pool). */
   threaded: boolean;
   /** Why the single-threaded build was loaded ('' for the threaded build). */
@@ -174,6 +178,8 @@ export interface EngineInfo {
 
 export interface Capabilities {
   simd: boolean;
+  /** Whether this JS engine has wasm relaxed SIMD (the relaxed builds, with fused multiply-add, are loaded). */
+  relaxedSimd: boolean;
   /** Whether the threaded build can run here (SharedArrayBuffer, workers, SIMD). */
   threads: boolean;
   /** Why not ('' when threads are available), e.g. the page is not cross-origin isolated (COOP/COEP missing). */

@@ -11,6 +11,7 @@ import {
   loadEngine,
   requireNodeBuiltin,
   simdSupported,
+  relaxedSimdSupported,
 } from './engine.js';
 import { coreCount, onBrowserMainThread, threadsSupport } from './threads.js';
 
@@ -30,7 +31,7 @@ async function probeWebgpu() {
   }
 }
 
-/** What this environment offers: SIMD, threads (and why not), WebGPU and shader-f16. */
+/** What this environment offers: SIMD, relaxed SIMD, threads (and why not), WebGPU and shader-f16. */
 export async function capabilities() {
   const probe = await probeWebgpu();
   const adapter = probe.adapter;
@@ -41,6 +42,7 @@ export async function capabilities() {
   const t = threadsSupport(simd);
   return {
     simd,
+    relaxedSimd: simd && relaxedSimdSupported(),
     threads: t.ok,
     threadsReason: t.ok ? '' : t.reason,
     cores: coreCount(),

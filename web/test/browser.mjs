@@ -85,6 +85,9 @@ try {
     if (r.ok) {
       check(r.crossOriginIsolated === true, 'page is cross-origin isolated (COOP/COEP)');
       check(r.caps.simd === true && r.engine.simd === true, 'SIMD build picked in Chromium');
+      // Chromium has relaxed SIMD: the relaxed build (fused multiply-add) runs, and the checks
+      // against onnxruntime below are its; Node 20 (no relaxed SIMD) runs the plain SIMD build.
+      check(r.caps.relaxedSimd === true && r.engine.relaxedSimd === true, 'relaxed-SIMD build picked in Chromium');
       check(r.caps.threads === true && r.caps.threadsReason === '', `threads available under COOP/COEP (${r.caps.threadsReason})`);
       check(r.top1 === 967, `in page: coffee → ${r.top1} (espresso = 967)`);
       check(r.diff.diff / r.diff.scale <= TOL, `in page: max |diff| vs onnxruntime ${r.diff.diff.toExponential(3)} (scale ${r.diff.scale.toPrecision(3)})`);

@@ -56,6 +56,8 @@ test('digits8x8_cnn matches onnxruntime; metadata', async () => {
   assert.equal(s.inputMetadata[0].dtype, 'float32');
   assert.equal(s.inputMetadata[0].dims.length, 4);
   assert.equal(Session.engineInfo().simd, true, 'the SIMD build is picked in Node');
+  // The relaxed build exactly where this Node validates relaxed SIMD (Node 22+, or a flag).
+  assert.equal(Session.engineInfo().relaxedSimd, (await capabilities()).relaxedSimd, 'the relaxed build is picked where relaxed SIMD is supported');
   const out = await s.run({ input: inputTensor(join(WORK, 'digits')) });
   assert.deepEqual(Object.keys(out), s.outputNames);
   compare('digits node', out, join(WORK, 'digits/ref'));

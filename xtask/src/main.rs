@@ -112,6 +112,7 @@ fn test() -> Result<(), String> {
     run(cargo().args(["build", "-p", "uniml-text", "--target", "wasm32-unknown-unknown"]))?;
     step("golden models inside WebAssembly (wasm32-wasip1 under Wasmtime)");
     wasm::golden()?;
+    wasm::kernel_tests()?;
     step("edge: WASI component (Python wasmtime, jco), wasi:http under jco serve, Cloudflare Worker under workerd");
     wasi::test()?;
     step("wasi-nn: a wasm32-wasip2 guest through uniml-nn-host (Wasmtime + wasi-nn backed by uniml) vs native, sandbox, bad input");
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         Some("serve-bench") => serve::bench(&args[1..]),
         Some("gpu-test") => gpu::gpu_test(),
         Some("gpu-bench") => gpu::gpu_bench(&args[1..]),
-        Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()),
+        Some("wasm") => rustup_targets(&["wasm32-wasip1"]).and_then(|_| wasm::golden()).and_then(|_| wasm::kernel_tests()),
         Some("wasi") => wasi::build().map(|_| ()),
         Some("wasi-test") => wasi::test(),
         Some("wasi-nn-test") => wasi_nn::test(&args[1..], args.iter().any(|a| a == "--write-docs"), false),

@@ -45,3 +45,40 @@ pub fn golden() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The GEMM kernels' own tests (uniml-linalg: every kernel and epilogue against a reference, the
+/// proptests) compiled for wasm32-wasip1 and run under Wasmtime, once with `simd128` (the browser
+/// package's SIMD builds) and once with `simd128` + `relaxed-simd` (its relaxed builds, whose
+/// microkernel multiplies-adds with `f32x4.relaxed_madd`). Natively these tests only reach the x86
+/// kernels; here the wasm ones. Each build has its own target subdir, so that it never
+/// invalidates another.
+pub fn kernel_tests() -> Result<(), String> {
+    let py = python()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (name, features) in [("simd128", "+simd128"), ("simd128 + relaxed-simd", "+simd128,+relaxed-simd")] {
+        step(&format!("uniml-linalg's tests in wasm32-wasip1 ({name}) under Wasmtime"));
+        let tdir = target_dir().join(format!("wasip1-{}", features.replace(['+', ','], "")));
+        let flags = format!("-C target-feature={features}");
+        let mut build = Command::new(&cargo);
+        build
+            .args(["test", "--release", "-p", "uniml-linalg", "--lib", "--no-run", "--target", "wasm32-wasip1", "--message-format=json"])
+            .env("CARGO_TARGET_DIR", &tdir)
+            .env("RUSTFLAGS", &flags)
+            .current_dir(root())
+            .stderr(std::process::Stdio::inherit());
+        eprintln!("$ CARGO_TARGET_DIR={} RUSTFLAGS=\"{flags}\" {build:?}", tdir.display());
+        let out = build.output().map_err(|e| format!("cannot start cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("building uniml-linalg's tests for wasm32-wasip1 ({name}) failed (see above)"));
+        }
+        // The test binary: the `executable` of the uniml-linalg lib-test artifact.
+        let exe = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "uniml_linalg")
+            .find_map(|v| v["executable"].as_str().map(str::to_string))
+            .ok_or("cargo did not report uniml-linalg's wasm test binary")?;
+        run(Command::new(&py).args(["scripts/run_wasi.py", &exe, "--"]))?;
+    }
+    Ok(())
+}

@@ -13,13 +13,17 @@ const BROTLI_BUDGET: u64 = 1 << 20;
 /// The JS glue files copied from web/src into the package.
 const GLUE: &[&str] = &["index.js", "index.d.ts", "engine.js", "tensor.js", "worker.js", "threads.js", "thread-worker.js", "text.js", "text.d.ts"];
 
-/// The engine builds: the scalar one, SIMD, threads + SIMD (shared memory, atomics), and
-/// WebGPU + SIMD (the wgpu backend on the browser's WebGPU; loaded only for `backend: 'webgpu'`).
+/// The engine builds: the scalar one, SIMD, threads + SIMD (shared memory, atomics), the
+/// relaxed-SIMD variants of those two (fused multiply-add in the GEMM; loaded where the JS engine
+/// validates relaxed SIMD), and WebGPU + SIMD (the wgpu backend on the browser's WebGPU; loaded
+/// only for `backend: 'webgpu'`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
     Scalar,
     Simd,
+    Relaxed,
     Threads,
+    ThreadsRelaxed,
     Webgpu,
 }
 
@@ -28,9 +32,15 @@ impl Flavour {
         match self {
             Flavour::Scalar => "scalar",
             Flavour::Simd => "simd",
+            Flavour::Relaxed => "relaxed",
             Flavour::Threads => "threads",
+            Flavour::ThreadsRelaxed => "threads-relaxed",
             Flavour::Webgpu => "webgpu",
         }
+    }
+
+    fn threaded(self) -> bool {
+        matches!(self, Flavour::Threads | Flavour::ThreadsRelaxed)
     }
 }
 
@@ -86,17 +96,17 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
     // the others have their own, so that changing RUSTFLAGS never rebuilds another.
     let tdir = match flavour {
         Flavour::Scalar => target_dir(),
-        Flavour::Simd => target_dir().join("web-simd"),
-        Flavour::Threads => target_dir().join("web-threads"),
-        Flavour::Webgpu => target_dir().join("web-webgpu"),
+        _ => target_dir().join(format!("web-{name}")),
     };
     let flags = match flavour {
         Flavour::Scalar => "",
         Flavour::Simd | Flavour::Webgpu => "-C target-feature=+simd128",
+        Flavour::Relaxed => "-C target-feature=+simd128,+relaxed-simd",
         Flavour::Threads => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296",
+        Flavour::ThreadsRelaxed => "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd -C link-arg=--max-memory=4294967296",
     };
     let mut build = cargo();
-    let threaded = flavour == Flavour::Threads;
+    let threaded = flavour.threaded();
     // The threaded build links with a shared, imported memory and exports the TLS symbols that
     // wasm-bindgen's thread transform needs: link arguments of the final crate only (`cargo rustc`),
     // so that they never invalidate the dependencies' (and std's) cached builds.
@@ -122,24 +132,31 @@ fn build_flavour(wb: &Path, flavour: Flavour) -> Result<PathBuf, String> {
     }
     let wasm = tdir.join("wasm32-unknown-unknown/release/uniml_web.wasm");
     let out = tdir.join(format!("web-bindgen-{name}"));
+    // The relaxed builds share the JS glue of their plain twin (`build` checks that it matches).
     let stem = match flavour {
-        Flavour::Threads => "uniml_threads",
+        Flavour::Threads | Flavour::ThreadsRelaxed => "uniml_threads",
         Flavour::Webgpu => "uniml_webgpu",
-        Flavour::Simd | Flavour::Scalar => "uniml",
+        Flavour::Simd | Flavour::Relaxed | Flavour::Scalar => "uniml",
     };
     let opt = out.join(format!("{stem}_bg.opt.wasm"));
     if !newer(&wasm, &opt) {
         eprintln!("{name}: up to date");
         return Ok(out);
     }
-    // The threaded build gets -O1: with binaryen 132, -O2 and -O3 break its pool (observed: the
-    // pool workers never ran a task and 2 threads ran as slowly as 1, as if the thread-local
-    // state were shared between threads); -O1 keeps it working (web/test/threads.test.mjs checks).
-    let mut opt_args = vec![if flavour == Flavour::Threads { "-O1" } else { "-O3" }];
+    // -O1 for every build. With binaryen 132, -O3 took ~5 minutes per build on a 2-core machine
+    // (the npm binaryen runs as wasm in Node) against ~30 s for -O1, and gave a *larger* brotli
+    // (963.6 vs 939.7 KB for the SIMD build); the module is optimised by LLVM already and V8
+    // optimises again. The threaded builds could not take more anyway: -O2 and -O3 break their
+    // pool (observed: the pool workers never ran a task and 2 threads ran as slowly as 1, as if
+    // the thread-local state were shared between threads; web/test/threads.test.mjs checks).
+    let mut opt_args = vec!["-O1"];
     if flavour != Flavour::Scalar {
         opt_args.push("--enable-simd");
     }
-    if flavour == Flavour::Threads {
+    if matches!(flavour, Flavour::Relaxed | Flavour::ThreadsRelaxed) {
+        opt_args.push("--enable-relaxed-simd");
+    }
+    if threaded {
         opt_args.push("--enable-threads");
     }
     bindgen_opt(wb, &wasm, &out, stem, &opt_args)?;
@@ -218,14 +235,19 @@ pub fn build() -> Result<(), String> {
     let simd = build_flavour(&wb, Flavour::Simd)?;
     let debug = build_debug(&wb)?;
     let scalar = build_flavour(&wb, Flavour::Scalar)?;
+    let relaxed = build_flavour(&wb, Flavour::Relaxed)?;
     let threads = build_flavour(&wb, Flavour::Threads)?;
+    let threads_relaxed = build_flavour(&wb, Flavour::ThreadsRelaxed)?;
     let webgpu = build_flavour(&wb, Flavour::Webgpu)?;
     let text = build_text(&wb)?;
     step("assembling dist/web");
     let glue_simd = glue_api(&simd.join("uniml.js"))?;
     let glue_scalar = glue_api(&scalar.join("uniml.js"))?;
-    if glue_simd != glue_scalar {
-        return Err("the wasm-bindgen JS glue differs between the SIMD and scalar builds; both builds must export the same API".into());
+    if glue_simd != glue_scalar || glue_api(&relaxed.join("uniml.js"))? != glue_simd {
+        return Err("the wasm-bindgen JS glue differs between the SIMD, relaxed-SIMD and scalar builds; they must export the same API".into());
+    }
+    if glue_api(&threads.join("uniml_threads.js"))? != glue_api(&threads_relaxed.join("uniml_threads.js"))? {
+        return Err("the wasm-bindgen JS glue differs between the threaded and threaded relaxed-SIMD builds; they must export the same API".into());
     }
     let dist = root().join("dist/web");
     let _ = std::fs::remove_dir_all(&dist);
@@ -238,10 +260,12 @@ pub fn build() -> Result<(), String> {
     std::fs::create_dir_all(dist.join("debug")).map_err(|e| e.to_string())?;
     copy(&debug.join("uniml_bg.wasm"), &dist.join("debug/uniml_bg.wasm"))?;
     copy(&scalar.join("uniml_bg.opt.wasm"), &dist.join("uniml_scalar_bg.wasm"))?;
+    copy(&relaxed.join("uniml_bg.opt.wasm"), &dist.join("uniml_relaxed_bg.wasm"))?;
     copy(&text.join("uniml_text.js"), &dist.join("uniml_text.js"))?;
     copy(&text.join("uniml_text_bg.opt.wasm"), &dist.join("uniml_text_bg.wasm"))?;
     copy(&threads.join("uniml_threads.js"), &dist.join("uniml_threads.js"))?;
     copy(&threads.join("uniml_threads_bg.opt.wasm"), &dist.join("uniml_threads_bg.wasm"))?;
+    copy(&threads_relaxed.join("uniml_threads_bg.opt.wasm"), &dist.join("uniml_threads_relaxed_bg.wasm"))?;
     copy(&webgpu.join("uniml_webgpu.js"), &dist.join("uniml_webgpu.js"))?;
     copy(&webgpu.join("uniml_webgpu_bg.opt.wasm"), &dist.join("uniml_webgpu_bg.wasm"))?;
     for f in GLUE {
@@ -265,6 +289,8 @@ pub fn build() -> Result<(), String> {
             "./thread-worker.js": "./thread-worker.js",
             "./uniml_bg.wasm": "./uniml_bg.wasm",
             "./uniml_threads_bg.wasm": "./uniml_threads_bg.wasm",
+            "./uniml_relaxed_bg.wasm": "./uniml_relaxed_bg.wasm",
+            "./uniml_threads_relaxed_bg.wasm": "./uniml_threads_relaxed_bg.wasm",
             "./uniml_webgpu_bg.wasm": "./uniml_webgpu_bg.wasm",
             "./uniml_scalar_bg.wasm": "./uniml_scalar_bg.wasm",
             "./uniml_text_bg.wasm": "./uniml_text_bg.wasm",
@@ -284,6 +310,8 @@ pub fn build() -> Result<(), String> {
         .arg(dist.join("uniml_scalar_bg.wasm"))
         .arg(dist.join("uniml_text_bg.wasm"))
         .arg(dist.join("uniml_threads_bg.wasm"))
+        .arg(dist.join("uniml_relaxed_bg.wasm"))
+        .arg(dist.join("uniml_threads_relaxed_bg.wasm"))
         .arg(dist.join("uniml_webgpu_bg.wasm"))
         .output()
         .map_err(|e| format!("node: {e}"))?;

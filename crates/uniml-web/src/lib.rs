@@ -115,6 +115,13 @@ pub fn built_with_simd() -> bool {
     cfg!(target_feature = "simd128")
 }
 
+/// Whether this build was compiled with relaxed SIMD (the relaxed flavours: fused multiply-add
+/// in the GEMM microkernel).
+#[wasm_bindgen(js_name = builtWithRelaxedSimd)]
+pub fn built_with_relaxed_simd() -> bool {
+    cfg!(target_feature = "relaxed-simd")
+}
+
 /// Whether this build was compiled with wasm threads (atomics, shared memory):
 /// the threaded build, whose sessions can run kernels on a pool of workers.
 #[wasm_bindgen(js_name = builtWithThreads)]

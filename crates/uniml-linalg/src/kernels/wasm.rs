@@ -3,6 +3,13 @@
 //! module cannot even be instantiated without SIMD support, so no run-time
 //! check is needed.  The element-wise helpers reuse the generic bodies, which
 //! LLVM vectorises to `v128` under the same target feature.
+//!
+//! Builds that also enable `relaxed-simd` (the browser package's relaxed
+//! flavours, loaded where the JS engine validates relaxed SIMD) multiply-add
+//! with `f32x4.relaxed_madd`: one FMA instruction on x86 hosts with FMA3 and on
+//! ARM, where baseline simd128 needs a multiply and a dependent add.  Relaxed
+//! SIMD leaves fusing to the engine, so results may differ from the plain
+//! build's in the last bit; nothing here depends on either rounding.
 
 use core::arch::wasm32::*;
 
@@ -10,8 +17,23 @@ use super::generic::{axpy, dot, epi, panel_gemv_body};
 use super::{Kernel, KernelKind};
 use crate::epilogue::{exp_consts as ec, gelu_consts as gc, Activation, TileEpi};
 
+/// 4×8 also with fused multiply-adds: a 6×8 tile (12 accumulators) measured 20–60% slower in
+/// V8 (Node 20), whose register allocator spills it on x86's 16 xmm registers.
 const MR: usize = 4;
 const NR: usize = 8;
+
+/// `a·b + c`: fused where the build has relaxed SIMD (see the module doc).
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+}
 
 #[inline(always)]
 unsafe fn load(p: *const f32) -> v128 {
@@ -23,19 +45,18 @@ unsafe fn store(p: *mut f32, v: v128) {
     (p as *mut v128).write_unaligned(v)
 }
 
-/// `exp` on 4 lanes, same algorithm as `epilogue::exp_approx` (no FMA in
-/// baseline simd128).
+/// `exp` on 4 lanes, same algorithm as `epilogue::exp_approx`.
 #[inline(always)]
 fn exp4(x: v128) -> v128 {
     // pmax(x, lo) = x < lo ? lo : x — NaN propagates, like the scalar code.
     let x = f32x4_pmin(f32x4_pmax(x, f32x4_splat(ec::LO)), f32x4_splat(ec::HI));
-    let t = f32x4_add(f32x4_mul(x, f32x4_splat(ec::LOG2E)), f32x4_splat(ec::MAGIC));
+    let t = madd(x, f32x4_splat(ec::LOG2E), f32x4_splat(ec::MAGIC));
     let nf = f32x4_sub(t, f32x4_splat(ec::MAGIC));
     let r = f32x4_sub(x, f32x4_mul(nf, f32x4_splat(ec::LN2_HI)));
     let r = f32x4_sub(r, f32x4_mul(nf, f32x4_splat(ec::LN2_LO)));
     let mut p = f32x4_splat(ec::P[0]);
     for &coef in &ec::P[1..] {
-        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(coef));
+        p = madd(p, r, f32x4_splat(coef));
     }
     let n = i32x4_sub(t, i32x4_splat(ec::MAGIC_BITS));
     f32x4_mul(p, i32x4_shl(i32x4_add(n, i32x4_splat(127)), 23))
@@ -60,7 +81,7 @@ fn gelu4(v: v128) -> v128 {
     let t = f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_mul(a, f32x4_splat(0.5)), f32x4_splat(1.0)));
     let mut q = f32x4_splat(gc::Q[0]);
     for &coef in &gc::Q[1..] {
-        q = f32x4_add(f32x4_mul(q, t), f32x4_splat(coef));
+        q = madd(q, t, f32x4_splat(coef));
     }
     let h = f32x4_mul(f32x4_mul(t, f32x4_splat(0.5)), exp4(f32x4_sub(q, f32x4_mul(a, a))));
     let phi = v128_bitselect(h, f32x4_sub(f32x4_splat(1.0), h), f32x4_lt(v, f32x4_splat(0.0)));
@@ -116,7 +137,7 @@ unsafe fn ukr_body<const M: usize, const NV: usize>(
         for (i, row) in acc.iter_mut().enumerate() {
             let ai = v128_load32_splat(a.add(i) as *const u32);
             for (r, &bvv) in row.iter_mut().zip(&bv) {
-                *r = f32x4_add(*r, f32x4_mul(ai, bvv));
+                *r = madd(ai, bvv, *r);
             }
         }
         a = a.add(M);
@@ -221,7 +242,7 @@ unsafe fn exp_sum(x: *mut f32, n: usize, shift: f32) -> f32 {
 pub(crate) fn kernel() -> Kernel {
     Kernel {
         kind: KernelKind::WasmSimd128,
-        name: "wasm simd128 4x8",
+        name: if cfg!(target_feature = "relaxed-simd") { "wasm simd128+relaxed 4x8" } else { "wasm simd128 4x8" },
         mr: MR,
         nr: NR,
         kc: 256,

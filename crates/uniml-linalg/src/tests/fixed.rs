@@ -188,6 +188,7 @@ fn public_api_and_views() {
 }
 
 #[test]
+#[cfg_attr(target_os = "wasi", ignore = "wasm32-wasip1 has no threads")]
 fn range_ptr_variants_from_threads() {
     let (m, n, k) = (40, 333, 27);
     let w = rand_vec(1, m * k);
@@ -540,4 +541,14 @@ fn packed_operands_are_send_sync() {
     assert_send_sync::<PackedB>();
     assert_send_sync::<MatRef<'static>>();
     assert_send_sync::<Epilogue<'static>>();
+}
+
+/// A wasm build with `simd128` runs the simd128 kernel (`cargo xtask wasm` runs these tests in
+/// wasm32-wasip1), fusing its multiply-adds exactly when the build has relaxed SIMD.
+#[test]
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn wasm_simd_builds_select_the_simd128_kernel() {
+    let k = crate::kernels::selected();
+    assert_eq!(k.kind, KernelKind::WasmSimd128, "selected {}", k.name);
+    assert_eq!(k.name.contains("relaxed"), cfg!(target_feature = "relaxed-simd"), "selected {}", k.name);
 }

@@ -1,8 +1,10 @@
 //! `RegexFullMatch` (opset 20): whether each string matches `pattern` in
-//! full (bool output of the input's shape). Patterns use RE2 syntax, which the
-//! `regex` crate implements (no look-around or back-references).
+//! full (bool output of the input's shape). Patterns use RE2 syntax through
+//! `regex-lite`: no look-around or back-references, and, as in RE2, the Perl
+//! classes `\w`, `\d`, `\s` and `\b` are ASCII. Unicode classes (`\p{L}`) are
+//! not supported: such a pattern is an error naming it.
 
-use regex::Regex;
+use regex_lite::Regex;
 use uniml_data::{ensure, DType, Result, Tensor, TensorView};
 
 use crate::op::{input, EvalCtx, Fact, Op};
@@ -82,5 +84,8 @@ mod tests {
         let op = RegexFullMatch::new("a|b").unwrap();
         assert!(!op.is_full_match("ab") && op.is_full_match("b"));
         assert!(RegexFullMatch::new("(").is_err());
+        // RE2's \w is ASCII: "café" is not all word characters.
+        let op = RegexFullMatch::new(r"\w+").unwrap();
+        assert!(op.is_full_match("cafe_9") && !op.is_full_match("café"));
     }
 }
