@@ -104,6 +104,29 @@ fn fill_scratch(g: &Geo2, l: &Layout, x: &[f32], s: &mut [f32]) {
     }
 }
 
+/// `a += w·src` over one tile: fused multiply-adds in wasm builds with relaxed SIMD (the
+/// browser package's relaxed builds), where plain simd128 needs a multiply and a dependent add.
+#[inline(always)]
+fn mul_add_tile(a: &mut [f32; TW], w: f32, src: &[f32; TW]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        use core::arch::wasm32::{f32x4_relaxed_madd, f32x4_splat, v128};
+        let wv = f32x4_splat(w);
+        for (ac, sc) in a.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+            // SAFETY: both chunks are 4 floats (16 bytes); unaligned v128 access is allowed.
+            unsafe {
+                let pa = ac.as_mut_ptr() as *mut v128;
+                let x = (sc.as_ptr() as *const v128).read_unaligned();
+                pa.write_unaligned(f32x4_relaxed_madd(wv, x, pa.read_unaligned()));
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    for i in 0..TW {
+        a[i] += w * src[i];
+    }
+}
+
 /// Output rows `oh0..oh0+R`, all column tiles.
 #[inline(always)]
 fn rows_block<const R: usize>(
@@ -128,9 +151,7 @@ fn rows_block<const R: usize>(
                     let pr = (oh0 + r) * g.sh + kh * g.dh;
                     let base = (pr * sw + phase) * l.wq + off + t0;
                     let src: &[f32; TW] = s[base..base + TW].try_into().expect("tile in scratch");
-                    for i in 0..TW {
-                        a[i] += wv * src[i];
-                    }
+                    mul_add_tile(a, wv, src);
                 }
             }
         }
