@@ -229,7 +229,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
          compare the two engines within a row, not rows across runs). Peer: onnxruntime-web {ort_version} (npm, exact version in `web/package-lock.json`), wasm execution provider, \
          `env.wasm.numThreads` = threads. Chromium: {chromium}, headless, page served with COOP/COEP (cross-origin isolated), both engines \
          in one module Worker. Node: {node}, both engines on the main thread.\n\
-         uniml: the `uniml` npm package (`dist/web`): threads 1 → SIMD build; threads 2 → threaded+SIMD build (a Web Worker / worker_threads pool). \
+         uniml: the `uniml` npm package (`dist/web`): threads 1 → SIMD build; threads 2 → threaded+SIMD build (a Web Worker / worker_threads pool); \
+         each in its relaxed-SIMD variant where the JS engine has relaxed SIMD (Chromium; not Node 20; onnxruntime-web's shipped wasm uses baseline SIMD only: it validates in Node 20). \
          \"uniml threads\" is the thread count the engine reports for the session; \"rel. diff\" = max |uniml − ort| ÷ max(1, max |ort|) over the first output \
          (random inputs, as the native bench). Create times include each engine's wasm instantiation for the first model of a run.\n\
          `chromium-webgpu` rows: Chromium with `--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader` (WebGPU on SwiftShader, a software \
