@@ -151,11 +151,7 @@ pub(super) fn fuse_activation(g: &mut Graph, take: impl Fn(&mut dyn std::any::An
 /// only: the GPU backend does not lower a residual Conv.
 pub fn fuse_conv_residual(g: &mut Graph) -> Result<bool> {
     Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
-        let add = &g.nodes[c];
-        if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
-            return false;
-        }
-        let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { return false };
+        let Some((a, b)) = super::add_operands(&g.nodes[c]) else { return false };
         for (y, z) in [(a, b), (b, a)] {
             if y == z || !same_f32_shape(g, y, z) {
                 continue;

@@ -9,7 +9,6 @@ use uniml_data::{DType, Result};
 
 use super::conv_fusion::{fuse_activation, sole_producer, splice};
 use crate::graph::{Graph, ValueId};
-use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::nn::matmul::MatMul;
 use crate::ops::nn::FusedActivation;
 
@@ -19,11 +18,7 @@ use crate::ops::nn::FusedActivation;
 /// is `N`.
 pub fn fuse_matmul_bias(g: &mut Graph) -> Result<bool> {
     Ok(super::rewrite_until_fixed(g, |g, producers, uses, c| {
-        let add = &g.nodes[c];
-        if !add.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || add.outputs.len() != 1 {
-            return false;
-        }
-        let (Some(Some(a)), Some(Some(b))) = (add.inputs.first().copied(), add.inputs.get(1).copied()) else { return false };
+        let Some((a, b)) = super::add_operands(&g.nodes[c]) else { return false };
         for (y, bias) in [(a, b), (b, a)] {
             let Some(p) = sole_producer(g, y, producers, uses) else { continue };
             let mm = &g.nodes[p];
@@ -76,6 +71,7 @@ pub fn fuse_matmul_activation(g: &mut Graph) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::exec::run_once;
+    use crate::ops::elementwise::binary::{BinOp, Binary};
     use crate::ops::elementwise::unary::{Unary, UnaryOp};
     use crate::ops::nn::test_util::rand_vec;
     use crate::parallel::Serial;

@@ -47,6 +47,19 @@ fn rewrite_until_fixed(
     }
 }
 
+/// The two operands of `node` when it is a binary `Add` with one output, as the Add fusions
+/// (conv residual, MatMul bias) match it.
+fn add_operands(node: &crate::graph::Node) -> Option<(crate::graph::ValueId, crate::graph::ValueId)> {
+    use crate::ops::elementwise::binary::{BinOp, Binary};
+    if !node.op.as_any().downcast_ref::<Binary>().is_some_and(|b| b.op == BinOp::Add) || node.outputs.len() != 1 {
+        return None;
+    }
+    match (node.inputs.first().copied(), node.inputs.get(1).copied()) {
+        (Some(Some(a)), Some(Some(b))) => Some((a, b)),
+        _ => None,
+    }
+}
+
 /// Removes the nodes `ids` (any order, no repeats): highest index first, so
 /// the others keep theirs.
 fn remove_nodes(g: &mut Graph, mut ids: Vec<crate::graph::NodeId>) {
