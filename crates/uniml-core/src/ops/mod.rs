@@ -25,11 +25,13 @@ pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_
 /// kernels do not take their forms, or were measured with the unfused
 /// graph): per-channel Mul/Add folded into the Conv or BatchNormalization
 /// before them, a residual `Add` (or two-input `Sum`) into the Conv before
-/// it, then the activations after those; GELU's elementwise spelling into
-/// one node; a MatMul's bias `Add` and activation into its epilogue; and a
+/// it, then the activations after those; HardSwish's and GELU's
+/// elementwise spellings into one node each (HardSwish's first, so that a
+/// Conv before it takes it); a MatMul's bias `Add` and activation into its epilogue; and a
 /// batch-1 channel `Concat` of convolutions into one node in which each
 /// convolution writes its channels of the output.
 pub const CPU_PASSES: &[crate::passes::Pass] = &[
+    crate::passes::fuse_hardswish,
     crate::passes::sum_pairs_to_add,
     crate::passes::fuse_erf_gelu,
     crate::passes::fuse_matmul_bias,

@@ -86,7 +86,7 @@ pub fn fold_batchnorm_into_conv(g: &mut Graph) -> Result<bool> {
 }
 
 /// The fused form of an activation node, if it has one.
-fn activation_of(g: &Graph, n: NodeId) -> Option<FusedActivation> {
+pub(super) fn activation_of(g: &Graph, n: NodeId) -> Option<FusedActivation> {
     let node = &g.nodes[n];
     if let Some(u) = node.op.as_any().downcast_ref::<Unary>() {
         return match u.op {

@@ -8,14 +8,13 @@ use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
 
-/// The value of a constant f32 scalar (any shape of one element).
 /// The value of an f32 constant holding one element.
 pub(super) fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
     let t = g.konst(v)?;
     (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
 }
 
-fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
+pub(super) fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
     let node = &g.nodes[n];
     let b = node.op.as_any().downcast_ref::<Binary>()?;
     match (b.op == op, node.inputs.as_slice(), node.outputs.len()) {
@@ -25,7 +24,7 @@ fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
 }
 
 /// The operand of the commutative `op` node `n` that is not `v`, when `v` is one.
-fn other_operand(g: &Graph, n: NodeId, op: BinOp, v: ValueId) -> Option<ValueId> {
+pub(super) fn other_operand(g: &Graph, n: NodeId, op: BinOp, v: ValueId) -> Option<ValueId> {
     let (a, b) = binary(g, n, op)?;
     if a == v {
         Some(b)

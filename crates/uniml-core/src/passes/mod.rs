@@ -7,6 +7,7 @@ mod conv_fusion;
 mod dead;
 mod fold;
 mod gelu;
+mod hardswish;
 mod identity;
 mod matmul_fusion;
 mod sum_add;
@@ -17,6 +18,7 @@ pub use conv_fusion::{fold_batchnorm_into_conv, fold_channel_affine, fuse_batchn
 pub use dead::remove_dead_nodes;
 pub use fold::fold_constants;
 pub use gelu::fuse_erf_gelu;
+pub use hardswish::fuse_hardswish;
 pub use identity::remove_identities;
 pub use matmul_fusion::{fuse_matmul_activation, fuse_matmul_bias};
 pub use sum_add::sum_pairs_to_add;

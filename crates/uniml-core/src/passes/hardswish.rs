@@ -1,0 +1,166 @@
+//! HardSwish spelled out in elementwise nodes → one `HardSwish` node, which
+//! the Conv before it then takes into its epilogue: no pass over the
+//! activation instead of four.
+//!
+//! Two spellings: `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)` (paddle2onnx:
+//! PP-OCRv4's detector has 24, a third of its run in these elementwise
+//! nodes) and `Mul(x, Div(Clip(Add(x, 3), 0, 6), 6))`; either division also
+//! as a `Mul` by 1/6, and the commutative operands in either order.
+
+use uniml_data::{DType, Result};
+
+use super::conv_fusion::{activation_of, sole_producer};
+use super::gelu::{binary, other_operand, scalar};
+use crate::graph::{Graph, NodeId, ValueId};
+use crate::ops::elementwise::binary::BinOp;
+use crate::ops::elementwise::unary::{Unary, UnaryOp};
+use crate::ops::nn::FusedActivation;
+
+/// `HardSwish(x)` for its elementwise spellings, when every intermediate
+/// value is used only inside the pattern.
+pub fn fuse_hardswish(g: &mut Graph) -> Result<bool> {
+    Ok(super::rewrite_until_fixed(g, |g, producers, uses, clip| {
+        match hardswish_at(g, producers, uses, clip) {
+            Some((x, last, dead)) => {
+                let node = &mut g.nodes[last];
+                node.op = Box::new(Unary::new(UnaryOp::HardSwish));
+                node.inputs = vec![Some(x)];
+                super::remove_nodes(g, dead.to_vec());
+                true
+            }
+            None => false,
+        }
+    }))
+}
+
+/// For a `Clip(·, 0, 6)` node `clip` inside a HardSwish spelling: `x`, the
+/// pattern's last node (which becomes the HardSwish) and the other three.
+fn hardswish_at(g: &Graph, producers: &[Option<NodeId>], uses: &[usize], clip: NodeId) -> Option<(ValueId, NodeId, [NodeId; 3])> {
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    let is = |v: ValueId, want: f32| scalar(g, v).is_some_and(|k| close(k, want));
+    if activation_of(g, clip) != Some(FusedActivation::Clip { min: 0.0, max: 6.0 }) {
+        return None;
+    }
+    let a = g.nodes[clip].inputs.first().copied().flatten()?;
+    let add = sole_producer(g, a, producers, uses)?;
+    let x = match binary(g, add, BinOp::Add)? {
+        (x, k) if is(k, 3.0) => x,
+        (k, x) if is(k, 3.0) => x,
+        _ => return None,
+    };
+    if g.values[x].fact.dtype != Some(DType::F32) {
+        return None;
+    }
+    // The sole consumer of a value read once and not a graph output.
+    let consumer = |v: ValueId| -> Option<NodeId> {
+        if uses[v] != 1 || g.outputs.contains(&v) {
+            return None;
+        }
+        g.nodes.iter().position(|n| n.inputs.contains(&Some(v)))
+    };
+    // `Div(v, 6)`, `Mul(v, 1/6)` or `Mul(1/6, v)`.
+    let sixth_of = |n: NodeId, v: ValueId| -> bool {
+        matches!(binary(g, n, BinOp::Div), Some((a, k)) if a == v && is(k, 6.0))
+            || other_operand(g, n, BinOp::Mul, v).is_some_and(|k| is(k, 1.0 / 6.0))
+    };
+    let clipped = g.nodes[clip].outputs[0];
+    let first = consumer(clipped)?;
+    let first_out = *g.nodes[first].outputs.first()?;
+    let last = consumer(first_out)?;
+    let times_x = |n: NodeId, v: ValueId| other_operand(g, n, BinOp::Mul, v) == Some(x);
+    let spelled = (times_x(first, clipped) && sixth_of(last, first_out)) || (sixth_of(first, clipped) && times_x(last, first_out));
+    spelled.then_some((x, last, [add, clip, first]))
+}
+
+#[cfg(test)]
+mod tests {
+    use uniml_data::{DType, SymbolicShape, Tensor};
+
+    use super::*;
+    use crate::exec::run_once;
+    use crate::op::{Fact, Op};
+    use crate::ops::elementwise::binary::Binary;
+    use crate::ops::elementwise::clip::Clip;
+    use crate::ops::nn::test_util::{assert_close, rand_vec, FakePar};
+
+    fn op<T: Op>(o: T) -> Box<dyn Op> {
+        Box::new(o)
+    }
+
+    /// The spellings under test.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Spelling {
+        /// `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`, Clip bounds as inputs.
+        DivLast,
+        /// `Mul(Div(Clip(Add(3, x)), 6) → Mul(1/6, ·), x)`, Clip bounds as attributes.
+        SixthFirst,
+    }
+
+    /// `x → HardSwish spelled out → y`; with `extra_use` the Clip's output is
+    /// a graph output too (then nothing may be fused).
+    fn graph(spelling: Spelling, extra_use: bool) -> (Graph, ValueId) {
+        let mut g = Graph::default();
+        let x = g.add_value("x", Fact::new(DType::F32, SymbolicShape::known(&[3, 41])));
+        let k = |g: &mut Graph, name: &str, v: f32| g.add_const(name, Tensor::from_vec(&[], vec![v]).unwrap());
+        let v = |g: &mut Graph, name: &str| g.add_value(name, Fact::default());
+        let (a, c, m, y) = (v(&mut g, "a"), v(&mut g, "c"), v(&mut g, "m"), v(&mut g, "y"));
+        let three = k(&mut g, "three", 3.0);
+        match spelling {
+            Spelling::DivLast => {
+                let (lo, hi, six) = (k(&mut g, "lo", 0.0), k(&mut g, "hi", 6.0), k(&mut g, "six", 6.0));
+                g.add_node("add", op(Binary::new(BinOp::Add)), vec![Some(x), Some(three)], vec![a]);
+                g.add_node("clip", op(Clip::default()), vec![Some(a), Some(lo), Some(hi)], vec![c]);
+                g.add_node("mul", op(Binary::new(BinOp::Mul)), vec![Some(x), Some(c)], vec![m]);
+                g.add_node("div", op(Binary::new(BinOp::Div)), vec![Some(m), Some(six)], vec![y]);
+            }
+            Spelling::SixthFirst => {
+                let sixth = k(&mut g, "sixth", 1.0 / 6.0);
+                g.add_node("add", op(Binary::new(BinOp::Add)), vec![Some(three), Some(x)], vec![a]);
+                g.add_node("clip", op(Clip { min: Some(0.0), max: Some(6.0) }), vec![Some(a)], vec![c]);
+                g.add_node("scale", op(Binary::new(BinOp::Mul)), vec![Some(sixth), Some(c)], vec![m]);
+                g.add_node("mul", op(Binary::new(BinOp::Mul)), vec![Some(m), Some(x)], vec![y]);
+            }
+        }
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        if extra_use {
+            g.outputs.push(c);
+        }
+        g.infer_facts().unwrap();
+        (g, x)
+    }
+
+    fn eval(g: &Graph, x: ValueId, data: &[f32]) -> Vec<f32> {
+        let t = Tensor::from_vec(&[3, 41], data.to_vec()).unwrap();
+        let out = run_once(g, &[(x, t.view())], &FakePar, u64::MAX).unwrap();
+        let y = out.into_iter().next().unwrap().into_tensor().unwrap();
+        y.as_slice::<f32>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn both_spellings_become_one_node_with_the_same_values() {
+        // Values across both knees (−3 and 3) and beyond.
+        let data: Vec<f32> = rand_vec(3 * 41, 11).iter().map(|v| v * 10.0).collect();
+        for spelling in [Spelling::DivLast, Spelling::SixthFirst] {
+            let (mut g, x) = graph(spelling, false);
+            let want = eval(&g, x, &data);
+            assert!(fuse_hardswish(&mut g).unwrap());
+            assert_eq!(g.nodes.len(), 1);
+            assert_eq!(g.nodes[0].op.name(), "HardSwish");
+            assert_close(&eval(&g, x, &data), &want, 1e-6);
+        }
+    }
+
+    #[test]
+    fn shared_intermediates_and_other_constants_are_left_alone() {
+        let (mut g, _) = graph(Spelling::DivLast, true);
+        assert!(!fuse_hardswish(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 4);
+        // Clip(·, 0, 5) is not HardSwish's.
+        let (mut g, _) = graph(Spelling::SixthFirst, false);
+        let clip = g.nodes.iter().position(|n| n.op.name() == "Clip").unwrap();
+        g.nodes[clip].op = op(Clip { min: Some(0.0), max: Some(5.0) });
+        assert!(!fuse_hardswish(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 4);
+    }
+}
