@@ -227,6 +227,7 @@ fn act_strategy() -> impl Strategy<Value = FusedActivation> {
         Just(FusedActivation::Clip { min: 0.0, max: 6.0 }),
         Just(FusedActivation::Clip { min: f32::NEG_INFINITY, max: 1.0 }),
         Just(FusedActivation::HardSwish),
+        Just(FusedActivation::HardSwishAffine { scale: 0.63, shift: -0.55 }),
         Just(FusedActivation::Sigmoid),
         Just(FusedActivation::SiLU),
         Just(FusedActivation::Gelu),

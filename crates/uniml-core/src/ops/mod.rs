@@ -27,7 +27,8 @@ pub const PASSES: &[crate::passes::Pass] = &[crate::passes::fold_batchnorm_into_
 /// before them, a residual `Add` (or two-input `Sum`) into the Conv before
 /// it, then the activations after those; HardSwish's and GELU's
 /// elementwise spellings into one node each (HardSwish's first, so that a
-/// Conv before it takes it); a MatMul's bias `Add` and activation into its epilogue; and a
+/// Conv before it takes it), and a scalar affine after a Conv's HardSwish
+/// into its epilogue; a MatMul's bias `Add` and activation into its epilogue; and a
 /// batch-1 channel `Concat` of convolutions into one node in which each
 /// convolution writes its channels of the output.
 pub const CPU_PASSES: &[crate::passes::Pass] = &[
@@ -40,6 +41,7 @@ pub const CPU_PASSES: &[crate::passes::Pass] = &[
     crate::passes::fold_channel_affine,
     crate::passes::fuse_conv_residual,
     crate::passes::fuse_conv_activation,
+    crate::passes::fuse_activation_affine,
     crate::passes::fuse_batchnorm_activation,
     crate::passes::fuse_concat_convs,
 ];

@@ -1,6 +1,7 @@
 //! Graph passes run at session creation: cheap, local rewrites that keep the
 //! graph valid after each step.
 
+mod activation_affine;
 mod attention_softmax;
 mod concat_convs;
 mod conv_fusion;
@@ -12,6 +13,7 @@ mod identity;
 mod matmul_fusion;
 mod sum_add;
 
+pub use activation_affine::fuse_activation_affine;
 pub use attention_softmax::fuse_attention_softmax;
 pub use concat_convs::fuse_concat_convs;
 pub use conv_fusion::{fold_batchnorm_into_conv, fold_channel_affine, fuse_batchnorm_activation, fuse_conv_activation, fuse_conv_residual};

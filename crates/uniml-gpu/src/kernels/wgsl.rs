@@ -147,6 +147,9 @@ pub fn act_fn(a: FusedActivation) -> String {
         FusedActivation::LeakyRelu { alpha } => format!("return select(v, v * {}, v < 0.0);", lit(alpha)),
         FusedActivation::Clip { min, max } => format!("return min(max(v, {}), {});", lit(min), lit(max)),
         FusedActivation::HardSwish => "return v * clamp(v / 6.0 + 0.5, 0.0, 1.0);".to_string(),
+        FusedActivation::HardSwishAffine { scale, shift } => {
+            format!("return v * clamp(v / 6.0 + 0.5, 0.0, 1.0) * {} + {};", lit(scale), lit(shift))
+        }
         FusedActivation::HardSigmoid { alpha, beta } => format!("return clamp({} * v + {}, 0.0, 1.0);", lit(alpha), lit(beta)),
         FusedActivation::Sigmoid => "return sigmoid_(v);".to_string(),
         FusedActivation::SiLU => "return v * sigmoid_(v);".to_string(),

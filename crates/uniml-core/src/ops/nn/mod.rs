@@ -68,6 +68,13 @@ pub enum FusedActivation {
     },
     /// `x * clamp(x / 6 + 0.5, 0, 1)`.
     HardSwish,
+    /// `HardSwish(x) · scale + shift`: PP-LCNet's learnable affine after the
+    /// activation (PP-OCR exports it as a scalar `Mul` and `Add`), taken in
+    /// by `passes::fuse_activation_affine`.
+    HardSwishAffine {
+        scale: f32,
+        shift: f32,
+    },
     /// `clamp(alpha * x + beta, 0, 1)`.
     HardSigmoid {
         alpha: f32,
@@ -111,6 +118,7 @@ impl FusedActivation {
                 let t = x * (1.0 / 6.0) + 0.5;
                 x * t.clamp(0.0, 1.0)
             }
+            FusedActivation::HardSwishAffine { scale, shift } => FusedActivation::HardSwish.apply(x) * scale + shift,
             FusedActivation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
             FusedActivation::Sigmoid => sigmoid(x),
             FusedActivation::SiLU => x * sigmoid(x),
@@ -129,6 +137,13 @@ impl FusedActivation {
             FusedActivation::Sigmoid => La::Sigmoid,
             FusedActivation::SiLU => La::SiLU,
             FusedActivation::Gelu => La::Gelu,
+            FusedActivation::HardSwishAffine { scale, shift } => {
+                uniml_linalg::activate(La::HardSwish, xs);
+                for x in xs.iter_mut() {
+                    *x = *x * scale + shift;
+                }
+                return;
+            }
             other => {
                 for x in xs.iter_mut() {
                     *x = other.apply(*x);
