@@ -10,7 +10,7 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::{sole_producer, splice};
-use super::gelu::scalar;
+use super::gelu::scalar_beside;
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::nn::conv::Conv;
@@ -48,15 +48,10 @@ fn scalar_step(g: &Graph, c: NodeId) -> Option<(BinOp, ValueId, f32)> {
         return None;
     }
     let (a, b) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
-    for (y, k) in [(a, b), (b, a)] {
-        let (Some(value), Some(kt)) = (scalar(g, k), g.konst(k)) else { continue };
-        let fact = &g.values[y].fact;
-        let rank = fact.shape.as_ref().map(|s| s.rank());
-        if fact.dtype == Some(DType::F32) && rank.is_some_and(|r| kt.rank() <= r) {
-            return Some((op, y, value));
-        }
-    }
-    None
+    [(a, b), (b, a)].into_iter().find_map(|(y, k)| {
+        let value = scalar_beside(g, k, y)?;
+        (g.values[y].fact.dtype == Some(DType::F32)).then_some((op, y, value))
+    })
 }
 
 #[cfg(test)]

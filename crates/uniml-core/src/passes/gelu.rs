@@ -14,6 +14,14 @@ pub(super) fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
     (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
 }
 
+/// [`scalar`] for a constant combined elementwise with `y`, when it does not
+/// broadcast `y` to a higher rank (so that dropping it keeps `y`'s shape;
+/// `y`'s rank must be known).
+pub(super) fn scalar_beside(g: &Graph, k: ValueId, y: ValueId) -> Option<f32> {
+    let rank = g.values[y].fact.shape.as_ref()?.rank();
+    (g.konst(k)?.rank() <= rank).then(|| scalar(g, k)).flatten()
+}
+
 pub(super) fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
     let node = &g.nodes[n];
     let b = node.op.as_any().downcast_ref::<Binary>()?;

@@ -10,7 +10,7 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::{activation_of, sole_producer};
-use super::gelu::{binary, other_operand, scalar};
+use super::gelu::{binary, other_operand, scalar_beside};
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::BinOp;
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
@@ -37,20 +37,22 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<bool> {
 /// pattern's last node (which becomes the HardSwish) and the other three.
 fn hardswish_at(g: &Graph, producers: &[Option<NodeId>], uses: &[usize], clip: NodeId) -> Option<(ValueId, NodeId, [NodeId; 3])> {
     let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
-    let is = |v: ValueId, want: f32| scalar(g, v).is_some_and(|k| close(k, want));
     if activation_of(g, clip) != Some(FusedActivation::Clip { min: 0.0, max: 6.0 }) {
         return None;
     }
     let a = g.nodes[clip].inputs.first().copied().flatten()?;
     let add = sole_producer(g, a, producers, uses)?;
+    // Constants that broadcast x to a higher rank are not HardSwish's.
+    let beside = |v: ValueId, x: ValueId, want: f32| scalar_beside(g, v, x).is_some_and(|k| close(k, want));
     let x = match binary(g, add, BinOp::Add)? {
-        (x, k) if is(k, 3.0) => x,
-        (k, x) if is(k, 3.0) => x,
+        (x, k) if beside(k, x, 3.0) => x,
+        (k, x) if beside(k, x, 3.0) => x,
         _ => return None,
     };
     if g.values[x].fact.dtype != Some(DType::F32) {
         return None;
     }
+    let is = |v: ValueId, want: f32| beside(v, x, want);
     // The sole consumer of a value read once and not a graph output.
     let consumer = |v: ValueId| -> Option<NodeId> {
         if uses[v] != 1 || g.outputs.contains(&v) {
@@ -160,6 +162,14 @@ mod tests {
         let (mut g, _) = graph(Spelling::SixthFirst, false);
         let clip = g.nodes.iter().position(|n| n.op.name() == "Clip").unwrap();
         g.nodes[clip].op = op(Clip { min: Some(0.0), max: Some(5.0) });
+        assert!(!fuse_hardswish(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 4);
+        // A 3 of shape [1, 1, 1] broadcasts x ([3, 41]) to rank 3.
+        let (mut g, _) = graph(Spelling::DivLast, false);
+        let three = g.add_const("three3", Tensor::from_vec(&[1, 1, 1], vec![3.0f32]).unwrap());
+        let add = g.nodes.iter().position(|n| n.name == "add").unwrap();
+        g.nodes[add].inputs[1] = Some(three);
+        g.infer_facts().unwrap();
         assert!(!fuse_hardswish(&mut g).unwrap());
         assert_eq!(g.nodes.len(), 4);
     }
