@@ -65,7 +65,7 @@ fn hardswish_at(g: &Graph, producers: &[Option<NodeId>], uses: &[usize], clip: N
         matches!(binary(g, n, BinOp::Div), Some((a, k)) if a == v && is(k, 6.0))
             || other_operand(g, n, BinOp::Mul, v).is_some_and(|k| is(k, 1.0 / 6.0))
     };
-    let clipped = g.nodes[clip].outputs[0];
+    let clipped = *g.nodes[clip].outputs.first()?;
     let first = consumer(clipped)?;
     let first_out = *g.nodes[first].outputs.first()?;
     let last = consumer(first_out)?;
