@@ -59,18 +59,11 @@ mod tests {
     use uniml_data::{SymbolicShape, Tensor};
 
     use super::*;
-    use crate::exec::run_once;
     use crate::op::Fact;
     use crate::ops::elementwise::clip::Clip;
     use crate::ops::nn::padding::{AutoPad, Window};
     use crate::ops::nn::test_util::rand_vec;
-    use crate::parallel::Serial;
-
-    fn node(g: &mut Graph, name: &str, op: Box<dyn crate::op::Op>, inputs: &[ValueId]) -> ValueId {
-        let out = g.add_value(format!("{name}.out"), Fact::unknown());
-        g.add_node(name, op, inputs.iter().map(|&v| Some(v)).collect(), vec![out]);
-        out
-    }
+    use crate::passes::test_graph::{first_output, node};
 
     /// PP-LCNet's block as paddle2onnx writes it: `Conv` (no bias) `+ B`,
     /// HardSwish spelled out, `· a + b`, then a padded depthwise Conv. After
@@ -102,17 +95,13 @@ mod tests {
         g.infer_facts().unwrap();
 
         let xs = Tensor::from_vec(&shape, rand_vec(196, 5).iter().map(|v| v * 4.0 - 2.0).collect()).unwrap();
-        let run = |g: &Graph| -> Vec<f32> {
-            let outs = run_once(g, &[(x, xs.view())], &Serial, u64::MAX).unwrap();
-            outs.into_iter().next().unwrap().into_tensor().unwrap().as_slice::<f32>().unwrap().to_vec()
-        };
-        let want = run(&g);
+        let want = first_output(&g, x, &xs);
         crate::passes::run_passes(&mut g, crate::ops::CPU_PASSES).unwrap();
         let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
         assert_eq!(ops, ["Conv", "Conv"], "{ops:?}");
         let conv = g.nodes[0].op.as_any().downcast_ref::<Conv>().unwrap();
         assert_eq!(conv.activation, FusedActivation::HardSwishAffine { scale: 0.63, shift: -0.55 });
-        let got = run(&g);
+        let got = first_output(&g, x, &xs);
         for (w, o) in want.iter().zip(&got) {
             assert!((w - o).abs() <= 1e-5 * w.abs().max(1.0), "{w} vs {o}");
         }

@@ -61,12 +61,10 @@ pub fn fuse_concat_convs(g: &mut Graph) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::run_once;
     use crate::ops::elementwise::unary::{Unary, UnaryOp};
     use crate::ops::nn::padding::{AutoPad, Window};
     use crate::ops::nn::test_util::rand_vec;
-    use crate::parallel::Serial;
-    use crate::passes::test_graph::{f32_input, node};
+    use crate::passes::test_graph::{f32_input, first_output, node};
     use uniml_data::{SymbolicShape, Tensor};
 
     /// A fire module (`s = Relu(Conv1x1(x))`, then `Concat(Relu(Conv1x1(s)),
@@ -98,17 +96,13 @@ mod tests {
             g.outputs = vec![y];
             g.infer_facts().unwrap();
             let xs = Tensor::from_vec(&shape, rand_vec(shape.iter().product(), 6).iter().map(|v| v * 2.0 - 1.0).collect()).unwrap();
-            let run = |g: &Graph| -> Vec<f32> {
-                let outs = run_once(g, &[(x, xs.view())], &Serial, u64::MAX).unwrap();
-                outs.into_iter().next().unwrap().into_tensor().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
-            let want = run(&g);
+            let want = first_output(&g, x, &xs);
             crate::passes::run_passes(&mut g, crate::ops::CPU_PASSES).unwrap();
             let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
             let fused = if batch == 1 { vec!["Conv", "ConvConcat"] } else { vec!["Conv", "Conv", "Conv", "Concat"] };
             assert_eq!(ops, fused, "batch {batch}");
             assert_eq!(g.values[g.outputs[0]].fact.shape, Some(SymbolicShape::known(&[batch, 17, 7, 5])));
-            let got = run(&g);
+            let got = first_output(&g, x, &xs);
             crate::ops::nn::test_util::assert_close(&got, &want, 1e-5);
             assert!(want.iter().any(|&v| v > 0.0) && want.contains(&0.0), "the Relus cut somewhere");
         }

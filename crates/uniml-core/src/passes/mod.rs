@@ -76,10 +76,12 @@ fn remove_nodes(g: &mut Graph, mut ids: Vec<crate::graph::NodeId>) {
 /// Graph building for the passes' tests.
 #[cfg(test)]
 pub(crate) mod test_graph {
-    use uniml_data::{DType, SymbolicShape};
+    use uniml_data::{DType, SymbolicShape, Tensor};
 
+    use crate::exec::run_once;
     use crate::graph::{Graph, ValueId};
     use crate::op::{Fact, Op};
+    use crate::parallel::Serial;
 
     /// Adds a node of `op` on `ins`; returns its one output.
     pub fn node(g: &mut Graph, name: &str, op: Box<dyn Op>, ins: &[ValueId]) -> ValueId {
@@ -93,6 +95,12 @@ pub(crate) mod test_graph {
         let v = g.add_value(name, Fact { dtype: Some(DType::F32), shape: Some(SymbolicShape::known(dims)), konst: None, is_sequence: false });
         g.inputs.push(v);
         v
+    }
+
+    /// The first output's values of one serial run of `g` with input `x` = `xs`.
+    pub fn first_output(g: &Graph, x: ValueId, xs: &Tensor) -> Vec<f32> {
+        let outs = run_once(g, &[(x, xs.view())], &Serial, u64::MAX).unwrap();
+        outs.into_iter().next().unwrap().into_tensor().unwrap().as_slice::<f32>().unwrap().to_vec()
     }
 }
 
