@@ -10,9 +10,9 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::{sole_producer, splice};
-use super::gelu::scalar_beside;
+use super::pattern::{binary, scalar_beside};
 use crate::graph::{Graph, NodeId, ValueId};
-use crate::ops::elementwise::binary::{BinOp, Binary};
+use crate::ops::elementwise::binary::BinOp;
 use crate::ops::nn::conv::Conv;
 use crate::ops::nn::FusedActivation;
 
@@ -42,12 +42,7 @@ pub fn fuse_activation_affine(g: &mut Graph) -> Result<bool> {
 /// for an f32 `y` and a constant one-element `k` that does not broadcast
 /// `y` to a higher rank.
 fn scalar_step(g: &Graph, c: NodeId) -> Option<(BinOp, ValueId, f32)> {
-    let node = &g.nodes[c];
-    let op = node.op.as_any().downcast_ref::<Binary>()?.op;
-    if !matches!(op, BinOp::Mul | BinOp::Add) || node.outputs.len() != 1 {
-        return None;
-    }
-    let (a, b) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
+    let (op, (a, b)) = [BinOp::Mul, BinOp::Add].into_iter().find_map(|op| Some((op, binary(g, c, op)?)))?;
     [(a, b), (b, a)].into_iter().find_map(|(y, k)| {
         let value = scalar_beside(g, k, y)?;
         (g.values[y].fact.dtype == Some(DType::F32)).then_some((op, y, value))
@@ -60,6 +55,7 @@ mod tests {
 
     use super::*;
     use crate::op::Fact;
+    use crate::ops::elementwise::binary::Binary;
     use crate::ops::elementwise::clip::Clip;
     use crate::ops::nn::padding::{AutoPad, Window};
     use crate::ops::nn::test_util::rand_vec;

@@ -7,7 +7,7 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::sole_producer;
-use super::gelu::scalar;
+use super::pattern::scalar;
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::{BinOp, Binary};
 use crate::ops::nn::softmax::{MaskedSoftmax, Softmax, SoftmaxKind};

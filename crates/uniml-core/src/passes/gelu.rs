@@ -4,65 +4,23 @@
 
 use uniml_data::{DType, Result};
 
+use super::pattern::{binary, close, other_operand, scalar, sole_consumer};
 use crate::graph::{Graph, NodeId, ValueId};
-use crate::ops::elementwise::binary::{BinOp, Binary};
+use crate::ops::elementwise::binary::BinOp;
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
-
-/// The value of an f32 constant holding one element.
-pub(super) fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
-    let t = g.konst(v)?;
-    (t.dtype() == DType::F32 && t.len() == 1).then(|| t.as_slice::<f32>().ok().map(|s| s[0])).flatten()
-}
-
-/// [`scalar`] for a constant combined elementwise with `y`, when it does not
-/// broadcast `y` to a higher rank (so that dropping it keeps `y`'s shape;
-/// `y`'s rank must be known).
-pub(super) fn scalar_beside(g: &Graph, k: ValueId, y: ValueId) -> Option<f32> {
-    let rank = g.values[y].fact.shape.as_ref()?.rank();
-    (g.konst(k)?.rank() <= rank).then(|| scalar(g, k)).flatten()
-}
-
-pub(super) fn binary(g: &Graph, n: NodeId, op: BinOp) -> Option<(ValueId, ValueId)> {
-    let node = &g.nodes[n];
-    let b = node.op.as_any().downcast_ref::<Binary>()?;
-    match (b.op == op, node.inputs.as_slice(), node.outputs.len()) {
-        (true, [Some(a), Some(b)], 1) => Some((*a, *b)),
-        _ => None,
-    }
-}
-
-/// The operand of the commutative `op` node `n` that is not `v`, when `v` is one.
-pub(super) fn other_operand(g: &Graph, n: NodeId, op: BinOp, v: ValueId) -> Option<ValueId> {
-    let (a, b) = binary(g, n, op)?;
-    if a == v {
-        Some(b)
-    } else if b == v {
-        Some(a)
-    } else {
-        None
-    }
-}
 
 /// `Gelu(x)` for the erf form of GELU in elementwise nodes (either operand
 /// order of the commutative ones; `x/√2` also as `x·(1/√2)`), when every
 /// intermediate value is used only inside the pattern.
 pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
-    let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
     let mut changed = false;
     'scan: loop {
         let producers = g.producers();
         let uses = g.use_counts();
-        // The sole consumer of a value read once and not a graph output.
-        let consumer = |g: &Graph, v: ValueId| -> Option<NodeId> {
-            if uses[v] != 1 || g.outputs.contains(&v) {
-                return None;
-            }
-            g.nodes.iter().position(|n| n.inputs.contains(&Some(v)))
-        };
         // The sole consumer of `v` and its output, when it is the commutative
         // `op` with an other operand that `other` accepts.
         let next = |g: &Graph, v: ValueId, op: BinOp, other: &dyn Fn(ValueId) -> bool| -> Option<(NodeId, ValueId)> {
-            let n = consumer(g, v)?;
+            let n = sole_consumer(g, &uses, v)?;
             other_operand(g, n, op, v).filter(|&o| other(o))?;
             Some((n, g.nodes[n].outputs[0]))
         };
@@ -106,6 +64,7 @@ mod tests {
 
     use super::*;
     use crate::exec::run_once;
+    use crate::ops::elementwise::binary::Binary;
     use crate::op::{Fact, Op};
     use crate::ops::nn::test_util::{assert_close, rand_vec, FakePar};
 

@@ -10,7 +10,7 @@
 use uniml_data::{DType, Result};
 
 use super::conv_fusion::{activation_of, sole_producer};
-use super::gelu::{binary, other_operand, scalar_beside};
+use super::pattern::{binary, close, other_operand, scalar_beside, sole_consumer};
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::BinOp;
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
@@ -36,7 +36,6 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<bool> {
 /// For a `Clip(·, 0, 6)` node `clip` inside a HardSwish spelling: `x`, the
 /// pattern's last node (which becomes the HardSwish) and the other three.
 fn hardswish_at(g: &Graph, producers: &[Option<NodeId>], uses: &[usize], clip: NodeId) -> Option<(ValueId, NodeId, [NodeId; 3])> {
-    let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
     if activation_of(g, clip) != Some(FusedActivation::Clip { min: 0.0, max: 6.0 }) {
         return None;
     }
@@ -53,13 +52,7 @@ fn hardswish_at(g: &Graph, producers: &[Option<NodeId>], uses: &[usize], clip: N
         return None;
     }
     let is = |v: ValueId, want: f32| beside(v, x, want);
-    // The sole consumer of a value read once and not a graph output.
-    let consumer = |v: ValueId| -> Option<NodeId> {
-        if uses[v] != 1 || g.outputs.contains(&v) {
-            return None;
-        }
-        g.nodes.iter().position(|n| n.inputs.contains(&Some(v)))
-    };
+    let consumer = |v: ValueId| sole_consumer(g, uses, v);
     // `Div(v, 6)`, `Mul(v, 1/6)` or `Mul(1/6, v)`.
     let sixth_of = |n: NodeId, v: ValueId| -> bool {
         matches!(binary(g, n, BinOp::Div), Some((a, k)) if a == v && is(k, 6.0))
@@ -79,11 +72,11 @@ mod tests {
     use uniml_data::{DType, SymbolicShape, Tensor};
 
     use super::*;
-    use crate::exec::run_once;
     use crate::op::{Fact, Op};
     use crate::ops::elementwise::binary::Binary;
     use crate::ops::elementwise::clip::Clip;
-    use crate::ops::nn::test_util::{assert_close, rand_vec, FakePar};
+    use crate::ops::nn::test_util::{assert_close, rand_vec};
+    use crate::passes::test_graph::first_output;
 
     fn op<T: Op>(o: T) -> Box<dyn Op> {
         Box::new(o)
@@ -132,24 +125,17 @@ mod tests {
         (g, x)
     }
 
-    fn eval(g: &Graph, x: ValueId, data: &[f32]) -> Vec<f32> {
-        let t = Tensor::from_vec(&[3, 41], data.to_vec()).unwrap();
-        let out = run_once(g, &[(x, t.view())], &FakePar, u64::MAX).unwrap();
-        let y = out.into_iter().next().unwrap().into_tensor().unwrap();
-        y.as_slice::<f32>().unwrap().to_vec()
-    }
-
     #[test]
     fn both_spellings_become_one_node_with_the_same_values() {
         // Values across both knees (−3 and 3) and beyond.
-        let data: Vec<f32> = rand_vec(3 * 41, 11).iter().map(|v| v * 10.0).collect();
+        let data = Tensor::from_vec(&[3, 41], rand_vec(3 * 41, 11).iter().map(|v| v * 10.0).collect()).unwrap();
         for spelling in [Spelling::DivLast, Spelling::SixthFirst] {
             let (mut g, x) = graph(spelling, false);
-            let want = eval(&g, x, &data);
+            let want = first_output(&g, x, &data);
             assert!(fuse_hardswish(&mut g).unwrap());
             assert_eq!(g.nodes.len(), 1);
             assert_eq!(g.nodes[0].op.name(), "HardSwish");
-            assert_close(&eval(&g, x, &data), &want, 1e-6);
+            assert_close(&first_output(&g, x, &data), &want, 1e-6);
         }
     }
 

@@ -11,6 +11,7 @@ mod gelu;
 mod hardswish;
 mod identity;
 mod matmul_fusion;
+mod pattern;
 mod sum_add;
 
 pub use activation_affine::fuse_activation_affine;
