@@ -96,6 +96,16 @@ mod tests {
         (512, 7, 512, 3, 1, 1),
     ];
 
+    /// RGB stems: SqueezeNet 1.1, MobileNetV2, ResNet-50.
+    const STEMS: &[(usize, usize, usize, usize, usize, usize)] =
+        &[(3, 224, 64, 3, 2, 1), (3, 224, 32, 3, 2, 1), (3, 224, 64, 7, 2, 1)];
+
+    #[test]
+    #[ignore]
+    fn bench_stem_convs() {
+        bench_layers(STEMS, crate::ops::nn::FusedActivation::Relu);
+    }
+
     #[test]
     #[ignore]
     fn bench_effnet_convs() {
