@@ -464,6 +464,12 @@ mod tests {
             8,
             true,
         );
+        // Enough columns for whole panels per thread plus a leftover that
+        // the 4-thread split cuts by rows: 1×1 (B read as a view), and 3×3
+        // with more than 96 output channels (im2col filled into the panels).
+        check(&[1, 16, 10, 20], &[100, 16, 1, 1], 1, Window::default(), true, 9, true);
+        check(&[1, 8, 15, 15], &[100, 8, 3, 3], 1, pads(1), true, 10, true);
+        check(&[1, 8, 15, 15], &[100, 8, 3, 3], 1, pads(1), false, 11, false);
         // depthwise
         check(&[1, 6, 9, 7], &[6, 1, 3, 3], 6, pads(1), true, 3, true);
         check(

@@ -12,6 +12,7 @@ use uniml_data::{Tensor, TensorView};
 use uniml_linalg as la;
 
 use super::FusedActivation;
+use super::gemm_split::{BlockSplit, COL_PANEL};
 use crate::parallel::{par_chunks_mut, Parallelism};
 
 /// A strided read-only matrix view (element `(i, j)` at `i*rs + j*cs`).
@@ -300,22 +301,23 @@ pub fn par_gemm_cols<'a>(
     assert!(c.len() >= m * n, "par_gemm_cols: C too small");
     let (e, post) = epi.la();
     let base = crate::parallel::SyncPtr(c.as_mut_ptr());
-    par.for_each(tasks, &|t| {
-        let j0 = t * tile;
-        let w = tile.min(n - j0);
+    let split = BlockSplit::new(m, n, tile, par.threads());
+    par.for_each(split.tasks(), &|t| {
+        let (rows, cols) = split.block(t);
+        let (j0, w) = (cols.start, cols.len());
         super::with_scratch(|buf| {
             let b = b_tile(j0, w, buf).unwrap_or(Mat::new(buf, k, w));
             let et = la::Epilogue {
                 bias_col: e.bias_col.map(|b| &b[j0..]),
                 ..e
             };
-            // SAFETY: task t computes only columns j0..j0+w of the m rows of C
-            // (row stride n, all within `c`, checked above); tasks' column ranges
-            // are disjoint and `c` outlives the call.
+            // SAFETY: task t computes only block `rows × cols` of C (row
+            // stride n, all within `c`, checked above); tasks' blocks are
+            // disjoint and `c` outlives the call.
             unsafe {
                 let cp = base.get().add(j0);
-                la::sgemm_packed_a_range_ptr(&pa.p, w, b.la(), cp, n, &et, 0..w);
-                finish_block(post, cp, n, 0..m, 0..w);
+                la::sgemm_packed_a_block_ptr(&pa.p, w, b.la(), cp, n, &et, rows.clone(), 0..w);
+                finish_block(post, cp, n, rows, 0..w);
             }
         });
     });
@@ -343,22 +345,24 @@ pub fn par_gemm_fill_b(
     assert!(c.len() >= m * n, "par_gemm_fill_b: C too small");
     let (e, post) = epi.la();
     let base = crate::parallel::SyncPtr(c.as_mut_ptr());
-    let run = |cols: std::ops::Range<usize>| {
-        // SAFETY: this call computes only columns `cols` of the m rows of C
-        // (row stride n, within `c`, checked above); concurrent calls get
-        // disjoint column ranges and `c` outlives them.
+    let run = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+        // SAFETY: this call computes only block `rows × cols` of C (row
+        // stride n, within `c`, checked above); concurrent calls get disjoint
+        // blocks and `c` outlives them.
         unsafe {
-            la::sgemm_packed_a_fill_b_ptr(&pa.p, n, fill, base.get(), n, &e, 0..m, cols.clone());
-            finish_block(post, base.get(), n, 0..m, cols);
+            la::sgemm_packed_a_fill_b_ptr(&pa.p, n, fill, base.get(), n, &e, rows.clone(), cols.clone());
+            finish_block(post, base.get(), n, rows, cols);
         }
     };
-    let tile = tile.clamp(1, n);
-    let tasks = n.div_ceil(tile);
-    if tasks <= 1 || par.threads() <= 1 {
+    let split = BlockSplit::new(m, n, tile, par.threads());
+    if split.tasks() <= 1 || par.threads() <= 1 {
         // One call: linalg blocks the columns itself.
-        return run(0..n);
+        return run(0..m, 0..n);
     }
-    par.for_each(tasks, &|t| run(t * tile..(t * tile + tile).min(n)));
+    par.for_each(split.tasks(), &|t| {
+        let (rows, cols) = split.block(t);
+        run(rows, cols)
+    });
 }
 
 /// `C[rows, cols] = epi(A · B)` for one block of C, A pre-packed and B
@@ -554,8 +558,6 @@ pub fn col_tile(par: &dyn Parallelism, m: usize, n: usize, k: usize) -> usize {
     per.min(cap.max(COL_PANEL)).max(1)
 }
 
-/// Column granularity of the parallel column split (the widest microtile).
-const COL_PANEL: usize = 32;
 
 // ---------------------------------------------------------------------------
 // Weight caches keyed by the constant tensor they were packed from.

@@ -34,6 +34,7 @@ pub mod det;
 mod depthwise;
 pub mod gemm;
 pub mod gemm_glue;
+mod gemm_split;
 pub mod global_pool;
 pub mod lrn;
 pub mod matmul;
