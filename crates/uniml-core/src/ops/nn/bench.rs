@@ -1,6 +1,7 @@
 //! Timing of the conv kernels on EfficientNet-Lite0's and ResNet-50's layers
 //! (run with `cargo test --release -p uniml-core ops::nn::bench -- --ignored
-//! --nocapture`; `UNIML_BENCH_LAYER=i` times only layer `i` of each table).
+//! --nocapture`; `UNIML_BENCH_LAYER=i` times only layer `i` of each table,
+//! `UNIML_BENCH_RUNS=n` takes the best of `n` runs instead of 20).
 
 #[cfg(test)]
 mod tests {
@@ -142,7 +143,7 @@ mod tests {
             op.prepack(&w);
             let views: Vec<Option<TensorView>> =
                 vec![Some(x.view()), Some(w.view()), Some(b.view())];
-            let runs = 20;
+            let runs: usize = std::env::var("UNIML_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
             let mut best = f64::MAX;
             for _ in 0..runs {
                 let mut ctx = EvalCtx::new(&Serial, &mut pool);

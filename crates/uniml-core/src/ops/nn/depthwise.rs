@@ -512,6 +512,13 @@ pub(crate) fn depthwise_channels(
     if osz == 0 {
         return;
     }
+    if let Some(kernel) = super::depthwise_phase::pick(g, act) {
+        for (c, o) in out.chunks_mut(osz).enumerate() {
+            let b = bias.map_or(0.0, |b| b[c]);
+            kernel.run(g, &x[c * isz..(c + 1) * isz], &w[c * ksz..(c + 1) * ksz], b, o, scratch);
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(direct) = avx512::pick(g, act) {
         for (c, o) in out.chunks_mut(osz).enumerate() {
@@ -834,8 +841,9 @@ mod tests {
     use super::*;
     use crate::ops::nn::test_util::{assert_close, rand_vec};
 
-    /// `depthwise_channels` (the AVX-512 direct kernel where the CPU has it)
-    /// against the portable scratch kernel + the scalar activation.
+    /// `depthwise_channels` (the AVX-512 direct and phase-plane kernels where
+    /// the CPU has them) against the portable scratch kernel + the scalar
+    /// activation.
     #[test]
     fn direct_kernels_match_portable() {
         let acts = [
@@ -857,6 +865,10 @@ mod tests {
             (5, 50, 3, 1, 0),
             (1, 17, 3, 1, 1),
             (4, 4, 5, 2, 0),
+            (7, 7, 5, 1, 2),
+            (14, 14, 5, 2, 2),
+            (2, 9, 5, 2, 2),
+            (40, 3, 3, 2, 1),
         ] {
             let pu = p as usize;
             if h + 2 * pu < k || w + 2 * pu < k {

@@ -32,6 +32,7 @@ pub mod deform_conv;
 pub mod depth_space;
 pub mod det;
 mod depthwise;
+mod depthwise_phase;
 pub mod gemm;
 pub mod gemm_glue;
 mod gemm_split;
