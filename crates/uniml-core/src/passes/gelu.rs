@@ -4,7 +4,7 @@
 
 use uniml_data::{DType, Result};
 
-use super::pattern::{binary, close, other_operand, scalar, sole_consumer};
+use super::pattern::{binary, close, other_operand, scalar_beside, sole_consumer};
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::ops::elementwise::binary::BinOp;
 use crate::ops::elementwise::unary::{Unary, UnaryOp};
@@ -28,12 +28,14 @@ pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
             let is_erf = g.nodes[e].op.as_any().downcast_ref::<Unary>().is_some_and(|u| u.op == UnaryOp::Erf);
             let (Some(Some(d)), true) = (g.nodes[e].inputs.first().copied(), is_erf) else { continue };
             let Some(div) = producers[d].filter(|_| uses[d] == 1) else { continue };
-            let is = |v: ValueId, want: f32| scalar(g, v).is_some_and(|c| close(c, want));
+            // Constants must not broadcast to a higher rank than the value
+            // beside them: dropping them would change the output's shape.
+            let is = |k: ValueId, beside: ValueId, want: f32| scalar_beside(g, k, beside).is_some_and(|c| close(c, want));
             let x = match binary(g, div, BinOp::Div) {
-                Some((x, c)) if is(c, std::f32::consts::SQRT_2) => x,
+                Some((x, c)) if is(c, x, std::f32::consts::SQRT_2) => x,
                 _ => match binary(g, div, BinOp::Mul) {
-                    Some((a, b)) if is(b, std::f32::consts::FRAC_1_SQRT_2) => a,
-                    Some((a, b)) if is(a, std::f32::consts::FRAC_1_SQRT_2) => b,
+                    Some((a, b)) if is(b, a, std::f32::consts::FRAC_1_SQRT_2) => a,
+                    Some((a, b)) if is(a, b, std::f32::consts::FRAC_1_SQRT_2) => b,
                     _ => continue,
                 },
             };
@@ -41,9 +43,9 @@ pub fn fuse_erf_gelu(g: &mut Graph) -> Result<bool> {
                 continue;
             }
             let erf_out = g.nodes[e].outputs[0];
-            let Some((add, add_out)) = next(g, erf_out, BinOp::Add, &|o| scalar(g, o) == Some(1.0)) else { continue };
+            let Some((add, add_out)) = next(g, erf_out, BinOp::Add, &|o| scalar_beside(g, o, erf_out) == Some(1.0)) else { continue };
             let Some((mul, mul_out)) = next(g, add_out, BinOp::Mul, &|o| o == x) else { continue };
-            let Some((half, y)) = next(g, mul_out, BinOp::Mul, &|o| scalar(g, o) == Some(0.5)) else { continue };
+            let Some((half, y)) = next(g, mul_out, BinOp::Mul, &|o| scalar_beside(g, o, mul_out) == Some(0.5)) else { continue };
             // The Div node becomes the Gelu; the other four go.
             let node = &mut g.nodes[div];
             node.op = Box::new(Unary::new(UnaryOp::Gelu { tanh: false }));
@@ -73,12 +75,14 @@ mod tests {
     }
 
     /// `x → Div(x, √2) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)`, with
-    /// `extra_use` reading the Erf output too (then nothing may be fused).
-    fn gelu_graph(extra_use: bool) -> (Graph, ValueId, Vec<ValueId>) {
+    /// `extra_use` reading the Erf output too (then nothing may be fused),
+    /// and the 0.5 of shape `half_shape`.
+    fn gelu_graph(extra_use: bool, half_shape: &[usize]) -> (Graph, ValueId, Vec<ValueId>) {
         let mut g = Graph::default();
         let x = g.add_value("x", Fact::new(DType::F32, SymbolicShape::known(&[4, 37])));
         let k = |g: &mut Graph, name: &str, v: f32| g.add_const(name, Tensor::from_vec(&[], vec![v]).unwrap());
-        let (sqrt2, one, half) = (k(&mut g, "sqrt2", std::f32::consts::SQRT_2), k(&mut g, "one", 1.0), k(&mut g, "half", 0.5));
+        let (sqrt2, one) = (k(&mut g, "sqrt2", std::f32::consts::SQRT_2), k(&mut g, "one", 1.0));
+        let half = g.add_const("half", Tensor::from_vec(half_shape, vec![0.5f32]).unwrap());
         let v = |g: &mut Graph, name: &str| g.add_value(name, Fact::default());
         let (d, e, a, m, y) = (v(&mut g, "d"), v(&mut g, "e"), v(&mut g, "a"), v(&mut g, "m"), v(&mut g, "y"));
         g.add_node("div", op(Binary::new(BinOp::Div)), vec![Some(x), Some(sqrt2)], vec![d]);
@@ -106,7 +110,7 @@ mod tests {
 
     #[test]
     fn erf_gelu_becomes_one_node_with_the_same_values() {
-        let (mut g, x, _) = gelu_graph(false);
+        let (mut g, x, _) = gelu_graph(false, &[]);
         let data: Vec<f32> = rand_vec(4 * 37, 7).iter().map(|v| v * 8.0).collect();
         let want = eval(&g, x, &data);
         assert!(fuse_erf_gelu(&mut g).unwrap());
@@ -117,8 +121,19 @@ mod tests {
 
     #[test]
     fn shared_intermediates_are_left_alone() {
-        let (mut g, _, _) = gelu_graph(true);
+        let (mut g, _, _) = gelu_graph(true, &[]);
         assert!(!fuse_erf_gelu(&mut g).unwrap());
         assert_eq!(g.nodes.len(), 6);
+    }
+
+    /// A one-element constant of higher rank than `x` broadcasts the output
+    /// to that rank: fusing would drop it and change the output's shape.
+    #[test]
+    fn higher_rank_constants_are_left_alone() {
+        let (mut g, _, _) = gelu_graph(false, &[1, 1, 1]);
+        assert!(!fuse_erf_gelu(&mut g).unwrap());
+        assert_eq!(g.nodes.len(), 5);
+        let (mut g, _, _) = gelu_graph(false, &[1, 1]);
+        assert!(fuse_erf_gelu(&mut g).unwrap());
     }
 }
