@@ -512,6 +512,7 @@ pub(crate) fn depthwise_channels(
     if osz == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = super::depthwise_phase::pick(g, act) {
         for (c, o) in out.chunks_mut(osz).enumerate() {
             let b = bias.map_or(0.0, |b| b[c]);

@@ -13,7 +13,8 @@
 //! a 7×7 output with a 5×5 kernel at stride 2 uses 49 of 64 lanes (the row
 //! kernel: 7 of 16, with twice the loads). Building the phase planes costs one
 //! masked load and store per 16 values (two loads and two permutes for stride
-//! 2), once per channel. AVX-512 only (selected at run time).
+//! 2), once per channel. AVX-512 only (selected at run time; the module is
+//! compiled for x86-64 only).
 
 use super::depthwise::Geo2;
 use super::FusedActivation;
@@ -23,22 +24,13 @@ use super::FusedActivation;
 /// on output rows of at most 8 columns at stride 1; square undilated 3/5/7
 /// kernels; activation None/Relu/Clip).
 pub(crate) fn pick(g: &Geo2, act: FusedActivation) -> Option<PhaseKernel> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        avx512::pick(g, act)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (g, act);
-        None
-    }
+    avx512::pick(g, act)
 }
 
 /// A picked kernel: runs one channel (`x` one input plane, `w` its `k × k`
 /// weights, `out` one output plane) with `scratch` as working memory.
 #[derive(Clone, Copy)]
 pub(crate) struct PhaseKernel {
-    #[cfg(target_arch = "x86_64")]
     f: avx512::ChannelFn,
     lo: f32,
     hi: f32,
@@ -46,19 +38,11 @@ pub(crate) struct PhaseKernel {
 
 impl PhaseKernel {
     pub(crate) fn run(&self, g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let lay = Layout::new(g);
-            let s = super::scratch_slice(scratch, lay.total());
-            // SAFETY: `pick` checked the CPU features and the geometry;
-            // `s` holds the layout's phase planes and flat output.
-            unsafe { (self.f)(g, &lay, x, w, bias, self.lo, self.hi, out, s) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (g, x, w, bias, out, scratch);
-            unreachable!("PhaseKernel is only picked on x86-64")
-        }
+        let lay = Layout::new(g);
+        let s = super::scratch_slice(scratch, lay.total());
+        // SAFETY: `pick` checked the CPU features and the geometry; `s`
+        // holds the layout's phase planes and flat output.
+        unsafe { (self.f)(g, &lay, x, w, bias, self.lo, self.hi, out, s) }
     }
 }
 
@@ -94,7 +78,6 @@ impl Layout {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 

@@ -32,6 +32,7 @@ pub mod deform_conv;
 pub mod depth_space;
 pub mod det;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
 mod depthwise_phase;
 pub mod gemm;
 pub mod gemm_glue;
