@@ -52,11 +52,9 @@ pub(crate) fn conv_few_channels(
             return false;
         }
         // Activations other than Relu/Clip run as a vectorised pass afterwards.
-        let (lo, hi, rest) = match act {
-            FusedActivation::None => (f32::NEG_INFINITY, f32::INFINITY, FusedActivation::None),
-            FusedActivation::Relu => (0.0, f32::INFINITY, FusedActivation::None),
-            FusedActivation::Clip { min, max } => (min, max, FusedActivation::None),
-            other => (f32::NEG_INFINITY, f32::INFINITY, other),
+        let (lo, hi, rest) = match act.clamp_bounds() {
+            Some((lo, hi)) => (lo, hi, FusedActivation::None),
+            None => (f32::NEG_INFINITY, f32::INFINITY, act),
         };
         let kk = c * g.kh * g.kw;
         let blocks = m.div_ceil(OC);

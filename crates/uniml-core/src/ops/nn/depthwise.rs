@@ -583,7 +583,7 @@ mod avx512 {
         if g.dh != 1 || g.dw != 1 || g.kh != g.kw || g.sh != g.sw || g.h == 0 || g.w == 0 {
             return None;
         }
-        let (lo, hi) = bounds(act)?;
+        let (lo, hi) = act.clamp_bounds()?;
         // The clamp bounds ride in the function choice: only these three shapes exist.
         let f: DirectFn = match (g.kh, g.sw, lo == f32::NEG_INFINITY, hi == f32::INFINITY) {
             (3, 1, true, true) => channel::<3, 1, 0>,
@@ -607,16 +607,6 @@ mod avx512 {
             _ => return None,
         };
         Some(f)
-    }
-
-    /// Clamp bounds of the activations applied in registers.
-    fn bounds(act: FusedActivation) -> Option<(f32, f32)> {
-        match act {
-            FusedActivation::None => Some((f32::NEG_INFINITY, f32::INFINITY)),
-            FusedActivation::Relu => Some((0.0, f32::INFINITY)),
-            FusedActivation::Clip { min, max } => Some((min, max)),
-            _ => None,
-        }
     }
 
     /// `ACT`: 0 none, 1 Relu, 6 Relu6 (Clip 0..6), applied before the store.

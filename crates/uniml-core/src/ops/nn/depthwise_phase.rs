@@ -103,12 +103,7 @@ mod avx512 {
         if g.sh == 1 && (g.kh < 5 || g.ow > 8) {
             return None;
         }
-        let (lo, hi) = match act {
-            FusedActivation::None => (f32::NEG_INFINITY, f32::INFINITY),
-            FusedActivation::Relu => (0.0, f32::INFINITY),
-            FusedActivation::Clip { min, max } => (min, max),
-            _ => return None,
-        };
+        let (lo, hi) = act.clamp_bounds()?;
         let f: ChannelFn = match (g.kh, g.sh) {
             (3, 1) => channel::<3, 1>,
             (3, 2) => channel::<3, 2>,
