@@ -93,7 +93,7 @@ pub enum FusedActivation {
 impl FusedActivation {
     /// `(lo, hi)` when the activation is a clamp (None, Relu, Clip), which
     /// kernels apply in registers before their store.
-    pub(crate) fn clamp_bounds(self) -> Option<(f32, f32)> {
+    pub fn clamp_bounds(self) -> Option<(f32, f32)> {
         match self {
             FusedActivation::None => Some((f32::NEG_INFINITY, f32::INFINITY)),
             FusedActivation::Relu => Some((0.0, f32::INFINITY)),
