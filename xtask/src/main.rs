@@ -166,7 +166,7 @@ fn main() -> ExitCode {
         Some("web-demo") => web::demo(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] [--backend cpu|gpu [--ci]] | bench [--runs K] [--cpus LIST] [--uniml BIN] [--no-fetch] | bench --gpu [--runs K] | bench --browser [--smoke] [--runs K] [--envs node,chromium,webgpu] [--section NAME] [--no-build] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | wasi-nn-test [--runs N] [--write-docs] | wasi-nn-bench | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
+                "usage: cargo xtask <demo [--port N] | demo --native [IMAGE] | test | conformance [--check] [--backend cpu|gpu [--ci]] | bench [--runs K] [--rounds R] [--cpus LIST] [--uniml BIN] [--no-fetch] | bench --gpu [--runs K] | bench --browser [--smoke] [--runs K] [--envs node,chromium,webgpu] [--section NAME] [--no-build] [--no-fetch] | models | wasm | web | web-test | web-demo [--port N] | wasi | wasi-test | wasi-nn-test [--runs N] [--write-docs] | wasi-nn-bench | serve-test | serve-bench [--secs S] | gpu-test | gpu-bench [--runs K]>"
             );
             return ExitCode::from(2);
         }
