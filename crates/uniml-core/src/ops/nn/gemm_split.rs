@@ -34,11 +34,13 @@ pub(crate) struct BlockSplit {
 
 impl BlockSplit {
     /// Splits `m × n` for `threads` threads with column tiles of at most
-    /// `tile` columns (whole panels, where `tile` holds one).
+    /// `tile` columns (whole panels, where `tile` holds one). A `tile` of
+    /// all `n` columns is one task: the caller found the product too small
+    /// to share.
     pub(crate) fn new(m: usize, n: usize, tile: usize, threads: usize) -> BlockSplit {
         let tile = tile.clamp(1, n.max(1));
         let per_thread = n / COL_PANEL / threads.max(1);
-        if threads <= 1 || per_thread == 0 || tile < COL_PANEL {
+        if threads <= 1 || per_thread == 0 || tile < COL_PANEL || tile >= n {
             let col_tasks = n.div_ceil(tile);
             return BlockSplit { m, n, tile, col_tasks, main_cols: n, row_tasks: 0, rows_per: m, threads };
         }
@@ -87,7 +89,8 @@ impl BlockSplit {
 mod tests {
     use super::*;
 
-    /// Every element of C in exactly one task, and per-thread shares (tasks
+    /// Every element of C in exactly one task, one task when the tile is
+    /// every column, and otherwise per-thread shares (tasks
     /// handed out in order to the least loaded thread, as the pools do)
     /// within one panel of rows × columns of each other.
     #[test]
@@ -99,6 +102,7 @@ mod tests {
             (64, 3136, 448, 2),
             (1000, 169, 128, 2),
             (6, 200, 64, 2),
+            (64, 200, 200, 2),
             (30, 100, 100, 1),
             (48, 700, 64, 3),
             (100, 33, 32, 4),
@@ -115,6 +119,11 @@ mod tests {
                 }
             }
             assert!(seen.iter().all(|&v| v == 1), "{m}×{n} tile {tile} threads {threads}: {s:?}");
+            if tile >= n {
+                // The caller's "too small to share": one task.
+                assert_eq!(s.tasks(), 1, "{s:?}");
+                continue;
+            }
             if threads > 1 && n >= COL_PANEL * threads {
                 let mut load = vec![0usize; threads];
                 for t in 0..s.tasks() {
