@@ -59,50 +59,53 @@ pub(crate) fn conv_few_channels(
         let kk = c * g.kh * g.kw;
         let blocks = m.div_ceil(OC);
         let out_ptr = SyncPtr(out.as_mut_ptr());
-        // Tasks are bands of output rows covering every channel block, so the
-        // input rows a band reads stay in cache while each block's weights
-        // pass over them (a task per channel block streamed the whole input
-        // from L3 once per block).
-        let bands = g.oh.div_ceil(BAND_ROWS);
-        let band = |bi: usize| {
-            let (oh0, oh1) = (bi * BAND_ROWS, ((bi + 1) * BAND_ROWS).min(g.oh));
-            // Weights and bias of one block, zero-padded to OC channels.
-            let mut wb = [0f32; OC * MAX_CHANNELS * 49];
-            let mut bb = [0f32; OC];
-            for blk in 0..blocks {
-                let m0 = blk * OC;
-                let n = OC.min(m - m0);
-                for oc in 0..n {
-                    for t in 0..kk {
-                        wb[t * OC + oc] = w[(m0 + oc) * kk + t];
-                    }
-                    bb[oc] = bias.map_or(0.0, |b| b[m0 + oc]);
+        super::with_scratch(|buf| {
+            // Weights `[block][c·k·k][OC]`, then biases `[block][OC]`,
+            // zero-padded to whole blocks of OC channels: packed once, read
+            // by every band.
+            let packed = super::scratch_slice(buf, blocks * OC * (kk + 1));
+            packed.fill(0.0);
+            let (wpk, bpk) = packed.split_at_mut(blocks * OC * kk);
+            for oc in 0..m {
+                let (blk, j) = (oc / OC, oc % OC);
+                for t in 0..kk {
+                    wpk[(blk * kk + t) * OC + j] = w[oc * kk + t];
                 }
-                for oc in n..OC {
-                    bb[oc] = 0.0;
-                    for t in 0..kk {
-                        wb[t * OC + oc] = 0.0;
-                    }
-                }
-                // SAFETY: `pick` checked the CPU features and the geometry;
-                // this task alone writes rows `oh0..oh1` of planes `m0..m0 + n`
-                // of `out` (`m` planes of `osz`), and `wb` holds `kk × OC`
-                // weights.
-                unsafe {
-                    let planes = out_ptr.get().add(m0 * osz);
-                    f(g, c, x, &wb, &bb, lo, hi, n, planes, oh0, oh1);
-                    for oc in 0..n {
-                        let rows = std::slice::from_raw_parts_mut(planes.add(oc * osz + oh0 * g.ow), (oh1 - oh0) * g.ow);
-                        rest.apply_slice(rows);
-                    }
-                }
+                bpk[blk * OC + j] = bias.map_or(0.0, |b| b[oc]);
             }
-        };
-        if par.threads() <= 1 || bands <= 1 {
-            (0..bands).for_each(band);
-        } else {
-            par.for_each(bands, &band);
-        }
+            let (wpk, bpk) = (&*wpk, &*bpk);
+            // Tasks are bands of output rows covering every channel block, so
+            // the input rows a band reads stay in cache while each block's
+            // weights pass over them (a task per channel block streamed the
+            // whole input from L3 once per block).
+            let bands = g.oh.div_ceil(BAND_ROWS);
+            let band = |bi: usize| {
+                let (oh0, oh1) = (bi * BAND_ROWS, ((bi + 1) * BAND_ROWS).min(g.oh));
+                for blk in 0..blocks {
+                    let m0 = blk * OC;
+                    let n = OC.min(m - m0);
+                    let wb = &wpk[blk * kk * OC..(blk + 1) * kk * OC];
+                    let bb = bpk[m0..].first_chunk::<OC>().expect("a bias block of OC channels");
+                    // SAFETY: `pick` checked the CPU features and the geometry;
+                    // this task alone writes rows `oh0..oh1` of planes
+                    // `m0..m0 + n` of `out` (`m` planes of `osz`), and `wb`
+                    // holds `kk × OC` weights.
+                    unsafe {
+                        let planes = out_ptr.get().add(m0 * osz);
+                        f(g, c, x, wb, bb, lo, hi, n, planes, oh0, oh1);
+                        for oc in 0..n {
+                            let rows = std::slice::from_raw_parts_mut(planes.add(oc * osz + oh0 * g.ow), (oh1 - oh0) * g.ow);
+                            rest.apply_slice(rows);
+                        }
+                    }
+                }
+            };
+            if par.threads() <= 1 || bands <= 1 {
+                (0..bands).for_each(band);
+            } else {
+                par.for_each(bands, &band);
+            }
+        });
         true
     }
     #[cfg(not(target_arch = "x86_64"))]

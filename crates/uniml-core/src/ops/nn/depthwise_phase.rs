@@ -34,15 +34,17 @@ pub(crate) struct PhaseKernel {
     f: avx512::ChannelFn,
     lo: f32,
     hi: f32,
+    /// The scratch layout of the geometry `pick` was given.
+    lay: Layout,
 }
 
 impl PhaseKernel {
+    /// Runs one channel of the geometry given to [`pick`].
     pub(crate) fn run(&self, g: &Geo2, x: &[f32], w: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
-        let lay = Layout::new(g);
-        let s = super::scratch_slice(scratch, lay.total());
+        let s = super::scratch_slice(scratch, self.lay.total());
         // SAFETY: `pick` checked the CPU features and the geometry; `s`
         // holds the layout's phase planes and flat output.
-        unsafe { (self.f)(g, &lay, x, w, bias, self.lo, self.hi, out, s) }
+        unsafe { (self.f)(g, &self.lay, x, w, bias, self.lo, self.hi, out, s) }
     }
 }
 
@@ -113,7 +115,7 @@ mod avx512 {
             (7, 2) => channel::<7, 2>,
             _ => return None,
         };
-        Some(PhaseKernel { f, lo, hi })
+        Some(PhaseKernel { f, lo, hi, lay: Layout::new(g) })
     }
 
     /// Fills the `S × S` phase planes of one input plane (zero padding

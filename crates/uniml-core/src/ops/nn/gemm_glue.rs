@@ -275,8 +275,8 @@ pub fn par_gemm_cols<'a>(
         return;
     }
     let tile = tile.clamp(1, n);
-    let tasks = n.div_ceil(tile);
-    if tasks <= 1 || par.threads() <= 1 {
+    let split = BlockSplit::new(m, n, tile, par.threads());
+    if split.tasks() <= 1 || par.threads() <= 1 {
         super::with_scratch(|buf| {
             for j0 in (0..n).step_by(tile) {
                 let w = tile.min(n - j0);
@@ -301,7 +301,6 @@ pub fn par_gemm_cols<'a>(
     assert!(c.len() >= m * n, "par_gemm_cols: C too small");
     let (e, post) = epi.la();
     let base = crate::parallel::SyncPtr(c.as_mut_ptr());
-    let split = BlockSplit::new(m, n, tile, par.threads());
     par.for_each(split.tasks(), &|t| {
         let (rows, cols) = split.block(t);
         let (j0, w) = (cols.start, cols.len());
@@ -557,7 +556,6 @@ pub fn col_tile(par: &dyn Parallelism, m: usize, n: usize, k: usize) -> usize {
     let per = panels.div_ceil(threads * rounds).max(1) * COL_PANEL;
     per.min(cap.max(COL_PANEL)).max(1)
 }
-
 
 // ---------------------------------------------------------------------------
 // Weight caches keyed by the constant tensor they were packed from.
