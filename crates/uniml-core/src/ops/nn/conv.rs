@@ -113,7 +113,7 @@ fn pack_weights(w: &Tensor, group: usize) -> Option<ConvPack> {
     }
     // Depthwise weights are used directly.
     let k: usize = s[1..].iter().product();
-    ConvPack::new(w.as_slice::<f32>().ok()?, m, k, group)
+    ConvPack::new(w.as_slice::<f32>().ok()?, m, k, group, w.rank() == 4)
 }
 
 /// Folds `y = scale * conv(x) + shift` (per output channel) into conv weights

@@ -3,6 +3,7 @@
 use uniml_data::{bail, Result};
 
 use super::conv_implicit::{applies as implicit_applies, conv_implicit};
+use super::conv_ocvec::{conv_ocvec, OcPack, OB};
 use super::depthwise::{depthwise_channels, Geo2};
 use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, split_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
@@ -24,10 +25,14 @@ pub struct ConvShape {
 pub struct ConvPack {
     groups: Vec<PackedA>,
     k: usize,
+    /// The weights for the output-channel-vector kernel (ungrouped 2-D
+    /// convs, where this CPU has it).
+    ocvec: Option<OcPack>,
 }
 
 impl ConvPack {
-    pub fn new(w: &[f32], m: usize, k: usize, group: usize) -> Option<ConvPack> {
+    /// `spatial2d`: the weights are `[m, c, kh, kw]`.
+    pub fn new(w: &[f32], m: usize, k: usize, group: usize, spatial2d: bool) -> Option<ConvPack> {
         if group == 0 || m % group != 0 || w.len() != m * k {
             return None;
         }
@@ -38,7 +43,10 @@ impl ConvPack {
         let groups = (0..group)
             .map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k)))
             .collect();
-        Some(ConvPack { groups, k })
+        let ocvec = (spatial2d && group == 1 && m >= OB && super::conv_ocvec::available(1))
+            .then(|| OcPack::new(w, m, k))
+            .flatten();
+        Some(ConvPack { groups, k, ocvec })
     }
 }
 
@@ -150,6 +158,28 @@ pub fn conv_f32(
         if let Some(g2) = g2 {
             conv_batched(par, s, &g2, x, w, pack, bias, act, out);
             return Ok(());
+        }
+    }
+    if let (Some(oc), Some(g2)) = (pack.and_then(|p| p.ocvec.as_ref()), g2) {
+        if s.group == 1 && super::conv_ocvec::prefers(&g2, s.c, s.m) {
+            let mut done = true;
+            for b in 0..s.n {
+                done = done
+                    && conv_ocvec(
+                        par,
+                        &g2,
+                        s.c,
+                        &x[b * s.c * isz..(b + 1) * s.c * isz],
+                        oc,
+                        bias,
+                        act,
+                        accumulate,
+                        &mut out[b * s.m * osz..(b + 1) * s.m * osz],
+                    );
+            }
+            if done {
+                return Ok(());
+            }
         }
     }
     if let (Some(p), Some(g2), false) = (pack, g2, accumulate) {

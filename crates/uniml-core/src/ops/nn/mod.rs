@@ -27,6 +27,7 @@ pub mod conv_integer;
 mod conv_direct;
 mod conv_kernels;
 mod conv_implicit;
+mod conv_ocvec;
 pub mod conv_transpose;
 pub mod deform_conv;
 pub mod depth_space;

@@ -1,0 +1,486 @@
+//! Direct convolution with output channels as the vector lanes, for small
+//! feature maps (AVX-512).
+//!
+//! im2col + GEMM puts output pixels on the GEMM's 32-wide column panels: a
+//! 7×7 map (49 pixels) fills two panels at 77%, a 14×14 one (196) seven at
+//! 88%, and a 3×3 conv also gathers im2col into those panels first. Here the
+//! roles are swapped: each accumulator holds 16 output channels of one output
+//! pixel, a tile is `P ≤ 12` pixels of one output row × 32 channels
+//! (24 accumulators), and every tap `(c, ky, kx)` is one load of 32 packed
+//! weights against `P` input values broadcast straight from the (padded)
+//! NCHW input. No im2col is built, any pixel count fills the lanes, and
+//! rows are split into even tiles. The tile is transposed to NCHW at the
+//! store (a gather from a stack copy), where the residual and a Relu/Clip
+//! are applied; other activations run as a pass over the stored rows.
+
+use std::cell::RefCell;
+
+use super::depthwise::Geo2;
+use super::FusedActivation;
+use crate::parallel::Parallelism;
+#[cfg(target_arch = "x86_64")]
+use crate::parallel::SyncPtr;
+
+/// Output channels per weight block (two vectors of 16).
+pub(crate) const OB: usize = 32;
+/// Most output pixels per tile: 2·12 accumulators, 2 weights and a
+/// broadcast fill 27 of the 32 vector registers.
+#[cfg(target_arch = "x86_64")]
+const PMAX: usize = 12;
+/// Most pixels per row of a two-row tile (2·2·7 accumulators).
+#[cfg(target_arch = "x86_64")]
+const PAIR_COLS: usize = 7;
+
+/// Conv weights `[m][k]` (`k = c·kh·kw`) packed as `[⌈m/OB⌉][k][OB]`,
+/// output channels zero-padded to whole blocks.
+#[derive(Debug)]
+pub struct OcPack {
+    // Read by the x86-64 kernels only (never built elsewhere: `available`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+}
+
+impl OcPack {
+    pub fn new(w: &[f32], m: usize, k: usize) -> Option<OcPack> {
+        if w.len() != m * k || m == 0 || k == 0 {
+            return None;
+        }
+        let blocks = m.div_ceil(OB);
+        let mut data = vec![0.0; blocks * k * OB];
+        for (oc, row) in w.chunks_exact(k).enumerate() {
+            let (b, j) = (oc / OB, oc % OB);
+            for (t, &v) in row.iter().enumerate() {
+                data[(b * k + t) * OB + j] = v;
+            }
+        }
+        Some(OcPack { data, m, k })
+    }
+}
+
+/// Whether this CPU runs the kernel (AVX-512) for a width stride of `sw`.
+pub(crate) fn available(sw: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        (sw == 1 || sw == 2) && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = sw;
+        false
+    }
+}
+
+/// Whether the kernel is expected to beat the other paths on this
+/// ungrouped conv (measured on EfficientNet-Lite0's, MobileNetV2's and
+/// ResNet-50's layers, `ops::nn::bench`): not for an RGB stem (the
+/// few-channel direct kernel), not where the last channel block would be
+/// mostly padding (40 outputs fill 40 of 64 lanes), and for a GEMM depth
+/// under 128 only on large maps: there the tile's transposed store costs
+/// as much as its products, and the GEMM wins on 14×14 maps (64 → 384
+/// channels: 20% slower here) but not on 56×56 ones (64 → 256: 25% faster
+/// here).
+pub(crate) fn prefers(g: &Geo2, c: usize, m: usize) -> bool {
+    let k = c * g.kh * g.kw;
+    let lanes = m.div_ceil(OB) * OB;
+    c > super::conv_direct::MAX_CHANNELS
+        && 4 * m >= 3 * lanes
+        && (k >= 128 || (k >= 64 && g.oh * g.ow >= 56 * 56))
+        && available(g.sw)
+}
+
+thread_local! {
+    /// Tap offsets into the (padded) input, reused between calls.
+    static OFFSETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One batch item: `out [m, oh·ow] = act(conv(x [c, h·w]) + bias (+ out))`,
+/// `out` holding a residual to add when `accumulate`. Returns `false`
+/// (nothing written) when this CPU or geometry is not covered.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_ocvec(
+    par: &dyn Parallelism,
+    g: &Geo2,
+    c: usize,
+    x: &[f32],
+    pack: &OcPack,
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    accumulate: bool,
+    out: &mut [f32],
+) -> bool {
+    let osz = g.oh * g.ow;
+    if !available(g.sw)
+        || osz == 0
+        || pack.k != c * g.kh * g.kw
+        || x.len() != c * g.h * g.w
+        || out.len() != pack.m * osz
+        || bias.is_some_and(|b| b.len() != pack.m)
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        run(par, g, c, x, pack, bias, act, accumulate, out);
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (par, act, accumulate);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    par: &dyn Parallelism,
+    g: &Geo2,
+    c: usize,
+    x: &[f32],
+    pack: &OcPack,
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    accumulate: bool,
+    out: &mut [f32],
+) {
+    let osz = g.oh * g.ow;
+    let m = pack.m;
+    // The input region the taps read: rows `0..hp`, columns `0..wp` of the
+    // padded input.
+    let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    let wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let in_place = g.ph == 0 && g.pw == 0 && hp <= g.h && wp <= g.w;
+    // A 1×1 stride-1 conv over the whole input reads each row's pixels
+    // contiguously: one "row" of all `oh·ow` pixels, tiled as such.
+    let flat = in_place && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ow == g.w;
+    let (rows, cols) = if flat { (1, osz) } else { (g.oh, g.ow) };
+    let (lo, hi, rest) = match act.clamp_bounds() {
+        Some((lo, hi)) => (lo, hi, FusedActivation::None),
+        None => (f32::NEG_INFINITY, f32::INFINITY, act),
+    };
+    let blocks = m.div_ceil(OB);
+    let tiles = cols.div_ceil(PMAX);
+    // Rows of at most PAIR_COLS pixels go two at a time (one tile of
+    // 2 × 2·cols accumulators), so that a 7-pixel row does not run with
+    // 14 accumulators per weight load.
+    let pair = !flat && cols <= PAIR_COLS && rows >= 2;
+    let kernels = avx512::kernels(g.sw);
+    super::with_scratch(|pbuf| {
+        let (xs, plane, row_stride): (&[f32], usize, usize) = if in_place {
+            (x, g.h * g.w, g.w)
+        } else {
+            let xp = super::scratch_slice(pbuf, c * hp * wp);
+            pad_input(g, c, x, hp, wp, xp);
+            (&*xp, hp * wp, wp)
+        };
+        OFFSETS.with(|offs| {
+            let mut offs = offs.borrow_mut();
+            offs.clear();
+            for ci in 0..c {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        offs.push(ci * plane + ky * g.dh * row_stride + kx * g.dw);
+                    }
+                }
+            }
+            let offs = &offs[..];
+            super::with_scratch(|bbuf| {
+            // Biases zero-padded to whole blocks.
+            let bias_blocks = super::scratch_slice(bbuf, blocks * OB);
+            bias_blocks.fill(0.0);
+            if let Some(b) = bias {
+                bias_blocks[..m].copy_from_slice(b);
+            }
+            let bias_blocks = &*bias_blocks;
+            let out_ptr = SyncPtr(out.as_mut_ptr());
+            // Tasks: a channel block × a band of rows; bands only where the
+            // blocks alone would leave threads idle.
+            let threads = par.threads();
+            let bands = if threads <= 1 { 1 } else { (4 * threads).div_ceil(blocks).clamp(1, rows) };
+            let mut band_rows = rows.div_ceil(bands);
+            if pair {
+                band_rows = band_rows.next_multiple_of(2);
+            }
+            let bands = rows.div_ceil(band_rows);
+            let task = |i: usize| {
+                let (b, band) = (i / bands, i % bands);
+                let (r0, r1) = (band * band_rows, ((band + 1) * band_rows).min(rows));
+                let n = OB.min(m - b * OB);
+                let wb = &pack.data[b * pack.k * OB..(b + 1) * pack.k * OB];
+                let mut r = r0;
+                while r < r1 {
+                    let nr = if pair && r + 1 < r1 { 2 } else { 1 };
+                    let mut col = 0;
+                    for ti in 0..tiles {
+                        // Even tiles: the first `cols % tiles` get one more.
+                        let p = cols / tiles + usize::from(ti < cols % tiles);
+                        let (src, dst_off) = if flat {
+                            (col, col)
+                        } else {
+                            (r * g.sh * row_stride + col * g.sw, r * g.ow + col)
+                        };
+                        let kernel = if nr == 2 { kernels.two_rows[p - 1] } else { kernels.one_row[p - 1] };
+                        // SAFETY: the kernels exist only with AVX-512 (checked
+                        // by `available`); the taps of pixels `col..col + p`
+                        // of rows `r..r + nr` stay inside `xs` (the padded
+                        // region covers every tap of every output pixel);
+                        // this task alone writes channels `b·OB..b·OB + n` of
+                        // its rows.
+                        unsafe {
+                            let dst = out_ptr.get().add(b * OB * osz + dst_off);
+                            kernel(
+                                xs.as_ptr().add(src),
+                                offs,
+                                wb.as_ptr(),
+                                bias_blocks[b * OB..].as_ptr(),
+                                (lo, hi),
+                                n,
+                                accumulate,
+                                dst,
+                                (osz, g.sh * row_stride, g.ow),
+                            );
+                            if rest != FusedActivation::None {
+                                for j in 0..n {
+                                    for rr in 0..nr {
+                                        let d = dst.add(j * osz + rr * g.ow);
+                                        rest.apply_slice(std::slice::from_raw_parts_mut(d, p));
+                                    }
+                                }
+                            }
+                        }
+                        col += p;
+                    }
+                    r += nr;
+                }
+            };
+            if threads <= 1 || blocks * bands <= 1 {
+                (0..blocks * bands).for_each(task);
+            } else {
+                par.for_each(blocks * bands, &task);
+            }
+            });
+        });
+    });
+}
+
+/// Copies rows `0..hp`, columns `0..wp` of the zero-padded input (input row
+/// `r − ph`, column `col − pw`) into `xp [c][hp][wp]`.
+#[cfg(target_arch = "x86_64")]
+fn pad_input(g: &Geo2, c: usize, x: &[f32], hp: usize, wp: usize, xp: &mut [f32]) {
+    // Columns of the padded row that come from the input.
+    let c0 = g.pw.clamp(0, wp as i64) as usize;
+    let c1 = (g.pw + g.w as i64).clamp(c0 as i64, wp as i64) as usize;
+    let skip = (c0 as i64 - g.pw) as usize;
+    for ci in 0..c {
+        for r in 0..hp {
+            let dst = &mut xp[(ci * hp + r) * wp..(ci * hp + r + 1) * wp];
+            let ih = r as i64 - g.ph;
+            if ih < 0 || ih >= g.h as i64 {
+                dst.fill(0.0);
+                continue;
+            }
+            let src = &x[(ci * g.h + ih as usize) * g.w..];
+            dst[..c0].fill(0.0);
+            dst[c0..c1].copy_from_slice(&src[skip..skip + (c1 - c0)]);
+            dst[c1..].fill(0.0);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{OB, PAIR_COLS, PMAX};
+
+    /// `(first tap's input of the tile's first pixel, tap offsets, the
+    /// block's weights [k][OB], the block's OB biases, (clamp lo, clamp hi),
+    /// channels to store, accumulate, the output of channel 0 at the tile's
+    /// first pixel, (plane size, input row step, output row step))`.
+    pub(super) type TileFn =
+        unsafe fn(*const f32, &[usize], *const f32, *const f32, (f32, f32), usize, bool, *mut f32, (usize, usize, usize));
+
+    /// Tile kernels by pixels per row − 1: one row of up to PMAX pixels, or
+    /// two rows of up to PAIR_COLS.
+    pub(super) struct Kernels {
+        pub one_row: [TileFn; PMAX],
+        pub two_rows: [TileFn; PAIR_COLS],
+    }
+
+    macro_rules! kernels {
+        ($s:literal) => {
+            Kernels {
+                one_row: [
+                    tile::<1, $s, 1>, tile::<2, $s, 1>, tile::<3, $s, 1>, tile::<4, $s, 1>,
+                    tile::<5, $s, 1>, tile::<6, $s, 1>, tile::<7, $s, 1>, tile::<8, $s, 1>,
+                    tile::<9, $s, 1>, tile::<10, $s, 1>, tile::<11, $s, 1>, tile::<12, $s, 1>,
+                ],
+                two_rows: [
+                    tile::<1, $s, 2>, tile::<2, $s, 2>, tile::<3, $s, 2>, tile::<4, $s, 2>,
+                    tile::<5, $s, 2>, tile::<6, $s, 2>, tile::<7, $s, 2>,
+                ],
+            }
+        };
+    }
+
+    /// The kernels for a width stride of 1 or 2.
+    pub(super) fn kernels(sw: usize) -> Kernels {
+        if sw == 2 {
+            kernels!(2)
+        } else {
+            kernels!(1)
+        }
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn tile<const P: usize, const S: usize, const R: usize>(
+        xb: *const f32,
+        offs: &[usize],
+        wb: *const f32,
+        bias: *const f32,
+        (lo, hi): (f32, f32),
+        n: usize,
+        accumulate: bool,
+        dst: *mut f32,
+        (osz, in_row, out_row): (usize, usize, usize),
+    ) {
+        let mut a0 = [[_mm512_loadu_ps(bias); P]; R];
+        let mut a1 = [[_mm512_loadu_ps(bias.add(16)); P]; R];
+        let mut wp = wb;
+        for &o in offs {
+            let w0 = _mm512_loadu_ps(wp);
+            let w1 = _mm512_loadu_ps(wp.add(16));
+            for r in 0..R {
+                let xp = xb.add(o + r * in_row);
+                for p in 0..P {
+                    let v = _mm512_set1_ps(*xp.add(p * S));
+                    a0[r][p] = _mm512_fmadd_ps(v, w0, a0[r][p]);
+                    a1[r][p] = _mm512_fmadd_ps(v, w1, a1[r][p]);
+                }
+            }
+            wp = wp.add(OB);
+        }
+        // Transpose through the stack: pixel-major rows of OB channels,
+        // gathered back one channel (R·P pixels) at a time; lanes
+        // `r·P..(r+1)·P` are row `r`'s pixels.
+        let mut t = [[[0f32; OB]; P]; R];
+        for r in 0..R {
+            for p in 0..P {
+                _mm512_storeu_ps(t[r][p].as_mut_ptr(), a0[r][p]);
+                _mm512_storeu_ps(t[r][p].as_mut_ptr().add(16), a1[r][p]);
+            }
+        }
+        let idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(OB as i32),
+        );
+        let all = ((1u32 << (P * R)) - 1) as __mmask16;
+        let row_mask = |r: usize| (((1u32 << P) - 1) << (r * P)) as __mmask16;
+        // Row `r`'s lanes start at lane `r·P`: its store address is offset back by that.
+        let row_dst = |d: *mut f32, r: usize| d.wrapping_add(r * out_row).wrapping_sub(r * P);
+        let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let clamp = lo != f32::NEG_INFINITY || hi != f32::INFINITY;
+        let tp = t.as_ptr().cast::<f32>();
+        for j in 0..n {
+            let mut v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), all, idx, tp.add(j));
+            let d = dst.add(j * osz);
+            if accumulate {
+                let mut z = _mm512_setzero_ps();
+                for r in 0..R {
+                    z = _mm512_mask_loadu_ps(z, row_mask(r), row_dst(d, r));
+                }
+                v = _mm512_add_ps(v, z);
+            }
+            if clamp {
+                // max/min return the second operand for NaN: NaN stays.
+                v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+            }
+            for r in 0..R {
+                _mm512_mask_storeu_ps(row_dst(d, r), row_mask(r), v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::nn::test_util::{rand_vec, FakePar};
+    use crate::parallel::Serial;
+
+    #[allow(clippy::too_many_arguments)]
+    fn naive(g: &Geo2, c: usize, m: usize, x: &[f32], w: &[f32], bias: &[f32], res: &[f32], act: FusedActivation) -> Vec<f32> {
+        let mut y = vec![0f32; m * g.oh * g.ow];
+        for mo in 0..m {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = bias[mo] as f64 + res[(mo * g.oh + oy) * g.ow + ox] as f64;
+                    for ci in 0..c {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let iy = (oy * g.sh + ky * g.dh) as i64 - g.ph;
+                                let ix = (ox * g.sw + kx * g.dw) as i64 - g.pw;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    acc += x[(ci * g.h + iy as usize) * g.w + ix as usize] as f64
+                                        * w[((mo * c + ci) * g.kh + ky) * g.kw + kx] as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[(mo * g.oh + oy) * g.ow + ox] = act.apply(acc as f32);
+                }
+            }
+        }
+        y
+    }
+
+    /// Against a plain convolution in f64: flat 1×1 tiles, padded 3×3 at
+    /// strides 1 and 2, two-row tiles (7 and 3 columns, an odd row count),
+    /// dilation, a partial channel block, uneven row tiles, with and without
+    /// a residual, serially and as bands over a 4-thread pool.
+    #[test]
+    fn matches_naive_convolution() {
+        // (c, m, h, w, k, stride, pad, dilation)
+        for &(c, m, h, w, k, s, p, d) in &[
+            (40usize, 64usize, 7usize, 7usize, 1usize, 1usize, 0i64, 1usize),
+            (16, 48, 9, 13, 3, 1, 1, 1),
+            (16, 32, 14, 14, 3, 2, 1, 1),
+            (24, 40, 7, 7, 3, 1, 1, 1),
+            (8, 32, 5, 3, 3, 1, 1, 1),
+            (8, 36, 11, 29, 3, 1, 2, 2),
+            (12, 32, 10, 27, 1, 2, 0, 1),
+            (6, 32, 6, 6, 3, 1, 0, 1),
+        ] {
+            let oh = (h + 2 * p as usize - (k - 1) * d - 1) / s + 1;
+            let ow = (w + 2 * p as usize - (k - 1) * d - 1) / s + 1;
+            let g = Geo2 { h, w, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: d, dw: d, ph: p, pw: p };
+            let x = rand_vec(c * h * w, 3);
+            let wt = rand_vec(m * c * k * k, 4);
+            let bias = rand_vec(m, 5);
+            let res = rand_vec(m * oh * ow, 6);
+            let pack = OcPack::new(&wt, m, c * k * k).unwrap();
+            let acts = [FusedActivation::None, FusedActivation::Relu, FusedActivation::HardSwish];
+            for act in acts {
+                for accumulate in [false, true] {
+                    let zeros = vec![0f32; m * oh * ow];
+                    let want = naive(&g, c, m, &x, &wt, &bias, if accumulate { &res } else { &zeros }, act);
+                    for par in [&Serial as &dyn Parallelism, &FakePar] {
+                        let mut got = if accumulate { res.clone() } else { vec![f32::NAN; m * oh * ow] };
+                        if !conv_ocvec(par, &g, c, &x, &pack, Some(&bias), act, accumulate, &mut got) {
+                            return; // no AVX-512 here: nothing to check
+                        }
+                        for (i, (&v, &e)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                (v - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                                "c{c} m{m} {h}x{w} k{k} s{s} p{p} d{d} {act:?} acc {accumulate} at {i}: {v} vs {e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
