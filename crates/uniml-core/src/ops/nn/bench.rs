@@ -140,7 +140,7 @@ mod tests {
                 g,
             );
             op.activation = act;
-            op.prepack(&w);
+            op.prepack_for_input(&w, x.shape());
             let views: Vec<Option<TensorView>> =
                 vec![Some(x.view()), Some(w.view()), Some(b.view())];
             let runs: usize = std::env::var("UNIML_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use uniml_data::{bail, ensure, DType, Dim, Result, SymbolicShape, Tensor, TensorView};
 
-use super::conv_kernels::{conv_f32, ConvPack, ConvShape};
+use super::conv_kernels::{conv_f32, prefers_ocvec, ConvPack, ConvShape};
 use super::gemm_glue::WeightCache;
 use super::padding::Window;
 use super::{f32_data, float_data, with_f32_output_overwritten, FusedActivation};
@@ -52,7 +52,17 @@ impl Conv {
     /// Packs constant weights for the GEMM now (call again after rewriting them).
     pub fn prepack(&self, weight: &Arc<Tensor>) {
         let group = self.group.max(1);
-        self.packed.ensure(weight, |w| pack_weights(w, group));
+        self.packed.ensure(weight, |w| pack_weights(w, group, false));
+    }
+
+    /// Packs constant weights for the kernel that runs an input of shape
+    /// `x_shape`: the GEMM's panels, or the output-channel-vector kernel's
+    /// blocks where that kernel is chosen (one layout only: weights are
+    /// not held twice).
+    pub fn prepack_for_input(&self, weight: &Arc<Tensor>, x_shape: &[usize]) {
+        let ocvec = conv_shape(self, x_shape, weight.shape()).is_ok_and(|(s, _)| prefers_ocvec(&s));
+        let group = self.group.max(1);
+        self.packed.ensure(weight, |w| pack_weights(w, group, ocvec));
     }
 
     /// The output shape for input and weight shapes `xs`, `ws`.
@@ -102,7 +112,7 @@ impl Conv {
     }
 }
 
-fn pack_weights(w: &Tensor, group: usize) -> Option<ConvPack> {
+fn pack_weights(w: &Tensor, group: usize, ocvec: bool) -> Option<ConvPack> {
     if w.dtype() != DType::F32 || w.rank() < 3 {
         return None;
     }
@@ -113,7 +123,7 @@ fn pack_weights(w: &Tensor, group: usize) -> Option<ConvPack> {
     }
     // Depthwise weights are used directly.
     let k: usize = s[1..].iter().product();
-    ConvPack::new(w.as_slice::<f32>().ok()?, m, k, group, w.rank() == 4)
+    ConvPack::new(w.as_slice::<f32>().ok()?, m, k, group, ocvec && w.rank() == 4)
 }
 
 /// Folds `y = scale * conv(x) + shift` (per output channel) into conv weights
@@ -219,7 +229,10 @@ impl Op for Conv {
 
     fn pack_constants(&self, inputs: &[&Fact]) {
         if let Some(k) = inputs.get(1).and_then(|f| f.konst.as_ref()) {
-            self.prepack(k);
+            match inputs.first().and_then(|x| x.shape.as_ref()).and_then(packing_shape) {
+                Some(xs) => self.prepack_for_input(k, &xs),
+                None => self.prepack(k),
+            }
         }
     }
 
@@ -228,6 +241,18 @@ impl Op for Conv {
     }
 
     crate::op_as_any!();
+}
+
+/// The input shape the weights are packed for: the declared one, where
+/// every dim but the batch is known (the kernel choice does not depend on
+/// the batch).
+fn packing_shape(x: &SymbolicShape) -> Option<Vec<usize>> {
+    let (batch, rest) = x.0.split_first()?;
+    let mut dims = vec![batch.known().unwrap_or(1)];
+    for d in rest {
+        dims.push(d.known()?);
+    }
+    Some(dims)
 }
 
 /// The output buffer of a residual Conv, holding `Z`: `Z`'s own buffer when
@@ -314,6 +339,7 @@ mod tests {
     use super::*;
     use crate::ops::nn::padding::AutoPad;
     use crate::ops::nn::test_util::{assert_close, rand_vec, run, run_with, t, FakePar};
+    use crate::parallel::Serial;
     use proptest::prelude::*;
 
     /// Direct N-D convolution from the definition.
@@ -405,6 +431,20 @@ mod tests {
         assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-4);
         let got = run_with(&FakePar, &op, &[Some(&xt), Some(&wt), bias.then_some(&bt)]).unwrap();
         assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-4);
+        if prepack {
+            // Packed for this input's geometry (the output-channel-vector
+            // kernel's layout where it is chosen), and for another geometry
+            // (a layout the run may not use: the unpacked weights then).
+            let other = [1, xs[1], 56, 56];
+            for pack_shape in [xs, &other[..xs.len().min(4)]] {
+                let op = Conv::new(None, op.window.clone(), group);
+                op.prepack_for_input(&wt, pack_shape);
+                for par in [&Serial as &dyn Parallelism, &FakePar] {
+                    let got = run_with(par, &op, &[Some(&xt), Some(&wt), bias.then_some(&bt)]).unwrap();
+                    assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-4);
+                }
+            }
+        }
     }
 
     #[test]
@@ -449,6 +489,16 @@ mod tests {
         // only), in one or two row blocks, one or several column tasks (the
         // 20×20 grid is 440 columns), with dilation and uneven pads.
         check(&[1, 8, 9, 11], &[12, 8, 3, 3], 1, pads(1), true, 5, true);
+        // Output channels as vector lanes (x86-64 with AVX-512): 3×3 with a
+        // partial channel block, batch 2; 1×1 over a flat map; stride 2.
+        check(&[2, 16, 9, 9], &[56, 16, 3, 3], 1, pads(1), true, 30, true);
+        check(&[1, 160, 7, 7], &[64, 160, 1, 1], 1, Window::default(), true, 31, true);
+        let s2 = Window {
+            strides: vec![2, 2],
+            pads: vec![1; 4],
+            ..Default::default()
+        };
+        check(&[1, 24, 13, 14], &[32, 24, 3, 3], 1, s2, false, 32, true);
         check(&[2, 40, 20, 20], &[90, 40, 3, 3], 1, pads(1), true, 6, true);
         check(&[1, 33, 12, 12], &[40, 33, 5, 5], 1, Window::default(), false, 7, true);
         check(

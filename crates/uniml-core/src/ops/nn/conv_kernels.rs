@@ -3,7 +3,7 @@
 use uniml_data::{bail, Result};
 
 use super::conv_implicit::{applies as implicit_applies, conv_implicit};
-use super::conv_ocvec::{conv_ocvec, OcPack, OB};
+use super::conv_ocvec::{conv_ocvec, OcPack};
 use super::depthwise::{depthwise_channels, Geo2};
 use super::gemm_glue::{col_tile, par_gemm_cols, par_gemm_fill_b, split_rows, ARef, Epi, Mat, PackedA};
 use super::padding::Geometry;
@@ -25,14 +25,16 @@ pub struct ConvShape {
 pub struct ConvPack {
     groups: Vec<PackedA>,
     k: usize,
-    /// The weights for the output-channel-vector kernel (ungrouped 2-D
-    /// convs, where this CPU has it).
+    /// The weights for the output-channel-vector kernel, instead of
+    /// `groups` (ungrouped 2-D convs where [`prefers_ocvec`]).
     ocvec: Option<OcPack>,
 }
 
 impl ConvPack {
-    /// `spatial2d`: the weights are `[m, c, kh, kw]`.
-    pub fn new(w: &[f32], m: usize, k: usize, group: usize, spatial2d: bool) -> Option<ConvPack> {
+    /// With `ocvec` (2-D weights `[m, c, kh, kw]`, see [`prefers_ocvec`])
+    /// the weights are packed for the output-channel-vector kernel instead
+    /// of the GEMM, where this CPU has that kernel.
+    pub fn new(w: &[f32], m: usize, k: usize, group: usize, ocvec: bool) -> Option<ConvPack> {
         if group == 0 || m % group != 0 || w.len() != m * k {
             return None;
         }
@@ -40,13 +42,14 @@ impl ConvPack {
         if mg == 1 && group > 1 {
             return None; // depthwise-like: the direct kernel reads the raw weights
         }
+        if ocvec && group == 1 && super::conv_ocvec::available(1) {
+            let ocvec = OcPack::new(w, m, k)?;
+            return Some(ConvPack { groups: Vec::new(), k, ocvec: Some(ocvec) });
+        }
         let groups = (0..group)
             .map(|g| PackedA::pack(Mat::new(&w[g * mg * k..(g + 1) * mg * k], mg, k)))
             .collect();
-        let ocvec = (spatial2d && group == 1 && m >= OB && super::conv_ocvec::available(1))
-            .then(|| OcPack::new(w, m, k))
-            .flatten();
-        Some(ConvPack { groups, k, ocvec })
+        Some(ConvPack { groups, k, ocvec: None })
     }
 }
 
@@ -102,6 +105,16 @@ fn valid_range(o0: usize, len: usize, s: usize, off: i64, size: usize) -> (usize
     (lo, hi)
 }
 
+/// Whether [`conv_f32`] runs this conv with the output-channel-vector
+/// kernel ([`super::conv_ocvec`]), given its weights packed for it: 2-D
+/// ungrouped convs, batch items one at a time (small maps too: there the
+/// kernel's tiles need no batching to fill their lanes).
+pub fn prefers_ocvec(s: &ConvShape) -> bool {
+    s.group == 1
+        && s.geo.input.len() == 2
+        && Geo2::from(&s.geo).is_some_and(|g| super::conv_ocvec::prefers(&g, s.c, s.m))
+}
+
 /// Runs the convolution; `out` is `[n, m, out_spatial...]`: with
 /// `accumulate`, `out = act(conv + bias + out)` (a residual already in
 /// `out`), else `out = act(conv + bias)` over any previous contents.
@@ -134,8 +147,10 @@ pub fn conv_f32(
     if osz == 0 || s.n == 0 || s.m == 0 {
         return Ok(());
     }
-    // The direct kernels below write their results; accumulating products
-    // take the GEMM paths, whose epilogue adds what `out` holds.
+    // The direct kernels below write their results (the output-channel-
+    // vector one also adds a residual); other accumulating products take
+    // the GEMM paths, whose epilogue adds what `out` holds.
+    let ocpack = pack.and_then(|p| p.ocvec.as_ref()).filter(|p| p.rows() == s.m && p.cols() == kdim);
     let pack = pack.filter(|p| p.groups.len() == s.group && p.k == kdim);
     let g2 = Geo2::from(g);
     if cg == 1 && mg == 1 && !accumulate {
@@ -154,14 +169,8 @@ pub fn conv_f32(
             return Ok(());
         }
     }
-    if s.n > 1 && s.group == 1 && osz < FEW_PIXELS && !accumulate {
-        if let Some(g2) = g2 {
-            conv_batched(par, s, &g2, x, w, pack, bias, act, out);
-            return Ok(());
-        }
-    }
-    if let (Some(oc), Some(g2)) = (pack.and_then(|p| p.ocvec.as_ref()), g2) {
-        if s.group == 1 && super::conv_ocvec::prefers(&g2, s.c, s.m) {
+    if let (Some(oc), Some(g2)) = (ocpack, g2) {
+        if prefers_ocvec(s) {
             let mut done = true;
             for b in 0..s.n {
                 done = done
@@ -180,6 +189,12 @@ pub fn conv_f32(
             if done {
                 return Ok(());
             }
+        }
+    }
+    if s.n > 1 && s.group == 1 && osz < FEW_PIXELS && !accumulate {
+        if let Some(g2) = g2 {
+            conv_batched(par, s, &g2, x, w, pack, bias, act, out);
+            return Ok(());
         }
     }
     if let (Some(p), Some(g2), false) = (pack, g2, accumulate) {

@@ -57,6 +57,16 @@ impl OcPack {
         }
         Some(OcPack { data, m, k })
     }
+
+    /// Output channels.
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+
+    /// The GEMM depth `c·kh·kw`.
+    pub fn cols(&self) -> usize {
+        self.k
+    }
 }
 
 /// Whether this CPU runs the kernel (AVX-512) for a width stride of `sw`.
