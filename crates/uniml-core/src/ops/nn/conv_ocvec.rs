@@ -1,17 +1,16 @@
-//! Direct convolution with output channels as the vector lanes, for small
-//! feature maps (AVX-512).
+//! Direct convolution with output channels as the vector lanes (AVX-512).
 //!
 //! im2col + GEMM puts output pixels on the GEMM's 32-wide column panels: a
 //! 7×7 map (49 pixels) fills two panels at 77%, a 14×14 one (196) seven at
 //! 88%, and a 3×3 conv also gathers im2col into those panels first. Here the
 //! roles are swapped: each accumulator holds 16 output channels of one output
-//! pixel, a tile is `P ≤ 12` pixels of one output row × 32 channels
-//! (24 accumulators), and every tap `(c, ky, kx)` is one load of 32 packed
+//! pixel, a tile is `P ≤ 12` pixels of one output row (or two rows of up
+//! to 7) × 32 channels (up to 28 accumulators), and every tap `(c, ky, kx)` is one load of 32 packed
 //! weights against `P` input values broadcast straight from the (padded)
 //! NCHW input. No im2col is built, any pixel count fills the lanes, and
 //! rows are split into even tiles. The tile is transposed to NCHW at the
-//! store (a gather from a stack copy), where the residual and a Relu/Clip
-//! are applied; other activations run as a pass over the stored rows.
+//! store (16×16 in registers), where the residual and a Relu/Clip are
+//! applied; other activations run as a pass over the stored rows.
 
 use std::cell::RefCell;
 
@@ -86,17 +85,16 @@ pub(crate) fn available(sw: usize) -> bool {
 /// ungrouped conv (measured on EfficientNet-Lite0's, MobileNetV2's and
 /// ResNet-50's layers, `ops::nn::bench`): not for an RGB stem (the
 /// few-channel direct kernel), not where the last channel block would be
-/// mostly padding (40 outputs fill 40 of 64 lanes), and for a GEMM depth
-/// under 128 only on large maps: there the tile's transposed store costs
-/// as much as its products, and the GEMM wins on 14×14 maps (64 → 384
-/// channels: 20% slower here) but not on 56×56 ones (64 → 256: 25% faster
-/// here).
+/// mostly padding (40 outputs fill 40 of 64 lanes), and not for a GEMM
+/// depth under 64, where the tile's transposed store costs more than the
+/// GEMM loses to its panels (16 → 96 channels at 112×112: 6% slower here,
+/// 80 → 480 at 14×14: 11% faster).
 pub(crate) fn prefers(g: &Geo2, c: usize, m: usize) -> bool {
     let k = c * g.kh * g.kw;
     let lanes = m.div_ceil(OB) * OB;
     c > super::conv_direct::MAX_CHANNELS
         && 4 * m >= 3 * lanes
-        && (k >= 128 || (k >= 64 && g.oh * g.ow >= 56 * 56))
+        && k >= 64
         && available(g.sw)
 }
 
@@ -373,45 +371,78 @@ mod avx512 {
             }
             wp = wp.add(OB);
         }
-        // Transpose through the stack: pixel-major rows of OB channels,
-        // gathered back one channel (R·P pixels) at a time; lanes
-        // `r·P..(r+1)·P` are row `r`'s pixels.
-        let mut t = [[[0f32; OB]; P]; R];
-        for r in 0..R {
-            for p in 0..P {
-                _mm512_storeu_ps(t[r][p].as_mut_ptr(), a0[r][p]);
-                _mm512_storeu_ps(t[r][p].as_mut_ptr().add(16), a1[r][p]);
-            }
-        }
-        let idx = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(OB as i32),
-        );
-        let all = ((1u32 << (P * R)) - 1) as __mmask16;
+        // Transposed in registers, 16 channels at a time: the tile's
+        // pixels (lane `r·P + p` is pixel `p` of row `r`) become the lanes
+        // of one vector per channel.
         let row_mask = |r: usize| (((1u32 << P) - 1) << (r * P)) as __mmask16;
         // Row `r`'s lanes start at lane `r·P`: its store address is offset back by that.
         let row_dst = |d: *mut f32, r: usize| d.wrapping_add(r * out_row).wrapping_sub(r * P);
         let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         let clamp = lo != f32::NEG_INFINITY || hi != f32::INFINITY;
-        let tp = t.as_ptr().cast::<f32>();
-        for j in 0..n {
-            let mut v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), all, idx, tp.add(j));
-            let d = dst.add(j * osz);
-            if accumulate {
-                let mut z = _mm512_setzero_ps();
-                for r in 0..R {
-                    z = _mm512_mask_loadu_ps(z, row_mask(r), row_dst(d, r));
-                }
-                v = _mm512_add_ps(v, z);
+        for (half, acc) in [&a0, &a1].into_iter().enumerate() {
+            let j0 = half * 16;
+            if j0 >= n {
+                break;
             }
-            if clamp {
-                // max/min return the second operand for NaN: NaN stays.
-                v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
-            }
+            let mut m = [_mm512_setzero_ps(); 16];
             for r in 0..R {
-                _mm512_mask_storeu_ps(row_dst(d, r), row_mask(r), v);
+                for p in 0..P {
+                    m[r * P + p] = acc[r][p];
+                }
+            }
+            let cols = transpose16(m);
+            for (j, &col) in cols.iter().enumerate().take(n - j0) {
+                let mut v = col;
+                let d = dst.add((j0 + j) * osz);
+                if accumulate {
+                    let mut z = _mm512_setzero_ps();
+                    for r in 0..R {
+                        z = _mm512_mask_loadu_ps(z, row_mask(r), row_dst(d, r));
+                    }
+                    v = _mm512_add_ps(v, z);
+                }
+                if clamp {
+                    // max/min return the second operand for NaN: NaN stays.
+                    v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+                }
+                for r in 0..R {
+                    _mm512_mask_storeu_ps(row_dst(d, r), row_mask(r), v);
+                }
             }
         }
+    }
+
+    /// The 16×16 transpose: lane `i` of output `j` is lane `j` of input `i`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        let mut t = [_mm512_setzero_ps(); 16];
+        // Pairs of rows interleaved within each 128-bit lane.
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // Groups of four rows: each 128-bit lane holds one column's 4 values.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..4 {
+            u[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
+        // 128-bit lanes gathered across the groups of four rows.
+        for i in 0..2 {
+            for k in 0..4 {
+                t[8 * i + k] = _mm512_shuffle_f32x4::<0x88>(u[8 * i + k], u[8 * i + 4 + k]);
+                t[8 * i + 4 + k] = _mm512_shuffle_f32x4::<0xDD>(u[8 * i + k], u[8 * i + 4 + k]);
+            }
+        }
+        let mut out = [_mm512_setzero_ps(); 16];
+        for k in 0..8 {
+            out[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[k + 8]);
+            out[k + 8] = _mm512_shuffle_f32x4::<0xDD>(t[k], t[k + 8]);
+        }
+        out
     }
 }
 
@@ -419,6 +450,30 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::ops::nn::test_util::{rand_vec, FakePar};
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn transpose16_transposes() {
+        if !available(1) {
+            return;
+        }
+        use std::arch::x86_64::*;
+        // SAFETY: AVX-512 checked above.
+        unsafe {
+            let mut rows = [_mm512_setzero_ps(); 16];
+            for (i, r) in rows.iter_mut().enumerate() {
+                let v: [f32; 16] = std::array::from_fn(|j| (i * 16 + j) as f32);
+                *r = _mm512_loadu_ps(v.as_ptr());
+            }
+            let out = avx512::transpose16(rows);
+            for (j, o) in out.iter().enumerate() {
+                let mut got = [0f32; 16];
+                _mm512_storeu_ps(got.as_mut_ptr(), *o);
+                let want: [f32; 16] = std::array::from_fn(|i| (i * 16 + j) as f32);
+                assert_eq!(got, want, "column {j}");
+            }
+        }
+    }
     use crate::parallel::Serial;
 
     #[allow(clippy::too_many_arguments)]
