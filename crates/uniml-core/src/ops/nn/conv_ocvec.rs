@@ -203,26 +203,29 @@ fn run(
             }
             let bias_blocks = &*bias_blocks;
             let out_ptr = SyncPtr(out.as_mut_ptr());
-            // Tasks: a channel block × a band of rows; bands only where the
-            // blocks alone would leave threads idle.
+            // Tasks: a channel block × a band of rows (of tiles when the map
+            // is one flat row); bands only where the blocks alone would leave
+            // threads idle.
             let threads = par.threads();
-            let bands = if threads <= 1 { 1 } else { (4 * threads).div_ceil(blocks).clamp(1, rows) };
-            let mut band_rows = rows.div_ceil(bands);
+            let units = if flat { tiles } else { rows };
+            let bands = if threads <= 1 { 1 } else { (4 * threads).div_ceil(blocks).clamp(1, units) };
+            let mut band_units = units.div_ceil(bands);
             if pair {
-                band_rows = band_rows.next_multiple_of(2);
+                band_units = band_units.next_multiple_of(2);
             }
-            let bands = rows.div_ceil(band_rows);
+            let bands = units.div_ceil(band_units);
             let task = |i: usize| {
                 let (b, band) = (i / bands, i % bands);
-                let (r0, r1) = (band * band_rows, ((band + 1) * band_rows).min(rows));
+                let (u0, u1) = (band * band_units, ((band + 1) * band_units).min(units));
+                let (r0, r1, t0, t1) = if flat { (0, 1, u0, u1) } else { (u0, u1, 0, tiles) };
                 let n = OB.min(m - b * OB);
                 let wb = &pack.data[b * pack.k * OB..(b + 1) * pack.k * OB];
                 let mut r = r0;
                 while r < r1 {
                     let nr = if pair && r + 1 < r1 { 2 } else { 1 };
-                    let mut col = 0;
-                    for ti in 0..tiles {
-                        // Even tiles: the first `cols % tiles` get one more.
+                    // Even tiles: the first `cols % tiles` get one more.
+                    let mut col = t0 * (cols / tiles) + t0.min(cols % tiles);
+                    for ti in t0..t1 {
                         let p = cols / tiles + usize::from(ti < cols % tiles);
                         let (src, dst_off) = if flat {
                             (col, col)
@@ -511,6 +514,7 @@ mod tests {
         // (c, m, h, w, k, stride, pad, dilation)
         for &(c, m, h, w, k, s, p, d) in &[
             (40usize, 64usize, 7usize, 7usize, 1usize, 1usize, 0i64, 1usize),
+            (16, 24, 6, 30, 1, 1, 0, 1),
             (16, 48, 9, 13, 3, 1, 1, 1),
             (16, 32, 14, 14, 3, 2, 1, 1),
             (24, 40, 7, 7, 3, 1, 1, 1),
