@@ -67,7 +67,6 @@ pub fn conv_implicit(
     out: &mut [f32],
 ) {
     let m = w.rows();
-    let (ph, pw) = (g.ph.max(0) as usize, g.pw.max(0) as usize);
     let wp = (g.ow - 1) + (g.kw - 1) * g.dw + 1;
     let hp = (g.oh - 1) + (g.kh - 1) * g.dh + 1;
     let plane = hp * wp;
@@ -76,20 +75,13 @@ pub fn conv_implicit(
     let slack = (g.kw - 1) * g.dw;
     OFFSETS.with(|offs| {
         let mut offs = offs.borrow_mut();
-        offs.clear();
-        for ci in 0..c {
-            for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    offs.push(ci * plane + ky * g.dh * wp + kx * g.dw);
-                }
-            }
-        }
+        tap_offsets(&mut offs, g, c, plane, wp);
         let offs = &offs[..];
         super::with_scratch(|xbuf| {
             super::with_scratch(|cbuf| {
                 let xp = super::scratch_slice(xbuf, c * plane + slack);
                 par_chunks_mut(par, &mut xp[..c * plane], plane, &|ci, dst| {
-                    pad_plane(&x[ci * g.h * g.w..(ci + 1) * g.h * g.w], g, ph, pw, wp, dst)
+                    pad_plane(g, &x[ci * g.h * g.w..(ci + 1) * g.h * g.w], wp, dst)
                 });
                 let xp = &*xp;
                 let cgrid = super::scratch_slice(cbuf, m * grid);
@@ -122,19 +114,37 @@ pub fn conv_implicit(
     })
 }
 
-/// The zero-padded `hp × wp` plane of one input channel.
-fn pad_plane(x: &[f32], g: &Geo2, ph: usize, pw: usize, wp: usize, dst: &mut [f32]) {
-    // Negative leading pads (cropping) never come here: see [`applies`].
+/// Rows `0..hp` (`hp = dst.len() / wp`), columns `0..wp` of one zero-padded
+/// input channel `x [h][w]`: input row `r − ph`, column `col − pw` (negative
+/// pads crop).
+pub(super) fn pad_plane(g: &Geo2, x: &[f32], wp: usize, dst: &mut [f32]) {
+    // Columns of the padded row that come from the input.
+    let c0 = g.pw.clamp(0, wp as i64) as usize;
+    let c1 = (g.pw + g.w as i64).clamp(c0 as i64, wp as i64) as usize;
+    let skip = (c0 as i64 - g.pw) as usize;
     for (r, row) in dst.chunks_exact_mut(wp).enumerate() {
-        let ih = r as i64 - ph as i64;
+        let ih = r as i64 - g.ph;
         if ih < 0 || ih >= g.h as i64 {
             row.fill(0.0);
             continue;
         }
-        let lead = pw.min(wp);
-        let n = g.w.min(wp - lead);
-        row[..lead].fill(0.0);
-        row[lead..lead + n].copy_from_slice(&x[ih as usize * g.w..ih as usize * g.w + n]);
-        row[lead + n..].fill(0.0);
+        let src = &x[ih as usize * g.w..];
+        row[..c0].fill(0.0);
+        row[c0..c1].copy_from_slice(&src[skip..skip + (c1 - c0)]);
+        row[c1..].fill(0.0);
+    }
+}
+
+/// Fills `offs` with the input offset of every tap `(c, ky, kx)` (in that
+/// order) from a pixel's first tap, in an input of `plane` values per
+/// channel and `row_stride` per row.
+pub(super) fn tap_offsets(offs: &mut Vec<usize>, g: &Geo2, c: usize, plane: usize, row_stride: usize) {
+    offs.clear();
+    for ci in 0..c {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                offs.push(ci * plane + ky * g.dh * row_stride + kx * g.dw);
+            }
+        }
     }
 }

@@ -5,15 +5,17 @@
 //! 88%, and a 3×3 conv also gathers im2col into those panels first. Here the
 //! roles are swapped: each accumulator holds 16 output channels of one output
 //! pixel, a tile is `P ≤ 12` pixels of one output row (or two rows of up
-//! to 7) × 32 channels (up to 28 accumulators), and every tap `(c, ky, kx)` is one load of 32 packed
-//! weights against `P` input values broadcast straight from the (padded)
-//! NCHW input. No im2col is built, any pixel count fills the lanes, and
+//! to 7) × 32 channels (up to 28 accumulators), and every tap `(c, ky, kx)`
+//! is one load of 32 packed weights against the tile's input values,
+//! broadcast straight from the (padded) NCHW input. No im2col is built, any pixel count fills the lanes, and
 //! rows are split into even tiles. The tile is transposed to NCHW at the
 //! store (16×16 in registers), where the residual and a Relu/Clip are
 //! applied; other activations run as a pass over the stored rows.
 
 use std::cell::RefCell;
 
+#[cfg(target_arch = "x86_64")]
+use super::conv_implicit::{pad_plane, tap_offsets};
 use super::depthwise::Geo2;
 use super::FusedActivation;
 use crate::parallel::Parallelism;
@@ -180,19 +182,14 @@ fn run(
             (x, g.h * g.w, g.w)
         } else {
             let xp = super::scratch_slice(pbuf, c * hp * wp);
-            pad_input(g, c, x, hp, wp, xp);
+            for (ci, plane) in xp.chunks_exact_mut(hp * wp).enumerate() {
+                pad_plane(g, &x[ci * g.h * g.w..(ci + 1) * g.h * g.w], wp, plane);
+            }
             (&*xp, hp * wp, wp)
         };
         OFFSETS.with(|offs| {
             let mut offs = offs.borrow_mut();
-            offs.clear();
-            for ci in 0..c {
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        offs.push(ci * plane + ky * g.dh * row_stride + kx * g.dw);
-                    }
-                }
-            }
+            tap_offsets(&mut offs, g, c, plane, row_stride);
             let offs = &offs[..];
             super::with_scratch(|bbuf| {
             // Biases zero-padded to whole blocks.
@@ -274,30 +271,6 @@ fn run(
             });
         });
     });
-}
-
-/// Copies rows `0..hp`, columns `0..wp` of the zero-padded input (input row
-/// `r − ph`, column `col − pw`) into `xp [c][hp][wp]`.
-#[cfg(target_arch = "x86_64")]
-fn pad_input(g: &Geo2, c: usize, x: &[f32], hp: usize, wp: usize, xp: &mut [f32]) {
-    // Columns of the padded row that come from the input.
-    let c0 = g.pw.clamp(0, wp as i64) as usize;
-    let c1 = (g.pw + g.w as i64).clamp(c0 as i64, wp as i64) as usize;
-    let skip = (c0 as i64 - g.pw) as usize;
-    for ci in 0..c {
-        for r in 0..hp {
-            let dst = &mut xp[(ci * hp + r) * wp..(ci * hp + r + 1) * wp];
-            let ih = r as i64 - g.ph;
-            if ih < 0 || ih >= g.h as i64 {
-                dst.fill(0.0);
-                continue;
-            }
-            let src = &x[(ci * g.h + ih as usize) * g.w..];
-            dst[..c0].fill(0.0);
-            dst[c0..c1].copy_from_slice(&src[skip..skip + (c1 - c0)]);
-            dst[c1..].fill(0.0);
-        }
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
