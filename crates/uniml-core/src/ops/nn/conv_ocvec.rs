@@ -191,14 +191,6 @@ fn run(
             let mut offs = offs.borrow_mut();
             tap_offsets(&mut offs, g, c, plane, row_stride);
             let offs = &offs[..];
-            super::with_scratch(|bbuf| {
-            // Biases zero-padded to whole blocks.
-            let bias_blocks = super::scratch_slice(bbuf, blocks * OB);
-            bias_blocks.fill(0.0);
-            if let Some(b) = bias {
-                bias_blocks[..m].copy_from_slice(b);
-            }
-            let bias_blocks = &*bias_blocks;
             let out_ptr = SyncPtr(out.as_mut_ptr());
             // Tasks: a channel block × a band of rows (of tiles when the map
             // is one flat row); bands only where the blocks alone would leave
@@ -217,6 +209,8 @@ fn run(
                 let (r0, r1, t0, t1) = if flat { (0, 1, u0, u1) } else { (u0, u1, 0, tiles) };
                 let n = OB.min(m - b * OB);
                 let wb = &pack.data[b * pack.k * OB..(b + 1) * pack.k * OB];
+                // The block's biases, zero past the last channel.
+                let bb: [f32; OB] = std::array::from_fn(|j| bias.and_then(|v| v.get(b * OB + j).copied()).unwrap_or(0.0));
                 let mut r = r0;
                 while r < r1 {
                     let nr = if pair && r + 1 < r1 { 2 } else { 1 };
@@ -242,7 +236,7 @@ fn run(
                                 xs.as_ptr().add(src),
                                 offs,
                                 wb.as_ptr(),
-                                bias_blocks[b * OB..].as_ptr(),
+                                bb.as_ptr(),
                                 (lo, hi),
                                 n,
                                 accumulate,
@@ -268,7 +262,6 @@ fn run(
             } else {
                 par.for_each(blocks * bands, &task);
             }
-            });
         });
     });
 }
